@@ -1,0 +1,72 @@
+"""The FastAPI application: thin command endpoints, read queries, operations.
+
+With an embedded ClickHouse (`chdb:` DSN) the API process also hosts the ClickHouse projector,
+because a chDB directory can be opened by one process only (DESIGN §4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+
+from spaktok.api.batching import EdgeBatcher
+from spaktok.api.bus import CommandBus, OutcomeListener
+from spaktok.api.deps import Services
+from spaktok.api.problems import install_problem_handlers
+from spaktok.api.routes import chat, ops, streams, viewers
+from spaktok.infra import topics
+from spaktok.infra.kafka import EventProducer
+from spaktok.projections import clickhouse, postgres
+from spaktok.projections.runner import ProjectionRunner
+from spaktok.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, *, host_clickhouse_projector: bool | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    hosting = settings.is_embedded_clickhouse if host_clickhouse_projector is None else host_clickhouse_projector
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(topics.ensure_topics, settings)
+        engine = postgres.make_engine(settings.postgres_dsn)
+        await run_in_threadpool(postgres.apply_schema, engine)
+        producer = EventProducer(settings)
+        listener = OutcomeListener(settings)
+        await run_in_threadpool(listener.start, asyncio.get_running_loop())
+        ch = await run_in_threadpool(clickhouse.ClickHouse, settings.clickhouse_dsn)
+        await run_in_threadpool(clickhouse.apply_schema, ch)
+        ch_runner = None
+        if hosting:
+            ch_runner = ProjectionRunner(settings, clickhouse.ClickHouseEventsProjector(ch), producer)
+            ch_runner.start()
+        bus = CommandBus(settings, producer, listener)
+        batcher = EdgeBatcher(bus, window_ms=settings.edge_batch_window_ms, max_items=settings.edge_batch_max)
+        app.state.services = Services(settings, bus, batcher, engine, ch)
+        app.state.clickhouse_runner = ch_runner
+        try:
+            yield
+        finally:
+            if ch_runner is not None:
+                await run_in_threadpool(ch_runner.stop)
+            await run_in_threadpool(listener.stop)
+            await run_in_threadpool(producer.close)
+            await run_in_threadpool(ch.close)
+            engine.dispose()
+
+    app = FastAPI(
+        title="Spaktok Live API",
+        version="1",
+        lifespan=lifespan,
+        description="Commands go to Kafka; reads come from Postgres and ClickHouse read models.",
+    )
+    install_problem_handlers(app)
+    for router in (ops.router, streams.router, viewers.router, chat.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,84 @@
+"""Edge batching: many viewers' heartbeats and likes of one stream travel as one command.
+
+Faust's cost is per Kafka message (DESIGN §4), so the API folds taps into `RecordLikes` /
+`RecordHeartbeats` per stream every few milliseconds; each HTTP caller still gets its own answer,
+taken from the batch's outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from spaktok.api.bus import CommandBus
+from spaktok.commands.base import Command
+from spaktok.commands.outcome import Outcome
+from spaktok.commands.streams import RecordHeartbeats, RecordLikes
+
+EDGE_ACTOR = "edge"
+
+
+@dataclass
+class _Pending:
+    items: list[Any] = field(default_factory=list)
+    waiters: list[asyncio.Future[Outcome | None]] = field(default_factory=list)
+    flusher: asyncio.TimerHandle | None = None
+
+
+class EdgeBatcher:
+    def __init__(self, bus: CommandBus, *, window_ms: int, max_items: int) -> None:
+        self.bus = bus
+        self.window = window_ms / 1000
+        self.max_items = max_items
+        self._pending: dict[tuple[str, str], _Pending] = {}
+        self.batches_sent = 0
+
+    async def like(self, stream_id: str, action_id: str, user_id: str, count: int) -> Outcome | None:
+        return await self._add("likes", stream_id, (action_id, user_id, count))
+
+    async def heartbeat(self, stream_id: str, user_id: str, at_ms: int) -> Outcome | None:
+        return await self._add("beats", stream_id, (user_id, at_ms))
+
+    async def _add(self, kind: str, stream_id: str, item: Any) -> Outcome | None:
+        loop = asyncio.get_running_loop()
+        key = (kind, stream_id)
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = self._pending[key] = _Pending()
+            pending.flusher = loop.call_later(self.window, self._flush, key)
+        future: asyncio.Future[Outcome | None] = loop.create_future()
+        pending.items.append(item)
+        pending.waiters.append(future)
+        if len(pending.items) >= self.max_items:
+            self._flush(key)
+        return await future
+
+    def _flush(self, key: tuple[str, str]) -> None:
+        pending = self._pending.pop(key, None)
+        if pending is None:
+            return
+        if pending.flusher is not None:
+            pending.flusher.cancel()
+        kind, stream_id = key
+        make: Callable[..., Command] = RecordLikes if kind == "likes" else RecordHeartbeats
+        command = make(
+            command_id=str(uuid.uuid4()),
+            issued_at=datetime.now(UTC),
+            actor_id=EDGE_ACTOR,
+            stream_id=stream_id,
+            **{kind: pending.items},
+        )
+        self.batches_sent += 1
+        task = asyncio.ensure_future(self.bus.execute(command))
+        task.add_done_callback(lambda t: _resolve(pending.waiters, t))
+
+
+def _resolve(waiters: list[asyncio.Future[Outcome | None]], task: asyncio.Future[Outcome | None]) -> None:
+    result = None if task.cancelled() or task.exception() is not None else task.result()
+    for future in waiters:
+        if not future.done():
+            future.set_result(result)

@@ -1,0 +1,75 @@
+"""FastAPI dependencies as `Annotated` aliases: the services, the current user, command ids."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, Header, Path, Query, Request
+from sqlalchemy import Engine
+
+from spaktok.api.auth import InvalidToken, Principal, decode_token
+from spaktok.api.batching import EdgeBatcher
+from spaktok.api.bus import CommandBus
+from spaktok.api.problems import Problem
+from spaktok.events.envelope import derive_id
+from spaktok.projections.clickhouse import ClickHouse
+from spaktok.settings import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    bus: CommandBus
+    batcher: EdgeBatcher
+    engine: Engine
+    clickhouse: ClickHouse | None
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+def current_user(
+    services: Annotated[Services, Depends(get_services)],
+    authorization: Annotated[str | None, Header()] = None,
+    access_token: Annotated[str | None, Query(include_in_schema=False)] = None,
+) -> Principal:
+    token = access_token
+    if authorization is not None:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not value:
+            raise Problem(401, "unauthorized", "use `Authorization: Bearer <token>`")
+        token = value.strip()
+    if not token:
+        raise Problem(401, "unauthorized", "a bearer token is required (run `spaktok token USER_ID` in dev)")
+    try:
+        return decode_token(services.settings, token)
+    except InvalidToken as exc:
+        raise Problem(401, "invalid-token", f"the token was refused: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class CommandMeta:
+    """Identity of one client intent: the id is derived from `Idempotency-Key` when one is given."""
+
+    command_id: str
+    issued_at: datetime
+
+    @staticmethod
+    def for_request(user: Principal, scope: str, idempotency_key: str | None) -> CommandMeta:
+        if idempotency_key is not None:
+            if not 1 <= len(idempotency_key) <= 200:
+                raise Problem(400, "invalid-idempotency-key", "Idempotency-Key must be 1-200 characters")
+            command_id = derive_id("idem", user.user_id, scope, idempotency_key)
+        else:
+            command_id = str(uuid.uuid4())
+        return CommandMeta(command_id, datetime.now(UTC))
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+CurrentUser = Annotated[Principal, Depends(current_user)]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+StreamPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]

@@ -1,0 +1,81 @@
+"""RFC 9457 problem+json errors with stable type slugs; bad input is a 4xx, never a 500."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+# decider rejection slug -> HTTP status
+STATUS_BY_REASON = {
+    "stream-not-found": 404,
+    "stream-not-live": 409,
+    "stream-exists": 409,
+    "stream-already-active": 409,
+    "not-stream-owner": 403,
+    "not-watching": 409,
+    "comments-disabled": 403,
+    "invalid-comment": 422,
+    "rate-limited": 429,
+    "unsupported-command": 400,
+}
+
+
+class Problem(Exception):
+    def __init__(self, status: int, type_: str, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.type = type_
+        self.detail = detail
+        self.extra = extra
+
+    @classmethod
+    def from_rejection(cls, reason: str | None, detail: str | None) -> Problem:
+        slug = reason or "rejected"
+        return cls(STATUS_BY_REASON.get(slug, 409), slug, detail or slug)
+
+
+def problem_response(status: int, type_: str, detail: str, **extra: Any) -> JSONResponse:
+    title = type_.replace("-", " ").capitalize()
+    body = {"type": f"https://spaktok.dev/problems/{type_}", "title": title, "status": status, "detail": detail}
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return problem_response(exc.status, exc.type, exc.detail, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        malformed = any(e["type"] == "json_invalid" for e in errors)
+        if malformed:
+            return problem_response(400, "malformed-json", "the request body is not valid JSON", errors=errors)
+        return problem_response(422, "validation-error", "the request does not match the contract", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        slug = {401: "unauthorized", 403: "forbidden", 404: "not-found", 405: "method-not-allowed"}.get(
+            exc.status_code, "http-error"
+        )
+        headers = getattr(exc, "headers", None)
+        response = problem_response(exc.status_code, slug, str(exc.detail))
+        if headers:
+            response.headers.update(headers)
+        return response
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(500, "internal-error", "something failed on our side; it has been logged")

@@ -1,0 +1,85 @@
+"""Operations: liveness, readiness, pending command status, and a stream's raw event log."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from spaktok.api.deps import CurrentUser, ServicesDep, StreamPath
+from spaktok.api.problems import Problem
+from spaktok.projections import streams_views
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(services: ServicesDep) -> JSONResponse:
+    checks: dict[str, str] = {}
+
+    def postgres() -> None:
+        with services.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def clickhouse() -> None:
+        if services.clickhouse is not None:
+            services.clickhouse.query("SELECT 1 AS ok")
+
+    def broker() -> None:
+        if not services.bus.listener.ready:
+            raise RuntimeError("outcome listener not following the broker")
+
+    for name, check in (("broker", broker), ("postgres", postgres), ("clickhouse", clickhouse)):
+        try:
+            await run_in_threadpool(check)
+            checks[name] = "ok"
+        except Exception as exc:  # noqa: BLE001 - readiness reports, it does not raise
+            checks[name] = f"unavailable: {exc}"
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse({"status": "ready" if ready else "not-ready", "checks": checks}, 200 if ready else 503)
+
+
+@router.get("/v1/commands/{command_id}")
+async def command_status(command_id: str, services: ServicesDep, user: CurrentUser) -> dict[str, Any]:
+    outcome = services.bus.status(command_id)
+    if outcome is None:
+        return {"commandId": command_id, "status": "pending"}
+    body: dict[str, Any] = {"commandId": command_id, "status": outcome.status, "stats": outcome.stats}
+    if outcome.status == "rejected":
+        body.update(reason=outcome.reason, detail=outcome.detail)
+    return body
+
+
+@router.get("/v1/streams/{stream_id}/log")
+async def stream_event_log(
+    stream_id: StreamPath,
+    user: CurrentUser,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> dict[str, Any]:
+    """The stream's events as stored in ClickHouse (owner or admin): what the log says happened."""
+    if services.clickhouse is None:
+        raise Problem(503, "analytics-unavailable", "ClickHouse is not configured for this API process")
+    doc = await run_in_threadpool(streams_views.get_stream, services.engine, stream_id)
+    if doc is None:
+        raise Problem(404, "stream-not-found", f"no stream {stream_id!r}")
+    if doc["userId"] != user.user_id and not user.is_admin:
+        raise Problem(403, "forbidden", "only the broadcaster or an admin can read a stream's event log")
+    rows = await run_in_threadpool(
+        services.clickhouse.query,
+        "SELECT event_id, type, sequence, occurred_at, actor_id, user_id, payload FROM events FINAL "
+        "WHERE aggregate_type = 'stream' AND aggregate_id = {s:String} AND sequence > 0 "
+        "ORDER BY sequence LIMIT {n:UInt32}",
+        {"s": stream_id, "n": limit},
+    )
+    for row in rows:
+        row["occurred_at"] = row["occurred_at"].isoformat()
+    return {"streamId": stream_id, "events": rows}

@@ -1,0 +1,134 @@
+"""Stream lifecycle: start, read, discover, end (API.md "Streams")."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from spaktok.api.deps import CommandMeta, CurrentUser, IdempotencyKey, ServicesDep, StreamPath
+from spaktok.api.problems import Problem
+from spaktok.api.responses import answer, event_payload
+from spaktok.api.schemas import StartStreamBody
+from spaktok.commands.broadcasters import StartStream
+from spaktok.commands.streams import EndStream
+from spaktok.events.envelope import derive_id
+from spaktok.projections import streams_views
+from spaktok.settings import Settings
+
+router = APIRouter(prefix="/v1/streams", tags=["streams"])
+
+def stream_key(settings: Settings, stream_id: str) -> str:
+    """The secret publish key: derived with an HMAC, so it is never written to the event log."""
+    digest = hmac.new(settings.stream_key_secret.encode(), f"stream-key:{stream_id}".encode(), hashlib.sha256)
+    return "sk_" + digest.hexdigest()[:40]
+
+
+@router.post("", status_code=201)
+async def start_stream(
+    body: StartStreamBody, user: CurrentUser, services: ServicesDep, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
+    settings = services.settings
+    meta = CommandMeta.for_request(user, "start-stream", idempotency_key)
+    stream_id = "st_" + derive_id(meta.command_id, "stream").replace("-", "")[:24]
+    command = StartStream(
+        command_id=meta.command_id,
+        issued_at=meta.issued_at,
+        actor_id=user.user_id,
+        user_id=user.user_id,
+        stream_id=stream_id,
+        username=user.name,
+        user_profile_image=user.picture,
+        is_premium=user.premium,
+        ingest_url=settings.rtmp_ingest_url,
+        playback_url=f"{settings.hls_base_url.rstrip('/')}/{stream_id}.m3u8",
+        **body.model_dump(exclude={"location"}),
+        location=body.location.model_dump() if body.location else None,
+    )
+    outcome = await services.bus.execute(command)
+
+    def build(_: Any) -> dict[str, Any]:
+        return {
+            "streamId": stream_id,
+            "streamKey": stream_key(settings, stream_id),
+            "ingestUrl": settings.rtmp_ingest_url,
+            "playbackUrl": command.playback_url,
+            "status": "live",
+        }
+
+    return answer(outcome, meta.command_id, build, status=201)
+
+
+@router.get("")
+async def discover_streams(
+    services: ServicesDep,
+    user: CurrentUser,
+    status: Annotated[str | None, Query(pattern="^(scheduled|live|ended|cancelled)$")] = "live",
+    category: Annotated[str | None, Query(max_length=64)] = None,
+    tag: Annotated[str | None, Query(max_length=64)] = None,
+    language: Annotated[str | None, Query(max_length=16)] = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> dict[str, Any]:
+    try:
+        streams, next_cursor = await run_in_threadpool(
+            streams_views.list_streams,
+            services.engine,
+            status=status,
+            category=category,
+            tag=tag,
+            language=language,
+            cursor=cursor,
+            limit=limit,
+        )
+    except (ValueError, TypeError) as exc:
+        raise Problem(400, "invalid-cursor", "the cursor is not one this API returned") from exc
+    return {"streams": [_public(s) for s in streams], "nextCursor": next_cursor}
+
+
+@router.get("/{stream_id}")
+async def get_stream(stream_id: StreamPath, services: ServicesDep, user: CurrentUser) -> dict[str, Any]:
+    doc = await run_in_threadpool(streams_views.get_stream, services.engine, stream_id)
+    if doc is None:
+        raise Problem(404, "stream-not-found", f"no stream {stream_id!r}")
+    if doc["userId"] == user.user_id:
+        doc["streamKey"] = stream_key(services.settings, stream_id)
+        return doc
+    return _public(doc)
+
+
+@router.post("/{stream_id}/end")
+async def end_stream(
+    stream_id: StreamPath, user: CurrentUser, services: ServicesDep, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
+    meta = CommandMeta.for_request(user, f"end:{stream_id}", idempotency_key)
+    command = EndStream(
+        command_id=meta.command_id, issued_at=meta.issued_at, actor_id=user.user_id, stream_id=stream_id
+    )
+    outcome = await services.bus.execute(command)
+
+    def build(outcome: Any) -> dict[str, Any]:
+        ended = event_payload(outcome, "streams.StreamEnded") or {}
+        return {
+            "streamId": stream_id,
+            "status": "ended",
+            "endedAt": ended.get("ended_at"),
+            "duration": ended.get("duration"),
+            "peakViewerCount": ended.get("peak_viewer_count"),
+            "totalViews": ended.get("total_views"),
+            "likes": ended.get("likes"),
+            "comments": ended.get("comments"),
+            "gifts": ended.get("gifts"),
+            "giftRevenue": ended.get("gift_revenue"),
+        }
+
+    return answer(outcome, meta.command_id, build)
+
+
+def _public(doc: dict[str, Any]) -> dict[str, Any]:
+    doc.pop("streamKey", None)
+    return doc

@@ -1,0 +1,90 @@
+"""Audience: join, leave, heartbeat, list active viewers (API.md "Viewers")."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from spaktok.api.deps import CommandMeta, CurrentUser, IdempotencyKey, ServicesDep, StreamPath
+from spaktok.api.problems import Problem
+from spaktok.api.responses import answer, event_payload
+from spaktok.commands.outcome import Outcome
+from spaktok.commands.streams import JoinStream, LeaveStream
+from spaktok.projections import streams_views
+
+router = APIRouter(prefix="/v1/streams/{stream_id}", tags=["viewers"])
+
+
+@router.post("/viewers")
+async def join_stream(
+    stream_id: StreamPath, user: CurrentUser, services: ServicesDep, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
+    meta = CommandMeta.for_request(user, f"join:{stream_id}", idempotency_key)
+    command = JoinStream(
+        command_id=meta.command_id,
+        issued_at=meta.issued_at,
+        actor_id=user.user_id,
+        stream_id=stream_id,
+        username=user.name,
+        user_profile_image=user.picture,
+    )
+    outcome = await services.bus.execute(command)
+
+    def build(outcome: Outcome) -> dict[str, Any]:
+        return {
+            "streamId": stream_id,
+            "playbackUrl": outcome.stats.get("playbackUrl"),
+            "viewerCount": outcome.stats.get("viewerCount"),
+            "alreadyWatching": outcome.status == "noop",
+        }
+
+    return answer(outcome, meta.command_id, build)
+
+
+@router.delete("/viewers/me")
+async def leave_stream(
+    stream_id: StreamPath, user: CurrentUser, services: ServicesDep, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
+    meta = CommandMeta.for_request(user, f"leave:{stream_id}", idempotency_key)
+    command = LeaveStream(
+        command_id=meta.command_id, issued_at=meta.issued_at, actor_id=user.user_id, stream_id=stream_id
+    )
+    outcome = await services.bus.execute(command)
+
+    def build(outcome: Outcome) -> dict[str, Any]:
+        left = event_payload(outcome, "streams.ViewerLeft") or {}
+        return {"streamId": stream_id, "watchTime": left.get("watch_time"), "viewerCount": left.get("viewer_count")}
+
+    return answer(outcome, meta.command_id, build)
+
+
+@router.post("/heartbeat")
+async def heartbeat(stream_id: StreamPath, user: CurrentUser, services: ServicesDep) -> JSONResponse:
+    at_ms = int(datetime.now(UTC).timestamp() * 1000)
+    outcome = await services.batcher.heartbeat(stream_id, user.user_id, at_ms)
+    if outcome is not None and outcome.status == "accepted":
+        beats = event_payload(outcome, "streams.HeartbeatsRecorded") or {}
+        if user.user_id not in beats.get("beats", {}):
+            raise Problem(409, "not-watching", "join the stream before sending heartbeats")
+    return answer(outcome, f"heartbeat:{stream_id}", lambda o: {"streamId": stream_id, **o.stats})
+
+
+@router.get("/viewers")
+async def list_viewers(
+    stream_id: StreamPath,
+    user: CurrentUser,
+    services: ServicesDep,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, Any]:
+    try:
+        viewers, next_cursor = await run_in_threadpool(
+            streams_views.list_viewers, services.engine, stream_id, cursor=cursor, limit=limit
+        )
+    except (ValueError, TypeError, IndexError) as exc:
+        raise Problem(400, "invalid-cursor", "the cursor is not one this API returned") from exc
+    return {"viewers": viewers, "nextCursor": next_cursor}

@@ -1,0 +1,41 @@
+"""Request bodies of the HTTP contract (camelCase on the wire, API.md)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class LocationBody(Body):
+    latitude: float | None = Field(None, ge=-90, le=90)
+    longitude: float | None = Field(None, ge=-180, le=180)
+    name: str | None = Field(None, max_length=200)
+
+
+class StartStreamBody(Body):
+    title: str = Field(min_length=1, max_length=200)
+    category: str = Field(min_length=1, max_length=64)
+    tags: list[str] = Field(default_factory=list, max_length=20)
+    language: str = Field("en", min_length=2, max_length=16)
+    privacy: Literal["public", "followers", "private"] = "public"
+    is_recorded: bool = False
+    allow_comments: bool = True
+    allow_gifts: bool = True
+    is_age_restricted: bool = False
+    quality: Literal["auto", "720p", "1080p"] = "auto"
+    location: LocationBody | None = None
+    schedule_id: str | None = Field(None, max_length=64)
+
+
+class CommentBody(Body):
+    text: str = Field(max_length=2000)
+
+
+class LikeBody(Body):
+    count: int = Field(1, ge=1, le=1000)

@@ -1,0 +1,133 @@
+"""The `spaktok` command: run the dev stack, mint tokens, run each process alone."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from spaktok.settings import get_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Spaktok Live: event-sourced live streaming.")
+console = Console(stderr=True)
+out = Console()
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def dev(
+    port: Annotated[int, typer.Option(help="API port")] = 8000,
+    data_dir: Annotated[Path, typer.Option(help="where Postgres, chDB and logs live")] = Path(".spaktok"),
+    partitions: Annotated[int, typer.Option(help="partitions per topic")] = 4,
+) -> None:
+    """Start broker, Postgres, ClickHouse (chDB), worker, projector and API; Ctrl-C stops them all."""
+    from spaktok.api.auth import mint_token
+    from spaktok.infra.devstack import DevStack
+
+    stack = DevStack(data_dir=data_dir, api_port=port, partitions=partitions)
+    stopping = threading.Event()
+
+    def _stop(*_: object) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        with console.status("starting the embedded stack (broker, Postgres, chDB, worker, projector, API)…"):
+            stack.start()
+    except Exception as exc:  # noqa: BLE001 - say what failed and where to look
+        stack.stop()
+        console.print(f"[red]the dev stack did not start:[/red] {exc}")
+        console.print(f"logs: {stack.log_dir}")
+        raise typer.Exit(1) from exc
+    token = mint_token(get_settings(), "dev-user", name="Dev User")
+    out.print(f"API: {stack.api_url}", highlight=False, soft_wrap=True)
+    out.print(f"Token: {token}", highlight=False, soft_wrap=True)
+    out.print(f"Broker: {stack.broker}  Postgres: {stack.postgres_dsn}  Logs: {stack.log_dir}", highlight=False,
+              soft_wrap=True)
+    console.print(
+        "[yellow]The dev broker keeps its log in memory: read models were reset at start and are "
+        "consistent with this run only.[/yellow] Ctrl-C to stop."
+    )
+    sys.stdout.flush()
+    while not stopping.wait(0.5):
+        for name, proc in list(stack.processes.items()):
+            if proc.poll() is not None:
+                console.print(f"[red]{name} exited with code {proc.returncode}[/red]; see {stack.log_dir}")
+                stopping.set()
+    with console.status("stopping…"):
+        stack.stop()
+    console.print("stopped.")
+
+
+@app.command()
+def token(
+    user_id: str,
+    name: Annotated[str | None, typer.Option()] = None,
+    picture: Annotated[str | None, typer.Option()] = None,
+    role: Annotated[list[str] | None, typer.Option(help="admin, moderation; repeatable")] = None,
+    premium: Annotated[bool, typer.Option("--premium")] = False,
+    birth_year: Annotated[int | None, typer.Option()] = None,
+    country: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Print a bearer token the API (with the same settings) accepts."""
+    from spaktok.api.auth import mint_token
+
+    out.print(
+        mint_token(
+            get_settings(), user_id, name=name, picture=picture, roles=role or [], premium=premium,
+            birth_year=birth_year, country=country,
+        ),
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@app.command()
+def api(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    log_level: Annotated[str, typer.Option()] = "warning",
+) -> None:
+    """Run the API alone (hosts the ClickHouse projector when the DSN is chdb:)."""
+    import uvicorn
+
+    from spaktok.api.app import create_app
+
+    _logging(log_level)
+    uvicorn.run(create_app(get_settings()), host=host, port=port, log_level=log_level, access_log=False)
+
+
+@app.command()
+def worker(log_level: Annotated[str, typer.Option()] = "warn") -> None:
+    """Run the Faust worker alone (deciders for every aggregate)."""
+    from spaktok.processors.app import run_worker
+
+    sys.argv = [sys.argv[0]]  # Faust's worker parses argv itself
+    run_worker(get_settings(), loglevel=log_level)
+
+
+@app.command()
+def project(log_level: Annotated[str, typer.Option()] = "warning") -> None:
+    """Run the Postgres projector (and the ClickHouse one when ClickHouse is a server)."""
+    from spaktok.projections.main import run_projectors
+
+    _logging(log_level)
+    run_projectors(get_settings())
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""Broadcaster commands: claim and release a user's single live-stream slot."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from spaktok.commands.base import Command, register_command
+from spaktok.events.streams import Privacy, Quality
+
+
+class BroadcasterCommand(Command):
+    aggregate_type: ClassVar[str] = "broadcaster"
+    user_id: str = Field(min_length=1, max_length=128)
+
+    @property
+    def aggregate_id(self) -> str:
+        return self.user_id
+
+
+@register_command
+class StartStream(BroadcasterCommand):
+    """Client intent to go live; routed to the broadcaster first (one active stream per user)."""
+
+    type: Literal["broadcasters.StartStream"] = "broadcasters.StartStream"
+    stream_id: str = Field(min_length=1, max_length=64)
+    username: str
+    user_profile_image: str | None = None
+    title: str = Field(min_length=1, max_length=200)
+    category: str = Field(min_length=1, max_length=64)
+    tags: list[str] = Field(default_factory=list, max_length=20)
+    language: str = Field(default="en", min_length=2, max_length=16)
+    privacy: Privacy = "public"
+    is_recorded: bool = False
+    allow_comments: bool = True
+    allow_gifts: bool = True
+    is_age_restricted: bool = False
+    is_premium: bool = False
+    quality: Quality = "auto"
+    location: dict[str, float | str | None] | None = None
+    schedule_id: str | None = None
+    ingest_url: str
+    playback_url: str
+
+
+@register_command
+class ReleaseBroadcast(BroadcasterCommand):
+    """Internal: the stream ended, so its broadcaster may go live again."""
+
+    type: Literal["broadcasters.ReleaseBroadcast"] = "broadcasters.ReleaseBroadcast"
+    stream_id: str

@@ -1,0 +1,196 @@
+"""The stream decider: which events each stream command yields, given the stream's state."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from spaktok.commands.base import Command, Rejection
+from spaktok.commands.stream_state import StreamState, millis
+from spaktok.commands.streams import (
+    EndStream,
+    JoinStream,
+    LeaveStream,
+    OpenStream,
+    RecordHeartbeats,
+    RecordLikes,
+    SendComment,
+)
+from spaktok.events.base import Event
+from spaktok.events.envelope import derive_id
+from spaktok.events.streams import (
+    CommentPosted,
+    HeartbeatsRecorded,
+    LikesRecorded,
+    StreamEnded,
+    StreamStarted,
+    ViewerJoined,
+    ViewerLeft,
+)
+
+
+def decide(command: Command, state: StreamState) -> list[Event]:
+    """Events for `command`; raises `Rejection` with a problem slug when it is refused."""
+    match command:
+        case OpenStream():
+            return _open(command, state)
+        case EndStream():
+            return _end(command, state)
+        case JoinStream():
+            return _join(command, state)
+        case LeaveStream():
+            return _leave(command, state)
+        case RecordHeartbeats():
+            return _heartbeats(command, state)
+        case SendComment():
+            return _comment(command, state)
+        case RecordLikes():
+            return _likes(command, state)
+    raise Rejection("unsupported-command", f"the stream aggregate does not handle {command.type}")
+
+
+def _require_live(state: StreamState) -> None:
+    if state.status == "none":
+        raise Rejection("stream-not-found", "no stream with this id")
+    if state.status != "live":
+        raise Rejection("stream-not-live", "the stream has ended")
+
+
+def _open(command: OpenStream, state: StreamState) -> list[Event]:
+    if state.status != "none":
+        raise Rejection("stream-exists", "a stream with this id was already started")
+    fields = command.model_dump(exclude={"type", "command_id", "correlation_id", "issued_at", "actor_id"})
+    return [StreamStarted(**fields, user_id=command.actor_id, started_at=command.issued_at)]
+
+
+def _end(command: EndStream, state: StreamState) -> list[Event]:
+    _require_live(state)
+    if command.actor_id != state.user_id:
+        raise Rejection("not-stream-owner", "only the broadcaster can end this stream")
+    now = command.issued_at
+    now_ms = millis(now)
+    events: list[Event] = []
+    watch_time = dict(state.watch_time)
+    for user_id, (joined_ms, _) in sorted(state.viewers.items()):
+        watch_time[user_id] = watch_time.get(user_id, 0) + max(0, now_ms - joined_ms) // 1000
+        events.append(
+            ViewerLeft(
+                user_id=user_id,
+                left_at=now,
+                watch_time=watch_time[user_id],
+                reason="stream_ended",
+                viewer_count=0,
+            )
+        )
+    events.append(
+        StreamEnded(
+            ended_at=now,
+            reason=command.reason,
+            duration=max(0, now_ms - state.started_ms) // 1000,
+            peak_viewer_count=state.peak_viewer_count,
+            total_views=state.total_views,
+            likes=state.likes,
+            comments=state.comments,
+            gifts=state.gifts,
+            gift_revenue=state.gift_revenue,
+        )
+    )
+    return events
+
+
+def _join(command: JoinStream, state: StreamState) -> list[Event]:
+    _require_live(state)
+    if command.actor_id in state.viewers:
+        return []  # already watching: joining again changes nothing
+    viewer_count = state.viewer_count + 1
+    new_viewer = command.actor_id not in state.watch_time
+    return [
+        ViewerJoined(
+            user_id=command.actor_id,
+            username=command.username,
+            user_profile_image=command.user_profile_image,
+            joined_at=command.issued_at,
+            viewer_count=viewer_count,
+            peak_viewer_count=max(state.peak_viewer_count, viewer_count),
+            total_views=state.total_views + (1 if new_viewer else 0),
+        )
+    ]
+
+
+def _leave(command: LeaveStream, state: StreamState) -> list[Event]:
+    if state.status == "none":
+        raise Rejection("stream-not-found", "no stream with this id")
+    seen = state.viewers.get(command.actor_id)
+    if seen is None:
+        raise Rejection("not-watching", "you are not watching this stream")
+    visit = max(0, millis(command.issued_at) - seen[0]) // 1000
+    return [
+        ViewerLeft(
+            user_id=command.actor_id,
+            left_at=command.issued_at,
+            watch_time=state.watch_time.get(command.actor_id, 0) + visit,
+            reason="left",
+            viewer_count=state.viewer_count - 1,
+        )
+    ]
+
+
+def _heartbeats(command: RecordHeartbeats, state: StreamState) -> list[Event]:
+    _require_live(state)
+    beats: dict[str, datetime] = {}
+    for user_id, at_ms in command.beats:
+        if user_id in state.viewers:
+            latest = max(at_ms, int(beats[user_id].timestamp() * 1000)) if user_id in beats else at_ms
+            beats[user_id] = datetime.fromtimestamp(latest / 1000, UTC)
+    if not beats:
+        raise Rejection("not-watching", "none of these users is watching this stream")
+    return [HeartbeatsRecorded(beats=beats, count=len(command.beats), viewer_count=state.viewer_count)]
+
+
+def _comment(command: SendComment, state: StreamState) -> list[Event]:
+    _require_live(state)
+    if not state.allow_comments:
+        raise Rejection("comments-disabled", "the broadcaster has turned comments off")
+    if not command.text:
+        raise Rejection("invalid-comment", "a comment cannot be empty")
+    if len(command.text) > command.max_length:
+        raise Rejection("invalid-comment", f"a comment is at most {command.max_length} characters")
+    last = state.last_comment_ms.get(command.actor_id)
+    now_ms = millis(command.issued_at)
+    if last is not None and now_ms - last < command.min_interval_ms:
+        raise Rejection("rate-limited", f"one comment per {command.min_interval_ms / 1000:g} s")
+    return [
+        CommentPosted(
+            comment_id=derive_id(command.command_id, "comment"),
+            user_id=command.actor_id,
+            username=command.username,
+            user_profile_image=command.user_profile_image,
+            text=command.text,
+            posted_at=command.issued_at,
+            comments=state.comments + 1,
+        )
+    ]
+
+
+def _likes(command: RecordLikes, state: StreamState) -> list[Event]:
+    _require_live(state)
+    seen = set(state.recent_like_ids)
+    likes: dict[str, int] = {}
+    action_ids: list[str] = []
+    for action_id, user_id, taps in command.likes:
+        if action_id in seen or taps < 1:
+            continue  # a client retry of a like already counted
+        seen.add(action_id)
+        action_ids.append(action_id)
+        likes[user_id] = likes.get(user_id, 0) + taps
+    if not likes:
+        return []
+    count = sum(likes.values())
+    return [
+        LikesRecorded(
+            likes=likes,
+            count=count,
+            total_likes=state.likes + count,
+            recorded_at=command.issued_at,
+            action_ids=action_ids,
+        )
+    ]

@@ -1,0 +1,100 @@
+"""Stream commands: lifecycle, audience, chat and likes of one live stream."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field, field_validator
+
+from spaktok.commands.base import Command, register_command
+from spaktok.events.streams import Privacy, Quality
+
+
+class StreamCommand(Command):
+    aggregate_type: ClassVar[str] = "stream"
+    stream_id: str = Field(min_length=1, max_length=64)
+
+    @property
+    def aggregate_id(self) -> str:
+        return self.stream_id
+
+
+@register_command
+class OpenStream(StreamCommand):
+    """Internal: sent by the broadcaster processor once it has claimed the user's single live slot."""
+
+    type: Literal["streams.OpenStream"] = "streams.OpenStream"
+    username: str
+    user_profile_image: str | None = None
+    title: str
+    category: str
+    tags: list[str] = []
+    language: str
+    privacy: Privacy
+    is_recorded: bool
+    allow_comments: bool
+    allow_gifts: bool
+    is_age_restricted: bool
+    is_premium: bool
+    quality: Quality
+    location: dict[str, float | str | None] | None = None
+    schedule_id: str | None = None
+    ingest_url: str
+    playback_url: str
+
+
+@register_command
+class EndStream(StreamCommand):
+    type: Literal["streams.EndStream"] = "streams.EndStream"
+    reason: str = "ended_by_broadcaster"
+
+
+@register_command
+class JoinStream(StreamCommand):
+    type: Literal["streams.JoinStream"] = "streams.JoinStream"
+    username: str
+    user_profile_image: str | None = None
+
+
+@register_command
+class LeaveStream(StreamCommand):
+    type: Literal["streams.LeaveStream"] = "streams.LeaveStream"
+
+
+@register_command
+class RecordHeartbeats(StreamCommand):
+    """Edge batch: heartbeats of many viewers of one stream in one message (actor = 'edge')."""
+
+    type: Literal["streams.RecordHeartbeats"] = "streams.RecordHeartbeats"
+    beats: list[tuple[str, int]] = Field(min_length=1)  # (user id, epoch millis)
+
+
+@register_command
+class SendComment(StreamCommand):
+    type: Literal["streams.SendComment"] = "streams.SendComment"
+    username: str
+    user_profile_image: str | None = None
+    text: str = Field(max_length=2000)
+    max_length: int = 500
+    min_interval_ms: int = 2000
+
+    @field_validator("text")
+    @classmethod
+    def _strip(cls, text: str) -> str:
+        return text.strip()
+
+
+class LikeAction(Command):
+    """One client's like request inside an edge batch."""
+
+    type: Literal["streams.LikeAction"] = "streams.LikeAction"
+    user_id: str
+    count: int = Field(ge=1, le=1000)
+
+
+@register_command
+class RecordLikes(StreamCommand):
+    """Edge batch: like taps of many users on one stream in one message (actor = 'edge')."""
+
+    type: Literal["streams.RecordLikes"] = "streams.RecordLikes"
+    likes: list[tuple[str, str, int]] = Field(min_length=1)  # (action id, user id, taps)

@@ -1,0 +1,34 @@
+"""What happens to a broadcaster's channel: the one-active-stream-per-user claim."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import ClassVar, Literal
+
+from spaktok.events.base import Event, register_event
+
+
+class BroadcasterEvent(Event):
+    aggregate_type: ClassVar[str] = "broadcaster"
+
+
+@register_event
+class BroadcastClaimed(BroadcasterEvent):
+    type: Literal["broadcasters.BroadcastClaimed"] = "broadcasters.BroadcastClaimed"
+    stream_id: str
+    claimed_at: datetime
+
+
+@register_event
+class BroadcastReleased(BroadcasterEvent):
+    type: Literal["broadcasters.BroadcastReleased"] = "broadcasters.BroadcastReleased"
+    stream_id: str
+    released_at: datetime
+
+
+@register_event
+class BroadcasterCommandRejected(BroadcasterEvent):
+    type: Literal["broadcasters.CommandRejected"] = "broadcasters.CommandRejected"
+    command_type: str
+    reason: str
+    detail: str

@@ -1,0 +1,89 @@
+"""The envelope every event travels in (DESIGN §2) and its JSON (de)serialisation."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict
+
+from spaktok.events.base import EVENT_TYPES, Event, upcast
+
+# Namespace for deterministic ids: uuid5(NAMESPACE, f"{command_id}:{index}").
+NAMESPACE = uuid.UUID("5b1f7e0c-9d3a-4c1e-8f5e-7a2b6c4d9e01")
+TYPE_HEADER = "event-type"
+
+
+def derive_id(*parts: object) -> str:
+    """A stable id from its parts: the same command always yields the same event ids."""
+    return str(uuid.uuid5(NAMESPACE, ":".join(str(p) for p in parts)))
+
+
+class Envelope(BaseModel):
+    """Metadata around one event payload; `sequence` is gap-free per aggregate."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_id: str
+    type: str
+    schema_version: int
+    aggregate_type: str
+    aggregate_id: str
+    sequence: int
+    occurred_at: datetime
+    causation_id: str
+    correlation_id: str
+    actor_id: str
+    payload: dict[str, Any]
+
+    def event(self) -> Event:
+        """The typed event, upcast from older schema versions if needed."""
+        cls = EVENT_TYPES[self.type]
+        payload = upcast(self.type, self.schema_version, dict(self.payload))
+        return cls.model_validate({**payload, "type": self.type})
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+
+def seal(
+    event: Event,
+    *,
+    aggregate_id: str,
+    sequence: int,
+    command_id: str,
+    index: int | str,
+    correlation_id: str,
+    actor_id: str,
+    occurred_at: datetime,
+) -> Envelope:
+    """Wrap a decided event; its id derives from the command and the event's index."""
+    payload = event.model_dump(mode="json", exclude={"type"})
+    return Envelope(
+        event_id=derive_id(command_id, index),
+        type=event.type,
+        schema_version=type(event).schema_version,
+        aggregate_type=type(event).aggregate_type,
+        aggregate_id=aggregate_id,
+        sequence=sequence,
+        occurred_at=occurred_at,
+        causation_id=command_id,
+        correlation_id=correlation_id,
+        actor_id=actor_id,
+        payload=payload,
+    )
+
+
+def decode_envelope(raw: bytes) -> Envelope:
+    """Parse an envelope; raises ValueError (incl. pydantic's) on anything malformed or unknown."""
+    data = orjson.loads(raw)
+    envelope = Envelope.model_validate(data)
+    if envelope.type not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {envelope.type!r}")
+    return envelope
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,137 @@
+"""What happens to a live stream and its audience: lifecycle, viewers, chat, likes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field
+
+from spaktok.events.base import Event, register_event
+
+Privacy = Literal["public", "followers", "private"]
+Quality = Literal["auto", "720p", "1080p"]
+
+
+class StreamEvent(Event):
+    aggregate_type: ClassVar[str] = "stream"
+
+
+@register_event
+class StreamStarted(StreamEvent):
+    type: Literal["streams.StreamStarted"] = "streams.StreamStarted"
+    stream_id: str
+    user_id: str
+    username: str
+    user_profile_image: str | None = None
+    title: str
+    category: str
+    tags: list[str] = []
+    language: str
+    privacy: Privacy
+    is_recorded: bool
+    allow_comments: bool
+    allow_gifts: bool
+    is_age_restricted: bool
+    is_premium: bool
+    quality: Quality
+    location: dict[str, float | str | None] | None = None
+    schedule_id: str | None = None
+    ingest_url: str
+    playback_url: str
+    started_at: datetime
+
+
+@register_event
+class StreamEnded(StreamEvent):
+    type: Literal["streams.StreamEnded"] = "streams.StreamEnded"
+    ended_at: datetime
+    reason: str
+    duration: int
+    peak_viewer_count: int
+    total_views: int
+    likes: int
+    comments: int
+    gifts: int
+    gift_revenue: int
+
+
+@register_event
+class ViewerJoined(StreamEvent):
+    type: Literal["streams.ViewerJoined"] = "streams.ViewerJoined"
+    user_id: str
+    username: str
+    user_profile_image: str | None = None
+    joined_at: datetime
+    viewer_count: int
+    peak_viewer_count: int
+    total_views: int
+
+
+@register_event
+class ViewerLeft(StreamEvent):
+    type: Literal["streams.ViewerLeft"] = "streams.ViewerLeft"
+    user_id: str
+    left_at: datetime
+    watch_time: int  # seconds, accumulated over every visit to this stream
+    reason: Literal["left", "stream_ended", "timed_out"]
+    viewer_count: int
+
+
+@register_event
+class HeartbeatsRecorded(StreamEvent):
+    """Many viewers' heartbeats folded in one step (edge-batched by the API)."""
+
+    type: Literal["streams.HeartbeatsRecorded"] = "streams.HeartbeatsRecorded"
+    beats: dict[str, datetime]  # user id -> latest heartbeat
+    count: int  # heartbeats received in the batch, including those of the same user
+    viewer_count: int
+
+
+@register_event
+class CommentPosted(StreamEvent):
+    type: Literal["streams.CommentPosted"] = "streams.CommentPosted"
+    comment_id: str
+    user_id: str
+    username: str
+    user_profile_image: str | None = None
+    text: str
+    comment_type: Literal["text", "gift", "join", "like", "system"] = "text"
+    posted_at: datetime
+    comments: int
+
+
+@register_event
+class LikesRecorded(StreamEvent):
+    """Many users' like taps folded in one step (edge-batched by the API)."""
+
+    type: Literal["streams.LikesRecorded"] = "streams.LikesRecorded"
+    likes: dict[str, int]  # user id -> taps in this batch
+    count: int  # sum of the batch
+    total_likes: int
+    recorded_at: datetime
+    action_ids: list[str]  # accepted client actions, remembered to refuse retries
+
+
+@register_event
+class StreamCommandRejected(StreamEvent):
+    """A stream command that was refused; the reason is a stable problem slug."""
+
+    type: Literal["streams.CommandRejected"] = "streams.CommandRejected"
+    command_type: str
+    reason: str
+    detail: str
+    rejected_action_ids: list[str] = []
+
+
+StreamEventUnion = Annotated[
+    StreamStarted
+    | StreamEnded
+    | ViewerJoined
+    | ViewerLeft
+    | HeartbeatsRecorded
+    | CommentPosted
+    | LikesRecorded
+    | StreamCommandRejected,
+    Field(discriminator="type"),
+]

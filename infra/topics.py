@@ -1,0 +1,68 @@
+"""The one topic registry: every topic's name, key, contents, retention and single writer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from spaktok.settings import Settings
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    key: str
+    contents: str
+    writer: str
+    retention_ms: int  # -1 keeps forever
+    cleanup: str = "delete"
+
+
+COMMANDS_STREAMS = TopicSpec(
+    "spaktok.commands.streams", "stream id", "stream commands (JSON)", "api, broadcaster processor", 7 * DAY_MS
+)
+COMMANDS_BROADCASTERS = TopicSpec(
+    "spaktok.commands.broadcasters", "user id", "broadcaster commands", "api, stream processor", 7 * DAY_MS
+)
+EVENTS_STREAMS = TopicSpec("spaktok.events.streams", "stream id", "stream events", "stream processor", -1)
+EVENTS_BROADCASTERS = TopicSpec(
+    "spaktok.events.broadcasters", "user id", "broadcaster events", "broadcaster processor", -1
+)
+OUTCOMES = TopicSpec(
+    "spaktok.outcomes", "correlation id", "final command outcomes for waiting API calls", "processors", DAY_MS
+)
+DEADLETTER = TopicSpec(
+    "spaktok.deadletter", "original key", "undecodable or unhandled records, original bytes + error headers",
+    "processors, projectors", -1,
+)
+
+ALL_TOPICS = (COMMANDS_STREAMS, COMMANDS_BROADCASTERS, EVENTS_STREAMS, EVENTS_BROADCASTERS, OUTCOMES, DEADLETTER)
+EVENT_TOPICS = (EVENTS_STREAMS, EVENTS_BROADCASTERS)
+COMMAND_TOPIC_BY_AGGREGATE = {"stream": COMMANDS_STREAMS, "broadcaster": COMMANDS_BROADCASTERS}
+
+
+def ensure_topics(settings: Settings, timeout: float = 15.0) -> None:
+    """Create every topic that is missing; existing topics are left as they are."""
+    admin = AdminClient({"bootstrap.servers": settings.broker})
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    missing = [
+        NewTopic(
+            spec.name,
+            num_partitions=settings.partitions,
+            replication_factor=1,
+            config={"retention.ms": str(spec.retention_ms), "cleanup.policy": spec.cleanup},
+        )
+        for spec in ALL_TOPICS
+        if spec.name not in existing
+    ]
+    if not missing:
+        return
+    for name, future in admin.create_topics(missing, request_timeout=timeout).items():
+        try:
+            future.result()
+        except Exception as exc:  # noqa: BLE001 - a concurrent creator is fine, anything else is not
+            if "TOPIC_ALREADY_EXISTS" not in str(exc) and "already exists" not in str(exc):
+                raise RuntimeError(f"could not create topic {name}: {exc}") from exc

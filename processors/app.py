@@ -1,0 +1,126 @@
+"""The Faust worker: one agent per aggregate runs its decider, with state in changelogged tables."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+
+from spaktok.infra import topics
+from spaktok.processors.aggregate import AggregateRunner, AggregateSpec
+from spaktok.processors.broadcasters import BROADCASTERS
+from spaktok.processors.streams import STREAMS
+from spaktok.settings import Settings
+
+log = logging.getLogger(__name__)
+
+AGGREGATES: tuple[tuple[AggregateSpec, topics.TopicSpec], ...] = (
+    (STREAMS, topics.COMMANDS_STREAMS),
+    (BROADCASTERS, topics.COMMANDS_BROADCASTERS),
+)
+
+
+class BytesKeyTable:
+    """A Faust table addressed by str keys, stored as raw bytes so recovery yields the same keys."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._table.get(key.encode(), default)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._table[key.encode()] = value
+
+    def __delitem__(self, key: str) -> None:
+        self._table.pop(key.encode(), None)
+
+
+FETCH_MAX_WAIT_MS = 20
+
+
+def _shorten_fetch_wait() -> None:
+    """Faust hard-codes aiokafka's fetch_max_wait_ms=1500. The dev broker answers a fetch only when
+    that wait expires, which put ~0.7 s on every command; a short wait is cheap on a busy topic."""
+    from faust.transport.drivers import aiokafka as driver
+
+    thread_cls = driver.AIOKafkaConsumerThread
+    if getattr(thread_cls, "_spaktok_patched", False):
+        return
+    original = thread_cls._create_worker_consumer
+
+    def create_worker_consumer(self: Any, transport: Any) -> Any:
+        consumer = original(self, transport)
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        return consumer
+
+    thread_cls._create_worker_consumer = create_worker_consumer
+    thread_cls._spaktok_patched = True
+
+
+def create_app(settings: Settings) -> faust.App:
+    """Build the worker app; nothing connects until the worker starts it."""
+    (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
+    _shorten_fetch_wait()
+    app = faust.App(
+        "spaktok-worker",
+        broker=f"kafka://{settings.broker}",
+        store="memory://",
+        datadir=str(settings.data_dir / "faust"),
+        web_enabled=settings.worker_web_port is not None,
+        web_port=settings.worker_web_port or 6066,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        table_standby_replicas=0,
+        broker_session_timeout=settings.kafka_session_timeout_ms / 1000,
+        broker_heartbeat_interval=settings.kafka_heartbeat_interval_ms / 1000,
+        broker_rebalance_timeout=settings.kafka_session_timeout_ms / 1000,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+    topic_objects = {spec.name: app.topic(spec.name, internal=False, **raw) for spec in topics.ALL_TOPICS}
+
+    async def send(topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        await topic_objects[topic].send(key=key.encode(), value=value, headers=headers)
+
+    app.spaktok_runners = {}  # type: ignore[attr-defined]
+    for spec, command_topic in AGGREGATES:
+        schema = faust.Schema(**raw)
+        states = app.Table(f"{spec.aggregate_type}-state", partitions=settings.partitions, schema=schema)
+        outcomes = app.Table(f"{spec.aggregate_type}-outcomes", partitions=settings.partitions, schema=schema)
+        runner = AggregateRunner(
+            spec,
+            states=BytesKeyTable(states),
+            outcomes=BytesKeyTable(outcomes),
+            send=send,
+            outcomes_topic=topics.OUTCOMES.name,
+            deadletter_topic=topics.DEADLETTER.name,
+            memory=settings.outcome_memory,
+        )
+        app.spaktok_runners[spec.aggregate_type] = runner  # type: ignore[attr-defined]
+        _register_agent(app, topic_objects[command_topic.name], runner)
+    return app
+
+
+def _register_agent(app: faust.App, source: Any, runner: AggregateRunner) -> None:
+    async def decide_commands(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            await runner.handle_record(
+                event.key, event.value, topic=message.topic, partition=message.partition, offset=message.offset
+            )
+
+    decide_commands.__name__ = f"{runner.spec.aggregate_type}_decider"
+    app.agent(source, name=f"{runner.spec.aggregate_type}-decider", concurrency=1)(decide_commands)
+
+
+def run_worker(settings: Settings, loglevel: str = "warn") -> None:
+    """Run the worker until SIGINT/SIGTERM (blocks); topics are created first."""
+    topics.ensure_topics(settings)
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    worker.execute_from_commandline()

@@ -1,0 +1,45 @@
+"""Wiring of the broadcaster aggregate: a claimed slot forwards `OpenStream` to the stream."""
+
+from __future__ import annotations
+
+from spaktok.commands import broadcaster_decide
+from spaktok.commands.base import Command, Rejection
+from spaktok.commands.broadcaster_decide import BroadcasterState
+from spaktok.commands.broadcasters import StartStream
+from spaktok.commands.streams import OpenStream
+from spaktok.events.broadcasters import BroadcasterCommandRejected
+from spaktok.events.envelope import Envelope
+from spaktok.infra import topics
+from spaktok.processors.aggregate import AggregateSpec, Forward, forward_id
+
+
+def _rejected(command: Command, rejection: Rejection) -> BroadcasterCommandRejected:
+    return BroadcasterCommandRejected(command_type=command.type, reason=rejection.reason, detail=rejection.detail)
+
+
+def _follow_ups(command: Command, envelopes: list[Envelope], state: BroadcasterState) -> list[Forward]:
+    if isinstance(command, StartStream) and any(e.type == "broadcasters.BroadcastClaimed" for e in envelopes):
+        fields = command.model_dump(exclude={"type", "command_id", "correlation_id", "user_id"})
+        open_stream = OpenStream(
+            **fields, command_id=forward_id(command, "open-stream"), correlation_id=command.correlation
+        )
+        return [Forward(topics.COMMANDS_STREAMS.name, open_stream)]
+    return []
+
+
+def _is_final(command: Command, envelopes: list[Envelope]) -> bool:
+    # an accepted StartStream is answered by the stream's StreamStarted, not here
+    return not isinstance(command, StartStream)
+
+
+BROADCASTERS = AggregateSpec(
+    aggregate_type="broadcaster",
+    events_topic=topics.EVENTS_BROADCASTERS.name,
+    initial=BroadcasterState,
+    load=BroadcasterState.from_dict,
+    decide=broadcaster_decide.decide,
+    evolve=broadcaster_decide.evolve,
+    rejected=_rejected,
+    follow_ups=_follow_ups,
+    is_final=_is_final,
+)

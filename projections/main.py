@@ -1,0 +1,44 @@
+"""`spaktok project`: run the projectors of this process until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from spaktok.infra import topics
+from spaktok.infra.kafka import EventProducer
+from spaktok.projections import clickhouse, postgres
+from spaktok.projections.runner import ProjectionRunner
+from spaktok.projections.streams import PostgresStreamsProjector
+from spaktok.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def build_runners(settings: Settings, producer: EventProducer, *, include_clickhouse: bool) -> list[ProjectionRunner]:
+    engine = postgres.make_engine(settings.postgres_dsn)
+    postgres.apply_schema(engine)
+    runners = [ProjectionRunner(settings, PostgresStreamsProjector(engine), producer)]
+    if include_clickhouse:
+        ch = clickhouse.ClickHouse(settings.clickhouse_dsn)
+        clickhouse.apply_schema(ch)
+        runners.append(ProjectionRunner(settings, clickhouse.ClickHouseEventsProjector(ch), producer))
+    return runners
+
+
+def run_projectors(settings: Settings) -> None:
+    """Blocks until a signal; the ClickHouse projector runs here only with a ClickHouse server."""
+    topics.ensure_topics(settings)
+    producer = EventProducer(settings)
+    runners = build_runners(settings, producer, include_clickhouse=not settings.is_embedded_clickhouse)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    for runner in runners:
+        runner.start()
+    log.info("projectors running: %s", ", ".join(r.projector.name for r in runners))
+    stop.wait()
+    for runner in runners:
+        runner.stop()
+    producer.close()

@@ -1,0 +1,191 @@
+"""The consume loop shared by every projector: batches from Kafka, checkpoints kept by the projector.
+
+Kafka's own committed offsets are not trusted for correctness: on assignment each partition is
+positioned right after the offset the projector stored *with* its rows, so a crash anywhere between
+writing and committing replays exactly the records not yet applied.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+from spaktok.events.envelope import Envelope, decode_envelope
+from spaktok.infra import topics
+from spaktok.infra.kafka import EventProducer
+from spaktok.processors.deadletter import deadletter_headers
+from spaktok.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    envelope: Envelope
+
+
+class Projector(Protocol):
+    name: str
+
+    def checkpoints(self) -> dict[tuple[str, int], int]:
+        """Last applied offset per (topic, partition)."""
+        ...
+
+    def apply(self, records: list[Record], skipped: dict[tuple[str, int], int]) -> int:
+        """Apply records and advance checkpoints (also past `skipped` offsets) atomically; rows written."""
+        ...
+
+
+@dataclass
+class ProjectorStats:
+    records: int = 0
+    rows: int = 0
+    batches: int = 0
+    deadlettered: int = 0
+    busy_seconds: float = 0.0
+    caught_up: threading.Event = field(default_factory=threading.Event)
+
+
+class ProjectionRunner:
+    """Runs one projector in a thread: consume a batch, decode, apply, repeat until stopped."""
+
+    def __init__(self, settings: Settings, projector: Projector, producer: EventProducer, batch_size: int = 2000):
+        self.settings = settings
+        self.projector = projector
+        self.producer = producer
+        self.batch_size = batch_size
+        self.stats = ProjectorStats()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name=f"projector-{self.projector.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def run(self) -> None:
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.settings.broker,
+                "group.id": f"spaktok-projector-{self.projector.name}",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "session.timeout.ms": self.settings.kafka_session_timeout_ms,
+                "heartbeat.interval.ms": self.settings.kafka_heartbeat_interval_ms,
+                "fetch.wait.max.ms": 50,
+            }
+        )
+        consumer.subscribe([spec.name for spec in topics.EVENT_TOPICS], on_assign=self._on_assign)
+        try:
+            while not self._stop.is_set():
+                messages = consumer.consume(self.batch_size, timeout=0.2)
+                if not messages:
+                    self.stats.caught_up.set()
+                    continue
+                self._apply(messages)
+                consumer.commit(asynchronous=True)  # informational only; checkpoints live in the store
+        finally:
+            consumer.close()
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        stored = self.projector.checkpoints()
+        for tp in partitions:
+            last = stored.get((tp.topic, tp.partition))
+            tp.offset = last + 1 if last is not None else OFFSET_BEGINNING
+        consumer.assign(partitions)
+
+    def _apply(self, messages: list) -> None:
+        started = time.perf_counter()
+        records: list[Record] = []
+        skipped: dict[tuple[str, int], int] = {}
+        for msg in messages:
+            err = msg.error()
+            if err is not None:
+                if err.code() != KafkaError._PARTITION_EOF:
+                    log.warning("consume error on %s: %s", msg.topic(), err)
+                continue
+            try:
+                envelope = decode_envelope(msg.value())
+            except Exception as exc:  # noqa: BLE001 - undecodable events are parked, never fatal
+                self._deadletter(msg, exc)
+                skipped[(msg.topic(), msg.partition())] = msg.offset()
+                continue
+            records.append(Record(msg.topic(), msg.partition(), msg.offset(), envelope))
+        rows = self._apply_with_retry(records, skipped)
+        self.stats.records += len(records)
+        self.stats.rows += rows
+        self.stats.batches += 1
+        self.stats.busy_seconds += time.perf_counter() - started
+
+    def _apply_with_retry(self, records: list[Record], skipped: dict[tuple[str, int], int]) -> int:
+        """Store outages are waited out (never dead-lettered); a poisoned record is parked alone."""
+        delay = 0.2
+        while True:
+            try:
+                return self.projector.apply(records, skipped)
+            except Exception as exc:  # noqa: BLE001
+                if is_transient(exc) and not self._stop.is_set():
+                    log.warning("%s: store unavailable (%s); retrying in %.1f s", self.projector.name, exc, delay)
+                    time.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                    continue
+                if is_transient(exc):
+                    raise
+                log.exception("batch of %d failed in %s; retrying one by one", len(records), self.projector.name)
+                return self._apply_one_by_one(records, skipped)
+
+    def _apply_one_by_one(self, records: list[Record], skipped: dict[tuple[str, int], int]) -> int:
+        rows = self.projector.apply([], skipped)
+        for record in records:
+            try:
+                rows += self.projector.apply([record], {})
+            except Exception as exc:  # noqa: BLE001
+                self.stats.deadlettered += 1
+                headers = deadletter_headers(
+                    exc, stage=f"project:{self.projector.name}", topic=record.topic, partition=record.partition,
+                    offset=record.offset,
+                )
+                self.producer.send(
+                    topics.DEADLETTER.name, record.envelope.aggregate_id, record.envelope.to_bytes(), headers
+                )
+                self.projector.apply([], {(record.topic, record.partition): record.offset})
+        return rows
+
+    def _deadletter(self, msg, exc: BaseException) -> None:  # type: ignore[no-untyped-def]
+        self.stats.deadlettered += 1
+        headers = deadletter_headers(
+            exc, stage=f"project:{self.projector.name}", topic=msg.topic(), partition=msg.partition(),
+            offset=msg.offset(),
+        )
+        key = (msg.key() or b"").decode("utf-8", "replace")
+        self.producer.send(topics.DEADLETTER.name, key, msg.value() or b"", headers)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Connection-level failures of a store, which must be retried rather than dead-lettered."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    if isinstance(exc, OperationalError | InterfaceError | ConnectionError | TimeoutError):
+        return True
+    return "connection" in type(exc).__name__.lower()
+
+
+def highest_offsets(records: list[Record], skipped: dict[tuple[str, int], int]) -> dict[tuple[str, int], int]:
+    """The offset to checkpoint per partition after applying `records` and skipping `skipped`."""
+    result = dict(skipped)
+    for record in records:
+        key = (record.topic, record.partition)
+        result[key] = max(result.get(key, -1), record.offset)
+    return result

@@ -1,0 +1,190 @@
+"""The Postgres read model of streams, viewers, comments and likes (spec §2.1-2.4)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import orjson
+from sqlalchemy import Connection, Engine, text
+
+from spaktok.events.envelope import Envelope
+from spaktok.events.streams import (
+    CommentPosted,
+    HeartbeatsRecorded,
+    LikesRecorded,
+    StreamEnded,
+    StreamStarted,
+    ViewerJoined,
+    ViewerLeft,
+)
+from spaktok.projections import postgres
+from spaktok.projections.runner import Record
+
+Handler = Callable[[Connection, Envelope], int]
+
+INSERT_STREAM = text(
+    """INSERT INTO live_streams (stream_id, user_id, username, user_profile_image, title, category, tags,
+        language, privacy, status, stream_url, playback_url, is_recorded, is_premium, is_age_restricted,
+        allow_comments, allow_gifts, quality, location, schedule_id, started_at, created_at, last_updated)
+    VALUES (:stream_id, :user_id, :username, :user_profile_image, :title, :category, :tags, :language,
+        :privacy, 'live', :ingest_url, :playback_url, :is_recorded, :is_premium, :is_age_restricted,
+        :allow_comments, :allow_gifts, :quality, CAST(:location AS jsonb), :schedule_id, :started_at,
+        :started_at, :started_at)
+    ON CONFLICT (stream_id) DO NOTHING"""
+)
+
+
+def _started(conn: Connection, env: Envelope) -> int:
+    e = env.event()
+    assert isinstance(e, StreamStarted)
+    params = e.model_dump()
+    params["location"] = orjson.dumps(e.location).decode() if e.location is not None else None
+    conn.execute(INSERT_STREAM, params)
+    return 1
+
+
+def _joined(conn: Connection, env: Envelope) -> int:
+    e = env.event()
+    assert isinstance(e, ViewerJoined)
+    conn.execute(
+        text(
+            """INSERT INTO stream_viewers (stream_id, user_id, username, user_profile_image, joined_at,
+                is_active, last_heartbeat)
+            VALUES (:s, :u, :name, :img, :at, true, :at)
+            ON CONFLICT (stream_id, user_id) DO UPDATE SET is_active = true, joined_at = :at, left_at = NULL,
+                last_heartbeat = :at, username = :name, user_profile_image = :img"""
+        ),
+        {"s": env.aggregate_id, "u": e.user_id, "name": e.username, "img": e.user_profile_image, "at": e.joined_at},
+    )
+    conn.execute(
+        text(
+            "UPDATE live_streams SET viewer_count = :v, peak_viewer_count = :p, total_views = :t, "
+            "last_updated = :at WHERE stream_id = :s"
+        ),
+        {"s": env.aggregate_id, "v": e.viewer_count, "p": e.peak_viewer_count, "t": e.total_views, "at": e.joined_at},
+    )
+    return 2
+
+
+def _left(conn: Connection, env: Envelope) -> int:
+    e = env.event()
+    assert isinstance(e, ViewerLeft)
+    conn.execute(
+        text(
+            "UPDATE stream_viewers SET is_active = false, left_at = :at, watch_time = :w "
+            "WHERE stream_id = :s AND user_id = :u"
+        ),
+        {"s": env.aggregate_id, "u": e.user_id, "at": e.left_at, "w": e.watch_time},
+    )
+    conn.execute(
+        text("UPDATE live_streams SET viewer_count = :v, last_updated = :at WHERE stream_id = :s"),
+        {"s": env.aggregate_id, "v": e.viewer_count, "at": e.left_at},
+    )
+    return 2
+
+
+def _heartbeats(conn: Connection, env: Envelope) -> int:
+    e = env.event()
+    assert isinstance(e, HeartbeatsRecorded)
+    conn.execute(
+        text(
+            "UPDATE stream_viewers SET last_heartbeat = GREATEST(last_heartbeat, :at) "
+            "WHERE stream_id = :s AND user_id = :u AND is_active"
+        ),
+        [{"s": env.aggregate_id, "u": user_id, "at": at} for user_id, at in e.beats.items()],
+    )
+    return len(e.beats)
+
+
+def _comment(conn: Connection, env: Envelope) -> int:
+    e = env.event()
+    assert isinstance(e, CommentPosted)
+    conn.execute(
+        text(
+            """INSERT INTO stream_comments (comment_id, stream_id, user_id, username, user_profile_image, text,
+                type, "timestamp", sequence)
+            VALUES (:c, :s, :u, :name, :img, :text, :type, :at, :seq) ON CONFLICT (comment_id) DO NOTHING"""
+        ),
+        {
+            "c": e.comment_id, "s": env.aggregate_id, "u": e.user_id, "name": e.username,
+            "img": e.user_profile_image, "text": e.text, "type": e.comment_type, "at": e.posted_at,
+            "seq": env.sequence,
+        },
+    )
+    conn.execute(
+        text("UPDATE stream_viewers SET comments_posted = comments_posted + 1 WHERE stream_id = :s AND user_id = :u"),
+        {"s": env.aggregate_id, "u": e.user_id},
+    )
+    conn.execute(
+        text("UPDATE live_streams SET comments = :n, last_updated = :at WHERE stream_id = :s"),
+        {"s": env.aggregate_id, "n": e.comments, "at": e.posted_at},
+    )
+    return 3
+
+
+def _likes(conn: Connection, env: Envelope) -> int:
+    e = env.event()
+    assert isinstance(e, LikesRecorded)
+    conn.execute(
+        text(
+            """INSERT INTO stream_likes (stream_id, user_id, like_count, "timestamp") VALUES (:s, :u, :n, :at)
+            ON CONFLICT (stream_id, user_id) DO UPDATE
+            SET like_count = stream_likes.like_count + EXCLUDED.like_count, "timestamp" = EXCLUDED."timestamp" """
+        ),
+        [{"s": env.aggregate_id, "u": u, "n": n, "at": e.recorded_at} for u, n in e.likes.items()],
+    )
+    conn.execute(
+        text("UPDATE live_streams SET likes = :n, last_updated = :at WHERE stream_id = :s"),
+        {"s": env.aggregate_id, "n": e.total_likes, "at": e.recorded_at},
+    )
+    return len(e.likes) + 1
+
+
+def _ended(conn: Connection, env: Envelope) -> int:
+    e = env.event()
+    assert isinstance(e, StreamEnded)
+    conn.execute(
+        text(
+            """UPDATE live_streams SET status = 'ended', ended_at = :at, duration = :d, viewer_count = 0,
+                peak_viewer_count = :p, total_views = :t, likes = :l, comments = :c, gifts = :g,
+                gift_revenue = :r, last_updated = :at WHERE stream_id = :s"""
+        ),
+        {
+            "s": env.aggregate_id, "at": e.ended_at, "d": e.duration, "p": e.peak_viewer_count,
+            "t": e.total_views, "l": e.likes, "c": e.comments, "g": e.gifts, "r": e.gift_revenue,
+        },
+    )
+    return 1
+
+
+HANDLERS: dict[str, Handler] = {
+    "streams.StreamStarted": _started,
+    "streams.ViewerJoined": _joined,
+    "streams.ViewerLeft": _left,
+    "streams.HeartbeatsRecorded": _heartbeats,
+    "streams.CommentPosted": _comment,
+    "streams.LikesRecorded": _likes,
+    "streams.StreamEnded": _ended,
+}
+
+
+class PostgresStreamsProjector:
+    """Folds stream events into Postgres; rows, positions and checkpoints commit together."""
+
+    name = "postgres-streams"
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def checkpoints(self) -> dict[tuple[str, int], int]:
+        return postgres.load_checkpoints(self.engine, self.name)
+
+    def apply(self, records: list[Record], skipped: dict[tuple[str, int], int]) -> int:
+        rows = 0
+        with self.engine.begin() as conn:
+            for record in postgres.fresh_records(conn, self.name, records):
+                handler = HANDLERS.get(record.envelope.type)
+                if handler is not None:
+                    rows += handler(conn, record.envelope)
+            postgres.save_checkpoints(conn, self.name, records, skipped)
+        return rows

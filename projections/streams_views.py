@@ -1,0 +1,122 @@
+"""Read queries over the stream read model, next to the projection that owns the tables."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, text
+
+STREAM_COLUMNS = """stream_id, user_id, username, user_profile_image, title, category, tags, language, privacy,
+    status, stream_url, playback_url, thumbnail_url, is_recorded, recording_url, is_premium, is_age_restricted,
+    allow_comments, allow_gifts, quality, bitrate, location, schedule_id, viewer_count, peak_viewer_count,
+    total_views, likes, comments, gifts, gift_revenue, duration, moderation_status, started_at, ended_at,
+    created_at, last_updated"""
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def to_document(row: Any) -> dict[str, Any]:
+    """A row as the API's camelCase JSON document."""
+    out: dict[str, Any] = {}
+    for key, value in row._mapping.items():
+        if isinstance(value, datetime):
+            value = value.isoformat().replace("+00:00", "Z")
+        out[camel(key)] = value
+    return out
+
+
+def encode_cursor(*values: Any) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(values)).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> list[Any]:
+    """Raises ValueError on a cursor that was not produced by `encode_cursor`."""
+    padded = cursor + "=" * (-len(cursor) % 4)
+    values = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
+    if not isinstance(values, list):
+        raise ValueError("bad cursor")
+    return values
+
+
+def get_stream(engine: Engine, stream_id: str) -> dict[str, Any] | None:
+    with engine.connect() as conn:
+        row = conn.execute(
+            text(f"SELECT {STREAM_COLUMNS} FROM live_streams WHERE stream_id = :s"), {"s": stream_id}
+        ).first()
+    return to_document(row) if row is not None else None
+
+
+def list_streams(
+    engine: Engine,
+    *,
+    status: str | None,
+    category: str | None,
+    tag: str | None,
+    language: str | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Streams ordered by viewer count (desc), keyset-paginated."""
+    where = ["privacy <> 'private'"]
+    params: dict[str, Any] = {"limit": limit + 1}
+    for column, value in (("status", status), ("category", category), ("language", language)):
+        if value is not None:
+            where.append(f"{column} = :{column}")
+            params[column] = value
+    if tag is not None:
+        where.append(":tag = ANY(tags)")
+        params["tag"] = tag
+    if cursor is not None:
+        viewers, stream_id = decode_cursor(cursor)
+        where.append("(viewer_count, stream_id) < (:cv, :cs)")
+        params.update(cv=int(viewers), cs=str(stream_id))
+    sql = (
+        f"SELECT {STREAM_COLUMNS} FROM live_streams WHERE {' AND '.join(where)} "
+        "ORDER BY viewer_count DESC, stream_id DESC LIMIT :limit"
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(text(sql), params).fetchall()
+    docs = [to_document(r) for r in rows[:limit]]
+    next_cursor = encode_cursor(docs[-1]["viewerCount"], docs[-1]["streamId"]) if len(rows) > limit else None
+    return docs, next_cursor
+
+
+def list_viewers(
+    engine: Engine, stream_id: str, *, cursor: str | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    params: dict[str, Any] = {"s": stream_id, "limit": limit + 1, "after": ""}
+    if cursor is not None:
+        params["after"] = str(decode_cursor(cursor)[0])
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT stream_id, user_id, username, user_profile_image, joined_at, last_heartbeat, watch_time, "
+                "comments_posted, gifts_sent FROM stream_viewers WHERE stream_id = :s AND is_active "
+                "AND user_id > :after ORDER BY user_id LIMIT :limit"
+            ),
+            params,
+        ).fetchall()
+    docs = [to_document(r) for r in rows[:limit]]
+    next_cursor = encode_cursor(docs[-1]["userId"]) if len(rows) > limit else None
+    return docs, next_cursor
+
+
+def list_comments(engine: Engine, stream_id: str, *, before: int | None, limit: int) -> list[dict[str, Any]]:
+    """Newest first; `before` is a comment sequence from a previous page. Deleted comments are hidden."""
+    params: dict[str, Any] = {"s": stream_id, "limit": limit, "before": before if before is not None else 2**62}
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                'SELECT comment_id, stream_id, user_id, username, user_profile_image, text, type, "timestamp", '
+                "is_pinned, sequence FROM stream_comments WHERE stream_id = :s AND NOT is_deleted "
+                "AND sequence < :before ORDER BY sequence DESC LIMIT :limit"
+            ),
+            params,
+        ).fetchall()
+    return [to_document(r) for r in rows]

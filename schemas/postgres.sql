@@ -1,0 +1,102 @@
+-- Read models of the spec's collections (§2.1-2.4) and the projector bookkeeping.
+-- Applied idempotently at start-up; the log is the source of truth, these tables can be rebuilt.
+
+CREATE TABLE IF NOT EXISTS live_streams (          -- spec: liveStreams
+    stream_id          text PRIMARY KEY,
+    user_id            text NOT NULL,
+    username           text NOT NULL,
+    user_profile_image text,
+    title              text NOT NULL,
+    category           text NOT NULL,
+    tags               text[] NOT NULL DEFAULT '{}',
+    language           text NOT NULL,
+    privacy            text NOT NULL,
+    status             text NOT NULL,
+    stream_url         text NOT NULL,
+    playback_url       text NOT NULL,
+    thumbnail_url      text,
+    is_recorded        boolean NOT NULL,
+    recording_url      text,
+    is_premium         boolean NOT NULL,
+    is_age_restricted  boolean NOT NULL,
+    allow_comments     boolean NOT NULL,
+    allow_gifts        boolean NOT NULL,
+    quality            text NOT NULL,
+    bitrate            integer,
+    location           jsonb,
+    schedule_id        text,
+    viewer_count       integer NOT NULL DEFAULT 0,
+    peak_viewer_count  integer NOT NULL DEFAULT 0,
+    total_views        integer NOT NULL DEFAULT 0,
+    likes              bigint NOT NULL DEFAULT 0,
+    comments           bigint NOT NULL DEFAULT 0,
+    gifts              bigint NOT NULL DEFAULT 0,
+    gift_revenue       bigint NOT NULL DEFAULT 0,
+    duration           integer,
+    moderation_status  text NOT NULL DEFAULT 'active',
+    started_at         timestamptz,
+    ended_at           timestamptz,
+    created_at         timestamptz NOT NULL,
+    last_updated       timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS live_streams_discovery ON live_streams (status, viewer_count DESC, stream_id);
+CREATE INDEX IF NOT EXISTS live_streams_user ON live_streams (user_id, started_at DESC);
+
+CREATE TABLE IF NOT EXISTS stream_viewers (        -- spec: streamViewers
+    stream_id          text NOT NULL,
+    user_id            text NOT NULL,
+    username           text NOT NULL,
+    user_profile_image text,
+    joined_at          timestamptz NOT NULL,
+    left_at            timestamptz,
+    watch_time         integer NOT NULL DEFAULT 0,
+    is_active          boolean NOT NULL,
+    last_heartbeat     timestamptz NOT NULL,
+    gifts_sent         integer NOT NULL DEFAULT 0,
+    comments_posted    integer NOT NULL DEFAULT 0,
+    PRIMARY KEY (stream_id, user_id)
+);
+CREATE INDEX IF NOT EXISTS stream_viewers_active ON stream_viewers (stream_id, is_active, user_id);
+
+CREATE TABLE IF NOT EXISTS stream_comments (       -- spec: streamComments
+    comment_id         text PRIMARY KEY,
+    stream_id          text NOT NULL,
+    user_id            text NOT NULL,
+    username           text NOT NULL,
+    user_profile_image text,
+    text               text NOT NULL,
+    type               text NOT NULL,
+    gift_id            text,
+    "timestamp"        timestamptz NOT NULL,
+    sequence           bigint NOT NULL,
+    is_pinned          boolean NOT NULL DEFAULT false,
+    is_deleted         boolean NOT NULL DEFAULT false,
+    deleted_by         text
+);
+CREATE INDEX IF NOT EXISTS stream_comments_page ON stream_comments (stream_id, sequence DESC);
+
+CREATE TABLE IF NOT EXISTS stream_likes (          -- spec: streamLikes
+    stream_id          text NOT NULL,
+    user_id            text NOT NULL,
+    like_count         bigint NOT NULL,
+    "timestamp"        timestamptz NOT NULL,
+    PRIMARY KEY (stream_id, user_id)
+);
+
+-- last applied offset per (projection, topic, partition), written in the same transaction as the rows
+CREATE TABLE IF NOT EXISTS projection_checkpoints (
+    projection         text NOT NULL,
+    topic              text NOT NULL,
+    partition          integer NOT NULL,
+    "offset"           bigint NOT NULL,
+    updated_at         timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (projection, topic, partition)
+);
+
+-- last applied sequence per aggregate: drops events re-emitted after a worker crash
+CREATE TABLE IF NOT EXISTS projection_positions (
+    projection         text NOT NULL,
+    aggregate_id       text NOT NULL,
+    sequence           bigint NOT NULL,
+    PRIMARY KEY (projection, aggregate_id)
+);

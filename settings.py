@@ -1,0 +1,77 @@
+"""One settings object for every process, read from `SPAKTOK_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET = "dev-only-secret-change-me-0123456789abcdef"
+
+
+class Settings(BaseSettings):
+    """Connection targets, secrets and tunables; placeholder secrets are refused outside dev."""
+
+    model_config = SettingsConfigDict(env_prefix="SPAKTOK_", extra="ignore")
+
+    env: Literal["dev", "test", "prod"] = "dev"
+    data_dir: Path = Path(".spaktok")
+
+    # infrastructure
+    broker: str = "127.0.0.1:9092"
+    postgres_dsn: str = "postgresql+psycopg://postgres@127.0.0.1:5432/spaktok"
+    clickhouse_dsn: str = "chdb:///.spaktok/clickhouse"
+    partitions: int = Field(4, ge=1, le=256)
+    kafka_session_timeout_ms: int = 6000
+    kafka_heartbeat_interval_ms: int = 1000
+
+    # auth
+    jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
+    jwt_secret: str = DEV_SECRET
+    jwt_public_key: str | None = None  # PEM, for RS256
+    jwt_private_key: str | None = None  # PEM, for RS256 token minting (dev/CLI only)
+    jwt_jwks_url: str | None = None
+    jwt_audience: str | None = None
+    jwt_issuer: str = "spaktok"
+    jwt_ttl_seconds: int = 7 * 24 * 3600
+
+    # media
+    stream_key_secret: str = DEV_SECRET
+    rtmp_ingest_url: str = "rtmp://127.0.0.1:1935/live"
+    hls_base_url: str = "http://127.0.0.1:8080/hls"
+
+    # API behaviour
+    command_timeout_s: float = 2.0
+    edge_batch_window_ms: int = 50
+    edge_batch_max: int = 500
+
+    # domain rules
+    comment_max_length: int = 500
+    comment_min_interval_ms: int = 2000
+    like_batch_max: int = 1000
+
+    # worker
+    worker_web_port: int | None = None  # Faust's web server is off unless a port is given
+    outcome_memory: int = 256  # processed command outcomes remembered per aggregate
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> Settings:
+        if self.env == "prod" and DEV_SECRET in (self.jwt_secret, self.stream_key_secret):
+            raise ValueError(
+                "SPAKTOK_JWT_SECRET and SPAKTOK_STREAM_KEY_SECRET must be set to real secrets when "
+                "SPAKTOK_ENV=prod"
+            )
+        return self
+
+    @property
+    def is_embedded_clickhouse(self) -> bool:
+        return self.clickhouse_dsn.startswith("chdb:")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()
