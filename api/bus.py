@@ -30,6 +30,7 @@ class OutcomeListener:
         self.settings = settings
         self.memory = memory
         self.recent: OrderedDict[str, Outcome] = OrderedDict()
+        self.received = 0
         self._waiters: dict[str, list[asyncio.Future[Outcome]]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -105,6 +106,7 @@ class OutcomeListener:
             log.warning("ignoring an undecodable outcome record")
             return
         with self._lock:
+            self.received += 1
             self.recent[outcome.correlation_id] = outcome
             self.recent[outcome.command_id] = outcome
             while len(self.recent) > self.memory:

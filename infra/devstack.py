@@ -62,11 +62,13 @@ class DevStack:
     extra_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     postgres_dsn: str = ""
+    clickhouse_dsn: str = ""  # empty: chDB inside the data dir
+    external_broker: str | None = None  # e.g. a testcontainers Kafka; then no Tansu is started
     _postgres: object | None = None
 
     @property
     def broker(self) -> str:
-        return f"127.0.0.1:{self.broker_port}"
+        return self.external_broker or f"127.0.0.1:{self.broker_port}"
 
     @property
     def api_url(self) -> str:
@@ -82,7 +84,7 @@ class DevStack:
             SPAKTOK_ENV=env.get("SPAKTOK_ENV", "dev"),
             SPAKTOK_BROKER=self.broker,
             SPAKTOK_POSTGRES_DSN=self.postgres_dsn,
-            SPAKTOK_CLICKHOUSE_DSN=f"chdb://{(self.data_dir / 'clickhouse').resolve()}",
+            SPAKTOK_CLICKHOUSE_DSN=self.clickhouse_dsn or f"chdb://{(self.data_dir / 'clickhouse').resolve()}",
             SPAKTOK_DATA_DIR=str(self.data_dir.resolve()),
             SPAKTOK_PARTITIONS=str(self.partitions),
         )
@@ -152,9 +154,11 @@ class DevStack:
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(exist_ok=True)
-        self.start_broker()
-        self.start_postgres()
-        self.reset_read_models()
+        if self.external_broker is None:
+            self.start_broker()
+        if not self.postgres_dsn:
+            self.start_postgres()
+            self.reset_read_models()
         self.start_worker()
         self.start_projector()
         self.start_api()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import text
 
 from spaktok.api.deps import CurrentUser, ServicesDep, StreamPath
@@ -83,3 +83,28 @@ async def stream_event_log(
     for row in rows:
         row["occurred_at"] = row["occurred_at"].isoformat()
     return {"streamId": stream_id, "events": rows}
+
+
+@router.get("/metrics")
+async def metrics(request: Request, services: ServicesDep) -> PlainTextResponse:
+    """Prometheus text format: projector progress hosted by this process and command traffic."""
+    lines = [
+        "# TYPE spaktok_edge_batches_sent_total counter",
+        f"spaktok_edge_batches_sent_total {services.batcher.batches_sent}",
+        "# TYPE spaktok_outcomes_received_total counter",
+        f"spaktok_outcomes_received_total {services.bus.listener.received}",
+    ]
+    runner = getattr(request.app.state, "clickhouse_runner", None)
+    if runner is not None:
+        name = runner.projector.name
+        stats = runner.stats
+        for metric, value in (
+            ("records_total", stats.records),
+            ("rows_total", stats.rows),
+            ("batches_total", stats.batches),
+            ("deadlettered_total", stats.deadlettered),
+            ("busy_seconds_total", round(stats.busy_seconds, 6)),
+        ):
+            lines.append(f"# TYPE spaktok_projector_{metric} counter")
+            lines.append(f'spaktok_projector_{metric}{{projection="{name}"}} {value}')
+    return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")

@@ -1,0 +1,90 @@
+"""Bad HTTP input gets a 4xx problem+json, never a 500; bad Kafka records go to the dead-letter topic."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+
+import httpx
+from confluent_kafka import Consumer, Producer
+
+from spaktok.infra import topics
+from spaktok.infra.devstack import DevStack
+from spaktok.infra.kafka import producer_config
+from spaktok.settings import Settings
+from tests.integration.conftest import Api
+
+
+def test_http_bad_input_is_a_problem(stack: DevStack, user: Callable[..., Api]) -> None:
+    api = user(f"bad-{uuid.uuid4().hex[:6]}")
+    anonymous = httpx.Client(base_url=stack.api_url)
+    cases = [
+        (anonymous.post("/v1/streams", json={"title": "x", "category": "y"}), 401, "unauthorized"),
+        (
+            anonymous.post("/v1/streams", json={}, headers={"Authorization": "Bearer not-a-jwt"}),
+            401,
+            "invalid-token",
+        ),
+        (
+            api.post("/v1/streams", content=b"{not json", headers={"content-type": "application/json"}),
+            400,
+            "malformed-json",
+        ),
+        (api.post("/v1/streams", json={"title": "", "category": "c"}), 422, "validation-error"),
+        (api.post("/v1/streams", json={"title": "t", "category": "c", "privacy": "secret"}), 422, "validation-error"),
+        (api.post("/v1/streams", json={"title": "t", "category": "c", "bogus": 1}), 422, "validation-error"),
+        (api.post("/v1/streams/x/likes", json={"count": 0}), 422, "validation-error"),
+        (api.post("/v1/streams/x/likes", json={"count": 1001}), 422, "validation-error"),
+        (api.post("/v1/streams/x/comments", json={"text": "   "}), 422, "invalid-comment"),
+        (api.post("/v1/streams/x/comments", json={"text": "y" * 501}), 422, "invalid-comment"),
+        (api.post("/v1/streams/bad%20id!/viewers"), 422, "validation-error"),
+        (api.get("/v1/streams", params={"cursor": "%%%"}), 400, "invalid-cursor"),
+        (api.get("/v1/streams", params={"limit": 1000}), 422, "validation-error"),
+        (api.get("/v1/streams/st_nope"), 404, "stream-not-found"),
+        (api.get("/v1/nowhere"), 404, "not-found"),
+    ]
+    for response, status, slug in cases:
+        assert response.status_code == status, (response.request.url, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        body = response.json()
+        assert body["type"].endswith(f"/{slug}") and body["status"] == status and body["detail"]
+
+
+def test_undecodable_records_are_dead_lettered_and_processing_continues(
+    stack: DevStack, user: Callable[..., Api]
+) -> None:
+    settings = Settings(broker=stack.broker)
+    marker = uuid.uuid4().hex
+    consumer = Consumer(
+        {"bootstrap.servers": stack.broker, "group.id": f"dlq-{marker}", "auto.offset.reset": "earliest"}
+    )
+    consumer.subscribe([topics.DEADLETTER.name])
+    producer = Producer(producer_config(settings))
+    poison = {
+        topics.COMMANDS_STREAMS.name: [f"garbage-{marker}".encode(), b'{"type": "streams.JoinStream"}'],
+        topics.EVENTS_STREAMS.name: [f"not-an-event-{marker}".encode()],
+    }
+    for topic, values in poison.items():
+        for value in values:
+            producer.produce(topic, key=f"st_{marker}".encode(), value=value)
+    producer.flush(10)
+
+    seen: dict[bytes, dict[str, bytes]] = {}
+    deadline = time.monotonic() + 30
+    wanted = {v for values in poison.values() for v in values}
+    while time.monotonic() < deadline and not wanted <= set(seen):
+        msg = consumer.poll(0.5)
+        if msg is not None and msg.error() is None and msg.value() in wanted:
+            seen[msg.value()] = {k: v for k, v in (msg.headers() or [])}
+    consumer.close()
+    assert wanted <= set(seen), f"dead-lettered: {list(seen)}"
+    stages = sorted(h["dlq-stage"].decode() for h in seen.values())
+    # the worker parks the two commands; both projectors park the bad event
+    assert stages.count("decode") == 2 and any(s.startswith("project:") for s in stages)
+    for headers in seen.values():
+        assert headers["dlq-error"] and headers["dlq-source-topic"].startswith(b"spaktok.")
+
+    api = user(f"after-dlq-{marker[:6]}")
+    response = api.post("/v1/streams", json={"title": "still alive", "category": "chat"})
+    assert response.status_code == 201, response.text
