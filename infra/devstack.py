@@ -143,13 +143,29 @@ class DevStack:
                     )
             try:
                 response = httpx.get(f"{self.api_url}/readyz", timeout=2)
-                if response.status_code == 200:
+                if response.status_code == 200 and self._worker_answers():
                     return
-                last = response.text
+                last = response.text if response.status_code != 200 else "the worker has not answered yet"
             except httpx.HTTPError as exc:
                 last = str(exc)
             time.sleep(0.2)
         raise RuntimeError(f"the API was not ready within {timeout:.0f} s: {last}")
+
+    def _worker_answers(self) -> bool:
+        """A command round trip through the worker: joining a stream that does not exist must be
+        refused (404) rather than left pending (202) once the worker owns its partitions."""
+        from spaktok.api.auth import mint_token
+        from spaktok.settings import Settings
+
+        token = mint_token(Settings(**self._settings_overrides()), "readiness-probe")
+        probe = f"st_probe{int(time.monotonic() * 1000)}"
+        response = httpx.post(
+            f"{self.api_url}/v1/streams/{probe}/viewers", headers={"Authorization": f"Bearer {token}"}, timeout=5
+        )
+        return response.status_code == 404
+
+    def _settings_overrides(self) -> dict[str, str]:
+        return {k[len("SPAKTOK_"):].lower(): v for k, v in self.extra_env.items() if k.startswith("SPAKTOK_JWT")}
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,8 @@ from typing import Any
 
 import faust
 
+import spaktok.commands.catalog  # noqa: F401 - every command type must be decodable here
+
 from spaktok.infra import topics
 from spaktok.processors.aggregate import AggregateRunner, AggregateSpec
 from spaktok.processors.broadcasters import BROADCASTERS
@@ -89,9 +91,11 @@ def create_app(settings: Settings) -> faust.App:
 
     app.spaktok_runners = {}  # type: ignore[attr-defined]
     for spec, command_topic in AGGREGATES:
-        schema = faust.Schema(**raw)
-        states = app.Table(f"{spec.aggregate_type}-state", partitions=settings.partitions, schema=schema)
-        outcomes = app.Table(f"{spec.aggregate_type}-outcomes", partitions=settings.partitions, schema=schema)
+        # key_type/value_type=bytes is what makes Faust pick the raw codec for the changelog too;
+        # a `schema=` argument alone leaves recovery decoding keys as JSON (and failing silently)
+        table_types: dict[str, Any] = {"partitions": settings.partitions, "key_type": bytes, "value_type": bytes}
+        states = app.Table(f"{spec.aggregate_type}-state", **table_types)
+        outcomes = app.Table(f"{spec.aggregate_type}-outcomes", **table_types)
         runner = AggregateRunner(
             spec,
             states=BytesKeyTable(states),

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
+import spaktok.events.catalog  # noqa: F401 - every event type must be decodable here
 from spaktok.events.envelope import Envelope, decode_envelope
 from spaktok.infra import topics
 from spaktok.infra.kafka import EventProducer

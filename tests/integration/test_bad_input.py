@@ -71,14 +71,21 @@ def test_undecodable_records_are_dead_lettered_and_processing_continues(
     producer.flush(10)
 
     seen: dict[bytes, dict[str, bytes]] = {}
+    unexpected: list[dict[str, bytes]] = []
     deadline = time.monotonic() + 30
     wanted = {v for values in poison.values() for v in values}
     while time.monotonic() < deadline and not wanted <= set(seen):
         msg = consumer.poll(0.5)
-        if msg is not None and msg.error() is None and msg.value() in wanted:
-            seen[msg.value()] = {k: v for k, v in (msg.headers() or [])}
+        if msg is None or msg.error() is not None:
+            continue
+        headers = {k: v for k, v in (msg.headers() or [])}
+        if msg.value() in wanted:
+            seen[msg.value()] = headers
+        else:
+            unexpected.append(headers)
     consumer.close()
     assert wanted <= set(seen), f"dead-lettered: {list(seen)}"
+    assert unexpected == [], "only the poison may be dead-lettered, never a good record"
     stages = sorted(h["dlq-stage"].decode() for h in seen.values())
     # the worker parks the two commands; both projectors park the bad event
     assert stages.count("decode") == 2 and any(s.startswith("project:") for s in stages)
