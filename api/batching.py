@@ -20,12 +20,13 @@ from spaktok.commands.outcome import Outcome
 from spaktok.commands.streams import RecordHeartbeats, RecordLikes
 
 EDGE_ACTOR = "edge"
+BatchAnswer = tuple[str, Outcome | None]  # (the batch's command id, its outcome or None if undecided)
 
 
 @dataclass
 class _Pending:
     items: list[Any] = field(default_factory=list)
-    waiters: list[asyncio.Future[Outcome | None]] = field(default_factory=list)
+    waiters: list[asyncio.Future[BatchAnswer]] = field(default_factory=list)
     flusher: asyncio.TimerHandle | None = None
 
 
@@ -37,20 +38,20 @@ class EdgeBatcher:
         self._pending: dict[tuple[str, str], _Pending] = {}
         self.batches_sent = 0
 
-    async def like(self, stream_id: str, action_id: str, user_id: str, count: int) -> Outcome | None:
+    async def like(self, stream_id: str, action_id: str, user_id: str, count: int) -> BatchAnswer:
         return await self._add("likes", stream_id, (action_id, user_id, count))
 
-    async def heartbeat(self, stream_id: str, user_id: str, at_ms: int) -> Outcome | None:
+    async def heartbeat(self, stream_id: str, user_id: str, at_ms: int) -> BatchAnswer:
         return await self._add("beats", stream_id, (user_id, at_ms))
 
-    async def _add(self, kind: str, stream_id: str, item: Any) -> Outcome | None:
+    async def _add(self, kind: str, stream_id: str, item: Any) -> BatchAnswer:
         loop = asyncio.get_running_loop()
         key = (kind, stream_id)
         pending = self._pending.get(key)
         if pending is None:
             pending = self._pending[key] = _Pending()
             pending.flusher = loop.call_later(self.window, self._flush, key)
-        future: asyncio.Future[Outcome | None] = loop.create_future()
+        future: asyncio.Future[BatchAnswer] = loop.create_future()
         pending.items.append(item)
         pending.waiters.append(future)
         if len(pending.items) >= self.max_items:
@@ -74,11 +75,13 @@ class EdgeBatcher:
         )
         self.batches_sent += 1
         task = asyncio.ensure_future(self.bus.execute(command))
-        task.add_done_callback(lambda t: _resolve(pending.waiters, t))
+        task.add_done_callback(lambda t: _resolve(pending.waiters, command.command_id, t))
 
 
-def _resolve(waiters: list[asyncio.Future[Outcome | None]], task: asyncio.Future[Outcome | None]) -> None:
-    result = None if task.cancelled() or task.exception() is not None else task.result()
+def _resolve(
+    waiters: list[asyncio.Future[BatchAnswer]], command_id: str, task: asyncio.Future[Outcome | None]
+) -> None:
+    outcome = None if task.cancelled() or task.exception() is not None else task.result()
     for future in waiters:
         if not future.done():
-            future.set_result(result)
+            future.set_result((command_id, outcome))

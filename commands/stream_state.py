@@ -18,6 +18,7 @@ from spaktok.events.streams import (
 )
 
 LIKE_ID_MEMORY = 10_000  # recent like action ids kept to refuse client retries
+ANONYMOUS_ACTION = "anon:"  # prefix of action ids without an idempotency key: never retried, never kept
 
 
 def millis(at: datetime) -> int:
@@ -123,7 +124,8 @@ def evolve(state: StreamState, event: Event) -> StreamState:
             recent[event.user_id] = millis(event.posted_at)
             return replace(state, version=version, comments=event.comments, last_comment_ms=recent)
         case LikesRecorded():
-            ids = (state.recent_like_ids + tuple(event.action_ids))[-LIKE_ID_MEMORY:]
+            keyed = tuple(a for a in event.action_ids if not a.startswith(ANONYMOUS_ACTION))
+            ids = (state.recent_like_ids + keyed)[-LIKE_ID_MEMORY:] if keyed else state.recent_like_ids
             return replace(state, version=version, likes=event.total_likes, recent_like_ids=ids)
         case _:
             # rejections and events this aggregate does not fold still take a sequence number

@@ -14,6 +14,7 @@ from spaktok.api.problems import Problem
 from spaktok.api.responses import answer, event_payload
 from spaktok.api.schemas import CommentBody, LikeBody
 from spaktok.commands.outcome import Outcome
+from spaktok.commands.stream_state import ANONYMOUS_ACTION
 from spaktok.commands.streams import SendComment
 from spaktok.events.envelope import derive_id
 from spaktok.projections import streams_views
@@ -93,12 +94,12 @@ async def like_stream(
     if idempotency_key is not None:
         action_id = derive_id("like", user.user_id, stream_id, idempotency_key)
     else:
-        action_id = str(uuid.uuid4())
-    outcome = await services.batcher.like(stream_id, action_id, user.user_id, body.count)
+        action_id = f"{ANONYMOUS_ACTION}{uuid.uuid4()}"  # no key: nothing to remember
+    batch_id, outcome = await services.batcher.like(stream_id, action_id, user.user_id, body.count)
 
     def build(outcome: Outcome) -> dict[str, Any]:
         recorded = event_payload(outcome, "streams.LikesRecorded") or {}
         counted = action_id in recorded.get("action_ids", [])
         return {"streamId": stream_id, "accepted": body.count if counted else 0, "likes": outcome.stats.get("likes")}
 
-    return answer(outcome, action_id, build)
+    return answer(outcome, batch_id, build)

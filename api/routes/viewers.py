@@ -65,12 +65,12 @@ async def leave_stream(
 @router.post("/heartbeat")
 async def heartbeat(stream_id: StreamPath, user: CurrentUser, services: ServicesDep) -> JSONResponse:
     at_ms = int(datetime.now(UTC).timestamp() * 1000)
-    outcome = await services.batcher.heartbeat(stream_id, user.user_id, at_ms)
+    batch_id, outcome = await services.batcher.heartbeat(stream_id, user.user_id, at_ms)
     if outcome is not None and outcome.status == "accepted":
         beats = event_payload(outcome, "streams.HeartbeatsRecorded") or {}
         if user.user_id not in beats.get("beats", {}):
             raise Problem(409, "not-watching", "join the stream before sending heartbeats")
-    return answer(outcome, f"heartbeat:{stream_id}", lambda o: {"streamId": stream_id, **o.stats})
+    return answer(outcome, batch_id, lambda o: {"streamId": stream_id, **o.stats})
 
 
 @router.get("/viewers")

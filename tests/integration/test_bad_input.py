@@ -8,12 +8,11 @@ from collections.abc import Callable
 
 import httpx
 from confluent_kafka import Consumer, Producer
-
+from harness import Api
 from spaktok.infra import topics
 from spaktok.infra.devstack import DevStack
 from spaktok.infra.kafka import producer_config
 from spaktok.settings import Settings
-from tests.integration.conftest import Api
 
 
 def test_http_bad_input_is_a_problem(stack: DevStack, user: Callable[..., Api]) -> None:

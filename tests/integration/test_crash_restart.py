@@ -15,13 +15,12 @@ from typing import Any
 import orjson
 import pytest
 from confluent_kafka import Consumer, TopicPartition
-from sqlalchemy import create_engine, text
-
+from harness import Api, eventually, start_stack
 from spaktok.api.auth import mint_token
 from spaktok.infra import topics
 from spaktok.infra.devstack import DevStack
 from spaktok.settings import Settings
-from tests.integration.conftest import Api, eventually, start_stack
+from sqlalchemy import create_engine, text
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+from harness import Api, eventually
 from sqlalchemy import Engine, text
-
-from tests.integration.conftest import Api, eventually
 
 
 def uid(prefix: str) -> str:

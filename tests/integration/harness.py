@@ -1,0 +1,84 @@
+"""Starting a real stack for tests and talking to it: shared by the integration test modules."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from spaktok.infra.devstack import DevStack, free_port
+
+
+def _docker_available() -> bool:
+    try:
+        import docker
+
+        docker.from_env().ping()
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def start_stack(name: str) -> tuple[DevStack, Callable[[], None]]:
+    data_dir = Path(tempfile.mkdtemp(prefix=f"spaktok-{name}-"))
+    cleanups: list[Callable[[], None]] = []
+    stack = DevStack(data_dir=data_dir, api_port=free_port(), partitions=4)
+    if os.environ.get("SPAKTOK_TEST_STACK") == "containers":
+        if not _docker_available():
+            raise RuntimeError("SPAKTOK_TEST_STACK=containers needs a running Docker engine")
+        from testcontainers.clickhouse import ClickHouseContainer
+        from testcontainers.kafka import KafkaContainer
+        from testcontainers.postgres import PostgresContainer
+
+        kafka = KafkaContainer().with_kraft().start()
+        pg = PostgresContainer("postgres:17", driver="psycopg").start()
+        ch = ClickHouseContainer().start()
+        cleanups += [kafka.stop, pg.stop, ch.stop]
+        stack.external_broker = kafka.get_bootstrap_server()
+        stack.postgres_dsn = pg.get_connection_url()
+        stack.clickhouse_dsn = f"http://{ch.get_container_host_ip()}:{ch.get_exposed_port(8123)}"
+    try:
+        stack.start()
+    except Exception:
+        for name_, proc in stack.processes.items():
+            log = stack.log_dir / f"{name_}.log"
+            if log.exists():
+                print(f"--- {name_} log ---\n{log.read_text()[-3000:]}")  # noqa: T201 - shown on failure
+        stack.stop()
+        raise
+
+    def cleanup() -> None:
+        stack.stop()
+        for fn in cleanups:
+            fn()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+    return stack, cleanup
+
+
+class Api:
+    """An HTTP client for one user of the running API."""
+
+    def __init__(self, base_url: str, token: str | None) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.client = httpx.Client(base_url=base_url, headers=headers, timeout=15)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+
+def eventually(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
+    """Poll until `check` returns without AssertionError (read models are eventually consistent)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(interval)
