@@ -11,10 +11,11 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-
 from spaktok.settings import get_settings
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Spaktok Live: event-sourced live streaming.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Spaktok Live: event-sourced live streaming."
+)
 console = Console(stderr=True)
 out = Console()
 
@@ -52,8 +53,11 @@ def dev(
     token = mint_token(get_settings(), "dev-user", name="Dev User")
     out.print(f"API: {stack.api_url}", highlight=False, soft_wrap=True)
     out.print(f"Token: {token}", highlight=False, soft_wrap=True)
-    out.print(f"Broker: {stack.broker}  Postgres: {stack.postgres_dsn}  Logs: {stack.log_dir}", highlight=False,
-              soft_wrap=True)
+    out.print(
+        f"Broker: {stack.broker}  Postgres: {stack.postgres_dsn}  Logs: {stack.log_dir}",
+        highlight=False,
+        soft_wrap=True,
+    )
     console.print(
         "[yellow]The dev broker keeps its log in memory: read models were reset at start and are "
         "consistent with this run only.[/yellow] Ctrl-C to stop."
@@ -84,8 +88,14 @@ def token(
 
     out.print(
         mint_token(
-            get_settings(), user_id, name=name, picture=picture, roles=role or [], premium=premium,
-            birth_year=birth_year, country=country,
+            get_settings(),
+            user_id,
+            name=name,
+            picture=picture,
+            roles=role or [],
+            premium=premium,
+            birth_year=birth_year,
+            country=country,
         ),
         highlight=False,
         soft_wrap=True,
@@ -100,7 +110,6 @@ def api(
 ) -> None:
     """Run the API alone (hosts the ClickHouse projector when the DSN is chdb:)."""
     import uvicorn
-
     from spaktok.api.app import create_app
 
     _logging(log_level)
@@ -108,7 +117,7 @@ def api(
 
 
 @app.command()
-def worker(log_level: Annotated[str, typer.Option()] = "warn") -> None:
+def worker(log_level: Annotated[str, typer.Option(envvar="SPAKTOK_WORKER_LOG_LEVEL")] = "warn") -> None:
     """Run the Faust worker alone (deciders for every aggregate)."""
     from spaktok.processors.app import run_worker
 

@@ -13,7 +13,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
-
 from spaktok.api.batching import EdgeBatcher
 from spaktok.api.bus import CommandBus, OutcomeListener
 from spaktok.api.deps import Services
@@ -30,7 +29,9 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None, *, host_clickhouse_projector: bool | None = None) -> FastAPI:
     settings = settings or get_settings()
-    hosting = settings.is_embedded_clickhouse if host_clickhouse_projector is None else host_clickhouse_projector
+    hosting = (
+        settings.is_embedded_clickhouse if host_clickhouse_projector is None else host_clickhouse_projector
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -8,7 +8,6 @@ from functools import lru_cache
 from typing import Any
 
 import jwt
-
 from spaktok.settings import Settings
 
 

@@ -13,7 +13,6 @@ import uuid
 from collections import OrderedDict
 
 from confluent_kafka import OFFSET_END, Consumer, TopicPartition
-
 from spaktok.commands.base import Command
 from spaktok.commands.outcome import Outcome
 from spaktok.infra import topics
@@ -132,7 +131,9 @@ class CommandBus:
 
     def send(self, command: Command) -> None:
         spec = topics.COMMAND_TOPIC_BY_AGGREGATE[command.aggregate_type]
-        self.producer.send(spec.name, command.aggregate_id, command.to_bytes(), [("command-type", command.type)])
+        self.producer.send(
+            spec.name, command.aggregate_id, command.to_bytes(), [("command-type", command.type)]
+        )
 
     async def execute(self, command: Command, timeout: float | None = None) -> Outcome | None:
         future = self.listener.expect(command.correlation)

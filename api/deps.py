@@ -8,8 +8,6 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Header, Path, Query, Request
-from sqlalchemy import Engine
-
 from spaktok.api.auth import InvalidToken, Principal, decode_token
 from spaktok.api.batching import EdgeBatcher
 from spaktok.api.bus import CommandBus
@@ -17,6 +15,7 @@ from spaktok.api.problems import Problem
 from spaktok.events.envelope import derive_id
 from spaktok.projections.clickhouse import ClickHouse
 from spaktok.settings import Settings
+from sqlalchemy import Engine
 
 
 @dataclass

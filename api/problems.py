@@ -43,7 +43,12 @@ class Problem(Exception):
 
 def problem_response(status: int, type_: str, detail: str, **extra: Any) -> JSONResponse:
     title = type_.replace("-", " ").capitalize()
-    body = {"type": f"https://spaktok.dev/problems/{type_}", "title": title, "status": status, "detail": detail}
+    body = {
+        "type": f"https://spaktok.dev/problems/{type_}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
     body.update(extra)
     return JSONResponse(body, status_code=status, media_type="application/problem+json")
 
@@ -61,8 +66,12 @@ def install_problem_handlers(app: FastAPI) -> None:
         ]
         malformed = any(e["type"] == "json_invalid" for e in errors)
         if malformed:
-            return problem_response(400, "malformed-json", "the request body is not valid JSON", errors=errors)
-        return problem_response(422, "validation-error", "the request does not match the contract", errors=errors)
+            return problem_response(
+                400, "malformed-json", "the request body is not valid JSON", errors=errors
+            )
+        return problem_response(
+            422, "validation-error", "the request does not match the contract", errors=errors
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -8,7 +8,6 @@ from typing import Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict
-
 from spaktok.events.base import EVENT_TYPES, Event, upcast
 
 # Namespace for deterministic ids: uuid5(NAMESPACE, f"{command_id}:{index}").

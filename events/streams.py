@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
-
 from spaktok.events.base import Event, register_event
 
 Privacy = Literal["public", "followers", "private"]

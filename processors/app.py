@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 import faust
-
 import spaktok.commands.catalog  # noqa: F401 - every command type must be decodable here
-
 from spaktok.infra import topics
+from spaktok.processors import faust_fixes
 from spaktok.processors.aggregate import AggregateRunner, AggregateSpec
 from spaktok.processors.broadcasters import BROADCASTERS
+from spaktok.processors.positions import CommandPositions
 from spaktok.processors.streams import STREAMS
 from spaktok.settings import Settings
 
@@ -39,32 +40,10 @@ class BytesKeyTable:
         self._table.pop(key.encode(), None)
 
 
-FETCH_MAX_WAIT_MS = 20
-
-
-def _shorten_fetch_wait() -> None:
-    """Faust hard-codes aiokafka's fetch_max_wait_ms=1500. The dev broker answers a fetch only when
-    that wait expires, which put ~0.7 s on every command; a short wait is cheap on a busy topic."""
-    from faust.transport.drivers import aiokafka as driver
-
-    thread_cls = driver.AIOKafkaConsumerThread
-    if getattr(thread_cls, "_spaktok_patched", False):
-        return
-    original = thread_cls._create_worker_consumer
-
-    def create_worker_consumer(self: Any, transport: Any) -> Any:
-        consumer = original(self, transport)
-        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
-        return consumer
-
-    thread_cls._create_worker_consumer = create_worker_consumer
-    thread_cls._spaktok_patched = True
-
-
 def create_app(settings: Settings) -> faust.App:
     """Build the worker app; nothing connects until the worker starts it."""
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
-    _shorten_fetch_wait()
+    faust_fixes.apply()
     app = faust.App(
         "spaktok-worker",
         broker=f"kafka://{settings.broker}",
@@ -83,40 +62,74 @@ def create_app(settings: Settings) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
     )
-    raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+    raw: dict[str, Any] = {
+        "key_type": bytes,
+        "value_type": bytes,
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+    }
     topic_objects = {spec.name: app.topic(spec.name, internal=False, **raw) for spec in topics.ALL_TOPICS}
 
-    async def send(topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]]) -> None:
-        await topic_objects[topic].send(key=key.encode(), value=value, headers=headers)
+    async def send(topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]]) -> Awaitable[Any]:
+        # Topic.send hands the record to the producer and returns the future of its acknowledgement
+        return await topic_objects[topic].send(key=key.encode(), value=value, headers=headers)
 
     app.spaktok_runners = {}  # type: ignore[attr-defined]
+    all_positions: list[tuple[CommandPositions, str]] = []
+
+    async def resume_offsets(assignment: set[Any]) -> dict[Any, int]:
+        offsets: dict[Any, int] = {}
+        for positions, topic in all_positions:
+            offsets.update(await positions.resume_offsets(assignment, topic))
+        return offsets
+
+    app.spaktok_resume_offsets = resume_offsets  # type: ignore[attr-defined]
     for spec, command_topic in AGGREGATES:
         # key_type/value_type=bytes is what makes Faust pick the raw codec for the changelog too;
         # a `schema=` argument alone leaves recovery decoding keys as JSON (and failing silently)
-        table_types: dict[str, Any] = {"partitions": settings.partitions, "key_type": bytes, "value_type": bytes}
+        table_types: dict[str, Any] = {
+            "partitions": settings.partitions,
+            "key_type": bytes,
+            "value_type": bytes,
+        }
         states = app.Table(f"{spec.aggregate_type}-state", **table_types)
-        outcomes = app.Table(f"{spec.aggregate_type}-outcomes", **table_types)
         runner = AggregateRunner(
             spec,
             states=BytesKeyTable(states),
-            outcomes=BytesKeyTable(outcomes),
             send=send,
             outcomes_topic=topics.OUTCOMES.name,
             deadletter_topic=topics.DEADLETTER.name,
             memory=settings.outcome_memory,
         )
         app.spaktok_runners[spec.aggregate_type] = runner  # type: ignore[attr-defined]
-        _register_agent(app, topic_objects[command_topic.name], runner)
+        positions = CommandPositions(BytesKeyTable(states), lambda: app.consumer)
+        all_positions.append((positions, command_topic.name))
+        _register_agent(app, topic_objects[command_topic.name], runner, positions)
     return app
 
 
-def _register_agent(app: faust.App, source: Any, runner: AggregateRunner) -> None:
+def _register_agent(
+    app: faust.App, source: Any, runner: AggregateRunner, positions: CommandPositions
+) -> None:
+    recovered = app.tables.recovery.completed
+
     async def decide_commands(stream: Any) -> None:
         async for event in stream.events():
             message = event.message
+            if not recovered.is_set():
+                # Faust resumes the command partitions a moment before recovery is marked done;
+                # deciding on a half-restored table would refuse commands for aggregates that exist
+                await recovered.wait()
+            if not await positions.admit(message.tp, message.offset):
+                continue
             await runner.handle_record(
-                event.key, event.value, topic=message.topic, partition=message.partition, offset=message.offset
+                event.key,
+                event.value,
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
             )
+            positions.decided(message.tp, message.offset)
 
     decide_commands.__name__ = f"{runner.spec.aggregate_type}_decider"
     app.agent(source, name=f"{runner.spec.aggregate_type}-decider", concurrency=1)(decide_commands)

@@ -14,7 +14,9 @@ from spaktok.processors.aggregate import AggregateSpec, Forward, forward_id
 
 
 def _rejected(command: Command, rejection: Rejection) -> BroadcasterCommandRejected:
-    return BroadcasterCommandRejected(command_type=command.type, reason=rejection.reason, detail=rejection.detail)
+    return BroadcasterCommandRejected(
+        command_type=command.type, reason=rejection.reason, detail=rejection.detail
+    )
 
 
 def _follow_ups(command: Command, envelopes: list[Envelope], state: BroadcasterState) -> list[Forward]:

@@ -17,7 +17,10 @@ from spaktok.processors.aggregate import AggregateSpec, Forward, forward_id
 def _rejected(command: Command, rejection: Rejection) -> StreamCommandRejected:
     action_ids = [a for a, _, _ in getattr(command, "likes", ())]
     return StreamCommandRejected(
-        command_type=command.type, reason=rejection.reason, detail=rejection.detail, rejected_action_ids=action_ids
+        command_type=command.type,
+        reason=rejection.reason,
+        detail=rejection.detail,
+        rejected_action_ids=action_ids,
     )
 
 

@@ -14,12 +14,24 @@ from typing import Any
 
 import clickhouse_connect
 import orjson
-
 from spaktok.projections.runner import Record
 
 COLUMNS = [
-    "event_id", "type", "schema_version", "aggregate_type", "aggregate_id", "sequence", "occurred_at",
-    "causation_id", "correlation_id", "actor_id", "stream_id", "user_id", "payload", "topic", "partition",
+    "event_id",
+    "type",
+    "schema_version",
+    "aggregate_type",
+    "aggregate_id",
+    "sequence",
+    "occurred_at",
+    "causation_id",
+    "correlation_id",
+    "actor_id",
+    "stream_id",
+    "user_id",
+    "payload",
+    "topic",
+    "partition",
     "offset",
 ]
 
@@ -65,7 +77,9 @@ class ClickHouseEventsProjector:
         self.ch = ch
 
     def checkpoints(self) -> dict[tuple[str, int], int]:
-        rows = self.ch.query("SELECT topic, partition, max(offset) AS o FROM events GROUP BY topic, partition")
+        rows = self.ch.query(
+            "SELECT topic, partition, max(offset) AS o FROM events GROUP BY topic, partition"
+        )
         return {(r["topic"], int(r["partition"])): int(r["o"]) for r in rows}
 
     def _positions(self, records: list[Record]) -> dict[tuple[str, str], int]:
@@ -90,13 +104,29 @@ class ClickHouseEventsProjector:
                     continue
                 positions[key] = env.sequence
             payload = env.payload
-            stream_id = env.aggregate_id if env.aggregate_type == "stream" else str(payload.get("stream_id", ""))
-            rows.append([
-                env.event_id, env.type, env.schema_version, env.aggregate_type, env.aggregate_id, env.sequence,
-                env.occurred_at, env.causation_id, env.correlation_id, env.actor_id, stream_id,
-                str(payload.get("user_id") or env.actor_id), orjson.dumps(payload).decode(), record.topic,
-                record.partition, record.offset,
-            ])
+            stream_id = (
+                env.aggregate_id if env.aggregate_type == "stream" else str(payload.get("stream_id", ""))
+            )
+            rows.append(
+                [
+                    env.event_id,
+                    env.type,
+                    env.schema_version,
+                    env.aggregate_type,
+                    env.aggregate_id,
+                    env.sequence,
+                    env.occurred_at,
+                    env.causation_id,
+                    env.correlation_id,
+                    env.actor_id,
+                    stream_id,
+                    str(payload.get("user_id") or env.actor_id),
+                    orjson.dumps(payload).decode(),
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                ]
+            )
         if rows:
             self.ch.insert("events", rows, COLUMNS)
         # skipped (dead-lettered) offsets leave no row: they are re-read and re-parked after a restart,

@@ -16,7 +16,9 @@ from spaktok.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def build_runners(settings: Settings, producer: EventProducer, *, include_clickhouse: bool) -> list[ProjectionRunner]:
+def build_runners(
+    settings: Settings, producer: EventProducer, *, include_clickhouse: bool
+) -> list[ProjectionRunner]:
     engine = postgres.make_engine(settings.postgres_dsn)
     postgres.apply_schema(engine)
     runners = [ProjectionRunner(settings, PostgresStreamsProjector(engine), producer)]

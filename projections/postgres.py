@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from importlib import resources
 
-from sqlalchemy import Connection, Engine, create_engine, text
-
 from spaktok.events.envelope import Envelope
 from spaktok.projections.runner import Record, highest_offsets
+from sqlalchemy import Connection, Engine, create_engine, text
 
 
 def make_engine(dsn: str) -> Engine:
@@ -37,7 +36,9 @@ def fresh_records(conn: Connection, projection: str, records: list[Record]) -> l
     positions: dict[str, int] = {}
     if ids:
         rows = conn.execute(
-            text("SELECT aggregate_id, sequence FROM projection_positions WHERE projection = :p AND aggregate_id = ANY(:ids)"),
+            text(
+                "SELECT aggregate_id, sequence FROM projection_positions WHERE projection = :p AND aggregate_id = ANY(:ids)"
+            ),
             {"p": projection, "ids": ids},
         )
         positions = {aggregate_id: sequence for aggregate_id, sequence in rows}

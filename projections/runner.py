@@ -13,9 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
-
 import spaktok.events.catalog  # noqa: F401 - every event type must be decodable here
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from spaktok.events.envelope import Envelope, decode_envelope
 from spaktok.infra import topics
 from spaktok.infra.kafka import EventProducer
@@ -58,7 +57,9 @@ class ProjectorStats:
 class ProjectionRunner:
     """Runs one projector in a thread: consume a batch, decode, apply, repeat until stopped."""
 
-    def __init__(self, settings: Settings, projector: Projector, producer: EventProducer, batch_size: int = 2000):
+    def __init__(
+        self, settings: Settings, projector: Projector, producer: EventProducer, batch_size: int = 2000
+    ):
         self.settings = settings
         self.projector = projector
         self.producer = producer
@@ -138,13 +139,17 @@ class ProjectionRunner:
                 return self.projector.apply(records, skipped)
             except Exception as exc:  # noqa: BLE001
                 if is_transient(exc) and not self._stop.is_set():
-                    log.warning("%s: store unavailable (%s); retrying in %.1f s", self.projector.name, exc, delay)
+                    log.warning(
+                        "%s: store unavailable (%s); retrying in %.1f s", self.projector.name, exc, delay
+                    )
                     time.sleep(delay)
                     delay = min(delay * 2, 5.0)
                     continue
                 if is_transient(exc):
                     raise
-                log.exception("batch of %d failed in %s; retrying one by one", len(records), self.projector.name)
+                log.exception(
+                    "batch of %d failed in %s; retrying one by one", len(records), self.projector.name
+                )
                 return self._apply_one_by_one(records, skipped)
 
     def _apply_one_by_one(self, records: list[Record], skipped: dict[tuple[str, int], int]) -> int:
@@ -155,7 +160,10 @@ class ProjectionRunner:
             except Exception as exc:  # noqa: BLE001
                 self.stats.deadlettered += 1
                 headers = deadletter_headers(
-                    exc, stage=f"project:{self.projector.name}", topic=record.topic, partition=record.partition,
+                    exc,
+                    stage=f"project:{self.projector.name}",
+                    topic=record.topic,
+                    partition=record.partition,
                     offset=record.offset,
                 )
                 self.producer.send(
@@ -167,7 +175,10 @@ class ProjectionRunner:
     def _deadletter(self, msg, exc: BaseException) -> None:  # type: ignore[no-untyped-def]
         self.stats.deadlettered += 1
         headers = deadletter_headers(
-            exc, stage=f"project:{self.projector.name}", topic=msg.topic(), partition=msg.partition(),
+            exc,
+            stage=f"project:{self.projector.name}",
+            topic=msg.topic(),
+            partition=msg.partition(),
             offset=msg.offset(),
         )
         key = (msg.key() or b"").decode("utf-8", "replace")

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import orjson
-from sqlalchemy import Connection, Engine, text
-
 from spaktok.events.envelope import Envelope
 from spaktok.events.streams import (
     CommentPosted,
@@ -19,6 +17,7 @@ from spaktok.events.streams import (
 )
 from spaktok.projections import postgres
 from spaktok.projections.runner import Record
+from sqlalchemy import Connection, Engine, text
 
 Handler = Callable[[Connection, Envelope], int]
 
@@ -54,14 +53,26 @@ def _joined(conn: Connection, env: Envelope) -> int:
             ON CONFLICT (stream_id, user_id) DO UPDATE SET is_active = true, joined_at = :at, left_at = NULL,
                 last_heartbeat = :at, username = :name, user_profile_image = :img"""
         ),
-        {"s": env.aggregate_id, "u": e.user_id, "name": e.username, "img": e.user_profile_image, "at": e.joined_at},
+        {
+            "s": env.aggregate_id,
+            "u": e.user_id,
+            "name": e.username,
+            "img": e.user_profile_image,
+            "at": e.joined_at,
+        },
     )
     conn.execute(
         text(
             "UPDATE live_streams SET viewer_count = :v, peak_viewer_count = :p, total_views = :t, "
             "last_updated = :at WHERE stream_id = :s"
         ),
-        {"s": env.aggregate_id, "v": e.viewer_count, "p": e.peak_viewer_count, "t": e.total_views, "at": e.joined_at},
+        {
+            "s": env.aggregate_id,
+            "v": e.viewer_count,
+            "p": e.peak_viewer_count,
+            "t": e.total_views,
+            "at": e.joined_at,
+        },
     )
     return 2
 
@@ -106,13 +117,21 @@ def _comment(conn: Connection, env: Envelope) -> int:
             VALUES (:c, :s, :u, :name, :img, :text, :type, :at, :seq) ON CONFLICT (comment_id) DO NOTHING"""
         ),
         {
-            "c": e.comment_id, "s": env.aggregate_id, "u": e.user_id, "name": e.username,
-            "img": e.user_profile_image, "text": e.text, "type": e.comment_type, "at": e.posted_at,
+            "c": e.comment_id,
+            "s": env.aggregate_id,
+            "u": e.user_id,
+            "name": e.username,
+            "img": e.user_profile_image,
+            "text": e.text,
+            "type": e.comment_type,
+            "at": e.posted_at,
             "seq": env.sequence,
         },
     )
     conn.execute(
-        text("UPDATE stream_viewers SET comments_posted = comments_posted + 1 WHERE stream_id = :s AND user_id = :u"),
+        text(
+            "UPDATE stream_viewers SET comments_posted = comments_posted + 1 WHERE stream_id = :s AND user_id = :u"
+        ),
         {"s": env.aggregate_id, "u": e.user_id},
     )
     conn.execute(
@@ -150,8 +169,15 @@ def _ended(conn: Connection, env: Envelope) -> int:
                 gift_revenue = :r, last_updated = :at WHERE stream_id = :s"""
         ),
         {
-            "s": env.aggregate_id, "at": e.ended_at, "d": e.duration, "p": e.peak_viewer_count,
-            "t": e.total_views, "l": e.likes, "c": e.comments, "g": e.gifts, "r": e.gift_revenue,
+            "s": env.aggregate_id,
+            "at": e.ended_at,
+            "d": e.duration,
+            "p": e.peak_viewer_count,
+            "t": e.total_views,
+            "l": e.likes,
+            "c": e.comments,
+            "g": e.gifts,
+            "r": e.gift_revenue,
         },
     )
     return 1

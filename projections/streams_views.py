@@ -109,7 +109,11 @@ def list_viewers(
 
 def list_comments(engine: Engine, stream_id: str, *, before: int | None, limit: int) -> list[dict[str, Any]]:
     """Newest first; `before` is a comment sequence from a previous page. Deleted comments are hidden."""
-    params: dict[str, Any] = {"s": stream_id, "limit": limit, "before": before if before is not None else 2**62}
+    params: dict[str, Any] = {
+        "s": stream_id,
+        "limit": limit,
+        "before": before if before is not None else 2**62,
+    }
     with engine.connect() as conn:
         rows = conn.execute(
             text(

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-
 from spaktok.api.deps import CommandMeta, CurrentUser, IdempotencyKey, ServicesDep, StreamPath
 from spaktok.api.problems import Problem
 from spaktok.api.responses import answer, event_payload
@@ -35,7 +34,9 @@ async def send_comment(
     if not text:
         raise Problem(422, "invalid-comment", "a comment cannot be empty or only whitespace")
     if len(text) > settings.comment_max_length:
-        raise Problem(422, "invalid-comment", f"a comment is at most {settings.comment_max_length} characters")
+        raise Problem(
+            422, "invalid-comment", f"a comment is at most {settings.comment_max_length} characters"
+        )
     meta = CommandMeta.for_request(user, f"comment:{stream_id}", idempotency_key)
     command = SendComment(
         command_id=meta.command_id,
@@ -100,6 +101,10 @@ async def like_stream(
     def build(outcome: Outcome) -> dict[str, Any]:
         recorded = event_payload(outcome, "streams.LikesRecorded") or {}
         counted = action_id in recorded.get("action_ids", [])
-        return {"streamId": stream_id, "accepted": body.count if counted else 0, "likes": outcome.stats.get("likes")}
+        return {
+            "streamId": stream_id,
+            "accepted": body.count if counted else 0,
+            "likes": outcome.stats.get("likes"),
+        }
 
     return answer(outcome, batch_id, build)

@@ -7,11 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
-from sqlalchemy import text
-
 from spaktok.api.deps import CurrentUser, ServicesDep, StreamPath
 from spaktok.api.problems import Problem
 from spaktok.projections import streams_views
+from sqlalchemy import text
 
 router = APIRouter(tags=["operations"])
 
@@ -44,7 +43,9 @@ async def readyz(services: ServicesDep) -> JSONResponse:
         except Exception as exc:  # noqa: BLE001 - readiness reports, it does not raise
             checks[name] = f"unavailable: {exc}"
     ready = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ready" if ready else "not-ready", "checks": checks}, 200 if ready else 503)
+    return JSONResponse(
+        {"status": "ready" if ready else "not-ready", "checks": checks}, 200 if ready else 503
+    )
 
 
 @router.get("/v1/commands/{command_id}")

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-
 from spaktok.api.deps import CommandMeta, CurrentUser, IdempotencyKey, ServicesDep, StreamPath
 from spaktok.api.problems import Problem
 from spaktok.api.responses import answer, event_payload
@@ -21,6 +20,7 @@ from spaktok.projections import streams_views
 from spaktok.settings import Settings
 
 router = APIRouter(prefix="/v1/streams", tags=["streams"])
+
 
 def stream_key(settings: Settings, stream_id: str) -> str:
     """The secret publish key: derived with an HMAC, so it is never written to the event log."""

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-
 from spaktok.api.deps import CommandMeta, CurrentUser, IdempotencyKey, ServicesDep, StreamPath
 from spaktok.api.problems import Problem
 from spaktok.api.responses import answer, event_payload
@@ -57,7 +56,11 @@ async def leave_stream(
 
     def build(outcome: Outcome) -> dict[str, Any]:
         left = event_payload(outcome, "streams.ViewerLeft") or {}
-        return {"streamId": stream_id, "watchTime": left.get("watch_time"), "viewerCount": left.get("viewer_count")}
+        return {
+            "streamId": stream_id,
+            "watchTime": left.get("watch_time"),
+            "viewerCount": left.get("viewer_count"),
+        }
 
     return answer(outcome, meta.command_id, build)
 

@@ -45,7 +45,7 @@ def start_stack(name: str) -> tuple[DevStack, Callable[[], None]]:
     try:
         stack.start()
     except Exception:
-        for name_, proc in stack.processes.items():
+        for name_ in stack.processes:
             log = stack.log_dir / f"{name_}.log"
             if log.exists():
                 print(f"--- {name_} log ---\n{log.read_text()[-3000:]}")  # noqa: T201 - shown on failure
@@ -56,7 +56,10 @@ def start_stack(name: str) -> tuple[DevStack, Callable[[], None]]:
         stack.stop()
         for fn in cleanups:
             fn()
-        shutil.rmtree(data_dir, ignore_errors=True)
+        if os.environ.get("SPAKTOK_KEEP_TEST_DATA"):
+            print(f"kept test data (logs, databases) in {data_dir}")  # noqa: T201 - asked for
+        else:
+            shutil.rmtree(data_dir, ignore_errors=True)
 
     return stack, cleanup
 

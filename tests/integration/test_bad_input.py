@@ -31,7 +31,11 @@ def test_http_bad_input_is_a_problem(stack: DevStack, user: Callable[..., Api]) 
             "malformed-json",
         ),
         (api.post("/v1/streams", json={"title": "", "category": "c"}), 422, "validation-error"),
-        (api.post("/v1/streams", json={"title": "t", "category": "c", "privacy": "secret"}), 422, "validation-error"),
+        (
+            api.post("/v1/streams", json={"title": "t", "category": "c", "privacy": "secret"}),
+            422,
+            "validation-error",
+        ),
         (api.post("/v1/streams", json={"title": "t", "category": "c", "bogus": 1}), 422, "validation-error"),
         (api.post("/v1/streams/x/likes", json={"count": 0}), 422, "validation-error"),
         (api.post("/v1/streams/x/likes", json={"count": 1001}), 422, "validation-error"),

@@ -63,10 +63,16 @@ def test_full_lifecycle_reaches_postgres_and_clickhouse(user: Callable[..., Api]
 
     with pg.connect() as conn:
         viewer_rows = conn.execute(
-            text("SELECT count(*) FILTER (WHERE is_active), count(*) FROM stream_viewers WHERE stream_id = :s"),
+            text(
+                "SELECT count(*) FILTER (WHERE is_active), count(*) FROM stream_viewers WHERE stream_id = :s"
+            ),
             {"s": sid},
         ).one()
-        likes = dict(conn.execute(text("SELECT user_id, like_count FROM stream_likes WHERE stream_id = :s"), {"s": sid}).all())
+        likes = dict(
+            conn.execute(
+                text("SELECT user_id, like_count FROM stream_likes WHERE stream_id = :s"), {"s": sid}
+            ).all()
+        )
     assert tuple(viewer_rows) == (0, 3)
     assert sorted(likes.values()) == [3, 7]
 
@@ -181,7 +187,9 @@ def test_discovery_orders_by_viewers_and_paginates(user: Callable[..., Api]) -> 
     def ordered() -> list[str]:
         page = reader.get("/v1/streams", params={"category": category, "limit": 2}).json()
         assert page["nextCursor"] is not None, page
-        rest = reader.get("/v1/streams", params={"category": category, "limit": 2, "cursor": page["nextCursor"]})
+        rest = reader.get(
+            "/v1/streams", params={"category": category, "limit": 2, "cursor": page["nextCursor"]}
+        )
         got = [s["streamId"] for s in page["streams"] + rest.json()["streams"]]
         assert got == [ids[1], ids[2], ids[0]], got
         assert rest.json()["nextCursor"] is None
