@@ -1,0 +1,346 @@
+"""Load benchmark on the embedded stack: drive the real pipeline and print one table.
+
+    python bench/load.py --mode kafka   # commands straight into Kafka, as fast as the producer goes
+    python bench/load.py --mode http    # simulated viewers over HTTP (join, heartbeat, like, comment)
+
+It starts its own dev stack (broker, worker, projector, Postgres, chDB, API) in a temporary data
+dir, creates a few live streams, applies the load, and measures:
+
+- commands/s accepted (into Kafka, or HTTP 200/201/202 answers),
+- the worker: Kafka messages/s decided and user actions/s folded (a batched like carries many taps),
+  timed from the append timestamps of the events it wrote,
+- each projector: events/s applied, timed from load start until the read model holds everything,
+- command -> read model latency p50/p99: a probe posts a comment over HTTP every 100 ms during the
+  load and polls Postgres until the comment row exists,
+- the raw broker consume rate (confluent-kafka reading the same events), measured in the same run,
+  so the worker figure can be read as a fraction of what the broker can deliver.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+from sqlalchemy import create_engine, text
+
+from spaktok.api.auth import mint_token
+from spaktok.commands.streams import JoinStream, RecordHeartbeats, RecordLikes, SendComment
+from spaktok.infra import topics
+from spaktok.infra.devstack import DevStack, free_port
+from spaktok.settings import Settings
+
+console = Console()
+
+
+@dataclass
+class Load:
+    """What was sent and what the read models must end up holding."""
+
+    started: float = 0.0
+    finished: float = 0.0
+    commands: int = 0
+    likes: dict[str, int] = field(default_factory=dict)
+    comments: dict[str, int] = field(default_factory=dict)
+    actions: int = 0
+
+
+def start_stack() -> DevStack:
+    stack = DevStack(data_dir=Path(tempfile.mkdtemp(prefix="spaktok-bench-")), api_port=free_port(), partitions=4)
+    with console.status("starting the embedded stack"):
+        stack.start()
+    return stack
+
+
+def create_streams(api: str, settings: Settings, n: int, owner: str = "bench-owner") -> list[str]:
+    streams = []
+    for i in range(n):
+        token = mint_token(settings, f"{owner}-{i}")
+        r = httpx.post(
+            f"{api}/v1/streams",
+            json={"title": f"bench {i}", "category": "gaming"},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        r.raise_for_status()
+        streams.append(r.json()["streamId"])
+    return streams
+
+
+# -- load generators ------------------------------------------------------------------------------
+
+
+def kafka_load(stack: DevStack, streams: list[str], viewers: int, batches: int, batch_size: int) -> Load:
+    """Joins one by one, then likes and heartbeats in edge-sized batches, plus comments."""
+    load = Load(likes=dict.fromkeys(streams, 0), comments=dict.fromkeys(streams, 0))
+    producer = Producer(
+        {"bootstrap.servers": stack.broker, "linger.ms": 5, "enable.idempotence": True, "acks": "all"}
+    )
+    now = datetime.now(UTC)
+    commands: list[tuple[str, bytes]] = []
+    for sid in streams:
+        users = [f"v-{sid[-6:]}-{n}" for n in range(viewers)]
+        for user in users:
+            commands.append((sid, JoinStream(command_id=str(uuid.uuid4()), issued_at=now, actor_id=user,
+                                             stream_id=sid, username=user).to_bytes()))
+        for b in range(batches):
+            likes = [(str(uuid.uuid4()), random.choice(users), random.randint(1, 5)) for _ in range(batch_size)]
+            load.likes[sid] += sum(n for _, _, n in likes)
+            commands.append((sid, RecordLikes(command_id=str(uuid.uuid4()), issued_at=now, actor_id="edge",
+                                              stream_id=sid, likes=likes).to_bytes()))
+            beats = [(u, int(time.time() * 1000)) for u in random.sample(users, min(batch_size, len(users)))]
+            commands.append((sid, RecordHeartbeats(command_id=str(uuid.uuid4()), issued_at=now, actor_id="edge",
+                                                   stream_id=sid, beats=beats).to_bytes()))
+            load.actions += batch_size + len(beats)
+            user = users[b % len(users)]
+            commands.append((sid, SendComment(command_id=str(uuid.uuid4()), issued_at=now, actor_id=f"c{b}-{user}",
+                                              stream_id=sid, username=user, text=f"hello {b}").to_bytes()))
+            load.comments[sid] += 1
+        load.actions += viewers + batches
+    random.shuffle(commands)  # interleave streams; per-stream order does not matter for the totals
+    load.started = time.monotonic()
+    for sid, value in commands:
+        while True:
+            try:
+                producer.produce(topics.COMMANDS_STREAMS.name, key=sid, value=value)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    producer.flush(60)
+    load.finished = time.monotonic()
+    load.commands = len(commands)
+    return load
+
+
+async def _http_load(api: str, settings: Settings, streams: list[str], viewers: int, seconds: float,
+                     concurrency: int) -> Load:
+    load = Load(likes=dict.fromkeys(streams, 0), comments=dict.fromkeys(streams, 0))
+    tokens = {f"h-{s[-6:]}-{n}": (s, mint_token(settings, f"h-{s[-6:]}-{n}")) for s in streams for n in range(viewers)}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=api, timeout=30, limits=limits) as client:
+        semaphore = asyncio.Semaphore(concurrency)
+
+        async def call(path: str, token: str, **kw: object) -> int:
+            async with semaphore:
+                r = await client.post(path, headers={"Authorization": f"Bearer {token}"}, **kw)  # type: ignore[arg-type]
+                return r.status_code
+
+        await asyncio.gather(*(call(f"/v1/streams/{s}/viewers", t) for s, t in tokens.values()))
+        load.started = time.monotonic()
+        stop_at = load.started + seconds
+        last_comment: dict[str, float] = {}
+
+        async def viewer(user: str, sid: str, token: str) -> None:
+            rng = random.Random(user)
+            n = 0
+            while time.monotonic() < stop_at:
+                n += 1
+                roll = rng.random()
+                if roll < 0.1 and time.monotonic() - last_comment.get(user, 0) > 2.2:
+                    last_comment[user] = time.monotonic()
+                    status = await call(f"/v1/streams/{sid}/comments", token, json={"text": f"hi {n}"})
+                    if status in (201, 202):
+                        load.comments[sid] += 1
+                elif roll < 0.3:
+                    status = await call(f"/v1/streams/{sid}/heartbeat", token)
+                else:
+                    taps = rng.randint(1, 5)
+                    status = await call(f"/v1/streams/{sid}/likes", token, json={"count": taps},
+                                        headers={"Idempotency-Key": f"{user}-{n}"})
+                    if status in (200, 202):
+                        load.likes[sid] += taps
+                if status in (200, 201, 202):
+                    load.commands += 1
+                    load.actions += 1
+
+        await asyncio.gather(*(viewer(u, s, t) for u, (s, t) in tokens.items()))
+        load.finished = time.monotonic()
+    return load
+
+
+def http_load(stack: DevStack, settings: Settings, streams: list[str], viewers: int, seconds: float,
+              concurrency: int) -> Load:
+    return asyncio.run(_http_load(stack.api_url, settings, streams, viewers, seconds, concurrency))
+
+
+# -- measurements ---------------------------------------------------------------------------------
+
+
+class LatencyProbe(threading.Thread):
+    """Every 100 ms: a comment over HTTP, then poll Postgres until its row exists."""
+
+    def __init__(self, stack: DevStack, settings: Settings, stream_id: str) -> None:
+        super().__init__(daemon=True)
+        self.stack, self.settings, self.stream_id = stack, settings, stream_id
+        self.samples: list[float] = []
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        engine = create_engine(self.stack.postgres_dsn)
+        client = httpx.Client(base_url=self.stack.api_url, timeout=30)
+        n = 0
+        while not self.halt.is_set():
+            n += 1
+            user = f"probe-{n}"
+            marker = f"probe {uuid.uuid4().hex}"
+            token = mint_token(self.settings, user)
+            sent = time.monotonic()
+            r = client.post(f"/v1/streams/{self.stream_id}/comments", json={"text": marker},
+                            headers={"Authorization": f"Bearer {token}"})
+            if r.status_code not in (201, 202):
+                continue
+            while time.monotonic() - sent < 60:
+                with engine.connect() as conn:
+                    found = conn.execute(text("SELECT 1 FROM stream_comments WHERE text = :t"), {"t": marker}).first()
+                if found:
+                    self.samples.append(time.monotonic() - sent)
+                    break
+                time.sleep(0.005)
+            self.halt.wait(0.1)
+        engine.dispose()
+
+
+def wait_for_postgres(stack: DevStack, load: Load, timeout: float = 300) -> float:
+    """Seconds (monotonic) when Postgres holds every like and comment of the load."""
+    engine = create_engine(stack.postgres_dsn)
+    want = (sum(load.likes.values()), sum(load.comments.values()))
+    streams = list(load.likes)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            likes, comments = conn.execute(
+                text("SELECT coalesce(sum(likes), 0), coalesce(sum(comments), 0) FROM live_streams"
+                     " WHERE stream_id = ANY(:s)"), {"s": streams},
+            ).one()
+        if (likes, comments) == want:
+            engine.dispose()
+            return time.monotonic()
+        time.sleep(0.05)
+    raise SystemExit(f"Postgres did not catch up within {timeout:.0f} s: has {(likes, comments)}, want {want}")
+
+
+def clickhouse_records(api: str) -> int:
+    body = httpx.get(f"{api}/metrics", timeout=10).text
+    for line in body.splitlines():
+        if line.startswith("spaktok_projector_records_total"):
+            return int(float(line.rsplit(" ", 1)[1]))
+    return 0
+
+
+def read_events(broker: str) -> tuple[list[tuple[int, dict]], float]:
+    """Every stream event with its append timestamp (ms), and the raw consume rate (msgs/s)."""
+    consumer = Consumer({"bootstrap.servers": broker, "group.id": f"bench-{uuid.uuid4().hex}",
+                         "fetch.wait.max.ms": 10})
+    name = topics.EVENTS_STREAMS.name
+    parts = consumer.list_topics(name, timeout=10).topics[name].partitions
+    consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in parts])
+    events: list[tuple[int, dict]] = []
+    first = time.monotonic()
+    last = None
+    while True:
+        batch = consumer.consume(10_000, timeout=1.0)
+        if not batch:
+            break
+        last = time.monotonic()
+        events.extend((m.timestamp()[1], orjson.loads(m.value())) for m in batch if m.error() is None)
+    consumer.close()
+    # the connection set-up is included: a lower bound on what the broker delivers
+    rate = len(events) / (last - first) if last else float("nan")
+    return events, rate
+
+
+def percentile(samples: list[float], q: float) -> float:
+    if not samples:
+        return float("nan")
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mode", choices=["kafka", "http"], default="kafka")
+    parser.add_argument("--streams", type=int, default=4)
+    parser.add_argument("--viewers", type=int, default=1000, help="per stream")
+    parser.add_argument("--batches", type=int, default=150, help="kafka mode: like/heartbeat batches per stream")
+    parser.add_argument("--batch-size", type=int, default=250, help="kafka mode: actions per batch")
+    parser.add_argument("--seconds", type=float, default=20, help="http mode: duration")
+    parser.add_argument("--concurrency", type=int, default=64, help="http mode: requests in flight")
+    args = parser.parse_args()
+    if args.mode == "http" and args.viewers == 1000:
+        args.viewers = 100
+
+    settings = Settings()
+    stack = start_stack()
+    try:
+        streams = create_streams(stack.api_url, settings, args.streams)
+        probe_stream = create_streams(stack.api_url, settings, 1, owner="probe-owner")[0]
+        ch_before = clickhouse_records(stack.api_url)
+        probe = LatencyProbe(stack, settings, probe_stream)
+        probe.start()
+        with console.status(f"{args.mode} load running"):
+            if args.mode == "kafka":
+                load = kafka_load(stack, streams, args.viewers, args.batches, args.batch_size)
+            else:
+                load = http_load(stack, settings, streams, args.viewers, args.seconds, args.concurrency)
+        with Progress(console=console, transient=True) as progress:
+            progress.add_task("waiting for the read models to catch up", total=None)
+            pg_done = wait_for_postgres(stack, load)
+            probe.halt.set()
+            events, raw_rate = read_events(stack.broker)
+            mine = [(ts, e) for ts, e in events if e["aggregate_id"] in load.likes]
+            total_events = len(events)
+            ch_deadline = time.monotonic() + 300
+            while clickhouse_records(stack.api_url) - ch_before < total_events - 0 and time.monotonic() < ch_deadline:
+                if clickhouse_records(stack.api_url) >= total_events:
+                    break
+                time.sleep(0.05)
+            ch_done = time.monotonic()
+        probe.join(60)
+
+        stamps = sorted(ts for ts, _ in mine)
+        fold_seconds = (stamps[-1] - stamps[0]) / 1000 if len(stamps) > 1 else float("nan")
+        decided = sum(1 for _, e in mine)
+        send_seconds = max(load.finished - load.started, 1e-9)
+        table = Table(title=f"spaktok load, mode={args.mode}, {args.streams} streams, 4 partitions, 1 worker")
+        table.add_column("measure")
+        table.add_column("value", justify="right")
+        table.add_column("notes")
+        table.add_row("commands accepted /s", f"{load.commands / send_seconds:,.0f}",
+                      f"{load.commands:,} commands in {send_seconds:.1f} s")
+        table.add_row("worker: events written /s", f"{decided / fold_seconds:,.0f}",
+                      f"{decided:,} events in {fold_seconds:.1f} s (append timestamps)")
+        table.add_row("worker: user actions folded /s", f"{load.actions / fold_seconds:,.0f}",
+                      f"{load.actions:,} joins, taps, beats, comments")
+        table.add_row("Postgres projector: events applied /s", f"{decided / (pg_done - load.started):,.0f}",
+                      f"all likes+comments in Postgres {pg_done - load.started:.1f} s after load start")
+        table.add_row("ClickHouse projector: events applied /s", f"{decided / (ch_done - load.started):,.0f}",
+                      f"{total_events:,} event rows in chDB {ch_done - load.started:.1f} s after load start")
+        table.add_row("command -> read model p50", f"{percentile(probe.samples, 0.5) * 1000:,.0f} ms",
+                      f"{len(probe.samples)} comment probes over HTTP, polled in Postgres")
+        table.add_row("command -> read model p99", f"{percentile(probe.samples, 0.99) * 1000:,.0f} ms", "")
+        table.add_row("raw broker consume /s (same run)", f"{raw_rate:,.0f}",
+                      f"confluent-kafka reading all {total_events:,} events incl. start-up: a lower bound")
+        table.add_row("worker as a fraction of raw consume", f"{(decided / fold_seconds) / raw_rate:.1%}", "")
+        console.print(table)
+    finally:
+        with console.status("stopping the stack"):
+            stack.stop()
+
+
+if __name__ == "__main__":
+    main()
