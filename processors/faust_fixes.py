@@ -5,8 +5,8 @@
 
 2. Recovery highwaters by fence. Table recovery reads each changelog partition up to the offset
    that ListOffsets(latest) reports. The dev broker reports the *base offset of the last batch*
-   there, not the end (a partition holding 858 records answered 845; `bench/broker_watermarks.py`
-   shows it), so Faust stopped recovery one batch short and the worker restarted with stale
+   there, not the end (a partition holding 858 records answered 845; docs/decisions.md),
+   so Faust stopped recovery one batch short and the worker restarted with stale
    aggregate state: it then re-used sequence numbers already in the log and the projectors
    rightly dropped those events as duplicates. Instead of asking for the end, we append a fence
    record to each changelog partition and recover up to the offset the produce acknowledged.
