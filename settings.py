@@ -50,7 +50,7 @@ class Settings(BaseSettings):
 
     # domain rules
     comment_max_length: int = 500
-    comment_min_interval_ms: int = 2000
+    comment_min_interval_ms: int = Field(2000, ge=0, le=300_000)  # = COMMENT_MEMORY_MS
     like_batch_max: int = 1000
 
     # worker

@@ -17,6 +17,7 @@ from spaktok.events.streams import (
     ViewerLeft,
 )
 
+COMMENT_MEMORY_MS = 300_000  # last comment per user kept this long: the longest slow mode allowed
 LIKE_ID_MEMORY = 10_000  # recent like action ids kept to refuse client retries
 ANONYMOUS_ACTION = "anon:"  # prefix of action ids without an idempotency key: never retried, never kept
 
@@ -120,7 +121,11 @@ def evolve(state: StreamState, event: Event) -> StreamState:
                     viewers[user_id] = [seen[0], max(seen[1], millis(at))]
             return replace(state, version=version, viewers=viewers)
         case CommentPosted():
-            recent = {u: t for u, t in state.last_comment_ms.items() if t > millis(event.posted_at) - 60_000}
+            recent = {
+                u: t
+                for u, t in state.last_comment_ms.items()
+                if t > millis(event.posted_at) - COMMENT_MEMORY_MS
+            }
             recent[event.user_id] = millis(event.posted_at)
             return replace(state, version=version, comments=event.comments, last_comment_ms=recent)
         case LikesRecorded():

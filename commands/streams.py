@@ -6,6 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 from spaktok.commands.base import Command, register_command
+from spaktok.commands.stream_state import COMMENT_MEMORY_MS
 from spaktok.events.streams import Privacy, Quality
 
 
@@ -75,7 +76,7 @@ class SendComment(StreamCommand):
     user_profile_image: str | None = None
     text: str = Field(max_length=2000)
     max_length: int = 500
-    min_interval_ms: int = 2000
+    min_interval_ms: int = Field(2000, ge=0, le=COMMENT_MEMORY_MS)  # slow mode; longer is not remembered
 
     @field_validator("text")
     @classmethod

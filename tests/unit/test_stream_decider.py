@@ -505,11 +505,6 @@ def test_an_interval_longer_than_a_minute_holds_while_nobody_else_comments() -> 
     ).then_rejected("rate-limited")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="evolve forgets other users' last comment after a fixed 60 s, so a min_interval_ms above "
-    "60 000 stops being enforced as soon as someone else comments",
-)
 def test_an_interval_longer_than_a_minute_is_still_enforced() -> None:
     STREAM.given(
         started(),
