@@ -35,40 +35,39 @@ class CommandPositions:
         self.table = table
         self.consumer = consumer  # looked up late: Faust creates its consumer when the worker starts
         self._seeking: dict[Any, int] = {}
+        self._next: dict[Any, int] = {}  # next offset to decide per partition, as in the table
 
     @staticmethod
     def _key(tp: Any) -> str:
         # starts with NUL: no aggregate id can collide with it
         return f"\x00position:{tp.topic}:{tp.partition}"
 
-    def decided_up_to(self, tp: Any) -> int | None:
-        raw = self.table.get(self._key(tp))
-        return int(raw) if raw is not None else None
-
-    async def resume_offsets(self, assignment: set[Any], topic: str) -> dict[Any, int]:
-        """Where to resume each assigned partition of `topic`: right after the last decided command."""
-        mine = [tp for tp in assignment if tp.topic == topic]
+    async def _next_offsets(self, tps: list[Any]) -> dict[Any, int]:
+        """Right after the last decided command; the partition's start if none was decided yet."""
         offsets: dict[Any, int] = {}
         unknown = []
-        for tp in mine:
-            done = self.decided_up_to(tp)
-            if done is None:
+        for tp in tps:
+            raw = self.table.get(self._key(tp))
+            if raw is None:
                 unknown.append(tp)
             else:
-                offsets[tp] = done + 1
+                offsets[tp] = int(raw) + 1
         if unknown:
             earliest = await self.consumer().earliest_offsets(*unknown)
             offsets.update({tp: earliest.get(tp) or 0 for tp in unknown})
         return offsets
 
+    async def resume_offsets(self, assignment: set[Any], topic: str) -> dict[Any, int]:
+        """Where to resume each assigned partition of `topic` (called after every recovery)."""
+        offsets = await self._next_offsets([tp for tp in assignment if tp.topic == topic])
+        self._next.update(offsets)
+        return offsets
+
     async def admit(self, tp: Any, offset: int) -> bool:
         """True when the record at `offset` is the next one to decide on its partition."""
-        done = self.decided_up_to(tp)
-        if done is None:
-            earliest = (await self.consumer().earliest_offsets(tp)).get(tp) or 0
-            expected = earliest
-        else:
-            expected = done + 1
+        if tp not in self._next:
+            self._next.update(await self._next_offsets([tp]))
+        expected = self._next[tp]
         if offset < expected:
             return False  # decided before a restart; its effects are in the log and the state
         if offset == expected:
@@ -87,4 +86,5 @@ class CommandPositions:
         return False
 
     def decided(self, tp: Any, offset: int) -> None:
+        self._next[tp] = offset + 1
         self.table[self._key(tp)] = str(offset).encode()
