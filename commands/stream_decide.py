@@ -173,11 +173,11 @@ def _comment(command: SendComment, state: StreamState) -> list[Event]:
 
 def _likes(command: RecordLikes, state: StreamState) -> list[Event]:
     _require_live(state)
-    seen = set(state.recent_like_ids)
+    seen = set()
     likes: dict[str, int] = {}
     action_ids: list[str] = []
     for action_id, user_id, taps in command.likes:
-        if action_id in seen or taps < 1:
+        if action_id in seen or action_id in state.recent_like_ids or taps < 1:
             continue  # a client retry of a like already counted
         seen.add(action_id)
         action_ids.append(action_id)

@@ -18,6 +18,7 @@ from spaktok.events.streams import (
 )
 
 COMMENT_MEMORY_MS = 300_000  # last comment per user kept this long: the longest slow mode allowed
+COMMENT_PRUNE_EVERY_MS = 60_000  # how often (in event time) comments older than that are forgotten
 LIKE_ID_MEMORY = 10_000  # recent like action ids kept to refuse client retries
 ANONYMOUS_ACTION = "anon:"  # prefix of action ids without an idempotency key: never retried, never kept
 
@@ -45,8 +46,9 @@ class StreamState:
     comments: int = 0
     gifts: int = 0
     gift_revenue: int = 0
-    last_comment_ms: dict[str, int] = field(default_factory=dict)
-    recent_like_ids: tuple[str, ...] = ()
+    last_comment_ms: dict[str, int] = field(default_factory=dict)  # user -> last comment time
+    comments_pruned_ms: int = 0  # when last_comment_ms was last pruned
+    recent_like_ids: dict[str, None] = field(default_factory=dict)  # an insertion-ordered set
 
     @property
     def viewer_count(self) -> int:
@@ -69,17 +71,35 @@ class StreamState:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data["recent_like_ids"] = list(self.recent_like_ids)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StreamState:
         data = dict(data)
-        data["recent_like_ids"] = tuple(data.get("recent_like_ids", ()))
+        data["recent_like_ids"] = dict.fromkeys(data.get("recent_like_ids", ()))
         return cls(**data)
 
 
+def thaw(state: StreamState) -> StreamState:
+    """A copy whose collections belong to the caller, who may then `evolve` it.
+
+    `evolve` updates the collections in place (copying a 100k-viewer map for every join would make
+    a mega-stream quadratic); the worker thaws each aggregate once per batch, so the state it has
+    stored and cached is never touched.
+    """
+    return replace(
+        state,
+        viewers=dict(state.viewers),
+        watch_time=dict(state.watch_time),
+        last_comment_ms=dict(state.last_comment_ms),
+        recent_like_ids=dict(state.recent_like_ids),
+    )
+
+
 def evolve(state: StreamState, event: Event) -> StreamState:
-    """Apply one event. Never mutates `state`; only the collections that change are copied."""
+    """Apply one event to a thawed state: collections change in place, the rest is replaced."""
     version = state.version + 1
     match event:
         case StreamStarted():
@@ -97,41 +117,42 @@ def evolve(state: StreamState, event: Event) -> StreamState:
             return replace(state, version=version, status="ended", ended_ms=millis(event.ended_at))
         case ViewerJoined():
             at = millis(event.joined_at)
-            viewers = {**state.viewers, event.user_id: [at, at]}
-            watch_time = state.watch_time
-            if event.user_id not in watch_time:
-                watch_time = {**watch_time, event.user_id: 0}
-            return replace(
-                state,
-                version=version,
-                viewers=viewers,
-                watch_time=watch_time,
-                peak_viewer_count=max(state.peak_viewer_count, len(viewers)),
-            )
+            state.viewers[event.user_id] = [at, at]
+            state.watch_time.setdefault(event.user_id, 0)
+            peak = max(state.peak_viewer_count, len(state.viewers))
+            return replace(state, version=version, peak_viewer_count=peak)
         case ViewerLeft():
-            viewers = dict(state.viewers)
-            viewers.pop(event.user_id, None)
-            watch_time = {**state.watch_time, event.user_id: event.watch_time}
-            return replace(state, version=version, viewers=viewers, watch_time=watch_time)
+            state.viewers.pop(event.user_id, None)
+            state.watch_time[event.user_id] = event.watch_time
+            return replace(state, version=version)
         case HeartbeatsRecorded():
-            viewers = dict(state.viewers)
+            viewers = state.viewers
             for user_id, at in event.beats.items():
                 seen = viewers.get(user_id)
                 if seen is not None:
                     viewers[user_id] = [seen[0], max(seen[1], millis(at))]
-            return replace(state, version=version, viewers=viewers)
+            return replace(state, version=version)
         case CommentPosted():
-            recent = {
-                u: t
-                for u, t in state.last_comment_ms.items()
-                if t > millis(event.posted_at) - COMMENT_MEMORY_MS
-            }
-            recent[event.user_id] = millis(event.posted_at)
-            return replace(state, version=version, comments=event.comments, last_comment_ms=recent)
+            posted = millis(event.posted_at)
+            recent = state.last_comment_ms
+            pruned = state.comments_pruned_ms
+            if posted - pruned >= COMMENT_PRUNE_EVERY_MS:
+                # forgetting is only to bound memory: an entry older than COMMENT_MEMORY_MS can no
+                # longer refuse anything, so pruning now and then (not per comment) is exact
+                cutoff = posted - COMMENT_MEMORY_MS
+                for user_id in [u for u, t in recent.items() if t <= cutoff]:
+                    del recent[user_id]
+                pruned = posted
+            recent[event.user_id] = posted
+            return replace(state, version=version, comments=event.comments, comments_pruned_ms=pruned)
         case LikesRecorded():
-            keyed = tuple(a for a in event.action_ids if not a.startswith(ANONYMOUS_ACTION))
-            ids = (state.recent_like_ids + keyed)[-LIKE_ID_MEMORY:] if keyed else state.recent_like_ids
-            return replace(state, version=version, likes=event.total_likes, recent_like_ids=ids)
+            ids = state.recent_like_ids
+            for action_id in event.action_ids:
+                if not action_id.startswith(ANONYMOUS_ACTION):
+                    ids[action_id] = None
+            for _ in range(len(ids) - LIKE_ID_MEMORY):
+                del ids[next(iter(ids))]  # oldest first: dicts keep insertion order
+            return replace(state, version=version, likes=event.total_likes)
         case _:
             # rejections and events this aggregate does not fold still take a sequence number
             return replace(state, version=version)

@@ -1,9 +1,10 @@
 """Runs one aggregate's decider inside a Faust agent: load, decide, emit, await delivery, store.
 
+Commands are handled in batches (see AggregateRunner); the rules below hold per batch.
 Exactly-once effects on an at-least-once log (DESIGN §3), by two orderings and one atomic write:
 
-- The new state is stored only after the broker acknowledged the command's events, forwards and
-  outcome. Stored state therefore never runs ahead of the log: a crash before the store leaves the
+- The new state is stored only after the broker acknowledged the batch's events, forwards and
+  outcomes. Stored state therefore never runs ahead of the log: a crash before the store leaves the
   old state, the command is redelivered (its offset was not committed) and decided again from that
   same state, which yields the same events with the same ids and sequences (deciders are pure and
   take time from the command), so consumers drop them as duplicates.
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 OUTCOME_EVENTS_KEPT = 20  # the tail of a decision that an API caller sees
 ANSWERS_KEPT = 32  # newest processed commands per aggregate whose full answer is kept for retries
+DECODED_KEPT = 50_000  # aggregates whose decoded state is cached in the worker process
 
 
 class State(Protocol):
@@ -52,8 +54,9 @@ class Sender(Protocol):
 
 class TableLike(Protocol):
     def get(self, key: str, default: Any = None) -> Any: ...
-    def __setitem__(self, key: str, value: Any) -> None: ...
-    def __delitem__(self, key: str) -> None: ...
+    def put(self, key: str, value: bytes, partition: int) -> None:
+        """Store `value` and write its changelog record to `partition` (the command's partition)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -75,10 +78,47 @@ class AggregateSpec:
     rejected: Callable[[Command, Rejection], Event]
     follow_ups: Callable[[Command, list[Envelope], Any], list[Forward]]
     is_final: Callable[[Command, list[Envelope]], bool]
+    # a copy of a state that `evolve` may change in place; identity for aggregates whose evolve
+    # builds new values
+    thaw: Callable[[Any], Any] = lambda state: state
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One command record as consumed: where it came from and its raw bytes."""
+
+    key: bytes | None
+    value: bytes
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    topic: str
+    key: str
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+@dataclass(slots=True)
+class Held:
+    """An aggregate while a batch is decided: loaded once, stored once."""
+
+    state: Any
+    memory: dict[str, Any]
+    partition: int
+    changed: bool = False
 
 
 class AggregateRunner:
-    """Decides one command at a time for the aggregates of the partitions it owns."""
+    """Decides batches of commands for the aggregates of the partitions it owns.
+
+    A batch is decided in order, in memory; then everything it produced is sent and acknowledged;
+    then each aggregate it changed is stored once. The per-message costs (a table write and its
+    changelog record, an ack round trip) are paid per batch instead of per command.
+    """
 
     def __init__(
         self,
@@ -97,41 +137,87 @@ class AggregateRunner:
         self.deadletter_topic = deadletter_topic
         self.memory = memory
         self.commands_handled = 0
-        self.actions_handled = 0
+        # decoded form of the value last stored per aggregate: valid while the table still holds
+        # that very bytes object (recovery after a rebalance replaces it, invalidating the entry)
+        self._decoded: dict[str, tuple[bytes, Any, dict[str, Any]]] = {}
 
-    async def handle_record(
-        self, key: bytes | None, raw: bytes, *, topic: str, partition: int, offset: int
-    ) -> None:
-        """Decode and handle one record; anything undecodable or failing goes to the dead-letter topic."""
-        try:
-            command = decode_command(raw)
-            if command.aggregate_type != self.spec.aggregate_type:
-                raise ValueError(f"{command.type} does not belong on {topic}")
-        except Exception as exc:  # noqa: BLE001 - bad input must never stop the worker
-            await self._deadletter(key, raw, exc, "decode", topic, partition, offset)
-            return
-        try:
-            await self.handle(command)
-        except Exception as exc:  # noqa: BLE001 - a bug in one command must not stop the rest
-            log.exception("command %s failed; dead-lettered", command.command_id)
-            await self._deadletter(key, raw, exc, "decide", topic, partition, offset)
+    async def handle_batch(self, records: list[Incoming]) -> None:
+        """Decide every record, publish the results, then store the changed aggregates."""
+        poisoned: dict[int, BaseException] = {}
+        while True:
+            try:
+                held, out = self._decide_batch(records, poisoned)
+                break
+            except _Poisoned as exc:
+                # evolve or a follow-up failed half way through a command: the held states may be
+                # half changed, so the batch is decided again from the stored ones without it
+                log.error(
+                    "command at offset %s failed mid-way; batch decided again without it",
+                    records[exc.index].offset,
+                    exc_info=exc.__cause__,
+                )
+                poisoned[exc.index] = exc.__cause__ or exc
+        await self._publish(out)
+        self.commands_handled += len(records)
+        for aggregate_id, aggregate in held.items():
+            if aggregate.changed:
+                self._store(aggregate_id, aggregate)
 
-    async def handle(self, command: Command) -> None:
-        aggregate_id = command.aggregate_id
+    def _decide_batch(
+        self, records: list[Incoming], poisoned: dict[int, BaseException]
+    ) -> tuple[dict[str, Held], list[Outgoing]]:
+        held: dict[str, Held] = {}
+        out: list[Outgoing] = []
+        for index, record in enumerate(records):
+            if index in poisoned:
+                out.append(self._deadletter(record, poisoned[index], "decide"))
+                continue
+            try:
+                command = decode_command(record.value)
+                if command.aggregate_type != self.spec.aggregate_type:
+                    raise ValueError(f"{command.type} does not belong on {record.topic}")
+            except Exception as exc:  # noqa: BLE001 - bad input must never stop the worker
+                out.append(self._deadletter(record, exc, "decode"))
+                continue
+            try:
+                self._decide(command, record.partition, held, out)
+            except _Unchanged as exc:
+                log.error("command %s failed; dead-lettered", command.command_id, exc_info=exc.__cause__)
+                out.append(self._deadletter(record, exc.__cause__ or exc, "decide"))
+            except Exception as exc:
+                raise _Poisoned(index) from exc
+        return held, out
+
+    def _hold(self, aggregate_id: str, partition: int, held: dict[str, Held]) -> Held:
+        aggregate = held.get(aggregate_id)
+        if aggregate is not None:
+            return aggregate
         stored = self.states.get(aggregate_id)
+        cached = self._decoded.get(aggregate_id)
         if stored is None:
-            state, memory = self.spec.initial(), {}
+            aggregate = Held(self.spec.initial(), {}, partition)
+        elif cached is not None and cached[0] is stored:
+            aggregate = Held(self.spec.thaw(cached[1]), dict(cached[2]), partition)
         else:
             data = orjson.loads(stored)
-            state, memory = self.spec.load(data["state"]), dict(data["memory"])
-        if command.command_id in memory:
-            await self._answer_duplicate(command, state, memory[command.command_id])
+            aggregate = Held(self.spec.load(data["state"]), dict(data["memory"]), partition)
+        held[aggregate_id] = aggregate
+        return aggregate
+
+    def _decide(self, command: Command, partition: int, held: dict[str, Held], out: list[Outgoing]) -> None:
+        """Decide one command against the held state; nothing is changed unless it all succeeds."""
+        aggregate = self._hold(command.aggregate_id, partition, held)
+        state = aggregate.state
+        if command.command_id in aggregate.memory:
+            self._answer_duplicate(command, state, aggregate.memory[command.command_id], out)
             return
         try:
             decided = self.spec.decide(command, state)
             rejection: Rejection | None = None
         except Rejection as exc:
             decided, rejection = [], exc
+        except Exception as exc:
+            raise _Unchanged from exc  # deciders are pure: nothing was changed yet
 
         envelopes: list[Envelope] = []
         for index, event in enumerate(decided):
@@ -148,18 +234,30 @@ class AggregateRunner:
         outcome = None
         if rejection is not None or self.spec.is_final(command, envelopes):
             outcome = self._outcome(command, envelopes, state, rejection).model_dump(mode="json")
-        await self._publish([env.model_dump(mode="json") for env in envelopes], forward_records, outcome)
-        self.commands_handled += 1
+        for env in envelopes:
+            out.append(
+                Outgoing(
+                    self.spec.events_topic, env.aggregate_id, env.to_bytes(), [(TYPE_HEADER, env.type.encode())]
+                )
+            )
+        self._answer(forward_records, outcome, out)
         if decided:
-            memory[command.command_id] = {"forwards": forward_records, "outcome": outcome}
-            self._store(aggregate_id, state, memory)
+            aggregate.state = state
+            aggregate.memory[command.command_id] = {"forwards": forward_records, "outcome": outcome}
+            aggregate.changed = True
 
-    async def _answer_duplicate(
-        self, command: Command, state: Any, remembered: dict[str, Any] | None
+    def _answer(self, forwards: list[list[Any]], outcome: dict[str, Any] | None, out: list[Outgoing]) -> None:
+        for topic, key, command in forwards:
+            out.append(Outgoing(topic, key, orjson.dumps(command), [("command-type", command["type"].encode())]))
+        if outcome is not None:
+            out.append(Outgoing(self.outcomes_topic, outcome["correlation_id"], orjson.dumps(outcome), []))
+
+    def _answer_duplicate(
+        self, command: Command, state: Any, remembered: dict[str, Any] | None, out: list[Outgoing]
     ) -> None:
         """The events are in the log already; resend what a waiting caller or next aggregate needs."""
         if remembered is not None:
-            await self._publish([], remembered["forwards"], remembered["outcome"])
+            self._answer(remembered["forwards"], remembered["outcome"], out)
             return
         # remembered only by id (older than ANSWERS_KEPT): say it was done already
         duplicate = Outcome(
@@ -171,7 +269,7 @@ class AggregateRunner:
             detail="duplicate of a command processed earlier",
             stats=state.stats(),
         )
-        await self._publish([], [], duplicate.model_dump(mode="json"))
+        self._answer([], duplicate.model_dump(mode="json"), out)
 
     def _seal(self, command: Command, event: Event, index: int, sequence: int) -> Envelope:
         return seal(
@@ -204,52 +302,58 @@ class AggregateRunner:
             stats=state.stats(),
         )
 
-    def _store(self, aggregate_id: str, state: Any, memory: dict[str, Any]) -> None:
+    def _store(self, aggregate_id: str, aggregate: Held) -> None:
         """State and processed-command memory in one value: one changelog record, atomic."""
+        memory = aggregate.memory
         ids = list(memory)  # insertion order: oldest first
         for old in ids[: max(0, len(ids) - self.memory)]:
             del memory[old]
         for old in ids[max(0, len(ids) - self.memory) : max(0, len(ids) - ANSWERS_KEPT)]:
             memory[old] = None
-        self.states[aggregate_id] = orjson.dumps({"state": state.to_dict(), "memory": list(memory.items())})
+        value = orjson.dumps({"state": aggregate.state.to_dict(), "memory": list(memory.items())})
+        self.states.put(aggregate_id, value, aggregate.partition)
+        if len(self._decoded) >= DECODED_KEPT:
+            self._decoded.clear()
+        self._decoded[aggregate_id] = (value, aggregate.state, memory)
 
-    async def _publish(
-        self, events: list[dict[str, Any]], forwards: list[list[Any]], outcome: dict[str, Any] | None
-    ) -> None:
-        """Send everything, then wait until the broker acknowledged all of it."""
-        acks = [
-            await self.send(
-                self.spec.events_topic,
-                env["aggregate_id"],
-                orjson.dumps(env),
-                [(TYPE_HEADER, env["type"].encode())],
-            )
-            for env in events
-        ]
-        for topic, key, command in forwards:
-            acks.append(
-                await self.send(
-                    topic, key, orjson.dumps(command), [("command-type", command["type"].encode())]
-                )
-            )
-        if outcome is not None:
-            acks.append(
-                await self.send(self.outcomes_topic, outcome["correlation_id"], orjson.dumps(outcome), [])
-            )
-        await asyncio.gather(*acks)
+    async def _publish(self, out: list[Outgoing]) -> None:
+        """Send everything in order, then wait until the broker acknowledged all of it.
 
-    async def _deadletter(
-        self,
-        key: bytes | None,
-        raw: bytes,
-        exc: BaseException,
-        stage: str,
-        topic: str,
-        partition: int,
-        offset: int,
-    ) -> None:
-        headers = deadletter_headers(exc, stage=stage, topic=topic, partition=partition, offset=offset)
-        await self.send(self.deadletter_topic, (key or b"").decode("utf-8", "replace"), raw, headers)
+        A failed send is retried with the whole batch: records already acknowledged are sent again,
+        which is harmless (same event ids and sequences; every consumer drops them by sequence),
+        while giving up would let the state be stored ahead of the log, or lose the batch.
+        """
+        delay = 0.1
+        while True:
+            try:
+                acks = [await self.send(o.topic, o.key, o.value, o.headers) for o in out]
+                await asyncio.gather(*acks)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                log.warning("publishing %d records failed (%r); retrying in %.1f s", len(out), exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _deadletter(self, record: Incoming, exc: BaseException, stage: str) -> Outgoing:
+        headers = deadletter_headers(
+            exc, stage=stage, topic=record.topic, partition=record.partition, offset=record.offset
+        )
+        key = (record.key or b"").decode("utf-8", "replace")
+        return Outgoing(self.deadletter_topic, key, record.value, headers)
+
+
+class _Unchanged(Exception):
+    """A command failed before it changed anything held: dead-letter it and go on."""
+
+
+class _Poisoned(Exception):
+    """A command failed after it began changing held state."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.index = index
 
 
 def forward_id(command: Command, purpose: str) -> str:

@@ -10,7 +10,7 @@ import faust
 import spaktok.commands.catalog  # noqa: F401 - every command type must be decodable here
 from spaktok.infra import topics
 from spaktok.processors import faust_fixes
-from spaktok.processors.aggregate import AggregateRunner, AggregateSpec
+from spaktok.processors.aggregate import AggregateRunner, AggregateSpec, Incoming
 from spaktok.processors.broadcasters import BROADCASTERS
 from spaktok.processors.positions import CommandPositions
 from spaktok.processors.streams import STREAMS
@@ -33,11 +33,12 @@ class BytesKeyTable:
     def get(self, key: str, default: Any = None) -> Any:
         return self._table.get(key.encode(), default)
 
-    def __setitem__(self, key: str, value: Any) -> None:
-        self._table[key.encode()] = value
-
-    def __delitem__(self, key: str) -> None:
-        self._table.pop(key.encode(), None)
+    def put(self, key: str, value: bytes, partition: int) -> None:
+        # What Table.__setitem__ does, with the partition given instead of taken from Faust's
+        # "current event", which batches (take_events) do not set: Faust would refuse the write.
+        raw_key = key.encode()
+        self._table.data[raw_key] = value
+        self._table.send_changelog(partition, raw_key, value)
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -104,32 +105,48 @@ def create_app(settings: Settings) -> faust.App:
         app.spaktok_runners[spec.aggregate_type] = runner  # type: ignore[attr-defined]
         positions = CommandPositions(BytesKeyTable(states), lambda: app.consumer)
         all_positions.append((positions, command_topic.name))
-        _register_agent(app, topic_objects[command_topic.name], runner, positions)
+        _register_agent(
+            app,
+            topic_objects[command_topic.name],
+            runner,
+            positions,
+            batch_size=settings.worker_batch_size,
+            batch_wait=settings.worker_batch_wait_ms / 1000,
+        )
     return app
 
 
 def _register_agent(
-    app: faust.App, source: Any, runner: AggregateRunner, positions: CommandPositions
+    app: faust.App,
+    source: Any,
+    runner: AggregateRunner,
+    positions: CommandPositions,
+    *,
+    batch_size: int,
+    batch_wait: float,
 ) -> None:
     recovered = app.tables.recovery.completed
 
     async def decide_commands(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
+        async for events in stream.take_events(batch_size, within=batch_wait):
             if not recovered.is_set():
                 # Faust resumes the command partitions a moment before recovery is marked done;
                 # deciding on a half-restored table would refuse commands for aggregates that exist
                 await recovered.wait()
-            if not await positions.admit(message.tp, message.offset):
+            admitted: list[Incoming] = []
+            partitions = set()
+            for event in events:
+                message = event.message
+                if await positions.admit(message.tp, message.offset):
+                    partitions.add(message.tp)
+                    admitted.append(
+                        Incoming(event.key, event.value, message.topic, message.partition, message.offset)
+                    )
+            if not admitted:
                 continue
-            await runner.handle_record(
-                event.key,
-                event.value,
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-            )
-            positions.decided(message.tp, message.offset)
+            await runner.handle_batch(admitted)
+            for tp in partitions:
+                positions.decided(tp)
 
     decide_commands.__name__ = f"{runner.spec.aggregate_type}_decider"
     app.agent(source, name=f"{runner.spec.aggregate_type}-decider", concurrency=1)(decide_commands)

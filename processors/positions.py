@@ -8,7 +8,8 @@ partition in the aggregate state table, i.e. in the same changelog partition as 
 command wrote, and written after it: whatever recovery restores, the position never claims more
 than the restored state holds. A command at or below the position is a redelivery and is skipped;
 a command above position + 1 means the consumer was placed past undecided commands, and we seek
-back. The broker's commits remain only a hint for where fetching starts.
+back. Commands are admitted one by one as a batch is read and recorded as decided once the batch's
+states are stored. The broker's commits remain only a hint for where fetching starts.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 
 class Table(Protocol):
     def get(self, key: str, default: Any = None) -> Any: ...
-    def __setitem__(self, key: str, value: Any) -> None: ...
+    def put(self, key: str, value: bytes, partition: int) -> None: ...
 
 
 class Consumer(Protocol):
@@ -72,6 +73,7 @@ class CommandPositions:
             return False  # decided before a restart; its effects are in the log and the state
         if offset == expected:
             self._seeking.pop(tp, None)
+            self._next[tp] = offset + 1
             return True
         if self._seeking.get(tp) != expected:
             log.warning(
@@ -85,6 +87,6 @@ class CommandPositions:
             await self.consumer().seek(tp, expected)
         return False
 
-    def decided(self, tp: Any, offset: int) -> None:
-        self._next[tp] = offset + 1
-        self.table[self._key(tp)] = str(offset).encode()
+    def decided(self, tp: Any) -> None:
+        """Record that every admitted command of `tp` is decided and its state stored."""
+        self.table.put(self._key(tp), str(self._next[tp] - 1).encode(), tp.partition)

@@ -7,7 +7,7 @@ from typing import Any
 from spaktok.commands import stream_decide
 from spaktok.commands.base import Command, Rejection
 from spaktok.commands.broadcasters import ReleaseBroadcast
-from spaktok.commands.stream_state import StreamState, evolve
+from spaktok.commands.stream_state import StreamState, evolve, thaw
 from spaktok.events.envelope import Envelope
 from spaktok.events.streams import StreamCommandRejected
 from spaktok.infra import topics
@@ -56,4 +56,5 @@ STREAMS = AggregateSpec(
     rejected=_rejected,
     follow_ups=_follow_ups,
     is_final=_is_final,
+    thaw=thaw,
 )

@@ -35,14 +35,16 @@ def fold(evolve: Callable[[S, Event], S], state: S, events: Iterable[Event]) -> 
 
 @dataclass(frozen=True)
 class Aggregate(Generic[S]):
-    """A decider: its initial state, `decide(command, state)` and `evolve(state, event)`."""
+    """A decider: its initial state (a factory: evolve may change a state's collections in place),
+    `decide(command, state)` and `evolve(state, event)`."""
 
-    initial: S
+    initial: Callable[[], S]
     decide: Callable[[Command, S], list[Event]]
     evolve: Callable[[S, Event], S]
+    thaw: Callable[[S], S] = staticmethod(lambda state: state)  # a copy evolve may change
 
     def given(self, *events: Event) -> Given[S]:
-        return Given(self, fold(self.evolve, self.initial, events))
+        return Given(self, fold(self.evolve, self.initial(), events))
 
 
 @dataclass(frozen=True)
@@ -77,4 +79,4 @@ class When(Generic[S]):
 
     def then_state(self) -> S:
         """The state once the decided events are folded in."""
-        return fold(self.aggregate.evolve, self.state, self.events())
+        return fold(self.aggregate.evolve, self.aggregate.thaw(self.state), self.events())

@@ -9,7 +9,7 @@ from spaktok.commands.broadcasters import ReleaseBroadcast, StartStream
 from spaktok.commands.streams import JoinStream
 from spaktok.events.broadcasters import BroadcastClaimed, BroadcasterCommandRejected, BroadcastReleased
 
-BROADCASTER = Aggregate(BroadcasterState(), decide, evolve)
+BROADCASTER = Aggregate(BroadcasterState, decide, evolve)
 USER = "host"
 
 
