@@ -60,6 +60,10 @@ def create_app(settings: Settings) -> faust.App:
         broker_rebalance_timeout=settings.kafka_session_timeout_ms / 1000,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # aiokafka's default 16 KiB batch holds one like or heartbeat batch event, and it keeps one
+        # request in flight per partition: every record would cost a full broker round trip
+        producer_max_batch_size=1024 * 1024,
+        producer_max_request_size=4 * 1024 * 1024,
         key_serializer="raw",
         value_serializer="raw",
     )
