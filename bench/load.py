@@ -84,8 +84,13 @@ def create_streams(api: str, settings: Settings, n: int, owner: str = "bench-own
 # -- load generators ------------------------------------------------------------------------------
 
 
-def kafka_load(stack: DevStack, streams: list[str], viewers: int, batches: int, batch_size: int) -> Load:
-    """Joins one by one, then likes and heartbeats in edge-sized batches, plus comments."""
+def kafka_load(stack: DevStack, streams: list[str], viewers: int, batches: int, batch_size: int,
+               rate: float | None = None) -> Load:
+    """Joins one by one, then likes and heartbeats in edge-sized batches, plus comments.
+
+    Unpaced (rate None) it is a burst: the backlog shows the worker's top speed, and the latency
+    probe then measures queueing behind it. With `rate` commands/s it is a steady load.
+    """
     load = Load(likes=dict.fromkeys(streams, 0), comments=dict.fromkeys(streams, 0))
     producer = Producer(
         {"bootstrap.servers": stack.broker, "linger.ms": 5, "enable.idempotence": True, "acks": "all"}
@@ -113,7 +118,11 @@ def kafka_load(stack: DevStack, streams: list[str], viewers: int, batches: int, 
         load.actions += viewers + batches
     random.shuffle(commands)  # interleave streams; per-stream order does not matter for the totals
     load.started = time.monotonic()
-    for sid, value in commands:
+    for n, (sid, value) in enumerate(commands):
+        if rate is not None:
+            ahead = load.started + n / rate - time.monotonic()
+            if ahead > 0:
+                producer.poll(ahead)
         while True:
             try:
                 producer.produce(topics.COMMANDS_STREAMS.name, key=sid, value=value)
@@ -242,26 +251,54 @@ def clickhouse_records(api: str) -> int:
     return 0
 
 
-def read_events(broker: str) -> tuple[list[tuple[int, dict]], float]:
-    """Every stream event with its append timestamp (ms), and the raw consume rate (msgs/s)."""
+def read_events(broker: str) -> list[tuple[int, dict]]:
+    """Every stream event with its append timestamp (ms)."""
+    return [(ts, orjson.loads(value)) for ts, value in read_topic(broker, topics.EVENTS_STREAMS.name)[0]]
+
+
+def read_topic(broker: str, name: str) -> tuple[list[tuple[int, bytes]], float, float]:
+    """All records of a topic, and the raw consume rate in records/s and MB/s.
+
+    The clock starts at the first record received, so connecting and the group join are excluded:
+    this is what the broker delivers to one plain confluent-kafka consumer.
+    """
     consumer = Consumer({"bootstrap.servers": broker, "group.id": f"bench-{uuid.uuid4().hex}",
                          "fetch.wait.max.ms": 10})
-    name = topics.EVENTS_STREAMS.name
     parts = consumer.list_topics(name, timeout=10).topics[name].partitions
     consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in parts])
-    events: list[tuple[int, dict]] = []
-    first = time.monotonic()
-    last = None
+    records: list[tuple[int, bytes]] = []
+    size = 0
+    first = last = None
     while True:
         batch = consumer.consume(10_000, timeout=1.0)
         if not batch:
             break
-        last = time.monotonic()
-        events.extend((m.timestamp()[1], orjson.loads(m.value())) for m in batch if m.error() is None)
+        now = time.monotonic()
+        first = first or now
+        last = now
+        for m in batch:
+            if m.error() is None:
+                records.append((m.timestamp()[1], m.value()))
+                size += len(m.value())
     consumer.close()
-    # the connection set-up is included: a lower bound on what the broker delivers
-    rate = len(events) / (last - first) if last else float("nan")
-    return events, rate
+    seconds = (last - first) if first and last and last > first else float("nan")
+    return records, len(records) / seconds, size / seconds / 1e6
+
+
+def postgres_rows(stack: DevStack) -> int:
+    engine = create_engine(stack.postgres_dsn)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT coalesce(sum(rows_written), 0) FROM projection_progress")).scalar_one()
+    engine.dispose()
+    return int(rows)
+
+
+def clickhouse_rows(api: str) -> int:
+    body = httpx.get(f"{api}/metrics", timeout=10).text
+    for line in body.splitlines():
+        if line.startswith("spaktok_projector_rows_total"):
+            return int(float(line.rsplit(" ", 1)[1]))
+    return 0
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -278,6 +315,7 @@ def main() -> None:
     parser.add_argument("--viewers", type=int, default=1000, help="per stream")
     parser.add_argument("--batches", type=int, default=150, help="kafka mode: like/heartbeat batches per stream")
     parser.add_argument("--batch-size", type=int, default=250, help="kafka mode: actions per batch")
+    parser.add_argument("--rate", type=float, default=None, help="kafka mode: commands/s (default: one burst)")
     parser.add_argument("--seconds", type=float, default=20, help="http mode: duration")
     parser.add_argument("--concurrency", type=int, default=64, help="http mode: requests in flight")
     args = parser.parse_args()
@@ -289,53 +327,64 @@ def main() -> None:
     try:
         streams = create_streams(stack.api_url, settings, args.streams)
         probe_stream = create_streams(stack.api_url, settings, 1, owner="probe-owner")[0]
-        ch_before = clickhouse_records(stack.api_url)
+        ch_rows_before, pg_rows_before = clickhouse_rows(stack.api_url), postgres_rows(stack)
         probe = LatencyProbe(stack, settings, probe_stream)
         probe.start()
         with console.status(f"{args.mode} load running"):
             if args.mode == "kafka":
-                load = kafka_load(stack, streams, args.viewers, args.batches, args.batch_size)
+                load = kafka_load(stack, streams, args.viewers, args.batches, args.batch_size, args.rate)
             else:
                 load = http_load(stack, settings, streams, args.viewers, args.seconds, args.concurrency)
         with Progress(console=console, transient=True) as progress:
             progress.add_task("waiting for the read models to catch up", total=None)
             pg_done = wait_for_postgres(stack, load)
+            pg_rows = postgres_rows(stack) - pg_rows_before
             probe.halt.set()
-            events, raw_rate = read_events(stack.broker)
+            events = read_events(stack.broker)
+            command_records, raw_rate, raw_mb = read_topic(stack.broker, topics.COMMANDS_STREAMS.name)
             mine = [(ts, e) for ts, e in events if e["aggregate_id"] in load.likes]
             total_events = len(events)
             ch_deadline = time.monotonic() + 300
-            while clickhouse_records(stack.api_url) - ch_before < total_events - 0 and time.monotonic() < ch_deadline:
-                if clickhouse_records(stack.api_url) >= total_events:
-                    break
+            # every stream event (setup ones included) must be in chDB
+            while clickhouse_records(stack.api_url) < total_events and time.monotonic() < ch_deadline:
                 time.sleep(0.05)
             ch_done = time.monotonic()
+            ch_rows = clickhouse_rows(stack.api_url) - ch_rows_before
         probe.join(60)
 
         stamps = sorted(ts for ts, _ in mine)
         fold_seconds = (stamps[-1] - stamps[0]) / 1000 if len(stamps) > 1 else float("nan")
         decided = sum(1 for _, e in mine)
+        messages = len(command_records)
+        worker_rate = messages / fold_seconds
         send_seconds = max(load.finished - load.started, 1e-9)
-        table = Table(title=f"spaktok load, mode={args.mode}, {args.streams} streams, 4 partitions, 1 worker")
+        pg_seconds, ch_seconds = pg_done - load.started, ch_done - load.started
+        paced = f", paced at {args.rate:,.0f} commands/s" if args.rate else (", one burst" if args.mode == "kafka" else "")
+        table = Table(title=f"spaktok load, mode={args.mode}{paced}, {args.streams} streams, 4 partitions, 1 worker")
         table.add_column("measure")
         table.add_column("value", justify="right")
         table.add_column("notes")
         table.add_row("commands accepted /s", f"{load.commands / send_seconds:,.0f}",
                       f"{load.commands:,} commands in {send_seconds:.1f} s")
-        table.add_row("worker: events written /s", f"{decided / fold_seconds:,.0f}",
-                      f"{decided:,} events in {fold_seconds:.1f} s (append timestamps)")
+        table.add_row("worker: Kafka messages decided /s", f"{worker_rate:,.0f}",
+                      f"{messages:,} command records; first to last event append time {fold_seconds:.1f} s")
         table.add_row("worker: user actions folded /s", f"{load.actions / fold_seconds:,.0f}",
                       f"{load.actions:,} joins, taps, beats, comments")
-        table.add_row("Postgres projector: events applied /s", f"{decided / (pg_done - load.started):,.0f}",
-                      f"all likes+comments in Postgres {pg_done - load.started:.1f} s after load start")
-        table.add_row("ClickHouse projector: events applied /s", f"{decided / (ch_done - load.started):,.0f}",
-                      f"{total_events:,} event rows in chDB {ch_done - load.started:.1f} s after load start")
+        table.add_row("worker: events written /s", f"{decided / fold_seconds:,.0f}", f"{decided:,} events")
+        table.add_row("Postgres projector: events /s", f"{decided / pg_seconds:,.0f}",
+                      f"all likes+comments in Postgres {pg_seconds:.1f} s after load start")
+        table.add_row("Postgres projector: rows written /s", f"{pg_rows / pg_seconds:,.0f}",
+                      f"{pg_rows:,} row writes (projection_progress)")
+        table.add_row("ClickHouse projector: events /s", f"{decided / ch_seconds:,.0f}",
+                      f"{total_events:,} event rows in chDB {ch_seconds:.1f} s after load start")
+        table.add_row("ClickHouse projector: rows written /s", f"{ch_rows / ch_seconds:,.0f}", f"{ch_rows:,} rows")
         table.add_row("command -> read model p50", f"{percentile(probe.samples, 0.5) * 1000:,.0f} ms",
-                      f"{len(probe.samples)} comment probes over HTTP, polled in Postgres")
+                      f"{len(probe.samples)} comment probes over HTTP every 100 ms, polled in Postgres"
+                      + ("; a burst: includes queueing behind the backlog" if args.mode == "kafka" and not args.rate else ""))
         table.add_row("command -> read model p99", f"{percentile(probe.samples, 0.99) * 1000:,.0f} ms", "")
         table.add_row("raw broker consume /s (same run)", f"{raw_rate:,.0f}",
-                      f"confluent-kafka reading all {total_events:,} events incl. start-up: a lower bound")
-        table.add_row("worker as a fraction of raw consume", f"{(decided / fold_seconds) / raw_rate:.1%}", "")
+                      f"confluent-kafka reading the same {messages:,} command records ({raw_mb:,.0f} MB/s)")
+        table.add_row("worker as a fraction of raw consume", f"{worker_rate / raw_rate:.1%}", "")
         console.print(table)
     finally:
         with console.status("stopping the stack"):

@@ -81,3 +81,16 @@ def save_checkpoints(
             ),
             [{"p": projection, "t": t, "n": n, "o": o} for (t, n), o in offsets.items()],
         )
+
+
+def add_progress(conn: Connection, projection: str, records: int, rows: int) -> None:
+    """Count what this transaction applied, in the same transaction."""
+    conn.execute(
+        text(
+            "INSERT INTO projection_progress (projection, records, rows_written, updated_at) "
+            "VALUES (:p, :r, :w, now()) ON CONFLICT (projection) DO UPDATE SET "
+            "records = projection_progress.records + EXCLUDED.records, "
+            "rows_written = projection_progress.rows_written + EXCLUDED.rows_written, updated_at = now()"
+        ),
+        {"p": projection, "r": records, "w": rows},
+    )

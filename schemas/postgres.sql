@@ -93,6 +93,15 @@ CREATE TABLE IF NOT EXISTS projection_checkpoints (
     PRIMARY KEY (projection, topic, partition)
 );
 
+-- running totals per projection, committed with the rows they count: progress for operators and
+-- the write rate for bench/load.py
+CREATE TABLE IF NOT EXISTS projection_progress (
+    projection         text PRIMARY KEY,
+    records            bigint NOT NULL,
+    rows_written       bigint NOT NULL,
+    updated_at         timestamptz NOT NULL DEFAULT now()
+);
+
 -- last applied sequence per aggregate: drops events re-emitted after a worker crash
 CREATE TABLE IF NOT EXISTS projection_positions (
     projection         text NOT NULL,
