@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import statistics
 import tempfile
 import threading
 import time
@@ -36,13 +35,12 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
-from sqlalchemy import create_engine, text
-
 from spaktok.api.auth import mint_token
 from spaktok.commands.streams import JoinStream, RecordHeartbeats, RecordLikes, SendComment
 from spaktok.infra import topics
 from spaktok.infra.devstack import DevStack, free_port
 from spaktok.settings import Settings
+from sqlalchemy import create_engine, text
 
 console = Console()
 

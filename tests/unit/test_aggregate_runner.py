@@ -1,0 +1,178 @@
+"""The batched aggregate runner: what it sends, when it stores, and how a bad command is isolated.
+
+The runner is exercised with the real stream decider, an in-memory table and a sender whose
+acknowledgements the test resolves itself, so the ordering rules (DESIGN §3) can be observed:
+nothing is stored before the broker acknowledged everything the batch produced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+import orjson
+import pytest
+from spaktok.commands.base import Command
+from spaktok.events.base import Event
+from spaktok.events.streams import ViewerJoined
+from spaktok.processors.aggregate import AggregateRunner, Incoming
+from spaktok.processors.streams import STREAMS
+from test_stream_decider import comment, join, likes, open_stream
+
+EVENTS, OUTCOMES, DEADLETTER = STREAMS.events_topic, "outcomes", "deadletter"
+
+
+class Table:
+    """Stands in for the Faust table: values by key, and the changelog partition of each write."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, bytes] = {}
+        self.partitions: dict[str, int] = {}
+        self.writes = 0
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def put(self, key: str, value: bytes, partition: int) -> None:
+        self.values[key] = value
+        self.partitions[key] = partition
+        self.writes += 1
+
+
+class Broker:
+    """Records what was sent; acknowledgements resolve when the test says so (or at once)."""
+
+    def __init__(self, *, ack_at_once: bool = True) -> None:
+        self.sent: list[tuple[str, str, bytes, list[tuple[str, bytes]]]] = []
+        self.pending: list[asyncio.Future[None]] = []
+        self.ack_at_once = ack_at_once
+
+    async def send(self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]]) -> Any:
+        self.sent.append((topic, key, value, headers))
+        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.ack_at_once:
+            ack.set_result(None)
+        else:
+            self.pending.append(ack)
+        return ack
+
+    def ack_all(self) -> None:
+        for ack in self.pending:
+            ack.set_result(None)
+        self.pending.clear()
+
+    def on(self, topic: str) -> list[dict[str, Any]]:
+        return [orjson.loads(value) for t, _, value, _ in self.sent if t == topic]
+
+
+def runner(table: Table, broker: Broker, spec: Any = STREAMS) -> AggregateRunner:
+    return AggregateRunner(
+        spec, states=table, send=broker.send, outcomes_topic=OUTCOMES, deadletter_topic=DEADLETTER, memory=256
+    )
+
+
+def records(*commands: Command | bytes, partition: int = 2) -> list[Incoming]:
+    return [
+        Incoming(b"s-1", c if isinstance(c, bytes) else c.to_bytes(), "commands", partition, offset)
+        for offset, c in enumerate(commands)
+    ]
+
+
+def stored_state(table: Table) -> dict[str, Any]:
+    return orjson.loads(table.values["s-1"])["state"]
+
+
+def test_a_batch_is_decided_in_order_and_each_aggregate_stored_once() -> None:
+    table, broker = Table(), Broker()
+    batch = records(open_stream(), join("ann", 1), join("bob", 2), comment("ann", 3))
+    asyncio.run(runner(table, broker).handle_batch(batch))
+
+    events = broker.on(EVENTS)
+    assert [e["type"] for e in events] == [
+        "streams.StreamStarted",
+        "streams.ViewerJoined",
+        "streams.ViewerJoined",
+        "streams.CommentPosted",
+    ]
+    assert [e["sequence"] for e in events] == [1, 2, 3, 4]
+    assert len(broker.on(OUTCOMES)) == 4
+    assert table.writes == 1 and table.partitions["s-1"] == 2
+    state = stored_state(table)
+    assert (state["version"], sorted(state["viewers"]), state["comments"]) == (4, ["ann", "bob"], 1)
+
+
+def test_nothing_is_stored_until_the_broker_acknowledged_the_whole_batch() -> None:
+    async def scenario() -> None:
+        table, broker = Table(), Broker(ack_at_once=False)
+        handling = asyncio.create_task(runner(table, broker).handle_batch(records(open_stream(), join("ann", 1))))
+        await asyncio.sleep(0.01)
+        assert broker.pending and not handling.done()
+        assert table.values == {}  # a crash now leaves the old state: the commands are decided again
+        broker.ack_all()
+        await handling
+        assert stored_state(table)["version"] == 2
+
+    asyncio.run(scenario())
+
+
+def test_a_command_repeated_in_the_same_batch_is_decided_once_and_answered_twice() -> None:
+    table, broker = Table(), Broker()
+    asyncio.run(runner(table, broker).handle_batch(records(open_stream(), join("ann", 1), join("ann", 1))))
+    assert [e["type"] for e in broker.on(EVENTS)] == ["streams.StreamStarted", "streams.ViewerJoined"]
+    answers = [o for o in broker.on(OUTCOMES) if o["command_type"] == "streams.JoinStream"]
+    assert [o["status"] for o in answers] == ["accepted", "accepted"]
+
+
+def test_a_command_seen_in_an_earlier_batch_is_not_decided_again() -> None:
+    table, broker = Table(), Broker()
+    aggregate = runner(table, broker)
+    asyncio.run(aggregate.handle_batch(records(open_stream(), likes(1, ("k1", "ann", 3)))))
+    asyncio.run(aggregate.handle_batch(records(likes(1, ("k1", "ann", 3)))))
+    assert [e["type"] for e in broker.on(EVENTS)] == ["streams.StreamStarted", "streams.LikesRecorded"]
+    assert stored_state(table)["likes"] == 3
+
+
+def test_undecodable_records_are_dead_lettered_and_the_rest_decided() -> None:
+    table, broker = Table(), Broker()
+    asyncio.run(runner(table, broker).handle_batch(records(b"{not json", open_stream(), b'{"type": "nope"}')))
+    assert [e["type"] for e in broker.on(EVENTS)] == ["streams.StreamStarted"]
+    parked = [(value, dict(headers)) for topic, _, value, headers in broker.sent if topic == DEADLETTER]
+    assert [value for value, _ in parked] == [b"{not json", b'{"type": "nope"}']
+    assert all(h["dlq-stage"] == b"decode" for _, h in parked)
+    assert [h["dlq-source-offset"] for _, h in parked] == [b"0", b"2"]
+
+
+def test_a_command_failing_half_way_is_dead_lettered_and_leaves_no_trace_in_the_state() -> None:
+    def evolve_failing_on_bob(state: Any, event: Event) -> Any:
+        state = STREAMS.evolve(state, event)  # changes the held state first, then fails
+        if isinstance(event, ViewerJoined) and event.user_id == "bob":
+            raise RuntimeError("bug while applying bob's join")
+        return state
+
+    table, broker = Table(), Broker()
+    asyncio.run(runner(table, broker).handle_batch(records(open_stream(), join("ann", 1))))
+    stored_before = table.values["s-1"]
+    faulty = runner(table, broker, dataclasses.replace(STREAMS, evolve=evolve_failing_on_bob))
+    asyncio.run(faulty.handle_batch(records(join("cid", 2), join("bob", 3), join("dan", 4))))
+
+    joined = [e["payload"]["user_id"] for e in broker.on(EVENTS) if e["type"] == "streams.ViewerJoined"]
+    assert joined == ["ann", "cid", "dan"]  # bob's half-applied join was never published
+    state = stored_state(table)
+    assert sorted(state["viewers"]) == ["ann", "cid", "dan"]
+    assert state["version"] == 4  # sequences stay gapless: bob's failed join took none
+    parked = [dict(h) for topic, _, _, h in broker.sent if topic == DEADLETTER]
+    assert len(parked) == 1 and b"bug while applying" in parked[0]["dlq-error"]
+    assert orjson.loads(stored_before)["state"]["viewers"].keys() == {"ann"}
+
+
+@pytest.mark.parametrize("cached", [True, False])
+def test_the_stored_state_is_the_same_whether_decoded_or_taken_from_the_cache(cached: bool) -> None:
+    table, broker = Table(), Broker()
+    aggregate = runner(table, broker)
+    asyncio.run(aggregate.handle_batch(records(open_stream(), join("ann", 1))))
+    if not cached:  # as after a recovery: equal bytes, another object
+        table.values["s-1"] = bytes(bytearray(table.values["s-1"]))
+    asyncio.run(aggregate.handle_batch(records(join("bob", 2), comment("ann", 3))))
+    state = stored_state(table)
+    assert (sorted(state["viewers"]), state["comments"], state["version"]) == (["ann", "bob"], 1, 4)
