@@ -237,7 +237,10 @@ class AggregateRunner:
         for env in envelopes:
             out.append(
                 Outgoing(
-                    self.spec.events_topic, env.aggregate_id, env.to_bytes(), [(TYPE_HEADER, env.type.encode())]
+                    self.spec.events_topic,
+                    env.aggregate_id,
+                    env.to_bytes(),
+                    [(TYPE_HEADER, env.type.encode())],
                 )
             )
         self._answer(forward_records, outcome, out)
@@ -248,7 +251,9 @@ class AggregateRunner:
 
     def _answer(self, forwards: list[list[Any]], outcome: dict[str, Any] | None, out: list[Outgoing]) -> None:
         for topic, key, command in forwards:
-            out.append(Outgoing(topic, key, orjson.dumps(command), [("command-type", command["type"].encode())]))
+            out.append(
+                Outgoing(topic, key, orjson.dumps(command), [("command-type", command["type"].encode())])
+            )
         if outcome is not None:
             out.append(Outgoing(self.outcomes_topic, outcome["correlation_id"], orjson.dumps(outcome), []))
 

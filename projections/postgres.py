@@ -37,7 +37,8 @@ def fresh_records(conn: Connection, projection: str, records: list[Record]) -> l
     if ids:
         rows = conn.execute(
             text(
-                "SELECT aggregate_id, sequence FROM projection_positions WHERE projection = :p AND aggregate_id = ANY(:ids)"
+                "SELECT aggregate_id, sequence FROM projection_positions "
+                "WHERE projection = :p AND aggregate_id = ANY(:ids)"
             ),
             {"p": projection, "ids": ids},
         )

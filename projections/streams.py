@@ -103,7 +103,8 @@ UPDATE_HEARTBEATS = text(
 # the users of one event are distinct, so one upsert may touch each row only once, as Postgres requires
 UPSERT_LIKES = text(
     """INSERT INTO stream_likes (stream_id, user_id, like_count, "timestamp")
-    SELECT :s, l.user_id, l.taps, :at FROM unnest(CAST(:users AS text[]), CAST(:counts AS bigint[])) AS l(user_id, taps)
+    SELECT :s, l.user_id, l.taps, :at
+    FROM unnest(CAST(:users AS text[]), CAST(:counts AS bigint[])) AS l(user_id, taps)
     ON CONFLICT (stream_id, user_id) DO UPDATE
     SET like_count = stream_likes.like_count + EXCLUDED.like_count, "timestamp" = EXCLUDED."timestamp" """
 )
@@ -125,8 +126,8 @@ def _comment(conn: Connection, env: Envelope) -> int:
     assert isinstance(e, CommentPosted)
     conn.execute(
         text(
-            """INSERT INTO stream_comments (comment_id, stream_id, user_id, username, user_profile_image, text,
-                type, "timestamp", sequence)
+            """INSERT INTO stream_comments (comment_id, stream_id, user_id, username, user_profile_image,
+                text, type, "timestamp", sequence)
             VALUES (:c, :s, :u, :name, :img, :text, :type, :at, :seq) ON CONFLICT (comment_id) DO NOTHING"""
         ),
         {
@@ -143,7 +144,8 @@ def _comment(conn: Connection, env: Envelope) -> int:
     )
     conn.execute(
         text(
-            "UPDATE stream_viewers SET comments_posted = comments_posted + 1 WHERE stream_id = :s AND user_id = :u"
+            "UPDATE stream_viewers SET comments_posted = comments_posted + 1 "
+            "WHERE stream_id = :s AND user_id = :u"
         ),
         {"s": env.aggregate_id, "u": e.user_id},
     )
@@ -159,7 +161,12 @@ def _likes(conn: Connection, env: Envelope) -> int:
     assert isinstance(e, LikesRecorded)
     conn.execute(
         UPSERT_LIKES,
-        {"s": env.aggregate_id, "users": list(e.likes), "counts": list(e.likes.values()), "at": e.recorded_at},
+        {
+            "s": env.aggregate_id,
+            "users": list(e.likes),
+            "counts": list(e.likes.values()),
+            "at": e.recorded_at,
+        },
     )
     conn.execute(
         text("UPDATE live_streams SET likes = :n, last_updated = :at WHERE stream_id = :s"),

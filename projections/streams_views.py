@@ -9,11 +9,11 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, text
 
-STREAM_COLUMNS = """stream_id, user_id, username, user_profile_image, title, category, tags, language, privacy,
-    status, stream_url, playback_url, thumbnail_url, is_recorded, recording_url, is_premium, is_age_restricted,
-    allow_comments, allow_gifts, quality, bitrate, location, schedule_id, viewer_count, peak_viewer_count,
-    total_views, likes, comments, gifts, gift_revenue, duration, moderation_status, started_at, ended_at,
-    created_at, last_updated"""
+STREAM_COLUMNS = """stream_id, user_id, username, user_profile_image, title, category, tags, language,
+    privacy, status, stream_url, playback_url, thumbnail_url, is_recorded, recording_url, is_premium,
+    is_age_restricted, allow_comments, allow_gifts, quality, bitrate, location, schedule_id,
+    viewer_count, peak_viewer_count, total_views, likes, comments, gifts, gift_revenue, duration,
+    moderation_status, started_at, ended_at, created_at, last_updated"""
 
 
 def camel(name: str) -> str:
@@ -96,9 +96,9 @@ def list_viewers(
     with engine.connect() as conn:
         rows = conn.execute(
             text(
-                "SELECT stream_id, user_id, username, user_profile_image, joined_at, last_heartbeat, watch_time, "
-                "comments_posted, gifts_sent FROM stream_viewers WHERE stream_id = :s AND is_active "
-                "AND user_id > :after ORDER BY user_id LIMIT :limit"
+                "SELECT stream_id, user_id, username, user_profile_image, joined_at, last_heartbeat, "
+                "watch_time, comments_posted, gifts_sent FROM stream_viewers "
+                "WHERE stream_id = :s AND is_active AND user_id > :after ORDER BY user_id LIMIT :limit"
             ),
             params,
         ).fetchall()
@@ -117,9 +117,10 @@ def list_comments(engine: Engine, stream_id: str, *, before: int | None, limit: 
     with engine.connect() as conn:
         rows = conn.execute(
             text(
-                'SELECT comment_id, stream_id, user_id, username, user_profile_image, text, type, "timestamp", '
-                "is_pinned, sequence FROM stream_comments WHERE stream_id = :s AND NOT is_deleted "
-                "AND sequence < :before ORDER BY sequence DESC LIMIT :limit"
+                "SELECT comment_id, stream_id, user_id, username, user_profile_image, text, type, "
+                '"timestamp", is_pinned, sequence FROM stream_comments '
+                "WHERE stream_id = :s AND NOT is_deleted AND sequence < :before "
+                "ORDER BY sequence DESC LIMIT :limit"
             ),
             params,
         ).fetchall()

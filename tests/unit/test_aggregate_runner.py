@@ -105,7 +105,9 @@ def test_a_batch_is_decided_in_order_and_each_aggregate_stored_once() -> None:
 def test_nothing_is_stored_until_the_broker_acknowledged_the_whole_batch() -> None:
     async def scenario() -> None:
         table, broker = Table(), Broker(ack_at_once=False)
-        handling = asyncio.create_task(runner(table, broker).handle_batch(records(open_stream(), join("ann", 1))))
+        handling = asyncio.create_task(
+            runner(table, broker).handle_batch(records(open_stream(), join("ann", 1)))
+        )
         await asyncio.sleep(0.01)
         assert broker.pending and not handling.done()
         assert table.values == {}  # a crash now leaves the old state: the commands are decided again
