@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     edge_batch_window_ms: int = 50
     edge_batch_max: int = 500
 
+    # realtime feed (api/live.py)
+    live_tick_ms: int = Field(250, ge=10, le=5000)  # frames go out at most this often per stream
+    live_likes_interval_ms: int = Field(1000, ge=10)  # likes summed over this window
+    live_viewer_count_interval_ms: int = Field(5000, ge=10)  # viewer count at most this often
+    live_queue_frames: int = Field(240, ge=2)  # unsent frames per client before it counts as too slow
+
     # domain rules
     comment_max_length: int = 500
     comment_min_interval_ms: int = Field(2000, ge=0, le=300_000)  # = COMMENT_MEMORY_MS

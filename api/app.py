@@ -16,8 +16,9 @@ from fastapi.concurrency import run_in_threadpool
 from spaktok.api.batching import EdgeBatcher
 from spaktok.api.bus import CommandBus, OutcomeListener
 from spaktok.api.deps import Services
+from spaktok.api.live import FeedHub
 from spaktok.api.problems import install_problem_handlers
-from spaktok.api.routes import chat, ops, streams, viewers
+from spaktok.api.routes import chat, live, ops, streams, viewers
 from spaktok.infra import topics
 from spaktok.infra.kafka import EventProducer
 from spaktok.projections import clickhouse, postgres
@@ -49,11 +50,14 @@ def create_app(settings: Settings | None = None, *, host_clickhouse_projector: b
             ch_runner.start()
         bus = CommandBus(settings, producer, listener)
         batcher = EdgeBatcher(bus, window_ms=settings.edge_batch_window_ms, max_items=settings.edge_batch_max)
-        app.state.services = Services(settings, bus, batcher, engine, ch)
+        feed = FeedHub(settings)
+        await run_in_threadpool(feed.start, asyncio.get_running_loop())
+        app.state.services = Services(settings, bus, batcher, engine, ch, feed)
         app.state.clickhouse_runner = ch_runner
         try:
             yield
         finally:
+            await run_in_threadpool(feed.stop)
             if ch_runner is not None:
                 await run_in_threadpool(ch_runner.stop)
             await run_in_threadpool(listener.stop)
@@ -68,6 +72,6 @@ def create_app(settings: Settings | None = None, *, host_clickhouse_projector: b
         description="Commands go to Kafka; reads come from Postgres and ClickHouse read models.",
     )
     install_problem_handlers(app)
-    for router in (ops.router, streams.router, viewers.router, chat.router):
+    for router in (ops.router, streams.router, viewers.router, chat.router, live.router):
         app.include_router(router)
     return app

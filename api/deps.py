@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Header, Path, Query, Request
+from fastapi import Depends, Header, Path, Query
 from spaktok.api.auth import InvalidToken, Principal, decode_token
 from spaktok.api.batching import EdgeBatcher
 from spaktok.api.bus import CommandBus
@@ -16,6 +16,7 @@ from spaktok.events.envelope import derive_id
 from spaktok.projections.clickhouse import ClickHouse
 from spaktok.settings import Settings
 from sqlalchemy import Engine
+from starlette.requests import HTTPConnection
 
 
 @dataclass
@@ -25,9 +26,10 @@ class Services:
     batcher: EdgeBatcher
     engine: Engine
     clickhouse: ClickHouse | None
+    feed: Any = None  # the realtime FeedHub (api/live.py)
 
 
-def get_services(request: Request) -> Services:
+def get_services(request: HTTPConnection) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
 
 

@@ -95,6 +95,18 @@ async def metrics(request: Request, services: ServicesDep) -> PlainTextResponse:
         "# TYPE spaktok_outcomes_received_total counter",
         f"spaktok_outcomes_received_total {services.bus.listener.received}",
     ]
+    feed = services.feed
+    if feed is not None:
+        lines += [
+            "# TYPE spaktok_live_connections gauge",
+            f"spaktok_live_connections {feed.connections}",
+            "# TYPE spaktok_live_frames_sent_total counter",
+            f"spaktok_live_frames_sent_total {feed.frames_sent}",
+            "# TYPE spaktok_live_items_sent_total counter",
+            f"spaktok_live_items_sent_total {feed.items_sent}",
+            "# TYPE spaktok_live_slow_disconnects_total counter",
+            f"spaktok_live_slow_disconnects_total {feed.slow_disconnects}",
+        ]
     runner = getattr(request.app.state, "clickhouse_runner", None)
     if runner is not None:
         name = runner.projector.name

@@ -1,0 +1,259 @@
+"""The realtime feed: stream events fanned out to the WebSocket and SSE clients of this API process.
+
+One consumer thread per API process tails the stream events topic from its end and keeps only
+the records of streams someone here is watching (it filters on the record key, the stream id,
+before parsing). On the event loop, each watched stream collects feed items; a ticker sends what
+accumulated as one frame (a JSON array of items) every `live_tick_ms`, encoded once and handed to
+every subscriber of that stream. Framing per tick instead of per item is what lets one process
+serve thousands of viewers of a busy chat: the cost is per frame and subscriber, not per message.
+
+What is pushed (docs/realtime.md): comments and `join` items as they happen, likes summed per
+`live_likes_interval_ms`, the viewer count at most every `live_viewer_count_interval_ms` when it
+changed, and status changes. A subscriber whose queue of unsent frames is full is too slow to keep
+up; it is disconnected (and may reconnect) rather than holding everyone's memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+from spaktok.infra import topics
+from spaktok.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CLOSED = "closed"  # what a subscription yields once it ended (stream ended, too slow, hub stopped)
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _item(kind: str, env: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    payload = env["payload"]
+    item = {"type": kind, "sequence": env["sequence"], "at": env["occurred_at"]}
+    item.update({camel(name): payload.get(name) for name in fields})
+    return item
+
+
+class Subscription:
+    """One connected client: a bounded queue of frames waiting to be written to its socket."""
+
+    def __init__(self, stream_id: str, max_frames: int) -> None:
+        self.stream_id = stream_id
+        self.reason = ""
+        self._queue: asyncio.Queue[str] = asyncio.Queue(max_frames)
+
+    def offer(self, frame: str) -> bool:
+        if self.reason:
+            return False
+        try:
+            self._queue.put_nowait(frame)
+            return True
+        except asyncio.QueueFull:
+            self.close("too-slow: the client did not keep up with the feed")
+            return False
+
+    def close(self, reason: str) -> None:
+        if not self.reason:
+            self.reason = reason
+            # make room so the closing marker always fits; the frames dropped were never going out
+            while self._queue.full():
+                self._queue.get_nowait()
+            self._queue.put_nowait(CLOSED)
+
+    async def next(self) -> str:
+        """The next frame, or CLOSED."""
+        return await self._queue.get()
+
+
+@dataclass
+class StreamFeed:
+    """What is pending for one stream's subscribers until the next tick."""
+
+    subscribers: set[Subscription] = field(default_factory=set)
+    items: list[dict[str, Any]] = field(default_factory=list)
+    likes: int = 0
+    total_likes: int | None = None
+    likes_sent_at: float = 0.0
+    viewer_count: int | None = None
+    viewers_sent: int | None = None
+    viewers_sent_at: float = 0.0
+    ended: bool = False
+
+    def apply(self, env: dict[str, Any]) -> None:
+        kind = env["type"]
+        payload = env["payload"]
+        if kind == "streams.CommentPosted":
+            fields = ("comment_id", "user_id", "username", "user_profile_image", "text", "comment_type")
+            self.items.append(_item("comment", env, fields))
+        elif kind == "streams.LikesRecorded":
+            self.likes += payload["count"]
+            self.total_likes = payload["total_likes"]
+        elif kind == "streams.ViewerJoined":
+            self.viewer_count = payload["viewer_count"]
+            self.items.append(_item("join", env, ("user_id", "username", "user_profile_image")))
+        elif kind in ("streams.ViewerLeft", "streams.HeartbeatsRecorded"):
+            self.viewer_count = payload["viewer_count"]
+        elif kind == "streams.StreamEnded":
+            fields = ("reason", "duration", "peak_viewer_count", "total_views", "likes", "comments", "gifts")
+            item = _item("status", env, fields)
+            item["status"] = "ended"
+            self.items.append(item)
+            self.viewer_count = 0
+            self.ended = True
+
+    def due(self, now: float, likes_every: float, viewers_every: float) -> list[dict[str, Any]]:
+        """Everything to send at this tick, in the order it happened (the aggregates last)."""
+        items, self.items = self.items, []
+        if self.likes and (now - self.likes_sent_at >= likes_every or self.ended):
+            items.append({"type": "likes", "count": self.likes, "totalLikes": self.total_likes})
+            self.likes, self.likes_sent_at = 0, now
+        changed = self.viewer_count is not None and self.viewer_count != self.viewers_sent
+        if changed and (now - self.viewers_sent_at >= viewers_every or self.ended):
+            items.append({"type": "viewers", "viewerCount": self.viewer_count})
+            self.viewers_sent, self.viewers_sent_at = self.viewer_count, now
+        return items
+
+
+class FeedHub:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.frames_sent = 0
+        self.items_sent = 0
+        self.slow_disconnects = 0
+        self._feeds: dict[str, StreamFeed] = {}
+        self._watched: frozenset[str] = frozenset()  # read by the consumer thread; replaced, never changed
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._consume, name="live-feed", daemon=True)
+        self._ticker: asyncio.Task[None] | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self, loop: asyncio.AbstractEventLoop, timeout: float = 30.0) -> None:
+        """Blocks until the consumer sits at the end of the topic (call from a worker thread)."""
+        self._loop = loop
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError(f"could not reach the broker at {self.settings.broker} for the live feed")
+        self._ticker = loop.create_task(self._tick_forever())  # type: ignore[arg-type]
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.cancel()
+        self._thread.join(timeout=5)
+        for feed in self._feeds.values():
+            for sub in feed.subscribers:
+                sub.close("the server is shutting down")
+
+    @property
+    def connections(self) -> int:
+        return sum(len(feed.subscribers) for feed in self._feeds.values())
+
+    # -- subscriptions (event loop) -------------------------------------------------------------
+
+    def subscribe(self, stream_id: str) -> Subscription:
+        sub = Subscription(stream_id, self.settings.live_queue_frames)
+        feed = self._feeds.get(stream_id)
+        if feed is None:
+            feed = self._feeds[stream_id] = StreamFeed()
+            self._watched = frozenset(self._feeds)
+        feed.subscribers.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        feed = self._feeds.get(sub.stream_id)
+        if feed is None:
+            return
+        feed.subscribers.discard(sub)
+        if not feed.subscribers:
+            del self._feeds[sub.stream_id]
+            self._watched = frozenset(self._feeds)
+
+    # -- consumer thread --------------------------------------------------------------------------
+
+    def _consume(self) -> None:
+        name = topics.EVENTS_STREAMS.name
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.settings.broker,
+                "group.id": f"spaktok-api-live-{uuid.uuid4().hex}",  # a private tail, never committed
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 10,
+            }
+        )
+        try:
+            partitions = consumer.list_topics(name, timeout=20).topics[name].partitions
+            consumer.assign([TopicPartition(name, p, OFFSET_END) for p in partitions])
+            for tp in consumer.assignment():
+                consumer.get_watermark_offsets(tp, timeout=10)
+            self._ready.set()
+            while not self._stop.is_set():
+                batch = consumer.consume(1000, timeout=0.05)
+                # read after consuming: a subscription taken while consume() waited must already see
+                # the events that arrived meanwhile (they can only follow its snapshot)
+                watched = self._watched
+                wanted = [
+                    m.value()
+                    for m in batch
+                    if m.error() is None and m.key() is not None and m.key().decode() in watched
+                ]
+                if wanted and self._loop is not None:
+                    self._loop.call_soon_threadsafe(self._ingest, wanted)
+        except Exception:  # noqa: BLE001
+            log.exception("live feed consumer stopped")
+        finally:
+            consumer.close()
+
+    # -- event loop -------------------------------------------------------------------------------
+
+    def _ingest(self, records: list[bytes]) -> None:
+        for raw in records:
+            try:
+                env = orjson.loads(raw)
+                feed = self._feeds.get(env["aggregate_id"])
+                if feed is not None:
+                    feed.apply(env)
+            except Exception:  # noqa: BLE001 - one odd record must not stop the feed
+                log.warning("live feed skipped an undecodable event")
+
+    async def _tick_forever(self) -> None:
+        tick = self.settings.live_tick_ms / 1000
+        while True:
+            await asyncio.sleep(tick)
+            try:
+                self.tick(time.monotonic())
+            except Exception:  # noqa: BLE001
+                log.exception("live feed tick failed")
+
+    def tick(self, now: float) -> None:
+        likes_every = self.settings.live_likes_interval_ms / 1000
+        viewers_every = self.settings.live_viewer_count_interval_ms / 1000
+        for feed in list(self._feeds.values()):
+            items = feed.due(now, likes_every, viewers_every)
+            if not items:
+                continue
+            frame = orjson.dumps(items).decode()
+            for sub in list(feed.subscribers):
+                if sub.reason:
+                    continue  # already closing
+                if sub.offer(frame):
+                    self.frames_sent += 1
+                    self.items_sent += len(items)
+                else:
+                    self.slow_disconnects += 1
+            if feed.ended:
+                for sub in feed.subscribers:
+                    sub.close("the stream ended")

@@ -1,0 +1,123 @@
+"""The realtime feed of one stream: `WS /v1/streams/{id}/live` and its SSE twin `GET .../events`.
+
+Both carry the same frames: a JSON array of feed items (docs/realtime.md). The first frame is a
+`snapshot` of the stream's counters from the read model; the subscription is taken before that
+read, so nothing that happens in between is missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+from spaktok.api.auth import InvalidToken, decode_token
+from spaktok.api.deps import CurrentUser, ServicesDep, StreamPath, get_services
+from spaktok.api.live import CLOSED, FeedHub, Subscription
+from spaktok.api.problems import Problem
+from spaktok.projections import streams_views
+
+router = APIRouter(prefix="/v1/streams/{stream_id}", tags=["realtime"])
+
+SSE_KEEPALIVE_S = 15.0
+SNAPSHOT_FIELDS = ("status", "viewerCount", "peakViewerCount", "totalViews", "likes", "comments")
+
+# WebSocket close codes. Refusals are sent after accepting, because a browser cannot read the HTTP
+# status of a refused handshake but can read a close code and reason: 4401 no valid token,
+# 4404 no such stream; 1013 (try again later) for a client too slow to keep up; 1000 when it ended.
+CLOSE_UNAUTHORIZED, CLOSE_NOT_FOUND, CLOSE_TOO_SLOW, CLOSE_ENDED = 4401, 4404, 1013, 1000
+
+
+def _snapshot(doc: dict[str, Any]) -> str:
+    item = {"type": "snapshot", "streamId": doc["streamId"], **{k: doc[k] for k in SNAPSHOT_FIELDS}}
+    return orjson.dumps([item]).decode()
+
+
+def _hub(services: Any) -> FeedHub:
+    return services.feed  # type: ignore[no-any-return]
+
+
+@router.websocket("/live")
+async def live(websocket: WebSocket, stream_id: str) -> None:
+    services = get_services(websocket)  # type: ignore[arg-type]
+    token = websocket.query_params.get("access_token")
+    scheme, _, value = websocket.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and value:
+        token = value.strip()
+    try:
+        decode_token(services.settings, token or "")
+    except InvalidToken as exc:
+        await websocket.accept()
+        await websocket.close(CLOSE_UNAUTHORIZED, f"a valid bearer token is required: {exc}"[:120])
+        return
+    hub = _hub(services)
+    sub = hub.subscribe(stream_id)
+    try:
+        doc = await run_in_threadpool(streams_views.get_stream, services.engine, stream_id)
+        await websocket.accept()
+        if doc is None:
+            await websocket.close(CLOSE_NOT_FOUND, "no stream with this id")
+            return
+        await websocket.send_text(_snapshot(doc))
+        if doc["status"] != "live":
+            await websocket.close(CLOSE_ENDED, "the stream is not live")
+            return
+        sender = asyncio.create_task(_send_frames(websocket, sub))
+        try:
+            while True:  # the client sends nothing we need; reading notices it leaving
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+        except WebSocketDisconnect:
+            pass
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+    finally:
+        hub.unsubscribe(sub)
+
+
+async def _send_frames(websocket: WebSocket, sub: Subscription) -> None:
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        while (frame := await sub.next()) != CLOSED:
+            await websocket.send_text(frame)
+        code = CLOSE_TOO_SLOW if sub.reason.startswith("too-slow") else CLOSE_ENDED
+        await websocket.close(code, sub.reason[:120])
+
+
+@router.get("/events", response_class=StreamingResponse)
+async def events(stream_id: StreamPath, user: CurrentUser, services: ServicesDep) -> StreamingResponse:
+    """Server-sent events: one `items` event per frame, a comment line every 15 s to keep proxies open."""
+    hub = _hub(services)
+    sub = hub.subscribe(stream_id)
+    doc = await run_in_threadpool(streams_views.get_stream, services.engine, stream_id)
+    if doc is None:
+        hub.unsubscribe(sub)
+        raise Problem(404, "stream-not-found", "no stream with this id")
+
+    async def frames() -> AsyncIterator[str]:
+        try:
+            yield f"event: items\ndata: {_snapshot(doc)}\n\n"
+            if doc["status"] != "live":
+                return
+            while True:
+                try:
+                    frame = await asyncio.wait_for(sub.next(), SSE_KEEPALIVE_S)
+                except TimeoutError:
+                    yield ": keepalive\n\n"
+                    continue
+                if frame == CLOSED:
+                    yield f"event: end\ndata: {orjson.dumps({'reason': sub.reason}).decode()}\n\n"
+                    return
+                yield f"event: items\ndata: {frame}\n\n"
+        finally:
+            hub.unsubscribe(sub)
+
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(frames(), media_type="text/event-stream", headers=headers)
