@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     live_queue_frames: int = Field(240, ge=2)  # unsent frames per client before it counts as too slow
 
     # domain rules
+    viewer_timeout_s: int = Field(120, ge=10)  # a viewer silent this long is dropped (spec §3.2)
+    viewer_sweep_interval_s: float = Field(60.0, gt=0)  # how often the worker looks for them
     comment_max_length: int = 500
     comment_min_interval_ms: int = Field(2000, ge=0, le=300_000)  # = COMMENT_MEMORY_MS
     like_batch_max: int = 1000

@@ -11,9 +11,9 @@ import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
+from spaktok import clock
 from spaktok.api.bus import CommandBus
 from spaktok.commands.base import Command
 from spaktok.commands.outcome import Outcome
@@ -68,7 +68,7 @@ class EdgeBatcher:
         make: Callable[..., Command] = RecordLikes if kind == "likes" else RecordHeartbeats
         command = make(
             command_id=str(uuid.uuid4()),
-            issued_at=datetime.now(UTC),
+            issued_at=clock.now(),
             actor_id=EDGE_ACTOR,
             stream_id=stream_id,
             **{kind: pending.items},

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Path, Query
+from spaktok import clock
 from spaktok.api.auth import InvalidToken, Principal, decode_token
 from spaktok.api.batching import EdgeBatcher
 from spaktok.api.bus import CommandBus
@@ -67,7 +68,7 @@ class CommandMeta:
             command_id = derive_id("idem", user.user_id, scope, idempotency_key)
         else:
             command_id = str(uuid.uuid4())
-        return CommandMeta(command_id, datetime.now(UTC))
+        return CommandMeta(command_id, clock.now())
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

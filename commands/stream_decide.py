@@ -14,6 +14,7 @@ from spaktok.commands.streams import (
     RecordHeartbeats,
     RecordLikes,
     SendComment,
+    SweepViewers,
 )
 from spaktok.events.base import Event
 from spaktok.events.envelope import derive_id
@@ -45,6 +46,8 @@ def decide(command: Command, state: StreamState) -> list[Event]:
             return _comment(command, state)
         case RecordLikes():
             return _likes(command, state)
+        case SweepViewers():
+            return _sweep(command, state)
     raise Rejection("unsupported-command", f"the stream aggregate does not handle {command.type}")
 
 
@@ -194,3 +197,33 @@ def _likes(command: RecordLikes, state: StreamState) -> list[Event]:
             action_ids=action_ids,
         )
     ]
+
+
+def _sweep(command: SweepViewers, state: StreamState) -> list[Event]:
+    """Viewers not heard from (join or heartbeat) for longer than `silent_ms` leave, oldest first.
+
+    Their watch time for this visit runs to their last sign of life, not to the sweep.
+    """
+    if state.status != "live":
+        return []
+    now_ms = millis(command.issued_at)
+    silent = sorted(
+        (last_seen, user_id)
+        for user_id, (_, last_seen) in state.viewers.items()
+        if now_ms - last_seen > command.silent_ms
+    )
+    count = state.viewer_count
+    events: list[Event] = []
+    for last_seen, user_id in silent:
+        joined_ms = state.viewers[user_id][0]
+        count -= 1
+        events.append(
+            ViewerLeft(
+                user_id=user_id,
+                left_at=command.issued_at,
+                watch_time=state.watch_time.get(user_id, 0) + max(0, last_seen - joined_ms) // 1000,
+                reason="timed_out",
+                viewer_count=count,
+            )
+        )
+    return events

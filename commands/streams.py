@@ -70,6 +70,17 @@ class RecordHeartbeats(StreamCommand):
 
 
 @register_command
+class SweepViewers(StreamCommand):
+    """Internal, from the worker's timer: drop viewers silent for longer than `silent_ms`.
+
+    The decision uses the command's `issued_at` as "now", so it is the same on every replay.
+    """
+
+    type: Literal["streams.SweepViewers"] = "streams.SweepViewers"
+    silent_ms: int = Field(ge=1000)
+
+
+@register_command
 class SendComment(StreamCommand):
     type: Literal["streams.SendComment"] = "streams.SendComment"
     username: str

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -58,6 +58,8 @@ class TableLike(Protocol):
         """Store `value` and write its changelog record to `partition` (the command's partition)."""
         ...
 
+    def items(self) -> Iterable[tuple[str, bytes]]: ...
+
 
 @dataclass(frozen=True)
 class Forward:
@@ -81,6 +83,8 @@ class AggregateSpec:
     # a copy of a state that `evolve` may change in place; identity for aggregates whose evolve
     # builds new values
     thaw: Callable[[Any], Any] = lambda state: state
+    # which aggregates the worker's timers look after (e.g. live streams, for the viewer sweep)
+    is_active: Callable[[Any], bool] = lambda state: False
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +191,27 @@ class AggregateRunner:
             except Exception as exc:
                 raise _Poisoned(index) from exc
         return held, out
+
+    def active_ids(self) -> list[str]:
+        """Aggregates held by this worker that `spec.is_active` picks, for its timers.
+
+        Values restored by a recovery are decoded once here and cached; after that a call only
+        compares object identities.
+        """
+        ids = []
+        for aggregate_id, stored in self.states.items():
+            if aggregate_id.startswith("\x00"):
+                continue  # bookkeeping keys, e.g. command positions
+            cached = self._decoded.get(aggregate_id)
+            if cached is not None and cached[0] is stored:
+                state = cached[1]
+            else:
+                data = orjson.loads(stored)
+                state = self.spec.load(data["state"])
+                self._decoded[aggregate_id] = (stored, state, dict(data["memory"]))
+            if self.spec.is_active(state):
+                ids.append(aggregate_id)
+        return ids
 
     def _hold(self, aggregate_id: str, partition: int, held: dict[str, Held]) -> Held:
         aggregate = held.get(aggregate_id)

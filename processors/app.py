@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
+import uuid
+from collections.abc import Awaitable, Iterator
 from typing import Any
 
 import faust
 import spaktok.commands.catalog  # noqa: F401 - every command type must be decodable here
+from spaktok import clock
+from spaktok.commands.streams import SweepViewers
 from spaktok.infra import topics
 from spaktok.processors import faust_fixes
 from spaktok.processors.aggregate import AggregateRunner, AggregateSpec, Incoming
@@ -17,6 +20,8 @@ from spaktok.processors.streams import STREAMS
 from spaktok.settings import Settings
 
 log = logging.getLogger(__name__)
+
+SYSTEM_ACTOR = "system"
 
 AGGREGATES: tuple[tuple[AggregateSpec, topics.TopicSpec], ...] = (
     (STREAMS, topics.COMMANDS_STREAMS),
@@ -32,6 +37,10 @@ class BytesKeyTable:
 
     def get(self, key: str, default: Any = None) -> Any:
         return self._table.get(key.encode(), default)
+
+    def items(self) -> Iterator[tuple[str, bytes]]:
+        for key, value in list(self._table.data.items()):
+            yield key.decode(), value
 
     def put(self, key: str, value: bytes, partition: int) -> None:
         # What Table.__setitem__ does, with the partition given instead of taken from Faust's
@@ -117,7 +126,33 @@ def create_app(settings: Settings) -> faust.App:
             batch_size=settings.worker_batch_size,
             batch_wait=settings.worker_batch_wait_ms / 1000,
         )
+    _register_viewer_sweep(app, settings, app.spaktok_runners["stream"], send)  # type: ignore[attr-defined]
     return app
+
+
+def _register_viewer_sweep(app: faust.App, settings: Settings, streams: AggregateRunner, send: Any) -> None:
+    """Every `viewer_sweep_interval_s`, ask each live stream this worker holds to drop silent viewers.
+
+    The sweep is a command through the stream's own partition, decided like any other, so it is
+    ordered with the heartbeats it judges and logged for replay.
+    """
+    recovered = app.tables.recovery.completed
+
+    @app.timer(interval=settings.viewer_sweep_interval_s, name="viewer-sweep")
+    async def sweep_silent_viewers() -> None:
+        if not recovered.is_set():
+            return
+        issued_at = clock.now(settings)
+        for stream_id in streams.active_ids():
+            command = SweepViewers(
+                command_id=str(uuid.uuid4()),
+                issued_at=issued_at,
+                actor_id=SYSTEM_ACTOR,
+                stream_id=stream_id,
+                silent_ms=settings.viewer_timeout_s * 1000,
+            )
+            headers = [("command-type", command.type.encode())]
+            await send(topics.COMMANDS_STREAMS.name, stream_id, command.to_bytes(), headers)
 
 
 def _register_agent(

@@ -8,6 +8,7 @@ from spaktok.commands import stream_decide
 from spaktok.commands.base import Command, Rejection
 from spaktok.commands.broadcasters import ReleaseBroadcast
 from spaktok.commands.stream_state import StreamState, evolve, thaw
+from spaktok.commands.streams import SweepViewers
 from spaktok.events.envelope import Envelope
 from spaktok.events.streams import StreamCommandRejected
 from spaktok.infra import topics
@@ -39,7 +40,8 @@ def _follow_ups(command: Command, envelopes: list[Envelope], state: StreamState)
 
 
 def _is_final(command: Command, envelopes: list[Envelope]) -> bool:
-    return True
+    # nobody waits for the answer to the worker's own sweeps
+    return not isinstance(command, SweepViewers)
 
 
 def _load(data: dict[str, Any]) -> StreamState:
@@ -57,4 +59,5 @@ STREAMS = AggregateSpec(
     follow_ups=_follow_ups,
     is_final=_is_final,
     thaw=thaw,
+    is_active=lambda state: state.status == "live",
 )

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from spaktok import clock
 from spaktok.api.deps import CommandMeta, CurrentUser, IdempotencyKey, ServicesDep, StreamPath
 from spaktok.api.problems import Problem
 from spaktok.api.responses import answer, event_payload
@@ -67,7 +67,7 @@ async def leave_stream(
 
 @router.post("/heartbeat")
 async def heartbeat(stream_id: StreamPath, user: CurrentUser, services: ServicesDep) -> JSONResponse:
-    at_ms = int(datetime.now(UTC).timestamp() * 1000)
+    at_ms = int(clock.now().timestamp() * 1000)
     batch_id, outcome = await services.batcher.heartbeat(stream_id, user.user_id, at_ms)
     if outcome is not None and outcome.status == "accepted":
         beats = event_payload(outcome, "streams.HeartbeatsRecorded") or {}

@@ -18,7 +18,7 @@ from spaktok.events.base import Event
 from spaktok.events.streams import ViewerJoined
 from spaktok.processors.aggregate import AggregateRunner, Incoming
 from spaktok.processors.streams import STREAMS
-from test_stream_decider import comment, join, likes, open_stream
+from test_stream_decider import comment, end, join, likes, open_stream
 
 EVENTS, OUTCOMES, DEADLETTER = STREAMS.events_topic, "outcomes", "deadletter"
 
@@ -33,6 +33,9 @@ class Table:
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.values.get(key, default)
+
+    def items(self) -> list[tuple[str, bytes]]:
+        return list(self.values.items())
 
     def put(self, key: str, value: bytes, partition: int) -> None:
         self.values[key] = value
@@ -178,3 +181,17 @@ def test_the_stored_state_is_the_same_whether_decoded_or_taken_from_the_cache(ca
     asyncio.run(aggregate.handle_batch(records(join("bob", 2), comment("ann", 3))))
     state = stored_state(table)
     assert (sorted(state["viewers"]), state["comments"], state["version"]) == (["ann", "bob"], 1, 4)
+
+
+def test_timers_see_the_live_streams_including_those_restored_by_a_recovery() -> None:
+    table, broker = Table(), Broker()
+    aggregate = runner(table, broker)
+    asyncio.run(aggregate.handle_batch(records(open_stream())))
+    table.values["\x00position:commands:2"] = b"0"  # bookkeeping keys are not aggregates
+    assert aggregate.active_ids() == ["s-1"]
+
+    restarted = runner(table, broker)  # a new process: nothing decoded yet, values as recovered
+    table.values["s-1"] = bytes(bytearray(table.values["s-1"]))
+    assert restarted.active_ids() == ["s-1"]
+    asyncio.run(restarted.handle_batch(records(end(5))))
+    assert restarted.active_ids() == []

@@ -19,6 +19,7 @@ from spaktok.commands.streams import (
     RecordHeartbeats,
     RecordLikes,
     SendComment,
+    SweepViewers,
 )
 from spaktok.events.envelope import derive_id
 from spaktok.events.streams import (
@@ -639,3 +640,58 @@ def test_state_survives_a_json_round_trip() -> None:
     restored = StreamState.from_dict(orjson.loads(orjson.dumps(state.to_dict())))
     assert restored == state
     assert list(restored.recent_like_ids) == ["k1", "k2"]
+
+
+# --- silent viewers (spec §3.2: a timer drops viewers silent for more than 2 minutes) ------------
+
+
+def sweep(seconds: float, silent_s: int = 120) -> SweepViewers:
+    return SweepViewers(**base("sweep", "system", seconds), silent_ms=silent_s * 1000)
+
+
+def beat(seconds: float, *users: str) -> HeartbeatsRecorded:
+    return HeartbeatsRecorded(beats=dict.fromkeys(users, at(seconds)), count=len(users), viewer_count=0)
+
+
+def test_a_viewer_silent_for_longer_than_the_limit_is_timed_out() -> None:
+    STREAM.given(started(), joined("ann", 0), joined("bob", 10), beat(40, "bob"), beat(100, "ann")).when(
+        sweep(185)
+    ).then(ViewerLeft(user_id="bob", left_at=at(185), watch_time=30, reason="timed_out", viewer_count=1))
+
+
+def test_watch_time_of_a_timed_out_viewer_runs_to_the_last_sign_of_life() -> None:
+    [left_again] = (
+        STREAM.given(
+            started(), joined("ann", 0), left("ann", 50, watch_time=50), joined("ann", 60), beat(90, "ann")
+        )
+        .when(sweep(300))
+        .events()
+    )
+    assert isinstance(left_again, ViewerLeft)
+    assert (left_again.watch_time, left_again.reason) == (50 + 30, "timed_out")
+
+
+def test_silent_viewers_leave_oldest_first_and_the_count_follows() -> None:
+    events = (
+        STREAM.given(started(), joined("ann", 5), joined("bob", 1), joined("cy", 200))
+        .when(sweep(240))
+        .events()
+    )
+    assert [(e.user_id, e.viewer_count) for e in events if isinstance(e, ViewerLeft)] == [
+        ("bob", 2),
+        ("ann", 1),
+    ]
+
+
+def test_a_viewer_exactly_at_the_limit_stays() -> None:
+    STREAM.given(started(), joined("ann", 0)).when(sweep(120)).then()
+
+
+def test_a_sweep_of_an_ended_or_unknown_stream_changes_nothing() -> None:
+    STREAM.given(started(), joined("ann", 0), ended(10)).when(sweep(500)).then()
+    STREAM.given().when(sweep(500)).then()
+
+
+def test_a_timed_out_viewer_is_no_longer_watching() -> None:
+    state = STREAM.given(started(), joined("ann", 0), joined("bob", 100)).when(sweep(200)).then_state()
+    assert list(state.viewers) == ["bob"] and state.watch_time["ann"] == 0

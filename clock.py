@@ -1,0 +1,53 @@
+"""The time every process stamps commands with, movable in dev and tests.
+
+Rules that depend on time (a viewer silent for 2 minutes is dropped, slow mode, timeouts) must be
+testable without sleeping minutes. Outside production, the clock adds the number of seconds
+written in `<data_dir>/clock-offset-seconds`; the API and the worker of one stack share that data
+dir, so moving it moves time for both. In production (`SPAKTOK_ENV=prod`) the file is ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from spaktok.settings import Settings, get_settings
+
+OFFSET_FILE = "clock-offset-seconds"
+
+_cache: dict[Path, tuple[tuple[int, int], float]] = {}  # file -> ((inode, mtime ns), offset seconds)
+
+
+def offset_seconds(settings: Settings | None = None) -> float:
+    settings = settings or get_settings()
+    if settings.env == "prod":
+        return 0.0
+    path = settings.data_dir / OFFSET_FILE
+    try:
+        # a stat per call (microseconds): a moved clock is seen at once, never a moment late
+        stat = os.stat(path)
+        modified = (stat.st_ino, stat.st_mtime_ns)  # set_offset replaces the file: a new inode
+    except OSError:
+        return 0.0
+    cached = _cache.get(path)
+    if cached is not None and cached[0] == modified:
+        return cached[1]
+    try:
+        offset = float(path.read_text().strip() or 0)
+    except (OSError, ValueError):
+        offset = 0.0
+    _cache[path] = (modified, offset)
+    return offset
+
+
+def now(settings: Settings | None = None) -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=offset_seconds(settings))
+
+
+def set_offset(data_dir: Path, seconds: float) -> None:
+    """Move the clock of the stack that uses `data_dir` (dev and tests); atomic for readers."""
+    target = data_dir / OFFSET_FILE
+    staging = target.with_suffix(".tmp")
+    staging.write_text(f"{seconds}\n")
+    os.replace(staging, target)

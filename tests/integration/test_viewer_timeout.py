@@ -1,0 +1,87 @@
+"""Silent viewers are dropped by the worker's sweep; time is moved, not waited for.
+
+Runs on its own stack: moving the clock forward would time out the viewers of other tests.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from harness import Api, eventually, start_stack
+from spaktok import clock
+from spaktok.api.auth import mint_token
+from spaktok.infra.devstack import DevStack
+from spaktok.settings import Settings
+from sqlalchemy import create_engine, text
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[DevStack]:
+    # the sweep runs every 60 s in production; here twice a second, so a test waits for it briefly
+    stack, cleanup = start_stack("timeout", env={"SPAKTOK_VIEWER_SWEEP_INTERVAL_S": "0.5"})
+    try:
+        yield stack
+    finally:
+        cleanup()
+
+
+def viewer_row(stack: DevStack, stream_id: str, user_id: str) -> dict[str, Any]:
+    engine = create_engine(stack.postgres_dsn)
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(
+                text(
+                    "SELECT is_active, watch_time FROM stream_viewers WHERE stream_id = :s AND user_id = :u"
+                ),
+                {"s": stream_id, "u": user_id},
+            ).one()
+        return dict(row._mapping)
+    finally:
+        engine.dispose()
+
+
+def test_a_silent_viewer_is_dropped_and_counted_out(stack: DevStack) -> None:
+    settings = Settings()
+    names = {role: f"{role}-{uuid.uuid4().hex[:6]}" for role in ("owner", "ann", "bob")}
+    owner, ann, bob = (Api(stack.api_url, mint_token(settings, names[r])) for r in ("owner", "ann", "bob"))
+    started = owner.post("/v1/streams", json={"title": "Quiet crowd", "category": "chat"})
+    assert started.status_code == 201, started.text
+    sid = started.json()["streamId"]
+    assert ann.post(f"/v1/streams/{sid}/viewers").status_code == 200
+    assert bob.post(f"/v1/streams/{sid}/viewers").json()["viewerCount"] == 2
+
+    clock.set_offset(stack.data_dir, 20)
+    assert bob.post(f"/v1/streams/{sid}/heartbeat").status_code == 200
+    clock.set_offset(stack.data_dir, 60)
+    assert ann.post(f"/v1/streams/{sid}/heartbeat").json()["viewerCount"] == 2
+
+    # 150 s after the start: bob has been silent 130 s (> 120), ann 90 s
+    clock.set_offset(stack.data_dir, 150)
+
+    def bob_dropped() -> dict[str, Any]:
+        doc = owner.get(f"/v1/streams/{sid}").json()
+        assert doc["viewerCount"] == 1
+        row = viewer_row(stack, sid, names["bob"])
+        assert row["is_active"] is False
+        return row
+
+    row = eventually(bob_dropped)
+    assert 20 <= row["watch_time"] <= 22  # from his join to his last heartbeat, not to the sweep
+    assert viewer_row(stack, sid, names["ann"])["is_active"] is True
+    refused = bob.post(f"/v1/streams/{sid}/heartbeat")
+    assert refused.status_code == 409 and refused.json()["type"].endswith("/not-watching")
+
+    clock.set_offset(stack.data_dir, 200)  # ann now silent 140 s
+    eventually(lambda: _assert_equal(owner.get(f"/v1/streams/{sid}").json()["viewerCount"], 0))
+    ann_row = viewer_row(stack, sid, names["ann"])
+    assert ann_row["is_active"] is False and 60 <= ann_row["watch_time"] <= 62
+
+    rejoined = bob.post(f"/v1/streams/{sid}/viewers")
+    assert rejoined.status_code == 200 and rejoined.json()["viewerCount"] == 1
+
+
+def _assert_equal(actual: Any, expected: Any) -> None:
+    assert actual == expected
