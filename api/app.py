@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None, *, host_clickhouse_projector: b
         feed = FeedHub(settings)
         await run_in_threadpool(feed.start, asyncio.get_running_loop())
         app.state.services = Services(settings, bus, batcher, engine, ch, feed)
+        await run_in_threadpool(app.state.services.chat_filter.mask, "warm up")  # loads the model
         app.state.clickhouse_runner = ch_runner
         try:
             yield

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -12,6 +12,7 @@ from spaktok import clock
 from spaktok.api.auth import InvalidToken, Principal, decode_token
 from spaktok.api.batching import EdgeBatcher
 from spaktok.api.bus import CommandBus
+from spaktok.api.chat_filter import ChatFilter
 from spaktok.api.problems import Problem
 from spaktok.events.envelope import derive_id
 from spaktok.projections.clickhouse import ClickHouse
@@ -28,6 +29,7 @@ class Services:
     engine: Engine
     clickhouse: ClickHouse | None
     feed: Any = None  # the realtime FeedHub (api/live.py)
+    chat_filter: ChatFilter = field(default_factory=ChatFilter)
 
 
 def get_services(request: HTTPConnection) -> Services:

@@ -96,6 +96,10 @@ class StreamFeed:
         if kind == "streams.CommentPosted":
             fields = ("comment_id", "user_id", "username", "user_profile_image", "text", "comment_type")
             self.items.append(_item("comment", env, fields))
+        elif kind == "streams.CommentDeleted":
+            self.items.append(_item("deleted", env, ("comment_id", "deleted_by", "role")))
+        elif kind == "streams.CommentPinned":
+            self.items.append(_item("pinned", env, ("comment_id", "previous_comment_id")))
         elif kind == "streams.LikesRecorded":
             self.likes += payload["count"]
             self.total_likes = payload["total_likes"]

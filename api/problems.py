@@ -19,6 +19,8 @@ STATUS_BY_REASON = {
     "stream-exists": 409,
     "stream-already-active": 409,
     "not-stream-owner": 403,
+    "not-moderator": 403,
+    "comment-not-found": 404,
     "not-watching": 409,
     "comments-disabled": 403,
     "invalid-comment": 422,

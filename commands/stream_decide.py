@@ -7,10 +7,12 @@ from datetime import UTC, datetime
 from spaktok.commands.base import Command, Rejection
 from spaktok.commands.stream_state import StreamState, millis
 from spaktok.commands.streams import (
+    DeleteComment,
     EndStream,
     JoinStream,
     LeaveStream,
     OpenStream,
+    PinComment,
     RecordHeartbeats,
     RecordLikes,
     SendComment,
@@ -19,6 +21,8 @@ from spaktok.commands.streams import (
 from spaktok.events.base import Event
 from spaktok.events.envelope import derive_id
 from spaktok.events.streams import (
+    CommentDeleted,
+    CommentPinned,
     CommentPosted,
     HeartbeatsRecorded,
     LikesRecorded,
@@ -48,6 +52,10 @@ def decide(command: Command, state: StreamState) -> list[Event]:
             return _likes(command, state)
         case SweepViewers():
             return _sweep(command, state)
+        case DeleteComment():
+            return _delete_comment(command, state)
+        case PinComment():
+            return _pin_comment(command, state)
     raise Rejection("unsupported-command", f"the stream aggregate does not handle {command.type}")
 
 
@@ -227,3 +235,46 @@ def _sweep(command: SweepViewers, state: StreamState) -> list[Event]:
             )
         )
     return events
+
+
+def _delete_comment(command: DeleteComment, state: StreamState) -> list[Event]:
+    """The broadcaster, one of the stream's moderators, or the platform's moderation team.
+
+    Whether the comment exists is checked by the API against the read model: the stream keeps no
+    list of its comments (a long stream has hundreds of thousands).
+    """
+    if state.status == "none":
+        raise Rejection("stream-not-found", "no stream with this id")
+    if command.actor_id == state.user_id:
+        role = "broadcaster"
+    elif command.actor_id in state.moderators:
+        role = "moderator"
+    elif command.platform_moderator:
+        role = "platform"
+    else:
+        raise Rejection("not-moderator", "only the broadcaster or a moderator can delete comments")
+    return [
+        CommentDeleted(
+            comment_id=command.comment_id,
+            deleted_by=command.actor_id,
+            role=role,
+            reason=command.reason,
+            deleted_at=command.issued_at,
+        )
+    ]
+
+
+def _pin_comment(command: PinComment, state: StreamState) -> list[Event]:
+    _require_live(state)
+    if command.actor_id != state.user_id:
+        raise Rejection("not-stream-owner", "only the broadcaster can pin comments")
+    if command.comment_id == state.pinned_comment_id:
+        return []  # pinned already
+    return [
+        CommentPinned(
+            comment_id=command.comment_id,
+            previous_comment_id=state.pinned_comment_id or None,
+            pinned_by=command.actor_id,
+            pinned_at=command.issued_at,
+        )
+    ]

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from spaktok.events.base import Event
 from spaktok.events.streams import (
+    CommentDeleted,
+    CommentPinned,
     CommentPosted,
     HeartbeatsRecorded,
     LikesRecorded,
@@ -49,6 +51,8 @@ class StreamState:
     last_comment_ms: dict[str, int] = field(default_factory=dict)  # user -> last comment time
     comments_pruned_ms: int = 0  # when last_comment_ms was last pruned
     recent_like_ids: dict[str, None] = field(default_factory=dict)  # an insertion-ordered set
+    pinned_comment_id: str = ""
+    moderators: tuple[str, ...] = ()  # the stream's own moderators (managed with the moderation issue)
 
     @property
     def viewer_count(self) -> int:
@@ -79,6 +83,7 @@ class StreamState:
     def from_dict(cls, data: dict[str, Any]) -> StreamState:
         data = dict(data)
         data["recent_like_ids"] = dict.fromkeys(data.get("recent_like_ids", ()))
+        data["moderators"] = tuple(data.get("moderators", ()))
         return cls(**data)
 
 
@@ -153,6 +158,10 @@ def evolve(state: StreamState, event: Event) -> StreamState:
             for _ in range(len(ids) - LIKE_ID_MEMORY):
                 del ids[next(iter(ids))]  # oldest first: dicts keep insertion order
             return replace(state, version=version, likes=event.total_likes)
+        case CommentPinned():
+            return replace(state, version=version, pinned_comment_id=event.comment_id)
+        case CommentDeleted() if event.comment_id == state.pinned_comment_id:
+            return replace(state, version=version, pinned_comment_id="")
         case _:
             # rejections and events this aggregate does not fold still take a sequence number
             return replace(state, version=version)

@@ -95,6 +95,22 @@ class SendComment(StreamCommand):
         return text.strip()
 
 
+@register_command
+class DeleteComment(StreamCommand):
+    """`platform_moderator`: the caller holds the platform's moderation or admin role (from the token)."""
+
+    type: Literal["streams.DeleteComment"] = "streams.DeleteComment"
+    comment_id: str = Field(min_length=1, max_length=64)
+    reason: str | None = Field(None, max_length=500)
+    platform_moderator: bool = False
+
+
+@register_command
+class PinComment(StreamCommand):
+    type: Literal["streams.PinComment"] = "streams.PinComment"
+    comment_id: str = Field(min_length=1, max_length=64)
+
+
 class LikeAction(Command):
     """One client's like request inside an edge batch."""
 

@@ -101,6 +101,29 @@ class CommentPosted(StreamEvent):
 
 
 @register_event
+class CommentDeleted(StreamEvent):
+    """Removed by the broadcaster or a moderator; the moderation audit reads these from the log."""
+
+    type: Literal["streams.CommentDeleted"] = "streams.CommentDeleted"
+    comment_id: str
+    deleted_by: str
+    role: Literal["broadcaster", "moderator", "platform"]
+    reason: str | None = None
+    deleted_at: datetime
+
+
+@register_event
+class CommentPinned(StreamEvent):
+    """The broadcaster pinned a comment; the one pinned before, if any, is unpinned by this fact."""
+
+    type: Literal["streams.CommentPinned"] = "streams.CommentPinned"
+    comment_id: str
+    previous_comment_id: str | None = None
+    pinned_by: str
+    pinned_at: datetime
+
+
+@register_event
 class LikesRecorded(StreamEvent):
     """Many users' like taps folded in one step (edge-batched by the API)."""
 
@@ -130,6 +153,8 @@ StreamEventUnion = Annotated[
     | ViewerLeft
     | HeartbeatsRecorded
     | CommentPosted
+    | CommentDeleted
+    | CommentPinned
     | LikesRecorded
     | StreamCommandRejected,
     Field(discriminator="type"),

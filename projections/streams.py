@@ -7,6 +7,8 @@ from collections.abc import Callable
 import orjson
 from spaktok.events.envelope import Envelope
 from spaktok.events.streams import (
+    CommentDeleted,
+    CommentPinned,
     CommentPosted,
     HeartbeatsRecorded,
     LikesRecorded,
@@ -156,6 +158,32 @@ def _comment(conn: Connection, env: Envelope) -> int:
     return 3
 
 
+def _comment_deleted(conn: Connection, env: Envelope) -> int:
+    e = env.event()
+    assert isinstance(e, CommentDeleted)
+    result = conn.execute(
+        text(
+            "UPDATE stream_comments SET is_deleted = true, is_pinned = false, deleted_by = :by "
+            "WHERE comment_id = :c AND stream_id = :s"
+        ),
+        {"c": e.comment_id, "s": env.aggregate_id, "by": e.deleted_by},
+    )
+    return result.rowcount or 0
+
+
+def _comment_pinned(conn: Connection, env: Envelope) -> int:
+    e = env.event()
+    assert isinstance(e, CommentPinned)
+    result = conn.execute(
+        text(
+            "UPDATE stream_comments SET is_pinned = (comment_id = :c) "
+            "WHERE stream_id = :s AND comment_id IN (:c, :previous)"
+        ),
+        {"c": e.comment_id, "previous": e.previous_comment_id or "", "s": env.aggregate_id},
+    )
+    return result.rowcount or 0
+
+
 def _likes(conn: Connection, env: Envelope) -> int:
     e = env.event()
     assert isinstance(e, LikesRecorded)
@@ -206,6 +234,8 @@ HANDLERS: dict[str, Handler] = {
     "streams.HeartbeatsRecorded": _heartbeats,
     "streams.CommentPosted": _comment,
     "streams.LikesRecorded": _likes,
+    "streams.CommentDeleted": _comment_deleted,
+    "streams.CommentPinned": _comment_pinned,
     "streams.StreamEnded": _ended,
 }
 

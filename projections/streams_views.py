@@ -125,3 +125,16 @@ def list_comments(engine: Engine, stream_id: str, *, before: int | None, limit: 
             params,
         ).fetchall()
     return [to_document(r) for r in rows]
+
+
+def get_comment(engine: Engine, stream_id: str, comment_id: str) -> dict[str, Any] | None:
+    """One comment, deleted or not (the moderation endpoints need to tell those apart)."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            text(
+                "SELECT comment_id, stream_id, user_id, username, text, is_pinned, is_deleted "
+                "FROM stream_comments WHERE stream_id = :s AND comment_id = :c"
+            ),
+            {"s": stream_id, "c": comment_id},
+        ).first()
+    return to_document(row) if row is not None else None

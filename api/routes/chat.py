@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from spaktok.api.deps import CommandMeta, CurrentUser, IdempotencyKey, ServicesDep, StreamPath
@@ -14,7 +14,7 @@ from spaktok.api.responses import answer, event_payload
 from spaktok.api.schemas import CommentBody, LikeBody
 from spaktok.commands.outcome import Outcome
 from spaktok.commands.stream_state import ANONYMOUS_ACTION
-from spaktok.commands.streams import SendComment
+from spaktok.commands.streams import DeleteComment, PinComment, SendComment
 from spaktok.events.envelope import derive_id
 from spaktok.projections import streams_views
 
@@ -37,6 +37,11 @@ async def send_comment(
         raise Problem(
             422, "invalid-comment", f"a comment is at most {settings.comment_max_length} characters"
         )
+    chat_filter = services.chat_filter
+    if chat_filter.unknown_words(text):
+        text = await run_in_threadpool(chat_filter.mask, text)  # a model call: off the event loop
+    else:
+        text = chat_filter.mask(text)
     meta = CommandMeta.for_request(user, f"comment:{stream_id}", idempotency_key)
     command = SendComment(
         command_id=meta.command_id,
@@ -82,6 +87,74 @@ async def list_comments(
     )
     next_before = comments[-1]["sequence"] if len(comments) == limit else None
     return {"comments": comments, "nextBefore": next_before}
+
+
+CommentPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
+PLATFORM_MODERATION_ROLES = frozenset({"moderation", "admin"})
+
+
+async def _existing_comment(services: Any, stream_id: str, comment_id: str) -> dict[str, Any]:
+    comment = await run_in_threadpool(streams_views.get_comment, services.engine, stream_id, comment_id)
+    if comment is None:
+        raise Problem(404, "comment-not-found", "no comment with this id on this stream")
+    return comment
+
+
+@router.delete("/comments/{comment_id}")
+async def delete_comment(
+    stream_id: StreamPath,
+    comment_id: CommentPath,
+    user: CurrentUser,
+    services: ServicesDep,
+    reason: Annotated[str | None, Query(max_length=500)] = None,
+) -> JSONResponse:
+    """Broadcaster, the stream's moderators or the platform's moderation team; deleting twice is a no-op."""
+    comment = await _existing_comment(services, stream_id, comment_id)
+    deleted = {"streamId": stream_id, "commentId": comment_id, "isDeleted": True}
+    if comment["isDeleted"]:
+        return JSONResponse(deleted)
+    meta = CommandMeta.for_request(user, f"delete-comment:{stream_id}:{comment_id}", None)
+    command = DeleteComment(
+        command_id=meta.command_id,
+        issued_at=meta.issued_at,
+        actor_id=user.user_id,
+        stream_id=stream_id,
+        comment_id=comment_id,
+        reason=reason,
+        platform_moderator=bool(user.roles & PLATFORM_MODERATION_ROLES),
+    )
+    outcome = await services.bus.execute(command)
+    return answer(outcome, meta.command_id, lambda o: deleted)
+
+
+@router.post("/comments/{comment_id}/pin")
+async def pin_comment(
+    stream_id: StreamPath, comment_id: CommentPath, user: CurrentUser, services: ServicesDep
+) -> JSONResponse:
+    """Broadcaster only; pinning a comment unpins the one pinned before."""
+    comment = await _existing_comment(services, stream_id, comment_id)
+    if comment["isDeleted"]:
+        raise Problem(409, "comment-deleted", "a deleted comment cannot be pinned")
+    meta = CommandMeta.for_request(user, f"pin-comment:{stream_id}:{comment_id}", None)
+    command = PinComment(
+        command_id=meta.command_id,
+        issued_at=meta.issued_at,
+        actor_id=user.user_id,
+        stream_id=stream_id,
+        comment_id=comment_id,
+    )
+    outcome = await services.bus.execute(command)
+
+    def build(outcome: Outcome) -> dict[str, Any]:
+        pinned = event_payload(outcome, "streams.CommentPinned") or {}
+        return {
+            "streamId": stream_id,
+            "commentId": comment_id,
+            "isPinned": True,
+            "unpinnedCommentId": pinned.get("previous_comment_id"),
+        }
+
+    return answer(outcome, meta.command_id, build)
 
 
 @router.post("/likes")

@@ -73,6 +73,15 @@ def start(api: Api) -> str:
     return str(response.json()["streamId"])
 
 
+def wait_for_comment(api: Api, stream_id: str, comment_id: str) -> None:
+    deadline = time.monotonic() + 20
+    while comment_id not in {
+        c["commentId"] for c in api.get(f"/v1/streams/{stream_id}/comments").json()["comments"]
+    }:
+        assert time.monotonic() < deadline, "the comment never reached the read model"
+        time.sleep(0.05)
+
+
 def wait_for_document(api: Api, stream_id: str) -> None:
     deadline = time.monotonic() + 20
     while api.get(f"/v1/streams/{stream_id}").status_code != 200:
@@ -83,14 +92,18 @@ def wait_for_document(api: Api, stream_id: str) -> None:
 def test_a_viewer_sees_joins_comments_likes_counts_and_the_end(
     stack: DevStack, user: Callable[..., Api]
 ) -> None:
-    owner, fan = user(uid("owner")), user(uid("fan"), name="Fan")
+    owner_id = uid("owner")
+    owner, fan = user(owner_id), user(uid("fan"), name="Fan")
     sid = start(owner)
     wait_for_document(owner, sid)
     with connect(ws_url(stack, sid, mint_token(Settings(), uid("watcher"))), open_timeout=10) as conn:
-        watch_the_whole_stream(Feed(conn), sid, owner, fan, user)
+        watch_the_whole_stream(Feed(conn), sid, (owner_id, owner), fan, user)
 
 
-def watch_the_whole_stream(feed: Feed, sid: str, owner: Api, fan: Api, user: Callable[..., Api]) -> None:
+def watch_the_whole_stream(
+    feed: Feed, sid: str, broadcaster: tuple[str, Api], fan: Api, user: Callable[..., Api]
+) -> None:
+    owner_id, owner = broadcaster
     [snapshot] = feed.until(lambda items: len(items) > 0)
     assert (snapshot["status"], snapshot["viewerCount"], snapshot["streamId"]) == ("live", 0, sid)
 
@@ -107,6 +120,18 @@ def watch_the_whole_stream(feed: Feed, sid: str, owner: Api, fan: Api, user: Cal
     assert sum(i["count"] for i in feed.of("likes")) == 6 and feed.of("likes")[-1]["totalLikes"] == 6
     assert items.index(joins[0]) < items.index(comment)  # pushed in the order they happened
     feed.until(lambda items: any(i["type"] == "viewers" and i["viewerCount"] == 1 for i in items))
+
+    # moderation of the chat reaches the viewers too
+    cid = comment["commentId"]
+    wait_for_comment(owner, sid, cid)
+    assert owner.post(f"/v1/streams/{sid}/comments/{cid}/pin").status_code == 200
+    assert owner.delete(f"/v1/streams/{sid}/comments/{cid}").status_code == 200
+    items = feed.until(lambda items: any(i["type"] == "deleted" for i in items))
+    [pin] = feed.of("pinned")
+    [deletion] = feed.of("deleted")
+    assert (pin["commentId"], pin["previousCommentId"]) == (cid, None)
+    assert (deletion["commentId"], deletion["deletedBy"], deletion["role"]) == (cid, owner_id, "broadcaster")
+    assert items.index(pin) < items.index(deletion)
 
     # viewer counts are throttled: a burst of joins and a leave give few, spaced updates
     others = [user(uid("other")) for _ in range(5)]

@@ -12,10 +12,12 @@ from spaktok.commands.broadcasters import StartStream
 from spaktok.commands.stream_decide import decide
 from spaktok.commands.stream_state import LIKE_ID_MEMORY, StreamState, evolve, millis, thaw
 from spaktok.commands.streams import (
+    DeleteComment,
     EndStream,
     JoinStream,
     LeaveStream,
     OpenStream,
+    PinComment,
     RecordHeartbeats,
     RecordLikes,
     SendComment,
@@ -23,6 +25,8 @@ from spaktok.commands.streams import (
 )
 from spaktok.events.envelope import derive_id
 from spaktok.events.streams import (
+    CommentDeleted,
+    CommentPinned,
     CommentPosted,
     HeartbeatsRecorded,
     LikesRecorded,
@@ -695,3 +699,62 @@ def test_a_sweep_of_an_ended_or_unknown_stream_changes_nothing() -> None:
 def test_a_timed_out_viewer_is_no_longer_watching() -> None:
     state = STREAM.given(started(), joined("ann", 0), joined("bob", 100)).when(sweep(200)).then_state()
     assert list(state.viewers) == ["bob"] and state.watch_time["ann"] == 0
+
+
+# --- deleting and pinning comments ---------------------------------------------------------------
+
+
+def delete(actor: str, seconds: float, comment_id: str = "cm-1", **changes: Any) -> DeleteComment:
+    return DeleteComment(**base("delete", actor, seconds), comment_id=comment_id, **changes)
+
+
+def pin(actor: str, seconds: float, comment_id: str) -> PinComment:
+    return PinComment(**base(f"pin-{comment_id}", actor, seconds), comment_id=comment_id)
+
+
+def pinned(comment_id: str, previous: str | None = None) -> CommentPinned:
+    return CommentPinned(comment_id=comment_id, previous_comment_id=previous, pinned_by=HOST, pinned_at=at(1))
+
+
+def test_the_broadcaster_deletes_a_comment_and_the_fact_names_who_and_why() -> None:
+    STREAM.given(started()).when(delete(HOST, 9, reason="spam")).then(
+        CommentDeleted(
+            comment_id="cm-1", deleted_by=HOST, role="broadcaster", reason="spam", deleted_at=at(9)
+        )
+    )
+
+
+def test_the_platform_moderation_team_may_delete_any_comment() -> None:
+    [event] = STREAM.given(started()).when(delete("mod-7", 9, platform_moderator=True)).events()
+    assert isinstance(event, CommentDeleted) and (event.deleted_by, event.role) == ("mod-7", "platform")
+
+
+def test_a_viewer_cannot_delete_comments_not_even_their_own() -> None:
+    STREAM.given(started()).when(delete("ann", 9)).then_rejected("not-moderator")
+
+
+def test_comments_of_an_ended_stream_can_still_be_deleted() -> None:
+    [event] = STREAM.given(started(), ended(60)).when(delete(HOST, 90)).events()
+    assert isinstance(event, CommentDeleted)
+
+
+def test_pinning_names_the_comment_it_replaces() -> None:
+    STREAM.given(started(), pinned("cm-1")).when(pin(HOST, 5, "cm-2")).then(
+        CommentPinned(comment_id="cm-2", previous_comment_id="cm-1", pinned_by=HOST, pinned_at=at(5))
+    )
+
+
+def test_pinning_the_pinned_comment_again_changes_nothing() -> None:
+    STREAM.given(started(), pinned("cm-1")).when(pin(HOST, 5, "cm-1")).then()
+
+
+def test_only_the_broadcaster_pins_and_only_while_live() -> None:
+    STREAM.given(started()).when(pin("ann", 5, "cm-1")).then_rejected("not-stream-owner")
+    STREAM.given(started(), ended(60)).when(pin(HOST, 61, "cm-1")).then_rejected("stream-not-live")
+
+
+def test_deleting_the_pinned_comment_unpins_it() -> None:
+    deleted = CommentDeleted(comment_id="cm-1", deleted_by=HOST, role="broadcaster", deleted_at=at(3))
+    STREAM.given(started(), pinned("cm-1"), deleted).when(pin(HOST, 5, "cm-2")).then(
+        CommentPinned(comment_id="cm-2", previous_comment_id=None, pinned_by=HOST, pinned_at=at(5))
+    )
