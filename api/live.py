@@ -96,6 +96,10 @@ class StreamFeed:
         if kind == "streams.CommentPosted":
             fields = ("comment_id", "user_id", "username", "user_profile_image", "text", "comment_type")
             self.items.append(_item("comment", env, fields))
+        elif kind == "streams.StreamUpdated":
+            item = _item("updated", env, ())
+            item["changes"] = {camel(k): v for k, v in payload["changes"].items()}
+            self.items.append(item)
         elif kind == "streams.CommentDeleted":
             self.items.append(_item("deleted", env, ("comment_id", "deleted_by", "role")))
         elif kind == "streams.CommentPinned":

@@ -20,6 +20,8 @@ STATUS_BY_REASON = {
     "stream-already-active": 409,
     "not-stream-owner": 403,
     "not-moderator": 403,
+    "private-stream": 403,
+    "age-restricted": 403,
     "comment-not-found": 404,
     "not-watching": 409,
     "comments-disabled": 403,

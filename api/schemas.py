@@ -39,3 +39,15 @@ class CommentBody(Body):
 
 class LikeBody(Body):
     count: int = Field(1, ge=1, le=1000)
+
+
+class UpdateStreamBody(Body):
+    """PATCH: only the fields sent change."""
+
+    title: str | None = Field(None, min_length=1, max_length=200)
+    category: str | None = Field(None, min_length=1, max_length=64)
+    tags: list[str] | None = Field(None, max_length=20)
+    allow_comments: bool | None = None
+    allow_gifts: bool | None = None
+    privacy: Literal["public", "followers", "private"] | None = None
+    slow_mode_seconds: int | None = Field(None, ge=0, le=300)

@@ -17,6 +17,7 @@ from spaktok.commands.streams import (
     RecordLikes,
     SendComment,
     SweepViewers,
+    UpdateStream,
 )
 from spaktok.events.base import Event
 from spaktok.events.envelope import derive_id
@@ -28,6 +29,7 @@ from spaktok.events.streams import (
     LikesRecorded,
     StreamEnded,
     StreamStarted,
+    StreamUpdated,
     ViewerJoined,
     ViewerLeft,
 )
@@ -52,6 +54,8 @@ def decide(command: Command, state: StreamState) -> list[Event]:
             return _likes(command, state)
         case SweepViewers():
             return _sweep(command, state)
+        case UpdateStream():
+            return _update(command, state)
         case DeleteComment():
             return _delete_comment(command, state)
         case PinComment():
@@ -108,10 +112,17 @@ def _end(command: EndStream, state: StreamState) -> list[Event]:
     return events
 
 
+ADULT_AGE = 18
+
+
 def _join(command: JoinStream, state: StreamState) -> list[Event]:
     _require_live(state)
     if command.actor_id in state.viewers:
         return []  # already watching: joining again changes nothing
+    if state.privacy == "private" and command.actor_id != state.user_id:
+        raise Rejection("private-stream", "this stream is private")
+    if state.is_age_restricted and (command.age is None or command.age < ADULT_AGE):
+        raise Rejection("age-restricted", f"this stream is for viewers aged {ADULT_AGE} or over")
     viewer_count = state.viewer_count + 1
     new_viewer = command.actor_id not in state.watch_time
     return [
@@ -167,8 +178,9 @@ def _comment(command: SendComment, state: StreamState) -> list[Event]:
         raise Rejection("invalid-comment", f"a comment is at most {command.max_length} characters")
     last = state.last_comment_ms.get(command.actor_id)
     now_ms = millis(command.issued_at)
-    if last is not None and now_ms - last < command.min_interval_ms:
-        raise Rejection("rate-limited", f"one comment per {command.min_interval_ms / 1000:g} s")
+    interval = max(command.min_interval_ms, state.slow_mode_ms)  # the stream's slow mode only slows
+    if last is not None and now_ms - last < interval:
+        raise Rejection("rate-limited", f"one comment per {interval / 1000:g} s")
     return [
         CommentPosted(
             comment_id=derive_id(command.command_id, "comment"),
@@ -278,3 +290,21 @@ def _pin_comment(command: PinComment, state: StreamState) -> list[Event]:
             pinned_at=command.issued_at,
         )
     ]
+
+
+UPDATABLE = ("title", "category", "tags", "allow_comments", "allow_gifts", "privacy", "slow_mode_seconds")
+
+
+def _update(command: UpdateStream, state: StreamState) -> list[Event]:
+    _require_live(state)
+    if command.actor_id != state.user_id:
+        raise Rejection("not-stream-owner", "only the broadcaster can change the stream")
+    changes = {name: getattr(command, name) for name in UPDATABLE if getattr(command, name) is not None}
+    if "slow_mode_seconds" in changes and changes["slow_mode_seconds"] * 1000 == state.slow_mode_ms:
+        del changes["slow_mode_seconds"]
+    for name, current in (("allow_comments", state.allow_comments), ("privacy", state.privacy)):
+        if changes.get(name) == current:
+            del changes[name]
+    if not changes:
+        return []
+    return [StreamUpdated(changes=changes, updated_at=command.issued_at)]

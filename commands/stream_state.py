@@ -15,6 +15,7 @@ from spaktok.events.streams import (
     LikesRecorded,
     StreamEnded,
     StreamStarted,
+    StreamUpdated,
     ViewerJoined,
     ViewerLeft,
 )
@@ -52,6 +53,9 @@ class StreamState:
     comments_pruned_ms: int = 0  # when last_comment_ms was last pruned
     recent_like_ids: dict[str, None] = field(default_factory=dict)  # an insertion-ordered set
     pinned_comment_id: str = ""
+    privacy: str = "public"
+    is_age_restricted: bool = False
+    slow_mode_ms: int = 0  # per-stream slow mode set by the broadcaster; 0 = the platform default
     moderators: tuple[str, ...] = ()  # the stream's own moderators (managed with the moderation issue)
 
     @property
@@ -117,6 +121,8 @@ def evolve(state: StreamState, event: Event) -> StreamState:
                 started_ms=millis(event.started_at),
                 allow_comments=event.allow_comments,
                 playback_url=event.playback_url,
+                privacy=event.privacy,
+                is_age_restricted=event.is_age_restricted,
             )
         case StreamEnded():
             return replace(state, version=version, status="ended", ended_ms=millis(event.ended_at))
@@ -158,6 +164,15 @@ def evolve(state: StreamState, event: Event) -> StreamState:
             for _ in range(len(ids) - LIKE_ID_MEMORY):
                 del ids[next(iter(ids))]  # oldest first: dicts keep insertion order
             return replace(state, version=version, likes=event.total_likes)
+        case StreamUpdated():
+            changes = event.changes
+            return replace(
+                state,
+                version=version,
+                allow_comments=changes.get("allow_comments", state.allow_comments),
+                privacy=changes.get("privacy", state.privacy),
+                slow_mode_ms=changes.get("slow_mode_seconds", state.slow_mode_ms // 1000) * 1000,
+            )
         case CommentPinned():
             return replace(state, version=version, pinned_comment_id=event.comment_id)
         case CommentDeleted() if event.comment_id == state.pinned_comment_id:

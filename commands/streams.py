@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator
 from spaktok.commands.base import Command, register_command
@@ -54,6 +54,7 @@ class JoinStream(StreamCommand):
     type: Literal["streams.JoinStream"] = "streams.JoinStream"
     username: str
     user_profile_image: str | None = None
+    age: int | None = None  # from the token's birth year; None when the user did not give it
 
 
 @register_command
@@ -93,6 +94,20 @@ class SendComment(StreamCommand):
     @classmethod
     def _strip(cls, text: str) -> str:
         return text.strip()
+
+
+@register_command
+class UpdateStream(StreamCommand):
+    """Owner's changes; None means "leave as is". `slow_mode_seconds` 0 turns slow mode off."""
+
+    type: Literal["streams.UpdateStream"] = "streams.UpdateStream"
+    title: str | None = Field(None, min_length=1, max_length=200)
+    category: str | None = Field(None, min_length=1, max_length=64)
+    tags: list[Annotated[str, Field(min_length=1, max_length=40)]] | None = Field(None, max_length=20)
+    allow_comments: bool | None = None
+    allow_gifts: bool | None = None
+    privacy: Privacy | None = None
+    slow_mode_seconds: int | None = Field(None, ge=0, le=COMMENT_MEMORY_MS // 1000)
 
 
 @register_command

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 from spaktok.events.base import Event, register_event
@@ -101,6 +101,15 @@ class CommentPosted(StreamEvent):
 
 
 @register_event
+class StreamUpdated(StreamEvent):
+    """The broadcaster changed settings of the live stream; `changes` holds only what changed."""
+
+    type: Literal["streams.StreamUpdated"] = "streams.StreamUpdated"
+    changes: dict[str, Any]
+    updated_at: datetime
+
+
+@register_event
 class CommentDeleted(StreamEvent):
     """Removed by the broadcaster or a moderator; the moderation audit reads these from the log."""
 
@@ -153,6 +162,7 @@ StreamEventUnion = Annotated[
     | ViewerLeft
     | HeartbeatsRecorded
     | CommentPosted
+    | StreamUpdated
     | CommentDeleted
     | CommentPinned
     | LikesRecorded

@@ -14,6 +14,7 @@ from spaktok.events.streams import (
     LikesRecorded,
     StreamEnded,
     StreamStarted,
+    StreamUpdated,
     ViewerJoined,
     ViewerLeft,
 )
@@ -158,6 +159,29 @@ def _comment(conn: Connection, env: Envelope) -> int:
     return 3
 
 
+UPDATABLE_COLUMNS = {  # event field -> live_streams column; nothing else can be set this way
+    "title": "title",
+    "category": "category",
+    "tags": "tags",
+    "allow_comments": "allow_comments",
+    "allow_gifts": "allow_gifts",
+    "privacy": "privacy",
+    "slow_mode_seconds": "slow_mode_seconds",
+}
+
+
+def _updated(conn: Connection, env: Envelope) -> int:
+    e = env.event()
+    assert isinstance(e, StreamUpdated)
+    changes = {UPDATABLE_COLUMNS[k]: v for k, v in e.changes.items() if k in UPDATABLE_COLUMNS}
+    assignments = ", ".join(f"{column} = :{column}" for column in changes)
+    conn.execute(
+        text(f"UPDATE live_streams SET {assignments}, last_updated = :at WHERE stream_id = :s"),
+        {**changes, "at": e.updated_at, "s": env.aggregate_id},
+    )
+    return 1
+
+
 def _comment_deleted(conn: Connection, env: Envelope) -> int:
     e = env.event()
     assert isinstance(e, CommentDeleted)
@@ -235,6 +259,7 @@ HANDLERS: dict[str, Handler] = {
     "streams.CommentPosted": _comment,
     "streams.LikesRecorded": _likes,
     "streams.CommentDeleted": _comment_deleted,
+    "streams.StreamUpdated": _updated,
     "streams.CommentPinned": _comment_pinned,
     "streams.StreamEnded": _ended,
 }

@@ -39,6 +39,8 @@ CREATE TABLE IF NOT EXISTS live_streams (          -- spec: liveStreams
     created_at         timestamptz NOT NULL,
     last_updated       timestamptz NOT NULL
 );
+ALTER TABLE live_streams ADD COLUMN IF NOT EXISTS slow_mode_seconds integer NOT NULL DEFAULT 0;
+
 CREATE INDEX IF NOT EXISTS live_streams_discovery ON live_streams (status, viewer_count DESC, stream_id);
 CREATE INDEX IF NOT EXISTS live_streams_user ON live_streams (user_id, started_at DESC);
 

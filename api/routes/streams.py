@@ -9,12 +9,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from pydantic.alias_generators import to_camel
 from spaktok.api.deps import CommandMeta, CurrentUser, IdempotencyKey, ServicesDep, StreamPath
 from spaktok.api.problems import Problem
 from spaktok.api.responses import answer, event_payload
-from spaktok.api.schemas import StartStreamBody
+from spaktok.api.schemas import StartStreamBody, UpdateStreamBody
 from spaktok.commands.broadcasters import StartStream
-from spaktok.commands.streams import EndStream
+from spaktok.commands.streams import EndStream, UpdateStream
 from spaktok.events.envelope import derive_id
 from spaktok.projections import streams_views
 from spaktok.settings import Settings
@@ -125,6 +126,31 @@ async def end_stream(
             "gifts": ended.get("gifts"),
             "giftRevenue": ended.get("gift_revenue"),
         }
+
+    return answer(outcome, meta.command_id, build)
+
+
+@router.patch("/{stream_id}")
+async def update_stream(
+    stream_id: StreamPath, body: UpdateStreamBody, user: CurrentUser, services: ServicesDep
+) -> JSONResponse:
+    """Owner only, while live. Answers with what changed (empty when nothing did)."""
+    fields = body.model_dump(exclude_none=True)
+    if not fields:
+        raise Problem(422, "invalid-update", "send at least one field to change")
+    meta = CommandMeta.for_request(user, f"update:{stream_id}", None)
+    command = UpdateStream(
+        command_id=meta.command_id,
+        issued_at=meta.issued_at,
+        actor_id=user.user_id,
+        stream_id=stream_id,
+        **fields,
+    )
+    outcome = await services.bus.execute(command)
+
+    def build(outcome: Any) -> dict[str, Any]:
+        updated = event_payload(outcome, "streams.StreamUpdated") or {"changes": {}}
+        return {"streamId": stream_id, "changes": {to_camel(k): v for k, v in updated["changes"].items()}}
 
     return answer(outcome, meta.command_id, build)
 

@@ -30,6 +30,7 @@ async def join_stream(
         stream_id=stream_id,
         username=user.name,
         user_profile_image=user.picture,
+        age=youngest_age(user.birth_year),
     )
     outcome = await services.bus.execute(command)
 
@@ -63,6 +64,12 @@ async def leave_stream(
         }
 
     return answer(outcome, meta.command_id, build)
+
+
+def youngest_age(birth_year: int | None) -> int | None:
+    """Only the birth year is known: the youngest age it allows (no birthday yet this year), so an
+    age limit never lets a minor through."""
+    return clock.now().year - birth_year - 1 if birth_year is not None else None
 
 
 @router.post("/heartbeat")

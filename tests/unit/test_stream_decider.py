@@ -22,6 +22,7 @@ from spaktok.commands.streams import (
     RecordLikes,
     SendComment,
     SweepViewers,
+    UpdateStream,
 )
 from spaktok.events.envelope import derive_id
 from spaktok.events.streams import (
@@ -33,6 +34,7 @@ from spaktok.events.streams import (
     StreamCommandRejected,
     StreamEnded,
     StreamStarted,
+    StreamUpdated,
     ViewerJoined,
     ViewerLeft,
 )
@@ -758,3 +760,67 @@ def test_deleting_the_pinned_comment_unpins_it() -> None:
     STREAM.given(started(), pinned("cm-1"), deleted).when(pin(HOST, 5, "cm-2")).then(
         CommentPinned(comment_id="cm-2", previous_comment_id=None, pinned_by=HOST, pinned_at=at(5))
     )
+
+
+# --- changing a live stream, and who may join ------------------------------------------------
+
+
+def update(seconds: float, actor: str = HOST, **fields: Any) -> UpdateStream:
+    return UpdateStream(**base("update", actor, seconds), **fields)
+
+
+def updated(seconds: float, **changes: Any) -> StreamUpdated:
+    return StreamUpdated(changes=changes, updated_at=at(seconds))
+
+
+def test_the_broadcaster_changes_only_what_differs() -> None:
+    STREAM.given(started()).when(update(5, title="New", allow_comments=True, slow_mode_seconds=10)).then(
+        updated(5, title="New", slow_mode_seconds=10)  # comments were allowed already
+    )
+
+
+def test_an_update_that_changes_nothing_yields_nothing() -> None:
+    STREAM.given(started(), updated(3, slow_mode_seconds=10)).when(update(5, slow_mode_seconds=10)).then()
+
+
+def test_only_the_broadcaster_updates_and_only_while_live() -> None:
+    STREAM.given(started()).when(update(5, actor="ann", title="Mine")).then_rejected("not-stream-owner")
+    STREAM.given(started(), ended(9)).when(update(10, title="Late")).then_rejected("stream-not-live")
+
+
+def test_turning_comments_off_refuses_comments() -> None:
+    STREAM.given(started(), updated(3, allow_comments=False)).when(comment("ann", 5)).then_rejected(
+        "comments-disabled"
+    )
+
+
+def test_the_streams_slow_mode_is_longer_than_the_platform_default() -> None:
+    given = STREAM.given(started(), updated(1, slow_mode_seconds=30), commented("ann", 10, comments=1))
+    refused = given.when(comment("ann", 25)).then_rejected("rate-limited")
+    assert "30 s" in refused.detail
+    assert len(given.when(comment("ann", 41)).events()) == 1
+
+
+def test_slow_mode_off_falls_back_to_the_platform_default() -> None:
+    given = STREAM.given(
+        started(),
+        updated(1, slow_mode_seconds=30),
+        updated(2, slow_mode_seconds=0),
+        commented("ann", 10, comments=1),
+    )
+    assert len(given.when(comment("ann", 13)).events()) == 1
+
+
+def test_a_private_stream_admits_only_its_broadcaster() -> None:
+    STREAM.given(started(privacy="private")).when(join("ann", 5)).then_rejected("private-stream")
+    assert len(STREAM.given(started(privacy="private")).when(join(HOST, 5)).events()) == 1
+    STREAM.given(started(), updated(3, privacy="private")).when(join("ann", 5)).then_rejected(
+        "private-stream"
+    )
+
+
+def test_an_age_restricted_stream_refuses_minors_and_unknown_ages() -> None:
+    restricted = STREAM.given(started(is_age_restricted=True))
+    restricted.when(join("kid", 5).model_copy(update={"age": 17})).then_rejected("age-restricted")
+    restricted.when(join("anon", 5)).then_rejected("age-restricted")
+    assert len(restricted.when(join("adult", 5).model_copy(update={"age": 18})).events()) == 1
