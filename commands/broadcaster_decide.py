@@ -1,4 +1,4 @@
-"""The broadcaster decider: a user holds at most one live stream at a time."""
+"""The channel decider: a user holds at most one live stream at a time, and follows channels."""
 
 from __future__ import annotations
 
@@ -6,25 +6,32 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from spaktok.commands.base import Command, Rejection
-from spaktok.commands.broadcasters import ReleaseBroadcast, StartStream
+from spaktok.commands.broadcasters import FollowUser, ReleaseBroadcast, StartStream, UnfollowUser
 from spaktok.events.base import Event
-from spaktok.events.broadcasters import BroadcastClaimed, BroadcastReleased
+from spaktok.events.broadcasters import BroadcastClaimed, BroadcastReleased, UserFollowed, UserUnfollowed
+
+FOLLOWING_LIMIT = 10_000  # channels one user may follow (TikTok's limit too)
 
 
 @dataclass(frozen=True, slots=True)
 class BroadcasterState:
     active_stream_id: str | None = None
     version: int = 0
+    following: frozenset[str] = frozenset()
 
     def stats(self) -> dict[str, Any]:
         return {"activeStreamId": self.active_stream_id}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"active_stream_id": self.active_stream_id, "version": self.version}
+        return {
+            "active_stream_id": self.active_stream_id,
+            "version": self.version,
+            "following": sorted(self.following),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BroadcasterState:
-        return cls(**data)
+        return cls(**{**data, "following": frozenset(data.get("following", ()))})
 
 
 def decide(command: Command, state: BroadcasterState) -> list[Event]:
@@ -40,6 +47,18 @@ def decide(command: Command, state: BroadcasterState) -> list[Event]:
             if state.active_stream_id != command.stream_id:
                 return []  # an old stream's release arriving late changes nothing
             return [BroadcastReleased(stream_id=command.stream_id, released_at=command.issued_at)]
+        case FollowUser():
+            if command.followee_id == command.user_id:
+                raise Rejection("cannot-follow-self", "you cannot follow yourself")
+            if command.followee_id in state.following:
+                return []  # following already
+            if len(state.following) >= FOLLOWING_LIMIT:
+                raise Rejection("follow-limit", f"you can follow at most {FOLLOWING_LIMIT:,} channels")
+            return [UserFollowed(followee_id=command.followee_id, followed_at=command.issued_at)]
+        case UnfollowUser():
+            if command.followee_id not in state.following:
+                return []
+            return [UserUnfollowed(followee_id=command.followee_id, unfollowed_at=command.issued_at)]
     raise Rejection("unsupported-command", f"the broadcaster aggregate does not handle {command.type}")
 
 
@@ -50,4 +69,8 @@ def evolve(state: BroadcasterState, event: Event) -> BroadcasterState:
             return replace(state, version=version, active_stream_id=event.stream_id)
         case BroadcastReleased():
             return replace(state, version=version, active_stream_id=None)
+        case UserFollowed():
+            return replace(state, version=version, following=state.following | {event.followee_id})
+        case UserUnfollowed():
+            return replace(state, version=version, following=state.following - {event.followee_id})
     return replace(state, version=version)

@@ -1,4 +1,4 @@
-"""Broadcaster commands: claim and release a user's single live-stream slot."""
+"""Commands on a user's channel: the single live-stream slot, and the channels the user follows."""
 
 from __future__ import annotations
 
@@ -49,3 +49,17 @@ class ReleaseBroadcast(BroadcasterCommand):
 
     type: Literal["broadcasters.ReleaseBroadcast"] = "broadcasters.ReleaseBroadcast"
     stream_id: str
+
+
+@register_command
+class FollowUser(BroadcasterCommand):
+    """`user_id` (the aggregate) is the follower; the followee's audience learns of it by a forward."""
+
+    type: Literal["broadcasters.FollowUser"] = "broadcasters.FollowUser"
+    followee_id: str = Field(min_length=1, max_length=128)
+
+
+@register_command
+class UnfollowUser(BroadcasterCommand):
+    type: Literal["broadcasters.UnfollowUser"] = "broadcasters.UnfollowUser"
+    followee_id: str = Field(min_length=1, max_length=128)

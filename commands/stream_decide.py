@@ -121,6 +121,8 @@ def _join(command: JoinStream, state: StreamState) -> list[Event]:
         return []  # already watching: joining again changes nothing
     if state.privacy == "private" and command.actor_id != state.user_id:
         raise Rejection("private-stream", "this stream is private")
+    if state.privacy == "followers" and command.actor_id != state.user_id and not command.follows_broadcaster:
+        raise Rejection("followers-only", "follow the broadcaster to watch this stream")
     if state.is_age_restricted and (command.age is None or command.age < ADULT_AGE):
         raise Rejection("age-restricted", f"this stream is for viewers aged {ADULT_AGE} or over")
     viewer_count = state.viewer_count + 1

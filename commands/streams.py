@@ -55,6 +55,7 @@ class JoinStream(StreamCommand):
     username: str
     user_profile_image: str | None = None
     age: int | None = None  # from the token's birth year; None when the user did not give it
+    follows_broadcaster: bool = False  # from the follows read model, for followers-only streams
 
 
 @register_command

@@ -16,6 +16,9 @@ class Event(BaseModel):
     type: str
     schema_version: ClassVar[int] = 1
     aggregate_type: ClassVar[str] = ""
+    # a notice is a decided fact that changes no aggregate state (e.g. "these users were notified"):
+    # sealed with sequence 0, so consumers make it idempotent by its own ids, not by sequence
+    notice: ClassVar[bool] = False
 
 
 EVENT_TYPES: dict[str, type[Event]] = {}

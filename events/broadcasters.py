@@ -27,6 +27,20 @@ class BroadcastReleased(BroadcasterEvent):
 
 
 @register_event
+class UserFollowed(BroadcasterEvent):
+    type: Literal["broadcasters.UserFollowed"] = "broadcasters.UserFollowed"
+    followee_id: str
+    followed_at: datetime
+
+
+@register_event
+class UserUnfollowed(BroadcasterEvent):
+    type: Literal["broadcasters.UserUnfollowed"] = "broadcasters.UserUnfollowed"
+    followee_id: str
+    unfollowed_at: datetime
+
+
+@register_event
 class BroadcasterCommandRejected(BroadcasterEvent):
     type: Literal["broadcasters.CommandRejected"] = "broadcasters.CommandRejected"
     command_type: str

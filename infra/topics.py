@@ -34,6 +34,23 @@ EVENTS_STREAMS = TopicSpec("spaktok.events.streams", "stream id", "stream events
 EVENTS_BROADCASTERS = TopicSpec(
     "spaktok.events.broadcasters", "user id", "broadcaster events", "broadcaster processor", -1
 )
+COMMANDS_AUDIENCES = TopicSpec(
+    "spaktok.commands.audiences",
+    "channel id:shard",
+    "audience-shard commands (follow bookkeeping, notify)",
+    "channel and stream processors",
+    7 * DAY_MS,
+)
+EVENTS_AUDIENCES = TopicSpec(
+    "spaktok.events.audiences", "channel id:shard", "audience-shard events", "audience processor", -1
+)
+NOTIFICATIONS = TopicSpec(
+    "spaktok.notifications",
+    "channel id:shard",
+    "notification notices, one per batch of up to 1,000 recipients: the hook for push services",
+    "audience processor",
+    30 * DAY_MS,
+)
 OUTCOMES = TopicSpec(
     "spaktok.outcomes", "correlation id", "final command outcomes for waiting API calls", "processors", DAY_MS
 )
@@ -48,13 +65,20 @@ DEADLETTER = TopicSpec(
 ALL_TOPICS = (
     COMMANDS_STREAMS,
     COMMANDS_BROADCASTERS,
+    COMMANDS_AUDIENCES,
     EVENTS_STREAMS,
     EVENTS_BROADCASTERS,
+    EVENTS_AUDIENCES,
+    NOTIFICATIONS,
     OUTCOMES,
     DEADLETTER,
 )
-EVENT_TOPICS = (EVENTS_STREAMS, EVENTS_BROADCASTERS)
-COMMAND_TOPIC_BY_AGGREGATE = {"stream": COMMANDS_STREAMS, "broadcaster": COMMANDS_BROADCASTERS}
+EVENT_TOPICS = (EVENTS_STREAMS, EVENTS_BROADCASTERS, EVENTS_AUDIENCES, NOTIFICATIONS)
+COMMAND_TOPIC_BY_AGGREGATE = {
+    "stream": COMMANDS_STREAMS,
+    "broadcaster": COMMANDS_BROADCASTERS,
+    "audience": COMMANDS_AUDIENCES,
+}
 
 
 def ensure_topics(settings: Settings, timeout: float = 15.0) -> None:

@@ -85,6 +85,10 @@ class AggregateSpec:
     thaw: Callable[[Any], Any] = lambda state: state
     # which aggregates the worker's timers look after (e.g. live streams, for the viewer sweep)
     is_active: Callable[[Any], bool] = lambda state: False
+    # notices: decided facts that do not change the aggregate (e.g. "these followers were
+    # notified"); sealed with sequence 0 like refusals and published on `notice_topic`
+    is_notice: Callable[[Event], bool] = lambda event: False
+    notice_topic: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +249,11 @@ class AggregateRunner:
             raise _Unchanged from exc  # deciders are pure: nothing was changed yet
 
         envelopes: list[Envelope] = []
+        notices: list[Envelope] = []
         for index, event in enumerate(decided):
+            if self.spec.is_notice(event):
+                notices.append(self._seal(command, event, f"notice-{index}", 0))
+                continue
             state = self.spec.evolve(state, event)
             envelopes.append(self._seal(command, event, index, state.version))
         if rejection is not None:
@@ -260,19 +268,19 @@ class AggregateRunner:
         if rejection is not None or self.spec.is_final(command, envelopes):
             outcome = self._outcome(command, envelopes, state, rejection).model_dump(mode="json")
         for env in envelopes:
-            out.append(
-                Outgoing(
-                    self.spec.events_topic,
-                    env.aggregate_id,
-                    env.to_bytes(),
-                    [(TYPE_HEADER, env.type.encode())],
-                )
-            )
+            out.append(self._record(self.spec.events_topic, env))
+        for env in notices:
+            assert self.spec.notice_topic is not None, "a spec with notices names their topic"
+            out.append(self._record(self.spec.notice_topic, env))
         self._answer(forward_records, outcome, out)
         if decided:
             aggregate.state = state
             aggregate.memory[command.command_id] = {"forwards": forward_records, "outcome": outcome}
             aggregate.changed = True
+
+    @staticmethod
+    def _record(topic: str, env: Envelope) -> Outgoing:
+        return Outgoing(topic, env.aggregate_id, env.to_bytes(), [(TYPE_HEADER, env.type.encode())])
 
     def _answer(self, forwards: list[list[Any]], outcome: dict[str, Any] | None, out: list[Outgoing]) -> None:
         for topic, key, command in forwards:
@@ -301,13 +309,13 @@ class AggregateRunner:
         )
         self._answer([], duplicate.model_dump(mode="json"), out)
 
-    def _seal(self, command: Command, event: Event, index: int, sequence: int) -> Envelope:
+    def _seal(self, command: Command, event: Event, index: int | str, sequence: int) -> Envelope:
         return seal(
             event,
             aggregate_id=command.aggregate_id,
             sequence=sequence,
             command_id=command.command_id,
-            index=index if sequence else "rejected",
+            index=index if sequence or isinstance(index, str) else "rejected",
             correlation_id=command.correlation,
             actor_id=command.actor_id,
             occurred_at=command.issued_at,

@@ -14,6 +14,7 @@ from spaktok.commands.streams import SweepViewers
 from spaktok.infra import topics
 from spaktok.processors import faust_fixes
 from spaktok.processors.aggregate import AggregateRunner, AggregateSpec, Incoming
+from spaktok.processors.audiences import AUDIENCES
 from spaktok.processors.broadcasters import BROADCASTERS
 from spaktok.processors.positions import CommandPositions
 from spaktok.processors.streams import STREAMS
@@ -26,6 +27,7 @@ SYSTEM_ACTOR = "system"
 AGGREGATES: tuple[tuple[AggregateSpec, topics.TopicSpec], ...] = (
     (STREAMS, topics.COMMANDS_STREAMS),
     (BROADCASTERS, topics.COMMANDS_BROADCASTERS),
+    (AUDIENCES, topics.COMMANDS_AUDIENCES),
 )
 
 

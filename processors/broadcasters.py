@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from spaktok.commands import broadcaster_decide
+from spaktok.commands.audiences import AddFollower, RemoveFollower, shard_of
 from spaktok.commands.base import Command, Rejection
 from spaktok.commands.broadcaster_decide import BroadcasterState
 from spaktok.commands.broadcasters import StartStream
@@ -26,7 +27,22 @@ def _follow_ups(command: Command, envelopes: list[Envelope], state: BroadcasterS
             **fields, command_id=forward_id(command, "open-stream"), correlation_id=command.correlation
         )
         return [Forward(topics.COMMANDS_STREAMS.name, open_stream)]
-    return []
+    forwards = []
+    for env in envelopes:
+        if env.type in ("broadcasters.UserFollowed", "broadcasters.UserUnfollowed"):
+            channel, follower = env.payload["followee_id"], command.aggregate_id
+            make = AddFollower if env.type == "broadcasters.UserFollowed" else RemoveFollower
+            change = make(
+                command_id=forward_id(command, f"audience:{channel}"),
+                correlation_id=command.correlation,
+                issued_at=command.issued_at,
+                actor_id=follower,
+                channel_id=channel,
+                shard=shard_of(follower),
+                follower_id=follower,
+            )
+            forwards.append(Forward(topics.COMMANDS_AUDIENCES.name, change))
+    return forwards
 
 
 def _is_final(command: Command, envelopes: list[Envelope]) -> bool:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from spaktok.commands import stream_decide
+from spaktok.commands.audiences import AUDIENCE_SHARDS, NotifyFollowers
 from spaktok.commands.base import Command, Rejection
 from spaktok.commands.broadcasters import ReleaseBroadcast
 from spaktok.commands.stream_state import StreamState, evolve, thaw
 from spaktok.commands.streams import SweepViewers
-from spaktok.events.envelope import Envelope
+from spaktok.events.envelope import Envelope, derive_id
 from spaktok.events.streams import StreamCommandRejected
 from spaktok.infra import topics
 from spaktok.processors.aggregate import AggregateSpec, Forward, forward_id
@@ -26,6 +27,9 @@ def _rejected(command: Command, rejection: Rejection) -> StreamCommandRejected:
 
 
 def _follow_ups(command: Command, envelopes: list[Envelope], state: StreamState) -> list[Forward]:
+    started = next((env for env in envelopes if env.type == "streams.StreamStarted"), None)
+    if started is not None:
+        return _notify_followers(command, started)
     if any(env.type == "streams.StreamEnded" for env in envelopes):
         release = ReleaseBroadcast(
             command_id=forward_id(command, "release-broadcast"),
@@ -37,6 +41,30 @@ def _follow_ups(command: Command, envelopes: list[Envelope], state: StreamState)
         )
         return [Forward(topics.COMMANDS_BROADCASTERS.name, release)]
     return []
+
+
+def _notify_followers(command: Command, started: Envelope) -> list[Forward]:
+    """One notify command per audience shard of the broadcaster: the fan-out runs in parallel."""
+    channel = started.payload["user_id"]
+    notification_id = derive_id(started.event_id, "followers-notified")
+    return [
+        Forward(
+            topics.COMMANDS_AUDIENCES.name,
+            NotifyFollowers(
+                command_id=forward_id(command, f"notify-followers:{shard}"),
+                correlation_id=command.correlation,
+                issued_at=command.issued_at,
+                actor_id=channel,
+                channel_id=channel,
+                shard=shard,
+                notification_id=notification_id,
+                stream_id=started.aggregate_id,
+                title=started.payload["title"],
+                actor_name=started.payload["username"],
+            ),
+        )
+        for shard in range(AUDIENCE_SHARDS)
+    ]
 
 
 def _is_final(command: Command, envelopes: list[Envelope]) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from importlib import resources
 
+from spaktok.events.base import EVENT_TYPES
 from spaktok.events.envelope import Envelope
 from spaktok.projections.runner import Record, highest_offsets
 from sqlalchemy import Connection, Engine, create_engine, text
@@ -48,6 +49,9 @@ def fresh_records(conn: Connection, projection: str, records: list[Record]) -> l
     for record in records:
         env = record.envelope
         if env.sequence == 0:
+            event_class = EVENT_TYPES.get(env.type)
+            if event_class is not None and event_class.notice:
+                fresh.append(record)  # notices: no sequence; their handlers are idempotent by id
             continue  # rejections change no read model
         key = _key(env)
         if env.sequence <= positions.get(key, 0):

@@ -18,7 +18,7 @@ from spaktok.events.streams import (
     ViewerJoined,
     ViewerLeft,
 )
-from spaktok.projections import postgres
+from spaktok.projections import postgres, social
 from spaktok.projections.runner import Record
 from sqlalchemy import Connection, Engine, text
 
@@ -260,6 +260,7 @@ HANDLERS: dict[str, Handler] = {
     "streams.LikesRecorded": _likes,
     "streams.CommentDeleted": _comment_deleted,
     "streams.StreamUpdated": _updated,
+    **social.HANDLERS,
     "streams.CommentPinned": _comment_pinned,
     "streams.StreamEnded": _ended,
 }

@@ -111,3 +111,25 @@ CREATE TABLE IF NOT EXISTS projection_positions (
     sequence           bigint NOT NULL,
     PRIMARY KEY (projection, aggregate_id)
 );
+
+CREATE TABLE IF NOT EXISTS follows (               -- who follows which channel
+    follower_id        text NOT NULL,
+    followee_id        text NOT NULL,
+    followed_at        timestamptz NOT NULL,
+    PRIMARY KEY (follower_id, followee_id)
+);
+CREATE INDEX IF NOT EXISTS follows_followee ON follows (followee_id, followed_at DESC);
+
+CREATE TABLE IF NOT EXISTS notifications (         -- the in-app inbox (GET /v1/notifications)
+    recipient_id       text NOT NULL,
+    notification_id    text NOT NULL,
+    kind               text NOT NULL,
+    channel_id         text NOT NULL,
+    stream_id          text,
+    title              text NOT NULL,
+    actor_name         text NOT NULL,
+    created_at         timestamptz NOT NULL,
+    read_at            timestamptz,
+    PRIMARY KEY (recipient_id, notification_id)
+);
+CREATE INDEX IF NOT EXISTS notifications_inbox ON notifications (recipient_id, created_at DESC, notification_id);

@@ -13,7 +13,7 @@ from spaktok.api.problems import Problem
 from spaktok.api.responses import answer, event_payload
 from spaktok.commands.outcome import Outcome
 from spaktok.commands.streams import JoinStream, LeaveStream
-from spaktok.projections import streams_views
+from spaktok.projections import social, streams_views
 
 router = APIRouter(prefix="/v1/streams/{stream_id}", tags=["viewers"])
 
@@ -23,6 +23,9 @@ async def join_stream(
     stream_id: StreamPath, user: CurrentUser, services: ServicesDep, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
     meta = CommandMeta.for_request(user, f"join:{stream_id}", idempotency_key)
+    follows = await run_in_threadpool(
+        social.follows_channel_of_stream, services.engine, user.user_id, stream_id
+    )
     command = JoinStream(
         command_id=meta.command_id,
         issued_at=meta.issued_at,
@@ -31,6 +34,7 @@ async def join_stream(
         username=user.name,
         user_profile_image=user.picture,
         age=youngest_age(user.birth_year),
+        follows_broadcaster=follows,
     )
     outcome = await services.bus.execute(command)
 

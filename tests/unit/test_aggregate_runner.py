@@ -195,3 +195,21 @@ def test_timers_see_the_live_streams_including_those_restored_by_a_recovery() ->
     assert restarted.active_ids() == ["s-1"]
     asyncio.run(restarted.handle_batch(records(end(5))))
     assert restarted.active_ids() == []
+
+
+def test_notices_go_to_their_own_topic_without_a_sequence_and_leave_the_state_alone() -> None:
+    from spaktok.processors.audiences import AUDIENCES
+    from test_audience_decider import add, notify
+
+    table, broker = Table(), Broker()
+    audience = runner(table, broker, AUDIENCES)
+    asyncio.run(audience.handle_batch(records(add("ann"), add("bob"), notify(), notify())))
+    [notice] = broker.on(AUDIENCES.notice_topic or "")
+    assert (notice["type"], notice["sequence"], notice["payload"]["recipients"]) == (
+        "audiences.FollowersNotified",
+        0,
+        ["ann", "bob"],
+    )
+    assert [e["sequence"] for e in broker.on(AUDIENCES.events_topic)] == [1, 2]
+    assert orjson.loads(table.values["star:0"])["state"]["version"] == 2
+    assert broker.on(OUTCOMES) == []  # processors' own commands: nobody waits for an answer

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import pytest
 from gwt import Aggregate, at
-from spaktok.commands.broadcaster_decide import BroadcasterState, decide, evolve
-from spaktok.commands.broadcasters import ReleaseBroadcast, StartStream
+from spaktok.commands.base import Rejection
+from spaktok.commands.broadcaster_decide import FOLLOWING_LIMIT, BroadcasterState, decide, evolve
+from spaktok.commands.broadcasters import FollowUser, ReleaseBroadcast, StartStream, UnfollowUser
 from spaktok.commands.streams import JoinStream
-from spaktok.events.broadcasters import BroadcastClaimed, BroadcasterCommandRejected, BroadcastReleased
+from spaktok.events.broadcasters import (
+    BroadcastClaimed,
+    BroadcasterCommandRejected,
+    BroadcastReleased,
+    UserFollowed,
+)
 
 BROADCASTER = Aggregate(BroadcasterState, decide, evolve)
 USER = "host"
@@ -105,3 +111,52 @@ def test_a_rejection_takes_a_sequence_number_and_changes_nothing_else() -> None:
 @pytest.mark.parametrize("state", [BroadcasterState(), BroadcasterState(active_stream_id="s-1", version=7)])
 def test_state_survives_a_dict_round_trip(state: BroadcasterState) -> None:
     assert BroadcasterState.from_dict(state.to_dict()) == state
+
+
+# --- following channels --------------------------------------------------------------------------
+
+
+def follow(followee: str, seconds: float = 1) -> FollowUser:
+    return FollowUser(
+        command_id=f"follow-{followee}-{seconds}",
+        issued_at=at(seconds),
+        actor_id=USER,
+        user_id=USER,
+        followee_id=followee,
+    )
+
+
+def unfollow(followee: str, seconds: float = 2) -> UnfollowUser:
+    return UnfollowUser(
+        command_id=f"unfollow-{followee}-{seconds}",
+        issued_at=at(seconds),
+        actor_id=USER,
+        user_id=USER,
+        followee_id=followee,
+    )
+
+
+def test_following_a_channel() -> None:
+    BROADCASTER.given().when(follow("star")).then(UserFollowed(followee_id="star", followed_at=at(1)))
+
+
+def test_following_twice_or_unfollowing_a_stranger_changes_nothing() -> None:
+    BROADCASTER.given(UserFollowed(followee_id="star", followed_at=at(0))).when(follow("star")).then()
+    BROADCASTER.given().when(unfollow("star")).then()
+
+
+def test_unfollowing() -> None:
+    state = (
+        BROADCASTER.given(UserFollowed(followee_id="star", followed_at=at(0)))
+        .when(unfollow("star", 5))
+        .then_state()
+    )
+    assert state.following == frozenset()
+
+
+def test_nobody_follows_themself_and_following_is_bounded() -> None:
+    BROADCASTER.given().when(follow(USER)).then_rejected("cannot-follow-self")
+    crowded = BroadcasterState(following=frozenset(f"c{i}" for i in range(FOLLOWING_LIMIT)))
+    with pytest.raises(Rejection) as refused:
+        decide(follow("one-more"), crowded)
+    assert refused.value.reason == "follow-limit"

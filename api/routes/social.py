@@ -1,0 +1,64 @@
+"""Follows and the notification inbox (API.md "Social")."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from spaktok.api.deps import CommandMeta, CurrentUser, ServicesDep
+from spaktok.api.problems import Problem
+from spaktok.api.responses import answer
+from spaktok.commands.broadcasters import FollowUser, UnfollowUser
+from spaktok.projections import social
+
+router = APIRouter(tags=["social"])
+
+UserPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@\-]+$")]
+
+
+@router.post("/v1/users/{user_id}/follow")
+async def follow(user_id: UserPath, user: CurrentUser, services: ServicesDep) -> JSONResponse:
+    """Following twice is a no-op; the channel's next stream start notifies this user."""
+    meta = CommandMeta.for_request(user, f"follow:{user_id}", None)
+    command = FollowUser(
+        command_id=meta.command_id,
+        issued_at=meta.issued_at,
+        actor_id=user.user_id,
+        user_id=user.user_id,
+        followee_id=user_id,
+    )
+    outcome = await services.bus.execute(command)
+    return answer(outcome, meta.command_id, lambda o: {"userId": user_id, "following": True})
+
+
+@router.delete("/v1/users/{user_id}/follow")
+async def unfollow(user_id: UserPath, user: CurrentUser, services: ServicesDep) -> JSONResponse:
+    meta = CommandMeta.for_request(user, f"unfollow:{user_id}", None)
+    command = UnfollowUser(
+        command_id=meta.command_id,
+        issued_at=meta.issued_at,
+        actor_id=user.user_id,
+        user_id=user.user_id,
+        followee_id=user_id,
+    )
+    outcome = await services.bus.execute(command)
+    return answer(outcome, meta.command_id, lambda o: {"userId": user_id, "following": False})
+
+
+@router.get("/v1/notifications")
+async def notifications(
+    user: CurrentUser,
+    services: ServicesDep,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, Any]:
+    """The caller's inbox, newest first."""
+    try:
+        items, next_cursor = await run_in_threadpool(
+            social.inbox, services.engine, user.user_id, cursor=cursor, limit=limit
+        )
+    except ValueError as exc:
+        raise Problem(400, "invalid-cursor", "the cursor was not produced by this endpoint") from exc
+    return {"notifications": items, "nextCursor": next_cursor}

@@ -1,0 +1,72 @@
+"""The audience-shard decider: the followers of one shard of a channel, and who gets notified."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from spaktok.commands.audiences import AddFollower, NotifyFollowers, RemoveFollower
+from spaktok.commands.base import Command, Rejection
+from spaktok.events.audiences import FollowerAdded, FollowerRemoved, FollowersNotified
+from spaktok.events.base import Event
+
+RECIPIENTS_PER_NOTICE = 1000  # one notification record per this many followers
+
+
+@dataclass(frozen=True, slots=True)
+class AudienceState:
+    version: int = 0
+    followers: dict[str, int] = field(default_factory=dict)  # follower -> followed at (ms)
+
+    def stats(self) -> dict[str, Any]:
+        return {"followers": len(self.followers)}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "followers": self.followers}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AudienceState:
+        return cls(**data)
+
+
+def thaw(state: AudienceState) -> AudienceState:
+    return replace(state, followers=dict(state.followers))
+
+
+def decide(command: Command, state: AudienceState) -> list[Event]:
+    match command:
+        case AddFollower():
+            if command.follower_id in state.followers:
+                return []
+            return [FollowerAdded(follower_id=command.follower_id, followed_at=command.issued_at)]
+        case RemoveFollower():
+            if command.follower_id not in state.followers:
+                return []
+            return [FollowerRemoved(follower_id=command.follower_id)]
+        case NotifyFollowers():
+            recipients = sorted(state.followers)
+            return [
+                FollowersNotified(
+                    notification_id=command.notification_id,
+                    kind=command.kind,
+                    channel_id=command.channel_id,
+                    stream_id=command.stream_id,
+                    title=command.title,
+                    actor_name=command.actor_name,
+                    recipients=recipients[start : start + RECIPIENTS_PER_NOTICE],
+                    sent_at=command.issued_at,
+                )
+                for start in range(0, len(recipients), RECIPIENTS_PER_NOTICE)
+            ]
+    raise Rejection("unsupported-command", f"the audience aggregate does not handle {command.type}")
+
+
+def evolve(state: AudienceState, event: Event) -> AudienceState:
+    """Changes a thawed state in place (a shard can hold many followers)."""
+    version = state.version + 1
+    match event:
+        case FollowerAdded():
+            state.followers[event.follower_id] = int(event.followed_at.timestamp() * 1000)
+        case FollowerRemoved():
+            state.followers.pop(event.follower_id, None)
+    return replace(state, version=version)

@@ -1,0 +1,41 @@
+"""Wiring of the audience-shard aggregate: follower sets and the notifications they fan out to."""
+
+from __future__ import annotations
+
+from spaktok.commands import audience_decide
+from spaktok.commands.audience_decide import AudienceState
+from spaktok.commands.base import Command, Rejection
+from spaktok.events.audiences import AudienceCommandRejected
+from spaktok.events.envelope import Envelope
+from spaktok.infra import topics
+from spaktok.processors.aggregate import AggregateSpec, Forward
+
+
+def _rejected(command: Command, rejection: Rejection) -> AudienceCommandRejected:
+    return AudienceCommandRejected(
+        command_type=command.type, reason=rejection.reason, detail=rejection.detail
+    )
+
+
+def _no_follow_ups(command: Command, envelopes: list[Envelope], state: AudienceState) -> list[Forward]:
+    return []
+
+
+def _never_final(command: Command, envelopes: list[Envelope]) -> bool:
+    return False  # only processors send these commands; nobody waits for an answer
+
+
+AUDIENCES = AggregateSpec(
+    aggregate_type="audience",
+    events_topic=topics.EVENTS_AUDIENCES.name,
+    initial=AudienceState,
+    load=AudienceState.from_dict,
+    decide=audience_decide.decide,
+    evolve=audience_decide.evolve,
+    rejected=_rejected,
+    follow_ups=_no_follow_ups,
+    is_final=_never_final,
+    thaw=audience_decide.thaw,
+    is_notice=lambda event: event.notice,
+    notice_topic=topics.NOTIFICATIONS.name,
+)
