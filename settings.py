@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     # domain rules
     viewer_timeout_s: int = Field(120, ge=10)  # a viewer silent this long is dropped (spec §3.2)
     viewer_sweep_interval_s: float = Field(60.0, gt=0)  # how often the worker looks for them
+    # a live stream whose broadcaster's app sent no heartbeat for this long is ended; 0 = never
+    broadcaster_grace_s: int = Field(300, ge=0)
     comment_max_length: int = 500
     comment_min_interval_ms: int = Field(2000, ge=0, le=300_000)  # = COMMENT_MEMORY_MS
     like_batch_max: int = 1000

@@ -81,7 +81,11 @@ def _end(command: EndStream, state: StreamState) -> list[Event]:
     _require_live(state)
     if command.actor_id != state.user_id:
         raise Rejection("not-stream-owner", "only the broadcaster can end this stream")
-    now = command.issued_at
+    return _ending(state, command.issued_at, command.reason)
+
+
+def _ending(state: StreamState, now: datetime, reason: str) -> list[Event]:
+    """Every viewer leaves with their watch time, then the final statistics are frozen."""
     now_ms = millis(now)
     events: list[Event] = []
     watch_time = dict(state.watch_time)
@@ -99,7 +103,7 @@ def _end(command: EndStream, state: StreamState) -> list[Event]:
     events.append(
         StreamEnded(
             ended_at=now,
-            reason=command.reason,
+            reason=reason,
             duration=max(0, now_ms - state.started_ms) // 1000,
             peak_viewer_count=state.peak_viewer_count,
             total_views=state.total_views,
@@ -162,7 +166,7 @@ def _heartbeats(command: RecordHeartbeats, state: StreamState) -> list[Event]:
     _require_live(state)
     beats: dict[str, datetime] = {}
     for user_id, at_ms in command.beats:
-        if user_id in state.viewers:
+        if user_id in state.viewers or user_id == state.user_id:  # the broadcaster's app beats too
             latest = max(at_ms, int(beats[user_id].timestamp() * 1000)) if user_id in beats else at_ms
             beats[user_id] = datetime.fromtimestamp(latest / 1000, UTC)
     if not beats:
@@ -222,13 +226,17 @@ def _likes(command: RecordLikes, state: StreamState) -> list[Event]:
 
 
 def _sweep(command: SweepViewers, state: StreamState) -> list[Event]:
-    """Viewers not heard from (join or heartbeat) for longer than `silent_ms` leave, oldest first.
+    """Viewers not heard from (join or heartbeat) for longer than `silent_ms` leave, oldest first;
+    a stream whose broadcaster was not heard from for `broadcaster_grace_ms` ends.
 
     Their watch time for this visit runs to their last sign of life, not to the sweep.
     """
     if state.status != "live":
         return []
     now_ms = millis(command.issued_at)
+    owner_seen = max(state.owner_seen_ms, state.started_ms)
+    if command.broadcaster_grace_ms and now_ms - owner_seen > command.broadcaster_grace_ms:
+        return _ending(state, command.issued_at, "broadcaster_lost")
     silent = sorted(
         (last_seen, user_id)
         for user_id, (_, last_seen) in state.viewers.items()

@@ -56,6 +56,7 @@ class StreamState:
     privacy: str = "public"
     is_age_restricted: bool = False
     slow_mode_ms: int = 0  # per-stream slow mode set by the broadcaster; 0 = the platform default
+    owner_seen_ms: int = 0  # the broadcaster's last heartbeat
     moderators: tuple[str, ...] = ()  # the stream's own moderators (managed with the moderation issue)
 
     @property
@@ -142,6 +143,10 @@ def evolve(state: StreamState, event: Event) -> StreamState:
                 seen = viewers.get(user_id)
                 if seen is not None:
                     viewers[user_id] = [seen[0], max(seen[1], millis(at))]
+            owner_beat = event.beats.get(state.user_id)
+            if owner_beat is not None:
+                owner_seen = max(state.owner_seen_ms, millis(owner_beat))
+                return replace(state, version=version, owner_seen_ms=owner_seen)
             return replace(state, version=version)
         case CommentPosted():
             posted = millis(event.posted_at)

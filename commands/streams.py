@@ -80,6 +80,7 @@ class SweepViewers(StreamCommand):
 
     type: Literal["streams.SweepViewers"] = "streams.SweepViewers"
     silent_ms: int = Field(ge=1000)
+    broadcaster_grace_ms: int = Field(0, ge=0)  # 0: never end a stream for a silent broadcaster
 
 
 @register_command

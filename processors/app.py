@@ -152,6 +152,7 @@ def _register_viewer_sweep(app: faust.App, settings: Settings, streams: Aggregat
                 actor_id=SYSTEM_ACTOR,
                 stream_id=stream_id,
                 silent_ms=settings.viewer_timeout_s * 1000,
+                broadcaster_grace_ms=settings.broadcaster_grace_s * 1000,
             )
             headers = [("command-type", command.type.encode())]
             await send(topics.COMMANDS_STREAMS.name, stream_id, command.to_bytes(), headers)

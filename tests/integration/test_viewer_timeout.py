@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import pytest
 from harness import Api, eventually, start_stack
 from spaktok import clock
@@ -85,3 +86,48 @@ def test_a_silent_viewer_is_dropped_and_counted_out(stack: DevStack) -> None:
 
 def _assert_equal(actual: Any, expected: Any) -> None:
     assert actual == expected
+
+
+def advance(stack: DevStack, seconds: float) -> None:
+    """Time only moves forward here: the tests of this module share one stack and its clock."""
+    clock.set_offset(stack.data_dir, clock.offset_seconds(Settings(data_dir=stack.data_dir)) + seconds)
+
+
+def test_a_stream_whose_broadcaster_vanished_is_ended(stack: DevStack) -> None:
+    settings = Settings()
+    owner_id, fan_id = f"owner-{uuid.uuid4().hex[:6]}", f"fan-{uuid.uuid4().hex[:6]}"
+    owner, fan = (
+        Api(stack.api_url, mint_token(settings, owner_id)),
+        Api(stack.api_url, mint_token(settings, fan_id)),
+    )
+    sid = owner.post("/v1/streams", json={"title": "Vanishing", "category": "chat"}).json()["streamId"]
+    assert fan.post(f"/v1/streams/{sid}/viewers").status_code == 200
+
+    advance(stack, 100)
+    assert owner.post(f"/v1/streams/{sid}/heartbeat").status_code == 200  # the broadcaster's app
+    assert fan.post(f"/v1/streams/{sid}/heartbeat").status_code == 200
+    advance(stack, 100)
+    assert fan.post(f"/v1/streams/{sid}/heartbeat").status_code == 200
+    advance(stack, 150)  # the broadcaster silent 250 s: within the 300 s grace
+    assert owner.get(f"/v1/streams/{sid}").json()["status"] == "live"
+    assert fan.post(f"/v1/streams/{sid}/heartbeat").status_code == 200
+    advance(stack, 60)  # silent 310 s
+
+    def ended() -> dict[str, Any]:
+        doc = owner.get(f"/v1/streams/{sid}").json()
+        assert doc["status"] == "ended"
+        return doc
+
+    doc = eventually(ended)
+    assert doc["viewerCount"] == 0
+    assert viewer_row(stack, sid, fan_id)["is_active"] is False
+
+    def end_reason() -> str:
+        log = owner.get(f"/v1/streams/{sid}/log").json()["events"]
+        ends = [orjson.loads(e["payload"]) for e in log if e["type"] == "streams.StreamEnded"]
+        assert len(ends) == 1
+        return str(ends[0]["reason"])
+
+    assert eventually(end_reason) == "broadcaster_lost"
+    again = owner.post("/v1/streams", json={"title": "Back", "category": "chat"})
+    assert again.status_code == 201  # the broadcaster may go live again

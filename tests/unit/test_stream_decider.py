@@ -651,8 +651,10 @@ def test_state_survives_a_json_round_trip() -> None:
 # --- silent viewers (spec §3.2: a timer drops viewers silent for more than 2 minutes) ------------
 
 
-def sweep(seconds: float, silent_s: int = 120) -> SweepViewers:
-    return SweepViewers(**base("sweep", "system", seconds), silent_ms=silent_s * 1000)
+def sweep(seconds: float, silent_s: int = 120, grace_s: int = 0) -> SweepViewers:
+    return SweepViewers(
+        **base("sweep", "system", seconds), silent_ms=silent_s * 1000, broadcaster_grace_ms=grace_s * 1000
+    )
 
 
 def beat(seconds: float, *users: str) -> HeartbeatsRecorded:
@@ -824,3 +826,29 @@ def test_an_age_restricted_stream_refuses_minors_and_unknown_ages() -> None:
     restricted.when(join("kid", 5).model_copy(update={"age": 17})).then_rejected("age-restricted")
     restricted.when(join("anon", 5)).then_rejected("age-restricted")
     assert len(restricted.when(join("adult", 5).model_copy(update={"age": 18})).events()) == 1
+
+
+# --- a broadcaster who vanished --------------------------------------------------------------------
+
+
+def test_the_broadcasters_app_heartbeats_too() -> None:
+    [event] = STREAM.given(started()).when(heartbeats(30, (HOST, ms(30)))).events()
+    assert isinstance(event, HeartbeatsRecorded) and list(event.beats) == [HOST]
+
+
+def test_a_stream_whose_broadcaster_went_silent_past_the_grace_period_ends() -> None:
+    events = (
+        STREAM.given(started(), joined("ann", 10), beat(100, HOST)).when(sweep(401, grace_s=300)).events()
+    )
+    assert [type(e).__name__ for e in events] == ["ViewerLeft", "StreamEnded"]
+    assert isinstance(events[-1], StreamEnded) and events[-1].reason == "broadcaster_lost"
+    assert isinstance(events[0], ViewerLeft) and events[0].reason == "stream_ended"
+
+
+def test_a_broadcaster_heard_within_the_grace_period_keeps_the_stream() -> None:
+    STREAM.given(started(), beat(100, HOST)).when(sweep(400, grace_s=300)).then()
+    STREAM.given(started()).when(sweep(290, grace_s=300)).then()  # counted from the start
+
+
+def test_without_a_grace_period_a_silent_broadcaster_never_ends_the_stream() -> None:
+    STREAM.given(started()).when(sweep(100_000)).then()
