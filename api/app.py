@@ -18,7 +18,7 @@ from spaktok.api.bus import CommandBus, OutcomeListener
 from spaktok.api.deps import Services
 from spaktok.api.live import FeedHub
 from spaktok.api.problems import install_problem_handlers
-from spaktok.api.routes import chat, live, ops, social, streams, viewers
+from spaktok.api.routes import chat, live, ops, schedules, social, streams, viewers
 from spaktok.infra import topics
 from spaktok.infra.kafka import EventProducer
 from spaktok.projections import clickhouse, postgres
@@ -73,6 +73,14 @@ def create_app(settings: Settings | None = None, *, host_clickhouse_projector: b
         description="Commands go to Kafka; reads come from Postgres and ClickHouse read models.",
     )
     install_problem_handlers(app)
-    for router in (ops.router, streams.router, viewers.router, chat.router, live.router, social.router):
+    for router in (
+        ops.router,
+        streams.router,
+        viewers.router,
+        chat.router,
+        live.router,
+        social.router,
+        schedules.router,
+    ):
         app.include_router(router)
     return app

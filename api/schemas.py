@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 
@@ -51,3 +52,20 @@ class UpdateStreamBody(Body):
     allow_gifts: bool | None = None
     privacy: Literal["public", "followers", "private"] | None = None
     slow_mode_seconds: int | None = Field(None, ge=0, le=300)
+
+
+class ScheduleBody(Body):
+    title: str = Field(min_length=1, max_length=200)
+    description: str = Field("", max_length=2000)
+    thumbnail_url: str | None = Field(None, max_length=500)
+    category: str = Field(min_length=1, max_length=64)
+    tags: list[str] = Field(default_factory=list, max_length=20)
+    scheduled_for: datetime
+    notify_followers: bool = True
+
+    @field_validator("scheduled_for")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("give a time zone, e.g. 2026-12-01T20:00:00Z")
+        return value

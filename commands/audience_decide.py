@@ -51,6 +51,7 @@ def decide(command: Command, state: AudienceState) -> list[Event]:
                     kind=command.kind,
                     channel_id=command.channel_id,
                     stream_id=command.stream_id,
+                    schedule_id=command.schedule_id,
                     title=command.title,
                     actor_name=command.actor_name,
                     recipients=recipients[start : start + RECIPIENTS_PER_NOTICE],

@@ -53,7 +53,8 @@ class RemoveFollower(AudienceCommand):
 class NotifyFollowers(AudienceCommand):
     type: Literal["audiences.NotifyFollowers"] = "audiences.NotifyFollowers"
     notification_id: str
-    kind: Literal["stream_started"] = "stream_started"
-    stream_id: str
+    kind: Literal["stream_started", "schedule_due"] = "stream_started"
+    stream_id: str | None = None
+    schedule_id: str | None = None
     title: str
     actor_name: str

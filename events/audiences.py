@@ -36,9 +36,10 @@ class FollowersNotified(AudienceEvent):
     type: Literal["audiences.FollowersNotified"] = "audiences.FollowersNotified"
     notice: ClassVar[bool] = True
     notification_id: str
-    kind: Literal["stream_started"]
+    kind: Literal["stream_started", "schedule_due"]
     channel_id: str
-    stream_id: str
+    stream_id: str | None = None
+    schedule_id: str | None = None
     title: str
     actor_name: str
     recipients: list[str]

@@ -44,11 +44,17 @@ COMMANDS_AUDIENCES = TopicSpec(
 EVENTS_AUDIENCES = TopicSpec(
     "spaktok.events.audiences", "channel id:shard", "audience-shard events", "audience processor", -1
 )
+COMMANDS_SCHEDULES = TopicSpec(
+    "spaktok.commands.schedules", "schedule id", "schedule commands", "api, processors", 7 * DAY_MS
+)
+EVENTS_SCHEDULES = TopicSpec(
+    "spaktok.events.schedules", "schedule id", "schedule events", "schedule processor", -1
+)
 NOTIFICATIONS = TopicSpec(
     "spaktok.notifications",
     "channel id:shard",
     "notification notices, one per batch of up to 1,000 recipients: the hook for push services",
-    "audience processor",
+    "audience and schedule processors",
     30 * DAY_MS,
 )
 OUTCOMES = TopicSpec(
@@ -66,18 +72,21 @@ ALL_TOPICS = (
     COMMANDS_STREAMS,
     COMMANDS_BROADCASTERS,
     COMMANDS_AUDIENCES,
+    COMMANDS_SCHEDULES,
     EVENTS_STREAMS,
     EVENTS_BROADCASTERS,
     EVENTS_AUDIENCES,
+    EVENTS_SCHEDULES,
     NOTIFICATIONS,
     OUTCOMES,
     DEADLETTER,
 )
-EVENT_TOPICS = (EVENTS_STREAMS, EVENTS_BROADCASTERS, EVENTS_AUDIENCES, NOTIFICATIONS)
+EVENT_TOPICS = (EVENTS_STREAMS, EVENTS_BROADCASTERS, EVENTS_AUDIENCES, EVENTS_SCHEDULES, NOTIFICATIONS)
 COMMAND_TOPIC_BY_AGGREGATE = {
     "stream": COMMANDS_STREAMS,
     "broadcaster": COMMANDS_BROADCASTERS,
     "audience": COMMANDS_AUDIENCES,
+    "schedule": COMMANDS_SCHEDULES,
 }
 
 

@@ -197,7 +197,10 @@ class AggregateRunner:
         return held, out
 
     def active_ids(self) -> list[str]:
-        """Aggregates held by this worker that `spec.is_active` picks, for its timers.
+        return self.select(self.spec.is_active)
+
+    def select(self, wanted: Callable[[Any], bool]) -> list[str]:
+        """Aggregates held by this worker whose state `wanted` picks, for its timers.
 
         Values restored by a recovery are decoded once here and cached; after that a call only
         compares object identities.
@@ -213,7 +216,7 @@ class AggregateRunner:
                 data = orjson.loads(stored)
                 state = self.spec.load(data["state"])
                 self._decoded[aggregate_id] = (stored, state, dict(data["memory"]))
-            if self.spec.is_active(state):
+            if wanted(state):
                 ids.append(aggregate_id)
         return ids
 

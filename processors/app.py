@@ -10,6 +10,7 @@ from typing import Any
 import faust
 import spaktok.commands.catalog  # noqa: F401 - every command type must be decodable here
 from spaktok import clock
+from spaktok.commands.schedules import FireSchedule
 from spaktok.commands.streams import SweepViewers
 from spaktok.infra import topics
 from spaktok.processors import faust_fixes
@@ -17,6 +18,7 @@ from spaktok.processors.aggregate import AggregateRunner, AggregateSpec, Incomin
 from spaktok.processors.audiences import AUDIENCES
 from spaktok.processors.broadcasters import BROADCASTERS
 from spaktok.processors.positions import CommandPositions
+from spaktok.processors.schedules import SCHEDULES
 from spaktok.processors.streams import STREAMS
 from spaktok.settings import Settings
 
@@ -28,6 +30,7 @@ AGGREGATES: tuple[tuple[AggregateSpec, topics.TopicSpec], ...] = (
     (STREAMS, topics.COMMANDS_STREAMS),
     (BROADCASTERS, topics.COMMANDS_BROADCASTERS),
     (AUDIENCES, topics.COMMANDS_AUDIENCES),
+    (SCHEDULES, topics.COMMANDS_SCHEDULES),
 )
 
 
@@ -128,7 +131,9 @@ def create_app(settings: Settings) -> faust.App:
             batch_size=settings.worker_batch_size,
             batch_wait=settings.worker_batch_wait_ms / 1000,
         )
-    _register_viewer_sweep(app, settings, app.spaktok_runners["stream"], send)  # type: ignore[attr-defined]
+    runners = app.spaktok_runners  # type: ignore[attr-defined]
+    _register_viewer_sweep(app, settings, runners["stream"], send)
+    _register_schedule_timer(app, settings, runners["schedule"], send)
     return app
 
 
@@ -156,6 +161,31 @@ def _register_viewer_sweep(app: faust.App, settings: Settings, streams: Aggregat
             )
             headers = [("command-type", command.type.encode())]
             await send(topics.COMMANDS_STREAMS.name, stream_id, command.to_bytes(), headers)
+
+
+def _register_schedule_timer(
+    app: faust.App, settings: Settings, schedules: AggregateRunner, send: Any
+) -> None:
+    """Schedules whose time has come are told so (they then notify reminder holders and followers)."""
+    recovered = app.tables.recovery.completed
+
+    @app.timer(interval=settings.viewer_sweep_interval_s, name="schedule-timer")
+    async def fire_due_schedules() -> None:
+        if not recovered.is_set():
+            return
+        issued_at = clock.now(settings)
+        now_ms = int(issued_at.timestamp() * 1000)
+        for schedule_id in schedules.select(
+            lambda s: s.status == "scheduled" and s.scheduled_for_ms <= now_ms
+        ):
+            command = FireSchedule(
+                command_id=str(uuid.uuid4()),
+                issued_at=issued_at,
+                actor_id=SYSTEM_ACTOR,
+                schedule_id=schedule_id,
+            )
+            headers = [("command-type", command.type.encode())]
+            await send(topics.COMMANDS_SCHEDULES.name, schedule_id, command.to_bytes(), headers)
 
 
 def _register_agent(

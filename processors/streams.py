@@ -8,6 +8,7 @@ from spaktok.commands import stream_decide
 from spaktok.commands.audiences import AUDIENCE_SHARDS, NotifyFollowers
 from spaktok.commands.base import Command, Rejection
 from spaktok.commands.broadcasters import ReleaseBroadcast
+from spaktok.commands.schedules import MarkScheduleStarted
 from spaktok.commands.stream_state import StreamState, evolve, thaw
 from spaktok.commands.streams import SweepViewers
 from spaktok.events.envelope import Envelope, derive_id
@@ -29,7 +30,7 @@ def _rejected(command: Command, rejection: Rejection) -> StreamCommandRejected:
 def _follow_ups(command: Command, envelopes: list[Envelope], state: StreamState) -> list[Forward]:
     started = next((env for env in envelopes if env.type == "streams.StreamStarted"), None)
     if started is not None:
-        return _notify_followers(command, started)
+        return _notify_followers(command, started) + _link_schedule(command, started)
     if any(env.type == "streams.StreamEnded" for env in envelopes):
         release = ReleaseBroadcast(
             command_id=forward_id(command, "release-broadcast"),
@@ -65,6 +66,22 @@ def _notify_followers(command: Command, started: Envelope) -> list[Forward]:
         )
         for shard in range(AUDIENCE_SHARDS)
     ]
+
+
+def _link_schedule(command: Command, started: Envelope) -> list[Forward]:
+    schedule_id = started.payload.get("schedule_id")
+    if not schedule_id:
+        return []
+    mark = MarkScheduleStarted(
+        command_id=forward_id(command, "schedule-started"),
+        correlation_id=command.correlation,
+        issued_at=command.issued_at,
+        actor_id=started.payload["user_id"],
+        schedule_id=schedule_id,
+        stream_id=started.aggregate_id,
+        broadcaster_id=started.payload["user_id"],
+    )
+    return [Forward(topics.COMMANDS_SCHEDULES.name, mark)]
 
 
 def _is_final(command: Command, envelopes: list[Envelope]) -> bool:

@@ -126,6 +126,7 @@ CREATE TABLE IF NOT EXISTS notifications (         -- the in-app inbox (GET /v1/
     kind               text NOT NULL,
     channel_id         text NOT NULL,
     stream_id          text,
+    schedule_id        text,
     title              text NOT NULL,
     actor_name         text NOT NULL,
     created_at         timestamptz NOT NULL,
@@ -133,3 +134,30 @@ CREATE TABLE IF NOT EXISTS notifications (         -- the in-app inbox (GET /v1/
     PRIMARY KEY (recipient_id, notification_id)
 );
 CREATE INDEX IF NOT EXISTS notifications_inbox ON notifications (recipient_id, created_at DESC, notification_id);
+
+CREATE TABLE IF NOT EXISTS stream_schedules (      -- spec: streamSchedule
+    schedule_id        text PRIMARY KEY,
+    user_id            text NOT NULL,
+    username           text NOT NULL,
+    title              text NOT NULL,
+    description        text NOT NULL DEFAULT '',
+    thumbnail_url      text,
+    scheduled_for      timestamptz NOT NULL,
+    category           text NOT NULL,
+    tags               text[] NOT NULL DEFAULT '{}',
+    notify_followers   boolean NOT NULL,
+    status             text NOT NULL,              -- scheduled, started, cancelled
+    stream_id          text,
+    reminders          integer NOT NULL DEFAULT 0,
+    notified_at        timestamptz,                -- when the time came and reminders went out
+    created_at         timestamptz NOT NULL,
+    last_updated       timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS stream_schedules_user ON stream_schedules (user_id, scheduled_for);
+
+CREATE TABLE IF NOT EXISTS schedule_reminders (
+    schedule_id        text NOT NULL,
+    user_id            text NOT NULL,
+    set_at             timestamptz NOT NULL,
+    PRIMARY KEY (schedule_id, user_id)
+);

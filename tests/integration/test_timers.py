@@ -1,4 +1,5 @@
-"""Silent viewers are dropped by the worker's sweep; time is moved, not waited for.
+"""The worker's timers: silent viewers dropped, vanished broadcasters' streams ended, scheduled
+streams announced. Time is moved, not waited for.
 
 Runs on its own stack: moving the clock forward would time out the viewers of other tests.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -131,3 +133,96 @@ def test_a_stream_whose_broadcaster_vanished_is_ended(stack: DevStack) -> None:
     assert eventually(end_reason) == "broadcaster_lost"
     again = owner.post("/v1/streams", json={"title": "Back", "category": "chat"})
     assert again.status_code == 201  # the broadcaster may go live again
+
+
+def test_a_schedule_reminds_and_announces_then_links_the_stream(stack: DevStack) -> None:
+    settings = Settings()
+    ids = {role: f"{role}-{uuid.uuid4().hex[:6]}" for role in ("host", "fan", "keen", "both")}
+    host, fan, keen, both = (Api(stack.api_url, mint_token(settings, ids[r], name=r.title())) for r in ids)
+    for follower in (fan, both):
+        assert follower.post(f"/v1/users/{ids['host']}/follow").status_code == 200
+
+    now = clock.now(Settings(data_dir=stack.data_dir))
+    past = host.post("/v1/schedules", json=schedule_body(now - timedelta(minutes=1)))
+    assert past.status_code == 422 and past.json()["type"].endswith("/schedule-in-past")
+    created = host.post("/v1/schedules", json=schedule_body(now + timedelta(minutes=30)))
+    assert created.status_code == 201, created.text
+    schedule_id = created.json()["scheduleId"]
+    for reminder_holder in (keen, both):
+        reminded = reminder_holder.post(f"/v1/schedules/{schedule_id}/reminders")
+        assert reminded.status_code == 200 and reminded.json()["reminderSet"] is True
+
+    listed = eventually(
+        lambda: _one(host.get("/v1/schedules", params={"userId": ids["host"]}).json()["schedules"])
+    )
+    assert (listed["scheduleId"], listed["status"], listed["title"]) == (
+        schedule_id,
+        "scheduled",
+        "Album launch",
+    )
+    refused = fan.delete(f"/v1/schedules/{schedule_id}")
+    assert refused.status_code == 403 and refused.json()["type"].endswith("/not-schedule-owner")
+
+    advance(stack, 31 * 60)  # the time has come
+
+    def inbox_of(api: Api) -> list[dict[str, Any]]:
+        items = [
+            i for i in api.get("/v1/notifications").json()["notifications"] if i["kind"] == "schedule_due"
+        ]
+        assert len(items) == 1, items
+        return items
+
+    for api in (fan, keen, both):  # followers and reminder holders; `both` only once
+        [item] = eventually(lambda api=api: inbox_of(api))
+        assert (item["scheduleId"], item["channelId"], item["title"]) == (
+            schedule_id,
+            ids["host"],
+            "Album launch",
+        )
+
+    started = host.post(
+        "/v1/streams", json={"title": "Album launch", "category": "music", "scheduleId": schedule_id}
+    )
+    assert started.status_code == 201
+    stream_id = started.json()["streamId"]
+    doc = eventually(lambda: _status(host.get(f"/v1/schedules/{schedule_id}").json(), "started"))
+    assert doc["streamId"] == stream_id and doc["notifiedAt"] is not None
+
+
+def test_cancelling_a_schedule_tells_reminder_holders(stack: DevStack) -> None:
+    settings = Settings()
+    host_id = f"host-{uuid.uuid4().hex[:6]}"
+    host, keen = (
+        Api(stack.api_url, mint_token(settings, host_id)),
+        Api(stack.api_url, mint_token(settings, "keen-2")),
+    )
+    now = clock.now(Settings(data_dir=stack.data_dir))
+    schedule_id = host.post("/v1/schedules", json=schedule_body(now + timedelta(hours=2))).json()[
+        "scheduleId"
+    ]
+    assert keen.post(f"/v1/schedules/{schedule_id}/reminders").status_code == 200
+    assert host.delete(f"/v1/schedules/{schedule_id}").json()["status"] == "cancelled"
+
+    def cancelled_notice() -> dict[str, Any]:
+        items = keen.get("/v1/notifications").json()["notifications"]
+        return _one(
+            [i for i in items if i["kind"] == "schedule_cancelled" and i["scheduleId"] == schedule_id]
+        )
+
+    eventually(cancelled_notice)
+    late = keen.post(f"/v1/schedules/{schedule_id}/reminders")
+    assert late.status_code == 409 and late.json()["type"].endswith("/schedule-closed")
+
+
+def schedule_body(when: datetime) -> dict[str, Any]:
+    return {"title": "Album launch", "category": "music", "scheduledFor": when.isoformat()}
+
+
+def _one(items: list[dict[str, Any]]) -> dict[str, Any]:
+    assert len(items) == 1, items
+    return items[0]
+
+
+def _status(doc: dict[str, Any], status: str) -> dict[str, Any]:
+    assert doc["status"] == status, doc
+    return doc

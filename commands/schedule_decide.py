@@ -1,0 +1,147 @@
+"""The schedule decider: future times only, reminders, cancel, due, started (spec §2.7, §3.1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from spaktok.commands.base import Command, Rejection
+from spaktok.commands.schedules import (
+    CancelSchedule,
+    CreateSchedule,
+    FireSchedule,
+    MarkScheduleStarted,
+    SetReminder,
+)
+from spaktok.commands.stream_state import millis
+from spaktok.events.base import Event
+from spaktok.events.envelope import derive_id
+from spaktok.events.schedules import (
+    ReminderSet,
+    RemindersNotified,
+    ScheduleCancelled,
+    ScheduleDue,
+    ScheduleStarted,
+    StreamScheduled,
+)
+
+RECIPIENTS_PER_NOTICE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleState:
+    version: int = 0
+    status: Literal["none", "scheduled", "due", "started", "cancelled"] = "none"
+    user_id: str = ""
+    username: str = ""
+    title: str = ""
+    notify_followers: bool = False
+    scheduled_for_ms: int = 0
+    reminders: dict[str, int] = field(default_factory=dict)  # user -> when set (ms)
+    stream_id: str = ""
+
+    def stats(self) -> dict[str, Any]:
+        return {"status": self.status, "reminders": len(self.reminders), "streamId": self.stream_id or None}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ScheduleState:
+        return cls(**data)
+
+
+def thaw(state: ScheduleState) -> ScheduleState:
+    return replace(state, reminders=dict(state.reminders))
+
+
+def decide(command: Command, state: ScheduleState) -> list[Event]:
+    match command:
+        case CreateSchedule():
+            if state.status != "none":
+                raise Rejection("schedule-exists", "a schedule with this id exists")
+            if command.scheduled_for <= command.issued_at:
+                raise Rejection("schedule-in-past", "a stream can only be scheduled in the future")
+            fields = command.model_dump(
+                exclude={"type", "command_id", "correlation_id", "issued_at", "actor_id"}
+            )
+            return [StreamScheduled(**fields, user_id=command.actor_id, created_at=command.issued_at)]
+        case SetReminder():
+            _require_upcoming(state)
+            if command.actor_id in state.reminders:
+                return []
+            return [ReminderSet(user_id=command.actor_id, set_at=command.issued_at)]
+        case CancelSchedule():
+            _require_upcoming(state)
+            if command.actor_id != state.user_id:
+                raise Rejection("not-schedule-owner", "only the broadcaster can cancel this schedule")
+            return [
+                ScheduleCancelled(cancelled_at=command.issued_at),
+                *_remind(command, state, "schedule_cancelled"),
+            ]
+        case FireSchedule():
+            if state.status != "scheduled" or millis(command.issued_at) < state.scheduled_for_ms:
+                return []  # not due yet, or no longer waiting
+            return [ScheduleDue(due_at=command.issued_at), *_remind(command, state, "schedule_due")]
+        case MarkScheduleStarted():
+            if state.status not in ("scheduled", "due") or command.broadcaster_id != state.user_id:
+                return []  # someone else's schedule, or one already started or cancelled: no link
+            return [ScheduleStarted(stream_id=command.stream_id, started_at=command.issued_at)]
+    raise Rejection("unsupported-command", f"the schedule aggregate does not handle {command.type}")
+
+
+def _require_upcoming(state: ScheduleState) -> None:
+    if state.status == "none":
+        raise Rejection("schedule-not-found", "no schedule with this id")
+    if state.status not in ("scheduled", "due"):
+        raise Rejection("schedule-closed", f"the schedule is {state.status}")
+
+
+def notification_id(schedule_id: str, kind: str) -> str:
+    """One id per schedule and occasion: reminder holders who also follow get it once."""
+    return derive_id("schedule", schedule_id, kind)
+
+
+def _remind(
+    command: Command, state: ScheduleState, kind: Literal["schedule_due", "schedule_cancelled"]
+) -> list[Event]:
+    recipients = sorted(state.reminders)
+    return [
+        RemindersNotified(
+            notification_id=notification_id(command.aggregate_id, kind),
+            kind=kind,
+            channel_id=state.user_id,
+            schedule_id=command.aggregate_id,
+            title=state.title,
+            actor_name=state.username,
+            recipients=recipients[start : start + RECIPIENTS_PER_NOTICE],
+            sent_at=command.issued_at,
+        )
+        for start in range(0, len(recipients), RECIPIENTS_PER_NOTICE)
+    ]
+
+
+def evolve(state: ScheduleState, event: Event) -> ScheduleState:
+    version = state.version + 1
+    match event:
+        case StreamScheduled():
+            return replace(
+                state,
+                version=version,
+                status="scheduled",
+                user_id=event.user_id,
+                username=event.username,
+                title=event.title,
+                notify_followers=event.notify_followers,
+                scheduled_for_ms=millis(event.scheduled_for),
+            )
+        case ReminderSet():
+            state.reminders[event.user_id] = millis(event.set_at)
+            return replace(state, version=version)
+        case ScheduleCancelled():
+            return replace(state, version=version, status="cancelled")
+        case ScheduleDue():
+            return replace(state, version=version, status="due")
+        case ScheduleStarted():
+            return replace(state, version=version, status="started", stream_id=event.stream_id)
+    return replace(state, version=version)
