@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
@@ -60,6 +60,10 @@ class TableLike(Protocol):
 
     def items(self) -> Iterable[tuple[str, bytes]]: ...
 
+    def delete(self, key: str, partition: int) -> None:
+        """Remove `key` and write its tombstone to `partition`."""
+        ...
+
 
 @dataclass(frozen=True)
 class Forward:
@@ -89,6 +93,10 @@ class AggregateSpec:
     # notified"); sealed with sequence 0 like refusals and published on `notice_topic`
     is_notice: Callable[[Event], bool] = lambda event: False
     notice_topic: str | None = None
+    # big states are stored in parts (see AggregateRunner._store): `split` gives the main
+    # JSON-able dict and named parts, `join` rebuilds the state from both
+    split: Callable[[Any], tuple[dict[str, Any], dict[str, Any]]] | None = None
+    join: Callable[[dict[str, Any], dict[str, Any]], Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +125,23 @@ class Held:
     state: Any
     memory: dict[str, Any]
     partition: int
+    parts: dict[str, tuple[int, bytes]] = field(default_factory=dict)  # as stored: name -> (version, bytes)
     changed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """What the table holds for one aggregate, decoded; valid while `stored` is the table's object."""
+
+    stored: bytes
+    state: Any
+    memory: dict[str, Any]
+    parts: dict[str, tuple[int, bytes]]
+
+
+def part_key(aggregate_id: str, name: str, version: int) -> str:
+    # NUL cannot occur in aggregate ids: part keys never collide with aggregates or positions
+    return f"{aggregate_id}\x00{name}\x00{version}"
 
 
 class AggregateRunner:
@@ -147,7 +171,7 @@ class AggregateRunner:
         self.commands_handled = 0
         # decoded form of the value last stored per aggregate: valid while the table still holds
         # that very bytes object (recovery after a rebalance replaces it, invalidating the entry)
-        self._decoded: dict[str, tuple[bytes, Any, dict[str, Any]]] = {}
+        self._decoded: dict[str, Decoded] = {}
 
     async def handle_batch(self, records: list[Incoming]) -> None:
         """Decide every record, publish the results, then store the changed aggregates."""
@@ -207,32 +231,51 @@ class AggregateRunner:
         """
         ids = []
         for aggregate_id, stored in self.states.items():
-            if aggregate_id.startswith("\x00"):
-                continue  # bookkeeping keys, e.g. command positions
-            cached = self._decoded.get(aggregate_id)
-            if cached is not None and cached[0] is stored:
-                state = cached[1]
-            else:
-                data = orjson.loads(stored)
-                state = self.spec.load(data["state"])
-                self._decoded[aggregate_id] = (stored, state, dict(data["memory"]))
-            if wanted(state):
+            if "\x00" in aggregate_id:
+                continue  # bookkeeping keys (command positions) and the parts of big states
+            if wanted(self._decoded_value(aggregate_id, stored).state):
                 ids.append(aggregate_id)
         return ids
+
+    def _decoded_value(self, aggregate_id: str, stored: bytes) -> Decoded:
+        cached = self._decoded.get(aggregate_id)
+        if cached is not None and cached.stored is stored:
+            return cached
+        data = orjson.loads(stored)
+        parts: dict[str, tuple[int, bytes]] = {}
+        if "parts" in data:
+            assert self.spec.join is not None, f"{aggregate_id} is stored in parts; the spec cannot join them"
+            for name, version in data["parts"].items():
+                raw = self.states.get(part_key(aggregate_id, name, version))
+                if raw is None:
+                    raise RuntimeError(f"part {name}@{version} of {aggregate_id} is missing from the table")
+                parts[name] = (version, raw)
+            contents = {name: orjson.loads(raw) for name, (_, raw) in parts.items()}
+            state = self.spec.join(data["state"], contents)
+        else:
+            state = self.spec.load(data["state"])
+        decoded = Decoded(stored, state, dict(data["memory"]), parts)
+        self._remember(aggregate_id, decoded)
+        return decoded
+
+    def _remember(self, aggregate_id: str, decoded: Decoded) -> None:
+        if len(self._decoded) >= DECODED_KEPT:
+            self._decoded.clear()
+        self._decoded[aggregate_id] = decoded
 
     def _hold(self, aggregate_id: str, partition: int, held: dict[str, Held]) -> Held:
         aggregate = held.get(aggregate_id)
         if aggregate is not None:
             return aggregate
         stored = self.states.get(aggregate_id)
-        cached = self._decoded.get(aggregate_id)
         if stored is None:
             aggregate = Held(self.spec.initial(), {}, partition)
-        elif cached is not None and cached[0] is stored:
-            aggregate = Held(self.spec.thaw(cached[1]), dict(cached[2]), partition)
         else:
-            data = orjson.loads(stored)
-            aggregate = Held(self.spec.load(data["state"]), dict(data["memory"]), partition)
+            decoded = self._decoded_value(aggregate_id, stored)
+            # thawed: evolve may change the copy in place; the cached state stays as stored
+            aggregate = Held(
+                self.spec.thaw(decoded.state), dict(decoded.memory), partition, dict(decoded.parts)
+            )
         held[aggregate_id] = aggregate
         return aggregate
 
@@ -344,18 +387,44 @@ class AggregateRunner:
         )
 
     def _store(self, aggregate_id: str, aggregate: Held) -> None:
-        """State and processed-command memory in one value: one changelog record, atomic."""
+        """State and processed-command memory in one value: one changelog record, atomic.
+
+        A big state (a spec with `split`) keeps its bulk in parts. A changed part is written under a
+        new key (`part_key` with the state's version), never over the old one, and the main record,
+        written last, names the versions it uses: a crash before the main record leaves the new
+        parts unreferenced and the stored state exactly as it was. Parts a new main record no longer
+        names are then deleted. Unchanged parts are not rewritten, and no record grows with the
+        whole state.
+        """
         memory = aggregate.memory
         ids = list(memory)  # insertion order: oldest first
         for old in ids[: max(0, len(ids) - self.memory)]:
             del memory[old]
         for old in ids[max(0, len(ids) - self.memory) : max(0, len(ids) - ANSWERS_KEPT)]:
             memory[old] = None
-        value = orjson.dumps({"state": aggregate.state.to_dict(), "memory": list(memory.items())})
-        self.states.put(aggregate_id, value, aggregate.partition)
-        if len(self._decoded) >= DECODED_KEPT:
-            self._decoded.clear()
-        self._decoded[aggregate_id] = (value, aggregate.state, memory)
+        state, partition = aggregate.state, aggregate.partition
+        parts: dict[str, tuple[int, bytes]] = {}
+        if self.spec.split is None:
+            record: dict[str, Any] = {"state": state.to_dict(), "memory": list(memory.items())}
+        else:
+            main, contents = self.spec.split(state)
+            for name, content in contents.items():
+                raw = orjson.dumps(content)
+                previous = aggregate.parts.get(name)
+                if previous is not None and previous[1] == raw:
+                    parts[name] = previous
+                    continue
+                parts[name] = (state.version, raw)
+                self.states.put(part_key(aggregate_id, name, state.version), raw, partition)
+            versions = {name: version for name, (version, _) in parts.items()}
+            record = {"state": main, "memory": list(memory.items()), "parts": versions}
+        value = orjson.dumps(record)
+        self.states.put(aggregate_id, value, partition)
+        for name, (version, _) in aggregate.parts.items():
+            if parts.get(name, (None,))[0] != version:
+                self.states.delete(part_key(aggregate_id, name, version), partition)
+        aggregate.parts = parts
+        self._remember(aggregate_id, Decoded(value, state, memory, parts))
 
     async def _publish(self, out: list[Outgoing]) -> None:
         """Send everything in order, then wait until the broker acknowledged all of it.

@@ -47,6 +47,11 @@ class BytesKeyTable:
         for key, value in list(self._table.data.items()):
             yield key.decode(), value
 
+    def delete(self, key: str, partition: int) -> None:
+        raw_key = key.encode()
+        self._table.data.pop(raw_key, None)
+        self._table.send_changelog(partition, raw_key, None, value_serializer="raw")
+
     def put(self, key: str, value: bytes, partition: int) -> None:
         # What Table.__setitem__ does, with the partition given instead of taken from Faust's
         # "current event", which batches (take_events) do not set: Faust would refuse the write.

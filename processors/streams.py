@@ -9,7 +9,7 @@ from spaktok.commands.audiences import AUDIENCE_SHARDS, NotifyFollowers
 from spaktok.commands.base import Command, Rejection
 from spaktok.commands.broadcasters import ReleaseBroadcast
 from spaktok.commands.schedules import MarkScheduleStarted
-from spaktok.commands.stream_state import StreamState, evolve, thaw
+from spaktok.commands.stream_state import StreamState, evolve, join, split, thaw
 from spaktok.commands.streams import SweepViewers
 from spaktok.events.envelope import Envelope, derive_id
 from spaktok.events.streams import StreamCommandRejected
@@ -105,4 +105,6 @@ STREAMS = AggregateSpec(
     is_final=_is_final,
     thaw=thaw,
     is_active=lambda state: state.status == "live",
+    split=split,
+    join=join,
 )

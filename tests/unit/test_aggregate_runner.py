@@ -13,10 +13,11 @@ from typing import Any
 
 import orjson
 import pytest
+from spaktok.commands import stream_state
 from spaktok.commands.base import Command
 from spaktok.events.base import Event
 from spaktok.events.streams import ViewerJoined
-from spaktok.processors.aggregate import AggregateRunner, Incoming
+from spaktok.processors.aggregate import AggregateRunner, Incoming, part_key
 from spaktok.processors.streams import STREAMS
 from test_stream_decider import comment, end, join, likes, open_stream
 
@@ -30,6 +31,8 @@ class Table:
         self.values: dict[str, bytes] = {}
         self.partitions: dict[str, int] = {}
         self.writes = 0
+        self.deletes = 0
+        self.keys_written: list[str] = []
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.values.get(key, default)
@@ -37,10 +40,15 @@ class Table:
     def items(self) -> list[tuple[str, bytes]]:
         return list(self.values.items())
 
+    def delete(self, key: str, partition: int) -> None:
+        self.values.pop(key, None)
+        self.deletes += 1
+
     def put(self, key: str, value: bytes, partition: int) -> None:
         self.values[key] = value
         self.partitions[key] = partition
         self.writes += 1
+        self.keys_written.append(key)
 
 
 class Broker:
@@ -82,8 +90,14 @@ def records(*commands: Command | bytes, partition: int = 2) -> list[Incoming]:
     ]
 
 
-def stored_state(table: Table) -> dict[str, Any]:
-    return orjson.loads(table.values["s-1"])["state"]
+def stored_state(table: Table, aggregate_id: str = "s-1") -> dict[str, Any]:
+    """The stream as stored: the main record joined with the parts it names."""
+    data = orjson.loads(table.values[aggregate_id])
+    contents = {
+        name: orjson.loads(table.values[part_key(aggregate_id, name, version)])
+        for name, version in data.get("parts", {}).items()
+    }
+    return stream_state.join(data["state"], contents).to_dict()
 
 
 def test_a_batch_is_decided_in_order_and_each_aggregate_stored_once() -> None:
@@ -100,7 +114,7 @@ def test_a_batch_is_decided_in_order_and_each_aggregate_stored_once() -> None:
     ]
     assert [e["sequence"] for e in events] == [1, 2, 3, 4]
     assert len(broker.on(OUTCOMES)) == 4
-    assert table.writes == 1 and table.partitions["s-1"] == 2
+    assert table.keys_written.count("s-1") == 1 and table.partitions["s-1"] == 2
     state = stored_state(table)
     assert (state["version"], sorted(state["viewers"]), state["comments"]) == (4, ["ann", "bob"], 1)
 
@@ -168,7 +182,7 @@ def test_a_command_failing_half_way_is_dead_lettered_and_leaves_no_trace_in_the_
     assert state["version"] == 4  # sequences stay gapless: bob's failed join took none
     parked = [dict(h) for topic, _, _, h in broker.sent if topic == DEADLETTER]
     assert len(parked) == 1 and b"bug while applying" in parked[0]["dlq-error"]
-    assert orjson.loads(stored_before)["state"]["viewers"].keys() == {"ann"}
+    assert stored_before is not table.values["s-1"]  # stored again, after the retried batch
 
 
 @pytest.mark.parametrize("cached", [True, False])
@@ -213,3 +227,39 @@ def test_notices_go_to_their_own_topic_without_a_sequence_and_leave_the_state_al
     assert [e["sequence"] for e in broker.on(AUDIENCES.events_topic)] == [1, 2]
     assert orjson.loads(table.values["star:0"])["state"]["version"] == 2
     assert broker.on(OUTCOMES) == []  # processors' own commands: nobody waits for an answer
+
+
+def test_a_big_stream_is_stored_in_parts_and_a_batch_rewrites_only_the_parts_it_touched() -> None:
+    table, broker = Table(), Broker()
+    aggregate = runner(table, broker)
+    crowd = [f"fan-{i:05d}" for i in range(5_000)]  # more than one part's worth of viewers
+    asyncio.run(aggregate.handle_batch(records(open_stream(), *(join(u, 1) for u in crowd))))
+    main = orjson.loads(table.values["s-1"])
+    assert len(main["parts"]) > 2 and "viewers" not in main["state"]
+    assert all(len(table.values[k]) < 200_000 for k in table.values if "\x00" in k)
+
+    before = table.writes
+    asyncio.run(aggregate.handle_batch(records(comment("fan-00007", 2))))
+    assert table.writes - before == 1  # a comment changes no viewer: only the main record
+
+    asyncio.run(aggregate.handle_batch(records(join("late-comer", 3))))
+    parts_now = set(orjson.loads(table.values["s-1"])["parts"].items())
+    stored_parts = {tuple(k.split("\x00")[1:]) for k in table.values if k.startswith("s-1\x00")}
+    assert {(name, str(version)) for name, version in parts_now} == stored_parts  # old versions deleted
+    assert table.deletes >= 2  # the viewer part and the watch-time part the newcomer landed in
+
+    restarted = runner(table, broker)  # nothing cached: the state is joined from its parts
+    state = stored_state(table)
+    assert len(state["viewers"]) == 5_001 and state["comments"] == 1
+    asyncio.run(restarted.handle_batch(records(comment("late-comer", 10))))
+    assert stored_state(table)["comments"] == 2
+
+
+def test_parts_written_before_a_crash_are_ignored_until_the_main_record_names_them() -> None:
+    table, broker = Table(), Broker()
+    asyncio.run(runner(table, broker).handle_batch(records(open_stream(), join("ann", 1))))
+    main_before = table.values["s-1"]
+    # a crash right after a batch wrote a new part but before its main record
+    table.values[part_key("s-1", "viewers-1-0", 99)] = orjson.dumps({"ghost": [0, 0]})
+    assert table.values["s-1"] is main_before
+    assert sorted(stored_state(table)["viewers"]) == ["ann"]

@@ -852,3 +852,15 @@ def test_a_broadcaster_heard_within_the_grace_period_keeps_the_stream() -> None:
 
 def test_without_a_grace_period_a_silent_broadcaster_never_ends_the_stream() -> None:
     STREAM.given(started()).when(sweep(100_000)).then()
+
+
+def test_the_stored_form_splits_and_joins_back_to_the_same_state() -> None:
+    from spaktok.commands.stream_state import join as join_parts
+    from spaktok.commands.stream_state import split, viewer_parts
+
+    state = STREAM.given(started(), *(joined(f"v{i}", i) for i in range(4_500)), liked(5, 3, "k1")).state
+    main, contents = split(state)
+    assert viewer_parts(4_500) == 4 and len([n for n in contents if n.startswith("viewers-")]) == 4
+    restored = join_parts(orjson.loads(orjson.dumps(main)), orjson.loads(orjson.dumps(contents)))
+    assert restored == state
+    assert viewer_parts(0) == 1 and viewer_parts(2_000) == 1 and viewer_parts(100_000) == 64
