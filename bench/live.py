@@ -18,6 +18,8 @@ users (each within the 2 s per-user chat limit) and measures, on the client side
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
 import asyncio
 import itertools
 import tempfile
@@ -221,6 +223,8 @@ async def run(args: argparse.Namespace, stack: DevStack) -> None:
 
 
 def main() -> None:
+    # SIGTERM (e.g. `timeout`, `kill`) unwinds like Ctrl-C, so the stack below is stopped, not orphaned
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -19,6 +19,8 @@ dir, creates a few live streams, applies the load, and measures:
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
 import asyncio
 import random
 import tempfile
@@ -313,6 +315,8 @@ def percentile(samples: list[float], q: float) -> float:
 
 
 def main() -> None:
+    # SIGTERM (e.g. `timeout`, `kill`) unwinds like Ctrl-C, so the stack below is stopped, not orphaned
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=["kafka", "http"], default="kafka")
     parser.add_argument("--streams", type=int, default=4)

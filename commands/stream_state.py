@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Literal
 
 from spaktok.events.base import Event
@@ -105,9 +106,10 @@ def viewer_parts(count: int) -> int:
     return parts
 
 
-def _part_of(user_id: str, parts: int) -> int:
-    # stable across processes (Python's hash() is not)
-    return int.from_bytes(hashlib.blake2b(user_id.encode(), digest_size=4).digest(), "big") % parts
+@lru_cache(maxsize=1 << 20)
+def _user_hash(user_id: str) -> int:
+    # stable across processes (Python's hash() is not); cached: every store assigns every viewer
+    return int.from_bytes(hashlib.blake2b(user_id.encode(), digest_size=4).digest(), "big")
 
 
 def split(state: StreamState) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -122,9 +124,15 @@ def split(state: StreamState) -> tuple[dict[str, Any], dict[str, Any]]:
     count = viewer_parts(max(len(state.viewers), len(state.watch_time)))
     contents: dict[str, Any] = {}
     for name, column in (("viewers", state.viewers), ("watch", state.watch_time)):
+        if not column:
+            continue
+        if count == 1:  # most streams: no hashing at all
+            contents[f"{name}-1-0"] = column
+            continue
+        shards: list[dict[str, Any]] = [{} for _ in range(count)]
         for user_id, value in column.items():
-            part = contents.setdefault(f"{name}-{count}-{_part_of(user_id, count)}", {})
-            part[user_id] = value
+            shards[_user_hash(user_id) % count][user_id] = value
+        contents.update({f"{name}-{count}-{i}": shard for i, shard in enumerate(shards) if shard})
     if state.recent_like_ids:
         contents["likes"] = list(state.recent_like_ids)
     return main, contents
