@@ -466,6 +466,15 @@ class _Poisoned(Exception):
         self.index = index
 
 
+def refused_as(event_class: Callable[..., Event]) -> Callable[[Command, Rejection], Event]:
+    """The usual `rejected` of a spec: the aggregate's CommandRejected event with the problem slug."""
+
+    def rejected(command: Command, rejection: Rejection) -> Event:
+        return event_class(command_type=command.type, reason=rejection.reason, detail=rejection.detail)
+
+    return rejected
+
+
 def forward_id(command: Command, purpose: str) -> str:
     """The id of a follow-up command: derived, so a replayed command forwards the same id."""
     return derive_id(command.command_id, purpose)

@@ -4,17 +4,11 @@ from __future__ import annotations
 
 from spaktok.commands import audience_decide
 from spaktok.commands.audience_decide import AudienceState
-from spaktok.commands.base import Command, Rejection
+from spaktok.commands.base import Command
 from spaktok.events.audiences import AudienceCommandRejected
 from spaktok.events.envelope import Envelope
 from spaktok.infra import topics
-from spaktok.processors.aggregate import AggregateSpec, Forward
-
-
-def _rejected(command: Command, rejection: Rejection) -> AudienceCommandRejected:
-    return AudienceCommandRejected(
-        command_type=command.type, reason=rejection.reason, detail=rejection.detail
-    )
+from spaktok.processors.aggregate import AggregateSpec, Forward, refused_as
 
 
 def _no_follow_ups(command: Command, envelopes: list[Envelope], state: AudienceState) -> list[Forward]:
@@ -32,7 +26,7 @@ AUDIENCES = AggregateSpec(
     load=AudienceState.from_dict,
     decide=audience_decide.decide,
     evolve=audience_decide.evolve,
-    rejected=_rejected,
+    rejected=refused_as(AudienceCommandRejected),
     follow_ups=_no_follow_ups,
     is_final=_never_final,
     thaw=audience_decide.thaw,

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 from spaktok.commands import broadcaster_decide
 from spaktok.commands.audiences import AddFollower, RemoveFollower, shard_of
-from spaktok.commands.base import Command, Rejection
+from spaktok.commands.base import Command
 from spaktok.commands.broadcaster_decide import BroadcasterState
 from spaktok.commands.broadcasters import StartStream
 from spaktok.commands.streams import OpenStream
 from spaktok.events.broadcasters import BroadcasterCommandRejected
 from spaktok.events.envelope import Envelope
 from spaktok.infra import topics
-from spaktok.processors.aggregate import AggregateSpec, Forward, forward_id
-
-
-def _rejected(command: Command, rejection: Rejection) -> BroadcasterCommandRejected:
-    return BroadcasterCommandRejected(
-        command_type=command.type, reason=rejection.reason, detail=rejection.detail
-    )
+from spaktok.processors.aggregate import AggregateSpec, Forward, forward_id, refused_as
 
 
 def _follow_ups(command: Command, envelopes: list[Envelope], state: BroadcasterState) -> list[Forward]:
@@ -57,7 +51,7 @@ BROADCASTERS = AggregateSpec(
     load=BroadcasterState.from_dict,
     decide=broadcaster_decide.decide,
     evolve=broadcaster_decide.evolve,
-    rejected=_rejected,
+    rejected=refused_as(BroadcasterCommandRejected),
     follow_ups=_follow_ups,
     is_final=_is_final,
 )

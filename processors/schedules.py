@@ -4,19 +4,13 @@ from __future__ import annotations
 
 from spaktok.commands import schedule_decide
 from spaktok.commands.audiences import AUDIENCE_SHARDS, NotifyFollowers
-from spaktok.commands.base import Command, Rejection
+from spaktok.commands.base import Command
 from spaktok.commands.schedule_decide import ScheduleState, notification_id
 from spaktok.commands.schedules import FireSchedule, MarkScheduleStarted
 from spaktok.events.envelope import Envelope
 from spaktok.events.schedules import ScheduleCommandRejected
 from spaktok.infra import topics
-from spaktok.processors.aggregate import AggregateSpec, Forward, forward_id
-
-
-def _rejected(command: Command, rejection: Rejection) -> ScheduleCommandRejected:
-    return ScheduleCommandRejected(
-        command_type=command.type, reason=rejection.reason, detail=rejection.detail
-    )
+from spaktok.processors.aggregate import AggregateSpec, Forward, forward_id, refused_as
 
 
 def _follow_ups(command: Command, envelopes: list[Envelope], state: ScheduleState) -> list[Forward]:
@@ -55,7 +49,7 @@ SCHEDULES = AggregateSpec(
     load=ScheduleState.from_dict,
     decide=schedule_decide.decide,
     evolve=schedule_decide.evolve,
-    rejected=_rejected,
+    rejected=refused_as(ScheduleCommandRejected),
     follow_ups=_follow_ups,
     is_final=_is_final,
     thaw=schedule_decide.thaw,

@@ -7,7 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from spaktok.api.deps import CommandMeta, CurrentUser, ServicesDep
+from spaktok.api.auth import Principal
+from spaktok.api.deps import CommandMeta, CurrentUser, Services, ServicesDep
 from spaktok.api.problems import Problem
 from spaktok.api.responses import answer
 from spaktok.commands.broadcasters import FollowUser, UnfollowUser
@@ -21,30 +22,28 @@ UserPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0
 @router.post("/v1/users/{user_id}/follow")
 async def follow(user_id: UserPath, user: CurrentUser, services: ServicesDep) -> JSONResponse:
     """Following twice is a no-op; the channel's next stream start notifies this user."""
-    meta = CommandMeta.for_request(user, f"follow:{user_id}", None)
-    command = FollowUser(
-        command_id=meta.command_id,
-        issued_at=meta.issued_at,
-        actor_id=user.user_id,
-        user_id=user.user_id,
-        followee_id=user_id,
-    )
-    outcome = await services.bus.execute(command)
-    return answer(outcome, meta.command_id, lambda o: {"userId": user_id, "following": True})
+    return await _change_follow(FollowUser, user_id, user, services)
 
 
 @router.delete("/v1/users/{user_id}/follow")
 async def unfollow(user_id: UserPath, user: CurrentUser, services: ServicesDep) -> JSONResponse:
-    meta = CommandMeta.for_request(user, f"unfollow:{user_id}", None)
-    command = UnfollowUser(
+    return await _change_follow(UnfollowUser, user_id, user, services)
+
+
+async def _change_follow(
+    kind: type[FollowUser] | type[UnfollowUser], followee: str, user: Principal, services: Services
+) -> JSONResponse:
+    following = kind is FollowUser
+    meta = CommandMeta.for_request(user, f"{'follow' if following else 'unfollow'}:{followee}", None)
+    command = kind(
         command_id=meta.command_id,
         issued_at=meta.issued_at,
         actor_id=user.user_id,
         user_id=user.user_id,
-        followee_id=user_id,
+        followee_id=followee,
     )
     outcome = await services.bus.execute(command)
-    return answer(outcome, meta.command_id, lambda o: {"userId": user_id, "following": False})
+    return answer(outcome, meta.command_id, lambda o: {"userId": followee, "following": following})
 
 
 @router.get("/v1/notifications")
