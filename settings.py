@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     live_queue_frames: int = Field(240, ge=2)  # unsent frames per client before it counts as too slow
 
     # domain rules
+    ban_delete_comments_window_s: int = Field(300, ge=0, le=24 * 3600)  # a ban hides this much of their chat
     viewer_timeout_s: int = Field(120, ge=10)  # a viewer silent this long is dropped (spec §3.2)
     viewer_sweep_interval_s: float = Field(60.0, gt=0)  # how often the worker looks for them
     # a live stream whose broadcaster's app sent no heartbeat for this long is ended; 0 = never

@@ -18,7 +18,7 @@ from spaktok.api.bus import CommandBus, OutcomeListener
 from spaktok.api.deps import Services
 from spaktok.api.live import FeedHub
 from spaktok.api.problems import install_problem_handlers
-from spaktok.api.routes import chat, live, ops, schedules, social, streams, viewers
+from spaktok.api.routes import chat, live, moderation, ops, schedules, social, streams, viewers
 from spaktok.infra import topics
 from spaktok.infra.kafka import EventProducer
 from spaktok.projections import clickhouse, postgres
@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None, *, host_clickhouse_projector: b
         live.router,
         social.router,
         schedules.router,
+        moderation.router,
     ):
         app.include_router(router)
     return app

@@ -100,6 +100,8 @@ class StreamFeed:
             item = _item("updated", env, ())
             item["changes"] = {camel(k): v for k, v in payload["changes"].items()}
             self.items.append(item)
+        elif kind == "streams.UserBanned":  # clients hide that user's recent comments
+            self.items.append(_item("banned", env, ("user_id", "comments_deleted_since")))
         elif kind == "streams.CommentDeleted":
             self.items.append(_item("deleted", env, ("comment_id", "deleted_by", "role")))
         elif kind == "streams.CommentPinned":

@@ -69,3 +69,16 @@ class ScheduleBody(Body):
         if value.tzinfo is None:
             raise ValueError("give a time zone, e.g. 2026-12-01T20:00:00Z")
         return value
+
+
+class BanBody(Body):
+    user_id: str = Field(min_length=1, max_length=128)
+    reason: str | None = Field(None, max_length=500)
+
+
+class TimeoutBody(BanBody):
+    duration_seconds: int = Field(ge=1, le=14 * 24 * 3600)
+
+
+class ModeratorBody(Body):
+    user_id: str = Field(min_length=1, max_length=128)

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from spaktok.commands.base import Command, Rejection
 from spaktok.commands.stream_state import StreamState, millis
 from spaktok.commands.streams import (
+    AddModerator,
+    BanUser,
     DeleteComment,
     EndStream,
     JoinStream,
     LeaveStream,
+    ModerationCommand,
     OpenStream,
     PinComment,
     RecordHeartbeats,
     RecordLikes,
+    RemoveModerator,
     SendComment,
     SweepViewers,
+    TimeoutUser,
+    UnbanUser,
     UpdateStream,
 )
 from spaktok.events.base import Event
@@ -27,9 +33,15 @@ from spaktok.events.streams import (
     CommentPosted,
     HeartbeatsRecorded,
     LikesRecorded,
+    ModeratorAdded,
+    ModeratorRemoved,
+    ModeratorRole,
     StreamEnded,
     StreamStarted,
     StreamUpdated,
+    UserBanned,
+    UserTimedOut,
+    UserUnbanned,
     ViewerJoined,
     ViewerLeft,
 )
@@ -56,6 +68,14 @@ def decide(command: Command, state: StreamState) -> list[Event]:
             return _sweep(command, state)
         case UpdateStream():
             return _update(command, state)
+        case BanUser():
+            return _ban(command, state)
+        case UnbanUser():
+            return _unban(command, state)
+        case TimeoutUser():
+            return _timeout(command, state)
+        case AddModerator() | RemoveModerator():
+            return _moderators(command, state)
         case DeleteComment():
             return _delete_comment(command, state)
         case PinComment():
@@ -123,6 +143,8 @@ def _join(command: JoinStream, state: StreamState) -> list[Event]:
     _require_live(state)
     if command.actor_id in state.viewers:
         return []  # already watching: joining again changes nothing
+    if command.actor_id in state.banned:
+        raise Rejection("user-banned", "you are banned from this stream")
     if state.privacy == "private" and command.actor_id != state.user_id:
         raise Rejection("private-stream", "this stream is private")
     if state.privacy == "followers" and command.actor_id != state.user_id and not command.follows_broadcaster:
@@ -178,6 +200,12 @@ def _comment(command: SendComment, state: StreamState) -> list[Event]:
     _require_live(state)
     if not state.allow_comments:
         raise Rejection("comments-disabled", "the broadcaster has turned comments off")
+    if command.actor_id in state.banned:
+        raise Rejection("user-banned", "you are banned from this stream")
+    muted_until = state.muted_until.get(command.actor_id, 0)
+    if millis(command.issued_at) < muted_until:
+        left = (muted_until - millis(command.issued_at) + 999) // 1000
+        raise Rejection("timed-out", f"you are timed out for another {left} s")
     if not command.text:
         raise Rejection("invalid-comment", "a comment cannot be empty")
     if len(command.text) > command.max_length:
@@ -206,7 +234,7 @@ def _likes(command: RecordLikes, state: StreamState) -> list[Event]:
     likes: dict[str, int] = {}
     action_ids: list[str] = []
     for action_id, user_id, taps in command.likes:
-        if action_id in seen or action_id in state.recent_like_ids or taps < 1:
+        if action_id in seen or action_id in state.recent_like_ids or taps < 1 or user_id in state.banned:
             continue  # a client retry of a like already counted
         seen.add(action_id)
         action_ids.append(action_id)
@@ -265,16 +293,7 @@ def _delete_comment(command: DeleteComment, state: StreamState) -> list[Event]:
     Whether the comment exists is checked by the API against the read model: the stream keeps no
     list of its comments (a long stream has hundreds of thousands).
     """
-    if state.status == "none":
-        raise Rejection("stream-not-found", "no stream with this id")
-    if command.actor_id == state.user_id:
-        role = "broadcaster"
-    elif command.actor_id in state.moderators:
-        role = "moderator"
-    elif command.platform_moderator:
-        role = "platform"
-    else:
-        raise Rejection("not-moderator", "only the broadcaster or a moderator can delete comments")
+    role = _moderator_role(command, state)
     return [
         CommentDeleted(
             comment_id=command.comment_id,
@@ -318,3 +337,95 @@ def _update(command: UpdateStream, state: StreamState) -> list[Event]:
     if not changes:
         return []
     return [StreamUpdated(changes=changes, updated_at=command.issued_at)]
+
+
+def _moderator_role(command: ModerationCommand | DeleteComment, state: StreamState) -> ModeratorRole:
+    if state.status == "none":
+        raise Rejection("stream-not-found", "no stream with this id")
+    if command.actor_id == state.user_id:
+        return "broadcaster"
+    if command.actor_id in state.moderators:
+        return "moderator"
+    if command.platform_moderator:
+        return "platform"
+    raise Rejection("not-moderator", "only the broadcaster or a moderator can do this")
+
+
+def _target(command: ModerationCommand, state: StreamState) -> str:
+    if command.target_user_id == state.user_id:
+        raise Rejection("cannot-moderate-broadcaster", "the broadcaster cannot be banned or muted")
+    return command.target_user_id
+
+
+def _ban(command: BanUser, state: StreamState) -> list[Event]:
+    role = _moderator_role(command, state)
+    target = _target(command, state)
+    if target in state.banned:
+        return []
+    now = command.issued_at
+    events: list[Event] = [
+        UserBanned(
+            user_id=target,
+            by=command.actor_id,
+            role=role,
+            reason=command.reason,
+            banned_at=now,
+            comments_deleted_since=now - timedelta(seconds=command.delete_comments_window_s),
+        )
+    ]
+    seen = state.viewers.get(target)
+    if seen is not None:  # watching: removed at once, with the watch time of this visit
+        visit = max(0, millis(now) - seen[0]) // 1000
+        events.append(
+            ViewerLeft(
+                user_id=target,
+                left_at=now,
+                watch_time=state.watch_time.get(target, 0) + visit,
+                reason="banned",
+                viewer_count=state.viewer_count - 1,
+            )
+        )
+    return events
+
+
+def _unban(command: UnbanUser, state: StreamState) -> list[Event]:
+    role = _moderator_role(command, state)
+    if command.target_user_id not in state.banned:
+        return []
+    return [
+        UserUnbanned(
+            user_id=command.target_user_id, by=command.actor_id, role=role, unbanned_at=command.issued_at
+        )
+    ]
+
+
+def _timeout(command: TimeoutUser, state: StreamState) -> list[Event]:
+    """A new timeout replaces the old one (longer or shorter); it ends by itself at `until`."""
+    role = _moderator_role(command, state)
+    target = _target(command, state)
+    if target in state.banned:
+        raise Rejection("user-banned", "the user is banned already")
+    return [
+        UserTimedOut(
+            user_id=target,
+            by=command.actor_id,
+            role=role,
+            reason=command.reason,
+            duration=command.duration_s,
+            until=command.issued_at + timedelta(seconds=command.duration_s),
+            timed_out_at=command.issued_at,
+        )
+    ]
+
+
+def _moderators(command: AddModerator | RemoveModerator, state: StreamState) -> list[Event]:
+    if state.status == "none":
+        raise Rejection("stream-not-found", "no stream with this id")
+    if command.actor_id != state.user_id:
+        raise Rejection("not-stream-owner", "only the broadcaster names moderators")
+    target, present = command.target_user_id, command.target_user_id in state.moderators
+    if isinstance(command, AddModerator):
+        if present or target == state.user_id:
+            return []
+        return [ModeratorAdded(user_id=target, added_at=command.issued_at)]
+    return [ModeratorRemoved(user_id=target, removed_at=command.issued_at)] if present else []

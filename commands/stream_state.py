@@ -15,9 +15,14 @@ from spaktok.events.streams import (
     CommentPosted,
     HeartbeatsRecorded,
     LikesRecorded,
+    ModeratorAdded,
+    ModeratorRemoved,
     StreamEnded,
     StreamStarted,
     StreamUpdated,
+    UserBanned,
+    UserTimedOut,
+    UserUnbanned,
     ViewerJoined,
     ViewerLeft,
 )
@@ -59,7 +64,9 @@ class StreamState:
     is_age_restricted: bool = False
     slow_mode_ms: int = 0  # per-stream slow mode set by the broadcaster; 0 = the platform default
     owner_seen_ms: int = 0  # the broadcaster's last heartbeat
-    moderators: tuple[str, ...] = ()  # the stream's own moderators (managed with the moderation issue)
+    moderators: tuple[str, ...] = ()  # the stream's own moderators, named by the broadcaster
+    banned: dict[str, int] = field(default_factory=dict)  # user -> banned at (ms)
+    muted_until: dict[str, int] = field(default_factory=dict)  # user -> end of their timeout (ms)
 
     @property
     def viewer_count(self) -> int:
@@ -164,6 +171,8 @@ def thaw(state: StreamState) -> StreamState:
         watch_time=dict(state.watch_time),
         last_comment_ms=dict(state.last_comment_ms),
         recent_like_ids=dict(state.recent_like_ids),
+        banned=dict(state.banned),
+        muted_until=dict(state.muted_until),
     )
 
 
@@ -237,6 +246,21 @@ def evolve(state: StreamState, event: Event) -> StreamState:
                 privacy=changes.get("privacy", state.privacy),
                 slow_mode_ms=changes.get("slow_mode_seconds", state.slow_mode_ms // 1000) * 1000,
             )
+        case UserBanned():
+            state.banned[event.user_id] = millis(event.banned_at)
+            state.muted_until.pop(event.user_id, None)
+            return replace(state, version=version)
+        case UserUnbanned():
+            state.banned.pop(event.user_id, None)
+            return replace(state, version=version)
+        case UserTimedOut():
+            state.muted_until[event.user_id] = millis(event.until)
+            return replace(state, version=version)
+        case ModeratorAdded():
+            return replace(state, version=version, moderators=(*state.moderators, event.user_id))
+        case ModeratorRemoved():
+            remaining = tuple(m for m in state.moderators if m != event.user_id)
+            return replace(state, version=version, moderators=remaining)
         case CommentPinned():
             return replace(state, version=version, pinned_comment_id=event.comment_id)
         case CommentDeleted() if event.comment_id == state.pinned_comment_id:

@@ -122,6 +122,46 @@ class DeleteComment(StreamCommand):
     platform_moderator: bool = False
 
 
+MAX_TIMEOUT_S = 14 * 24 * 3600  # like the major platforms: 1 s to 14 days
+
+
+class ModerationCommand(StreamCommand):
+    """`platform_moderator`: the caller holds the platform's moderation or admin role (from the token)."""
+
+    target_user_id: str = Field(min_length=1, max_length=128)
+    reason: str | None = Field(None, max_length=500)
+    platform_moderator: bool = False
+
+
+@register_command
+class BanUser(ModerationCommand):
+    type: Literal["streams.BanUser"] = "streams.BanUser"
+    delete_comments_window_s: int = Field(300, ge=0, le=24 * 3600)
+
+
+@register_command
+class UnbanUser(ModerationCommand):
+    type: Literal["streams.UnbanUser"] = "streams.UnbanUser"
+
+
+@register_command
+class TimeoutUser(ModerationCommand):
+    type: Literal["streams.TimeoutUser"] = "streams.TimeoutUser"
+    duration_s: int = Field(ge=1, le=MAX_TIMEOUT_S)
+
+
+@register_command
+class AddModerator(StreamCommand):
+    type: Literal["streams.AddModerator"] = "streams.AddModerator"
+    target_user_id: str = Field(min_length=1, max_length=128)
+
+
+@register_command
+class RemoveModerator(StreamCommand):
+    type: Literal["streams.RemoveModerator"] = "streams.RemoveModerator"
+    target_user_id: str = Field(min_length=1, max_length=128)
+
+
 @register_command
 class PinComment(StreamCommand):
     type: Literal["streams.PinComment"] = "streams.PinComment"

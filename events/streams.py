@@ -73,7 +73,7 @@ class ViewerLeft(StreamEvent):
     user_id: str
     left_at: datetime
     watch_time: int  # seconds, accumulated over every visit to this stream
-    reason: Literal["left", "stream_ended", "timed_out"]
+    reason: Literal["left", "stream_ended", "timed_out", "banned"]
     viewer_count: int
 
 
@@ -109,6 +109,59 @@ class StreamUpdated(StreamEvent):
     updated_at: datetime
 
 
+ModeratorRole = Literal["broadcaster", "moderator", "platform"]
+
+
+@register_event
+class UserBanned(StreamEvent):
+    """Refused from now on; their comments since `comments_deleted_since` are hidden."""
+
+    type: Literal["streams.UserBanned"] = "streams.UserBanned"
+    user_id: str
+    by: str
+    role: ModeratorRole
+    reason: str | None = None
+    banned_at: datetime
+    comments_deleted_since: datetime
+
+
+@register_event
+class UserUnbanned(StreamEvent):
+    type: Literal["streams.UserUnbanned"] = "streams.UserUnbanned"
+    user_id: str
+    by: str
+    role: ModeratorRole
+    unbanned_at: datetime
+
+
+@register_event
+class UserTimedOut(StreamEvent):
+    """Muted until `until`: may watch, may not comment. A new timeout replaces the previous one."""
+
+    type: Literal["streams.UserTimedOut"] = "streams.UserTimedOut"
+    user_id: str
+    by: str
+    role: ModeratorRole
+    reason: str | None = None
+    duration: int  # seconds
+    until: datetime
+    timed_out_at: datetime
+
+
+@register_event
+class ModeratorAdded(StreamEvent):
+    type: Literal["streams.ModeratorAdded"] = "streams.ModeratorAdded"
+    user_id: str
+    added_at: datetime
+
+
+@register_event
+class ModeratorRemoved(StreamEvent):
+    type: Literal["streams.ModeratorRemoved"] = "streams.ModeratorRemoved"
+    user_id: str
+    removed_at: datetime
+
+
 @register_event
 class CommentDeleted(StreamEvent):
     """Removed by the broadcaster or a moderator; the moderation audit reads these from the log."""
@@ -116,7 +169,7 @@ class CommentDeleted(StreamEvent):
     type: Literal["streams.CommentDeleted"] = "streams.CommentDeleted"
     comment_id: str
     deleted_by: str
-    role: Literal["broadcaster", "moderator", "platform"]
+    role: ModeratorRole
     reason: str | None = None
     deleted_at: datetime
 
@@ -163,6 +216,11 @@ StreamEventUnion = Annotated[
     | HeartbeatsRecorded
     | CommentPosted
     | StreamUpdated
+    | UserBanned
+    | UserUnbanned
+    | UserTimedOut
+    | ModeratorAdded
+    | ModeratorRemoved
     | CommentDeleted
     | CommentPinned
     | LikesRecorded

@@ -18,7 +18,7 @@ from spaktok.events.streams import (
     ViewerJoined,
     ViewerLeft,
 )
-from spaktok.projections import postgres, social
+from spaktok.projections import moderation, postgres, social
 from spaktok.projections.runner import Record
 from sqlalchemy import Connection, Engine, text
 
@@ -192,7 +192,7 @@ def _comment_deleted(conn: Connection, env: Envelope) -> int:
         ),
         {"c": e.comment_id, "s": env.aggregate_id, "by": e.deleted_by},
     )
-    return result.rowcount or 0
+    return (result.rowcount or 0) + moderation.LOG_ONLY["streams.CommentDeleted"](conn, env)
 
 
 def _comment_pinned(conn: Connection, env: Envelope) -> int:
@@ -261,6 +261,7 @@ HANDLERS: dict[str, Handler] = {
     "streams.CommentDeleted": _comment_deleted,
     "streams.StreamUpdated": _updated,
     **social.HANDLERS,
+    **moderation.HANDLERS,
     "streams.CommentPinned": _comment_pinned,
     "streams.StreamEnded": _ended,
 }

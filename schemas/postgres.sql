@@ -40,6 +40,8 @@ CREATE TABLE IF NOT EXISTS live_streams (          -- spec: liveStreams
     last_updated       timestamptz NOT NULL
 );
 ALTER TABLE live_streams ADD COLUMN IF NOT EXISTS slow_mode_seconds integer NOT NULL DEFAULT 0;
+ALTER TABLE live_streams ADD COLUMN IF NOT EXISTS moderators text[] NOT NULL DEFAULT '{}';
+ALTER TABLE live_streams ADD COLUMN IF NOT EXISTS banned_users text[] NOT NULL DEFAULT '{}';
 
 CREATE INDEX IF NOT EXISTS live_streams_discovery ON live_streams (status, viewer_count DESC, stream_id);
 CREATE INDEX IF NOT EXISTS live_streams_user ON live_streams (user_id, started_at DESC);
@@ -161,3 +163,17 @@ CREATE TABLE IF NOT EXISTS schedule_reminders (
     set_at             timestamptz NOT NULL,
     PRIMARY KEY (schedule_id, user_id)
 );
+
+CREATE TABLE IF NOT EXISTS stream_moderation_log (  -- spec: streamModerationLog
+    event_id           text PRIMARY KEY,
+    stream_id          text NOT NULL,
+    moderator_id       text NOT NULL,
+    role               text NOT NULL,               -- broadcaster, moderator, platform
+    action             text NOT NULL,               -- ban, unban, timeout, delete_comment
+    target_user_id     text,
+    target_comment_id  text,
+    reason             text,
+    duration           integer,                     -- seconds, for timeouts
+    "timestamp"        timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS stream_moderation_log_stream ON stream_moderation_log (stream_id, "timestamp" DESC);

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from spaktok.api.deps import CommandMeta, CurrentUser, IdempotencyKey, ServicesDep, StreamPath
 from spaktok.api.problems import Problem
 from spaktok.api.responses import answer, event_payload
+from spaktok.api.routes.moderation import is_platform_moderator
 from spaktok.api.schemas import CommentBody, LikeBody
 from spaktok.commands.outcome import Outcome
 from spaktok.commands.stream_state import ANONYMOUS_ACTION
@@ -90,7 +91,6 @@ async def list_comments(
 
 
 CommentPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
-PLATFORM_MODERATION_ROLES = frozenset({"moderation", "admin"})
 
 
 async def _existing_comment(services: Any, stream_id: str, comment_id: str) -> dict[str, Any]:
@@ -121,7 +121,7 @@ async def delete_comment(
         stream_id=stream_id,
         comment_id=comment_id,
         reason=reason,
-        platform_moderator=bool(user.roles & PLATFORM_MODERATION_ROLES),
+        platform_moderator=is_platform_moderator(user),
     )
     outcome = await services.bus.execute(command)
     return answer(outcome, meta.command_id, lambda o: deleted)

@@ -157,4 +157,5 @@ async def update_stream(
 
 def _public(doc: dict[str, Any]) -> dict[str, Any]:
     doc.pop("streamKey", None)
+    doc.pop("bannedUsers", None)  # for the broadcaster and moderators only
     return doc

@@ -226,3 +226,33 @@ def _one(items: list[dict[str, Any]]) -> dict[str, Any]:
 def _status(doc: dict[str, Any], status: str) -> dict[str, Any]:
     assert doc["status"] == status, doc
     return doc
+
+
+def test_a_timeout_mutes_and_expires_on_time(stack: DevStack) -> None:
+    settings = Settings()
+    owner_id, loud_id = f"owner-{uuid.uuid4().hex[:6]}", f"loud-{uuid.uuid4().hex[:6]}"
+    owner = Api(stack.api_url, mint_token(settings, owner_id))
+    loud = Api(stack.api_url, mint_token(settings, loud_id))
+    sid = owner.post("/v1/streams", json={"title": "Muting", "category": "chat"}).json()["streamId"]
+    assert loud.post(f"/v1/streams/{sid}/viewers").status_code == 200
+    muted = owner.post(f"/v1/streams/{sid}/timeouts", json={"userId": loud_id, "durationSeconds": 600})
+    assert muted.status_code == 200, muted.text
+    refused = loud.post(f"/v1/streams/{sid}/comments", json={"text": "still here"})
+    assert refused.status_code == 403 and refused.json()["type"].endswith("/timed-out")
+    assert loud.post(f"/v1/streams/{sid}/heartbeat").status_code == 200  # still watching
+
+    for step in (100, 100, 100, 100, 100, 90):  # the broadcaster's app and the viewer keep beating
+        advance(stack, step)
+        assert owner.post(f"/v1/streams/{sid}/heartbeat").status_code == 200
+        assert loud.post(f"/v1/streams/{sid}/heartbeat").status_code == 200
+    # 590 s moved, plus the few real seconds this test took: the rest of the 600 s is still muted
+    refused = loud.post(f"/v1/streams/{sid}/comments", json={"text": "now?"})
+    assert refused.status_code == 403, refused.text
+    remaining = int(refused.json()["detail"].split("another ")[1].split(" s")[0])
+    assert 1 <= remaining <= 10
+    advance(stack, remaining)  # the exact boundary is covered by the decider's tests
+    assert loud.post(f"/v1/streams/{sid}/comments", json={"text": "free again"}).status_code == 201
+    too_long = owner.post(
+        f"/v1/streams/{sid}/timeouts", json={"userId": loud_id, "durationSeconds": 14 * 86400 + 1}
+    )
+    assert too_long.status_code == 422

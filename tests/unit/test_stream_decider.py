@@ -12,6 +12,8 @@ from spaktok.commands.broadcasters import StartStream
 from spaktok.commands.stream_decide import decide
 from spaktok.commands.stream_state import LIKE_ID_MEMORY, StreamState, evolve, millis, thaw
 from spaktok.commands.streams import (
+    AddModerator,
+    BanUser,
     DeleteComment,
     EndStream,
     JoinStream,
@@ -22,6 +24,8 @@ from spaktok.commands.streams import (
     RecordLikes,
     SendComment,
     SweepViewers,
+    TimeoutUser,
+    UnbanUser,
     UpdateStream,
 )
 from spaktok.events.envelope import derive_id
@@ -31,10 +35,14 @@ from spaktok.events.streams import (
     CommentPosted,
     HeartbeatsRecorded,
     LikesRecorded,
+    ModeratorAdded,
     StreamCommandRejected,
     StreamEnded,
     StreamStarted,
     StreamUpdated,
+    UserBanned,
+    UserTimedOut,
+    UserUnbanned,
     ViewerJoined,
     ViewerLeft,
 )
@@ -864,3 +872,100 @@ def test_the_stored_form_splits_and_joins_back_to_the_same_state() -> None:
     restored = join_parts(orjson.loads(orjson.dumps(main)), orjson.loads(orjson.dumps(contents)))
     assert restored == state
     assert viewer_parts(0) == 1 and viewer_parts(2_000) == 1 and viewer_parts(100_000) == 64
+
+
+# --- bans, timeouts and the stream's moderators ------------------------------------------------
+
+
+def ban(actor: str, seconds: float, target: str = "troll", **changes: Any) -> BanUser:
+    return BanUser(**base(f"ban-{target}", actor, seconds), target_user_id=target, **changes)
+
+
+def banned(target: str, seconds: float, by: str = HOST) -> UserBanned:
+    return UserBanned(
+        user_id=target,
+        by=by,
+        role="broadcaster",
+        banned_at=at(seconds),
+        comments_deleted_since=at(seconds - 300),
+    )
+
+
+def mute(actor: str, seconds: float, duration: int, target: str = "troll") -> TimeoutUser:
+    return TimeoutUser(**base(f"mute-{target}", actor, seconds), target_user_id=target, duration_s=duration)
+
+
+def muted(target: str, seconds: float, duration: int) -> UserTimedOut:
+    return UserTimedOut(
+        user_id=target,
+        by=HOST,
+        role="broadcaster",
+        duration=duration,
+        until=at(seconds + duration),
+        timed_out_at=at(seconds),
+    )
+
+
+def test_a_ban_removes_a_watching_user_with_their_watch_time() -> None:
+    STREAM.given(started(), joined("troll", 100)).when(ban(HOST, 400, reason="spam")).then(
+        UserBanned(
+            user_id="troll",
+            by=HOST,
+            role="broadcaster",
+            reason="spam",
+            banned_at=at(400),
+            comments_deleted_since=at(100),
+        ),
+        ViewerLeft(user_id="troll", left_at=at(400), watch_time=300, reason="banned", viewer_count=0),
+    )
+
+
+def test_a_banned_user_cannot_join_comment_or_like() -> None:
+    given = STREAM.given(started(), banned("troll", 10))
+    given.when(join("troll", 20)).then_rejected("user-banned")
+    given.when(comment("troll", 20)).then_rejected("user-banned")
+    given.when(likes(20, ("k1", "troll", 5))).then()
+
+
+def test_unbanning_restores_access() -> None:
+    given = STREAM.given(started(), banned("troll", 10))
+    given.when(UnbanUser(**base("unban", HOST, 20), target_user_id="troll")).then(
+        UserUnbanned(user_id="troll", by=HOST, role="broadcaster", unbanned_at=at(20))
+    )
+    back = STREAM.given(
+        started(),
+        banned("troll", 10),
+        UserUnbanned(user_id="troll", by=HOST, role="broadcaster", unbanned_at=at(20)),
+    )
+    assert len(back.when(join("troll", 30)).events()) == 1
+
+
+def test_who_may_moderate() -> None:
+    STREAM.given(started()).when(ban("ann", 5)).then_rejected("not-moderator")
+    STREAM.given(started()).when(ban("ann", 5, target=HOST)).then_rejected("not-moderator")
+    STREAM.given(started()).when(ban(HOST, 5, target=HOST)).then_rejected("cannot-moderate-broadcaster")
+    with_mod = STREAM.given(started(), ModeratorAdded(user_id="mod", added_at=at(1)))
+    [event, *_] = with_mod.when(ban("mod", 5)).events()
+    assert isinstance(event, UserBanned) and event.role == "moderator"
+    [event, *_] = STREAM.given(started()).when(ban("team", 5, platform_moderator=True)).events()
+    assert isinstance(event, UserBanned) and event.role == "platform"
+
+
+def test_only_the_broadcaster_names_moderators() -> None:
+    add = AddModerator(**base("add-mod", HOST, 5), target_user_id="mod")
+    STREAM.given(started()).when(add).then(ModeratorAdded(user_id="mod", added_at=at(5)))
+    STREAM.given(started()).when(add.model_copy(update={"actor_id": "ann"})).then_rejected("not-stream-owner")
+
+
+def test_a_timed_out_user_watches_but_cannot_comment_until_it_expires() -> None:
+    given = STREAM.given(started(), joined("troll", 1), muted("troll", 10, 60))
+    refused = given.when(comment("troll", 69)).then_rejected("timed-out")
+    assert "1 s" in refused.detail
+    assert len(given.when(comment("troll", 70)).events()) == 1  # exactly at the end: allowed
+    assert given.when(heartbeats(30, ("troll", ms(30)))).events()
+
+
+def test_a_new_timeout_replaces_the_old_one() -> None:
+    shorter = STREAM.given(started(), muted("troll", 10, 600), muted("troll", 20, 5))
+    assert len(shorter.when(comment("troll", 26)).events()) == 1
+    STREAM.given(started()).when(mute(HOST, 10, 30)).then(muted("troll", 10, 30))

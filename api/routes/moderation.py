@@ -1,0 +1,132 @@
+"""Moderating a stream (API.md "Moderation"): bans, timeouts, the stream's moderators, the log."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from spaktok.api.auth import Principal
+from spaktok.api.deps import CommandMeta, CurrentUser, Services, ServicesDep, StreamPath
+from spaktok.api.problems import Problem
+from spaktok.api.responses import answer
+from spaktok.api.schemas import BanBody, ModeratorBody, TimeoutBody
+from spaktok.commands.base import Command
+from spaktok.commands.streams import AddModerator, BanUser, RemoveModerator, TimeoutUser, UnbanUser
+from spaktok.projections import moderation, streams_views
+
+router = APIRouter(prefix="/v1/streams/{stream_id}", tags=["moderation"])
+
+UserPath = Annotated[str, Path(min_length=1, max_length=128)]
+PLATFORM_MODERATION_ROLES = frozenset({"moderation", "admin"})
+
+
+def is_platform_moderator(user: Principal) -> bool:
+    return bool(user.roles & PLATFORM_MODERATION_ROLES)
+
+
+async def _execute(
+    services: Services, user: Principal, scope: str, build: Any, answer_with: dict[str, Any]
+) -> JSONResponse:
+    meta = CommandMeta.for_request(user, scope, None)
+    command: Command = build(command_id=meta.command_id, issued_at=meta.issued_at, actor_id=user.user_id)
+    outcome = await services.bus.execute(command)
+    return answer(outcome, meta.command_id, lambda o: answer_with)
+
+
+@router.post("/bans")
+async def ban(stream_id: StreamPath, body: BanBody, user: CurrentUser, services: ServicesDep) -> JSONResponse:
+    """Removes the user from the audience, hides their recent comments, refuses them from now on."""
+    window = services.settings.ban_delete_comments_window_s
+
+    def build(**meta: Any) -> BanUser:
+        return BanUser(
+            **meta,
+            stream_id=stream_id,
+            target_user_id=body.user_id,
+            reason=body.reason,
+            platform_moderator=is_platform_moderator(user),
+            delete_comments_window_s=window,
+        )
+
+    done = {"streamId": stream_id, "userId": body.user_id, "banned": True}
+    return await _execute(services, user, f"ban:{stream_id}:{body.user_id}", build, done)
+
+
+@router.delete("/bans/{user_id}")
+async def unban(
+    stream_id: StreamPath, user_id: UserPath, user: CurrentUser, services: ServicesDep
+) -> JSONResponse:
+    def build(**meta: Any) -> UnbanUser:
+        return UnbanUser(
+            **meta,
+            stream_id=stream_id,
+            target_user_id=user_id,
+            platform_moderator=is_platform_moderator(user),
+        )
+
+    done = {"streamId": stream_id, "userId": user_id, "banned": False}
+    return await _execute(services, user, f"unban:{stream_id}:{user_id}", build, done)
+
+
+@router.post("/timeouts")
+async def timeout(
+    stream_id: StreamPath, body: TimeoutBody, user: CurrentUser, services: ServicesDep
+) -> JSONResponse:
+    """Mute for 1 s to 14 days; a new timeout replaces the previous one. Muted users still watch."""
+
+    def build(**meta: Any) -> TimeoutUser:
+        return TimeoutUser(
+            **meta,
+            stream_id=stream_id,
+            target_user_id=body.user_id,
+            reason=body.reason,
+            duration_s=body.duration_seconds,
+            platform_moderator=is_platform_moderator(user),
+        )
+
+    done = {"streamId": stream_id, "userId": body.user_id, "durationSeconds": body.duration_seconds}
+    return await _execute(services, user, f"timeout:{stream_id}:{body.user_id}", build, done)
+
+
+@router.post("/moderators")
+async def add_moderator(
+    stream_id: StreamPath, body: ModeratorBody, user: CurrentUser, services: ServicesDep
+) -> JSONResponse:
+    def build(**meta: Any) -> AddModerator:
+        return AddModerator(**meta, stream_id=stream_id, target_user_id=body.user_id)
+
+    done = {"streamId": stream_id, "userId": body.user_id, "moderator": True}
+    return await _execute(services, user, f"add-moderator:{stream_id}:{body.user_id}", build, done)
+
+
+@router.delete("/moderators/{user_id}")
+async def remove_moderator(
+    stream_id: StreamPath, user_id: UserPath, user: CurrentUser, services: ServicesDep
+) -> JSONResponse:
+    def build(**meta: Any) -> RemoveModerator:
+        return RemoveModerator(**meta, stream_id=stream_id, target_user_id=user_id)
+
+    done = {"streamId": stream_id, "userId": user_id, "moderator": False}
+    return await _execute(services, user, f"remove-moderator:{stream_id}:{user_id}", build, done)
+
+
+@router.get("/moderation-log")
+async def moderation_log(
+    stream_id: StreamPath,
+    user: CurrentUser,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """The broadcaster, the stream's moderators and the platform's moderation team."""
+    doc = await run_in_threadpool(streams_views.get_stream, services.engine, stream_id)
+    if doc is None:
+        raise Problem(404, "stream-not-found", "no stream with this id")
+    allowed = (
+        user.user_id == doc["userId"] or user.user_id in doc["moderators"] or is_platform_moderator(user)
+    )
+    if not allowed:
+        raise Problem(403, "not-moderator", "only the broadcaster or a moderator can read the moderation log")
+    entries = await run_in_threadpool(moderation.moderation_log, services.engine, stream_id, limit=limit)
+    return {"streamId": stream_id, "entries": entries}

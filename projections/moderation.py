@@ -1,0 +1,139 @@
+"""Postgres read model of moderation: bans, timeouts and the moderation log (spec §2.8)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from spaktok.events.envelope import Envelope
+from spaktok.events.streams import (
+    CommentDeleted,
+    ModeratorAdded,
+    ModeratorRemoved,
+    UserBanned,
+    UserTimedOut,
+    UserUnbanned,
+)
+from spaktok.projections.streams_views import to_document
+from sqlalchemy import Connection, Engine, text
+
+LOG = text(
+    """INSERT INTO stream_moderation_log (event_id, stream_id, moderator_id, role, action, target_user_id,
+        target_comment_id, reason, duration, "timestamp")
+    VALUES (:id, :s, :by, :role, :action, :user, :comment, :reason, :duration, :at)
+    ON CONFLICT (event_id) DO NOTHING"""
+)
+
+
+def _log(conn: Connection, env: Envelope, action: str, at: datetime, **fields: Any) -> None:
+    row = {"user": None, "comment": None, "reason": None, "duration": None, **fields}
+    conn.execute(LOG, {"id": env.event_id, "s": env.aggregate_id, "action": action, "at": at, **row})
+
+
+def _banned(conn: Connection, env: Envelope) -> int:
+    e = env.event()
+    assert isinstance(e, UserBanned)
+    conn.execute(
+        text(
+            "UPDATE live_streams SET banned_users = array_append(array_remove(banned_users, :u), :u), "
+            "last_updated = :at WHERE stream_id = :s"
+        ),
+        {"u": e.user_id, "s": env.aggregate_id, "at": e.banned_at},
+    )
+    hidden = conn.execute(
+        text(
+            "UPDATE stream_comments SET is_deleted = true, is_pinned = false, deleted_by = :by "
+            'WHERE stream_id = :s AND user_id = :u AND "timestamp" >= :since AND NOT is_deleted'
+        ),
+        {"by": e.by, "s": env.aggregate_id, "u": e.user_id, "since": e.comments_deleted_since},
+    ).rowcount
+    _log(conn, env, "ban", e.banned_at, by=e.by, role=e.role, user=e.user_id, reason=e.reason)
+    return 2 + (hidden or 0)
+
+
+def _unbanned(conn: Connection, env: Envelope) -> int:
+    e = env.event()
+    assert isinstance(e, UserUnbanned)
+    conn.execute(
+        text(
+            "UPDATE live_streams SET banned_users = array_remove(banned_users, :u), last_updated = :at "
+            "WHERE stream_id = :s"
+        ),
+        {"u": e.user_id, "s": env.aggregate_id, "at": e.unbanned_at},
+    )
+    _log(conn, env, "unban", e.unbanned_at, by=e.by, role=e.role, user=e.user_id)
+    return 2
+
+
+def _timed_out(conn: Connection, env: Envelope) -> int:
+    e = env.event()
+    assert isinstance(e, UserTimedOut)
+    _log(
+        conn,
+        env,
+        "timeout",
+        e.timed_out_at,
+        by=e.by,
+        role=e.role,
+        user=e.user_id,
+        reason=e.reason,
+        duration=e.duration,
+    )
+    return 1
+
+
+def _comment_deleted(conn: Connection, env: Envelope) -> int:
+    e = env.event()
+    assert isinstance(e, CommentDeleted)
+    _log(
+        conn,
+        env,
+        "delete_comment",
+        e.deleted_at,
+        by=e.deleted_by,
+        role=e.role,
+        comment=e.comment_id,
+        reason=e.reason,
+    )
+    return 1
+
+
+def _moderators(conn: Connection, env: Envelope) -> int:
+    e = env.event()
+    assert isinstance(e, ModeratorAdded | ModeratorRemoved)
+    change = (
+        "array_append(array_remove(moderators, :u), :u)"
+        if isinstance(e, ModeratorAdded)
+        else ("array_remove(moderators, :u)")
+    )
+    at = e.added_at if isinstance(e, ModeratorAdded) else e.removed_at
+    conn.execute(
+        text(f"UPDATE live_streams SET moderators = {change}, last_updated = :at WHERE stream_id = :s"),
+        {"u": e.user_id, "s": env.aggregate_id, "at": at},
+    )
+    return 1
+
+
+HANDLERS: dict[str, Callable[[Connection, Envelope], int]] = {
+    "streams.UserBanned": _banned,
+    "streams.UserUnbanned": _unbanned,
+    "streams.UserTimedOut": _timed_out,
+    "streams.ModeratorAdded": _moderators,
+    "streams.ModeratorRemoved": _moderators,
+}
+LOG_ONLY = {"streams.CommentDeleted": _comment_deleted}  # its read-model change is in projections/streams
+
+
+def moderation_log(engine: Engine, stream_id: str, *, limit: int) -> list[dict[str, Any]]:
+    """Newest first."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT event_id, moderator_id, role, action, target_user_id, target_comment_id, reason, "
+                'duration, "timestamp" FROM stream_moderation_log WHERE stream_id = :s '
+                'ORDER BY "timestamp" DESC, event_id LIMIT :limit'
+            ),
+            {"s": stream_id, "limit": limit},
+        ).fetchall()
+    return [to_document(r) for r in rows]

@@ -1,0 +1,69 @@
+"""Moderation over HTTP against the real stack: bans, the stream's moderators, the moderation log."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from harness import Api, eventually
+
+
+def uid(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def problem(response: Any, status: int, slug: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.json()["type"].endswith(f"/{slug}")
+
+
+def test_a_ban_removes_the_user_hides_their_comments_and_refuses_them(user: Callable[..., Api]) -> None:
+    ids = {role: uid(role) for role in ("owner", "troll", "fan", "mod")}
+    owner, troll, fan, mod = (user(ids[r]) for r in ("owner", "troll", "fan", "mod"))
+    started = owner.post("/v1/streams", json={"title": "Moderated", "category": "chat"})
+    sid = started.json()["streamId"]
+    for viewer in (troll, fan):
+        assert viewer.post(f"/v1/streams/{sid}/viewers").status_code == 200
+    assert troll.post(f"/v1/streams/{sid}/comments", json={"text": "buy followers here"}).status_code == 201
+    assert fan.post(f"/v1/streams/{sid}/comments", json={"text": "great show"}).status_code == 201
+    eventually(lambda: _count(owner.get(f"/v1/streams/{sid}/comments").json()["comments"], 2))
+
+    problem(fan.post(f"/v1/streams/{sid}/bans", json={"userId": ids["troll"]}), 403, "not-moderator")
+    assert owner.post(f"/v1/streams/{sid}/moderators", json={"userId": ids["mod"]}).status_code == 200
+    banned = mod.post(f"/v1/streams/{sid}/bans", json={"userId": ids["troll"], "reason": "spam"})
+    assert banned.status_code == 200 and banned.json()["banned"] is True
+    problem(
+        owner.post(f"/v1/streams/{sid}/bans", json={"userId": ids["owner"]}),
+        422,
+        "cannot-moderate-broadcaster",
+    )
+
+    def effects() -> dict[str, Any]:
+        doc = owner.get(f"/v1/streams/{sid}").json()
+        assert doc["viewerCount"] == 1 and doc["bannedUsers"] == [ids["troll"]]
+        texts = [c["text"] for c in owner.get(f"/v1/streams/{sid}/comments").json()["comments"]]
+        assert texts == ["great show"]
+        return doc
+
+    doc = eventually(effects)
+    assert doc["moderators"] == [ids["mod"]]
+    assert "bannedUsers" not in fan.get(f"/v1/streams/{sid}").json()
+    problem(troll.post(f"/v1/streams/{sid}/viewers"), 403, "user-banned")
+    problem(troll.post(f"/v1/streams/{sid}/comments", json={"text": "let me back"}), 403, "user-banned")
+
+    assert owner.delete(f"/v1/streams/{sid}/bans/{ids['troll']}").json()["banned"] is False
+    assert troll.post(f"/v1/streams/{sid}/viewers").status_code == 200
+
+    def logged() -> list[tuple[str, str, str]]:
+        entries = mod.get(f"/v1/streams/{sid}/moderation-log").json()["entries"]
+        assert len(entries) == 2, entries
+        return [(e["action"], e["moderatorId"], e["role"]) for e in entries]
+
+    assert eventually(logged) == [("unban", ids["owner"], "broadcaster"), ("ban", ids["mod"], "moderator")]
+    problem(fan.get(f"/v1/streams/{sid}/moderation-log"), 403, "not-moderator")
+
+
+def _count(items: list[Any], n: int) -> list[Any]:
+    assert len(items) == n, items
+    return items
