@@ -42,6 +42,8 @@ CREATE TABLE IF NOT EXISTS live_streams (          -- spec: liveStreams
 ALTER TABLE live_streams ADD COLUMN IF NOT EXISTS slow_mode_seconds integer NOT NULL DEFAULT 0;
 ALTER TABLE live_streams ADD COLUMN IF NOT EXISTS moderators text[] NOT NULL DEFAULT '{}';
 ALTER TABLE live_streams ADD COLUMN IF NOT EXISTS banned_users text[] NOT NULL DEFAULT '{}';
+-- guests join with the multi-guest feature (issue #5); the field exists so the document is complete
+ALTER TABLE live_streams ADD COLUMN IF NOT EXISTS guest_users text[] NOT NULL DEFAULT '{}';
 
 CREATE INDEX IF NOT EXISTS live_streams_discovery ON live_streams (status, viewer_count DESC, stream_id);
 CREATE INDEX IF NOT EXISTS live_streams_user ON live_streams (user_id, started_at DESC);
