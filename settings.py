@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     live_viewer_count_interval_ms: int = Field(5000, ge=10)  # viewer count at most this often
     live_queue_frames: int = Field(240, ge=2)  # unsent frames per client before it counts as too slow
 
+    # reports (spec §8.2): distinct reporters within the window that flag, then suspend a stream
+    report_flag_at: int = Field(3, ge=1)
+    report_suspend_at: int = Field(10, ge=1)
+    report_window_s: int = Field(600, ge=1)
+
     # domain rules
     ban_delete_comments_window_s: int = Field(300, ge=0, le=24 * 3600)  # a ban hides this much of their chat
     viewer_timeout_s: int = Field(120, ge=10)  # a viewer silent this long is dropped (spec §3.2)

@@ -22,6 +22,7 @@ STATUS_BY_REASON = {
     "not-moderator": 403,
     "private-stream": 403,
     "user-banned": 403,
+    "cannot-report-own-stream": 422,
     "timed-out": 403,
     "cannot-moderate-broadcaster": 422,
     "followers-only": 403,

@@ -82,3 +82,7 @@ class TimeoutBody(BanBody):
 
 class ModeratorBody(Body):
     user_id: str = Field(min_length=1, max_length=128)
+
+
+class ReportBody(Body):
+    reason: str = Field(min_length=1, max_length=500)

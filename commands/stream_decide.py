@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from spaktok.commands.base import Command, Rejection
 from spaktok.commands.stream_state import StreamState, millis
@@ -19,6 +20,7 @@ from spaktok.commands.streams import (
     RecordHeartbeats,
     RecordLikes,
     RemoveModerator,
+    ReportStream,
     SendComment,
     SweepViewers,
     TimeoutUser,
@@ -33,11 +35,15 @@ from spaktok.events.streams import (
     CommentPosted,
     HeartbeatsRecorded,
     LikesRecorded,
+    ModerationNotified,
     ModeratorAdded,
     ModeratorRemoved,
     ModeratorRole,
     StreamEnded,
+    StreamFlagged,
+    StreamReported,
     StreamStarted,
+    StreamSuspended,
     StreamUpdated,
     UserBanned,
     UserTimedOut,
@@ -74,6 +80,8 @@ def decide(command: Command, state: StreamState) -> list[Event]:
             return _unban(command, state)
         case TimeoutUser():
             return _timeout(command, state)
+        case ReportStream():
+            return _report(command, state)
         case AddModerator() | RemoveModerator():
             return _moderators(command, state)
         case DeleteComment():
@@ -429,3 +437,57 @@ def _moderators(command: AddModerator | RemoveModerator, state: StreamState) -> 
             return []
         return [ModeratorAdded(user_id=target, added_at=command.issued_at)]
     return [ModeratorRemoved(user_id=target, removed_at=command.issued_at)] if present else []
+
+
+MODERATION_TEAM = "role:moderation"  # a recipient standing for everyone with the moderation role
+
+
+def _report(command: ReportStream, state: StreamState) -> list[Event]:
+    """One report per reporter per window; N distinct reporters flag, M suspend (spec §8.2)."""
+    _require_live(state)
+    if command.actor_id == state.user_id:
+        raise Rejection("cannot-report-own-stream", "you cannot report your own stream")
+    now_ms = millis(command.issued_at)
+    since = now_ms - command.window_s * 1000
+    recent = {r for r, at_ms in state.reporters.items() if at_ms > since}
+    if command.actor_id in recent:
+        return []  # reported already within the window: counted once
+    count = len(recent) + 1
+    now = command.issued_at
+    events: list[Event] = [
+        StreamReported(
+            reporter_id=command.actor_id,
+            reason=command.reason,
+            reporters_in_window=count,
+            window_s=command.window_s,
+            reported_at=now,
+        )
+    ]
+    if count >= command.suspend_at and state.moderation_status != "suspended":
+        events.append(StreamSuspended(reporters_in_window=count, suspended_at=now))
+        events.append(
+            _moderation_notice(command, state, "stream_suspended", [state.user_id, MODERATION_TEAM])
+        )
+        events.extend(_ending(state, now, "suspended"))
+    elif count >= command.flag_at and state.moderation_status == "active":
+        events.append(StreamFlagged(reporters_in_window=count, flagged_at=now))
+        events.append(_moderation_notice(command, state, "stream_flagged", [MODERATION_TEAM]))
+    return events
+
+
+def _moderation_notice(
+    command: ReportStream,
+    state: StreamState,
+    kind: Literal["stream_flagged", "stream_suspended"],
+    to: list[str],
+) -> ModerationNotified:
+    return ModerationNotified(
+        notification_id=derive_id(command.aggregate_id, kind),
+        kind=kind,
+        channel_id=state.user_id,
+        stream_id=command.aggregate_id,
+        title=state.title,
+        actor_name=state.username,
+        recipients=to,
+        sent_at=command.issued_at,
+    )

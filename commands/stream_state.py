@@ -18,7 +18,10 @@ from spaktok.events.streams import (
     ModeratorAdded,
     ModeratorRemoved,
     StreamEnded,
+    StreamFlagged,
+    StreamReported,
     StreamStarted,
+    StreamSuspended,
     StreamUpdated,
     UserBanned,
     UserTimedOut,
@@ -67,6 +70,10 @@ class StreamState:
     moderators: tuple[str, ...] = ()  # the stream's own moderators, named by the broadcaster
     banned: dict[str, int] = field(default_factory=dict)  # user -> banned at (ms)
     muted_until: dict[str, int] = field(default_factory=dict)  # user -> end of their timeout (ms)
+    reporters: dict[str, int] = field(default_factory=dict)  # reporter -> last report (ms), in window
+    moderation_status: str = "active"  # active, flagged, suspended
+    title: str = ""
+    username: str = ""
 
     @property
     def viewer_count(self) -> int:
@@ -173,6 +180,7 @@ def thaw(state: StreamState) -> StreamState:
         recent_like_ids=dict(state.recent_like_ids),
         banned=dict(state.banned),
         muted_until=dict(state.muted_until),
+        reporters=dict(state.reporters),
     )
 
 
@@ -192,6 +200,8 @@ def evolve(state: StreamState, event: Event) -> StreamState:
                 playback_url=event.playback_url,
                 privacy=event.privacy,
                 is_age_restricted=event.is_age_restricted,
+                title=event.title,
+                username=event.username,
             )
         case StreamEnded():
             return replace(state, version=version, status="ended", ended_ms=millis(event.ended_at))
@@ -242,6 +252,7 @@ def evolve(state: StreamState, event: Event) -> StreamState:
             return replace(
                 state,
                 version=version,
+                title=changes.get("title", state.title),
                 allow_comments=changes.get("allow_comments", state.allow_comments),
                 privacy=changes.get("privacy", state.privacy),
                 slow_mode_ms=changes.get("slow_mode_seconds", state.slow_mode_ms // 1000) * 1000,
@@ -256,6 +267,17 @@ def evolve(state: StreamState, event: Event) -> StreamState:
         case UserTimedOut():
             state.muted_until[event.user_id] = millis(event.until)
             return replace(state, version=version)
+        case StreamReported():
+            reported = millis(event.reported_at)
+            cutoff = reported - event.window_s * 1000
+            for reporter in [r for r, at_ms in state.reporters.items() if at_ms <= cutoff]:
+                del state.reporters[reporter]  # bounded: only the window's reporters are kept
+            state.reporters[event.reporter_id] = reported
+            return replace(state, version=version)
+        case StreamFlagged():
+            return replace(state, version=version, moderation_status="flagged")
+        case StreamSuspended():
+            return replace(state, version=version, moderation_status="suspended")
         case ModeratorAdded():
             return replace(state, version=version, moderators=(*state.moderators, event.user_id))
         case ModeratorRemoved():

@@ -151,6 +151,17 @@ class TimeoutUser(ModerationCommand):
 
 
 @register_command
+class ReportStream(StreamCommand):
+    """The thresholds travel with the command (from settings), so the decision replays the same."""
+
+    type: Literal["streams.ReportStream"] = "streams.ReportStream"
+    reason: str = Field(min_length=1, max_length=500)
+    flag_at: int = Field(ge=1)
+    suspend_at: int = Field(ge=1)
+    window_s: int = Field(ge=1)
+
+
+@register_command
 class AddModerator(StreamCommand):
     type: Literal["streams.AddModerator"] = "streams.AddModerator"
     target_user_id: str = Field(min_length=1, max_length=128)

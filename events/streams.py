@@ -149,6 +149,53 @@ class UserTimedOut(StreamEvent):
 
 
 @register_event
+class StreamReported(StreamEvent):
+    type: Literal["streams.StreamReported"] = "streams.StreamReported"
+    reporter_id: str
+    reason: str
+    reporters_in_window: int  # distinct reporters within the window, this one included
+    window_s: int  # older reports no longer count (and are forgotten)
+    reported_at: datetime
+
+
+@register_event
+class StreamFlagged(StreamEvent):
+    """Enough distinct reporters: moderationStatus = flagged, the moderation team is told."""
+
+    type: Literal["streams.StreamFlagged"] = "streams.StreamFlagged"
+    reporters_in_window: int
+    flagged_at: datetime
+
+
+@register_event
+class StreamSuspended(StreamEvent):
+    """Too many distinct reporters: the stream is ended with reason `suspended` right after."""
+
+    type: Literal["streams.StreamSuspended"] = "streams.StreamSuspended"
+    reporters_in_window: int
+    suspended_at: datetime
+
+
+@register_event
+class ModerationNotified(StreamEvent):
+    """A notice for the moderation team or the broadcaster, on `spaktok.notifications`.
+
+    `recipients` holds user ids, or `role:moderation` for everyone with that role.
+    """
+
+    type: Literal["streams.ModerationNotified"] = "streams.ModerationNotified"
+    notice: ClassVar[bool] = True
+    notification_id: str
+    kind: Literal["stream_flagged", "stream_suspended"]
+    channel_id: str
+    stream_id: str
+    title: str
+    actor_name: str
+    recipients: list[str]
+    sent_at: datetime
+
+
+@register_event
 class ModeratorAdded(StreamEvent):
     type: Literal["streams.ModeratorAdded"] = "streams.ModeratorAdded"
     user_id: str
@@ -219,6 +266,10 @@ StreamEventUnion = Annotated[
     | UserBanned
     | UserUnbanned
     | UserTimedOut
+    | StreamReported
+    | StreamFlagged
+    | StreamSuspended
+    | ModerationNotified
     | ModeratorAdded
     | ModeratorRemoved
     | CommentDeleted

@@ -107,4 +107,6 @@ STREAMS = AggregateSpec(
     is_active=lambda state: state.status == "live",
     split=split,
     join=join,
+    is_notice=lambda event: event.notice,
+    notice_topic=topics.NOTIFICATIONS.name,
 )

@@ -11,6 +11,8 @@ from spaktok.events.streams import (
     CommentDeleted,
     ModeratorAdded,
     ModeratorRemoved,
+    StreamFlagged,
+    StreamSuspended,
     UserBanned,
     UserTimedOut,
     UserUnbanned,
@@ -115,7 +117,21 @@ def _moderators(conn: Connection, env: Envelope) -> int:
     return 1
 
 
+def _moderation_status(conn: Connection, env: Envelope) -> int:
+    e = env.event()
+    assert isinstance(e, StreamFlagged | StreamSuspended)
+    status, at = ("flagged", e.flagged_at) if isinstance(e, StreamFlagged) else ("suspended", e.suspended_at)
+    conn.execute(
+        text("UPDATE live_streams SET moderation_status = :m, last_updated = :at WHERE stream_id = :s"),
+        {"m": status, "at": at, "s": env.aggregate_id},
+    )
+    _log(conn, env, "suspend" if status == "suspended" else "flag", at, by="system", role="platform")
+    return 2
+
+
 HANDLERS: dict[str, Callable[[Connection, Envelope], int]] = {
+    "streams.StreamFlagged": _moderation_status,
+    "streams.StreamSuspended": _moderation_status,
     "streams.UserBanned": _banned,
     "streams.UserUnbanned": _unbanned,
     "streams.UserTimedOut": _timed_out,

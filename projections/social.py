@@ -16,6 +16,7 @@ from spaktok.events.schedules import (
     ScheduleStarted,
     StreamScheduled,
 )
+from spaktok.events.streams import ModerationNotified
 from spaktok.projections.streams_views import decode_cursor, encode_cursor, to_document
 from sqlalchemy import Connection, Engine, text
 
@@ -47,7 +48,7 @@ def _notified(conn: Connection, env: Envelope) -> int:
     """A notice may arrive twice (a retried batch), and one occasion may reach a user both as a
     follower and as a reminder holder: one inbox row per recipient and notification id."""
     e = env.event()
-    assert isinstance(e, FollowersNotified | RemindersNotified)
+    assert isinstance(e, FollowersNotified | RemindersNotified | ModerationNotified)
     result = conn.execute(
         text(
             "INSERT INTO notifications (recipient_id, notification_id, kind, channel_id, stream_id, "
@@ -60,7 +61,7 @@ def _notified(conn: Connection, env: Envelope) -> int:
             "k": e.kind,
             "c": e.channel_id,
             "s": getattr(e, "stream_id", None),
-            "sc": e.schedule_id,
+            "sc": getattr(e, "schedule_id", None),
             "t": e.title,
             "a": e.actor_name,
             "at": e.sent_at,
@@ -139,6 +140,7 @@ HANDLERS: dict[str, Callable[[Connection, Envelope], int]] = {
     "broadcasters.UserUnfollowed": _unfollowed,
     "audiences.FollowersNotified": _notified,
     "schedules.RemindersNotified": _notified,
+    "streams.ModerationNotified": _notified,
     "schedules.StreamScheduled": _scheduled,
     "schedules.ReminderSet": _reminder,
     "schedules.ScheduleCancelled": _schedule_status,
@@ -161,11 +163,12 @@ def follows_channel_of_stream(engine: Engine, user_id: str, stream_id: str) -> b
 
 
 def inbox(
-    engine: Engine, user_id: str, *, cursor: str | None, limit: int
+    engine: Engine, user_id: str, *, cursor: str | None, limit: int, roles: frozenset[str] = frozenset()
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Newest first, keyset-paginated on (created_at, notification_id)."""
-    where = "recipient_id = :u"
-    params: dict[str, Any] = {"u": user_id, "limit": limit + 1}
+    """Newest first, keyset-paginated on (created_at, notification_id); `role:X` rows reach role X."""
+    where = "recipient_id = ANY(:recipients)"
+    recipients = [user_id, *(f"role:{role}" for role in sorted(roles))]
+    params: dict[str, Any] = {"recipients": recipients, "limit": limit + 1}
     if cursor is not None:
         created_at, notification_id = decode_cursor(cursor)
         where += " AND (created_at, notification_id) < (CAST(:ca AS timestamptz), :ni)"

@@ -11,9 +11,16 @@ from spaktok.api.auth import Principal
 from spaktok.api.deps import CommandMeta, CurrentUser, Services, ServicesDep, StreamPath
 from spaktok.api.problems import Problem
 from spaktok.api.responses import answer
-from spaktok.api.schemas import BanBody, ModeratorBody, TimeoutBody
+from spaktok.api.schemas import BanBody, ModeratorBody, ReportBody, TimeoutBody
 from spaktok.commands.base import Command
-from spaktok.commands.streams import AddModerator, BanUser, RemoveModerator, TimeoutUser, UnbanUser
+from spaktok.commands.streams import (
+    AddModerator,
+    BanUser,
+    RemoveModerator,
+    ReportStream,
+    TimeoutUser,
+    UnbanUser,
+)
 from spaktok.projections import moderation, streams_views
 
 router = APIRouter(prefix="/v1/streams/{stream_id}", tags=["moderation"])
@@ -110,6 +117,27 @@ async def remove_moderator(
 
     done = {"streamId": stream_id, "userId": user_id, "moderator": False}
     return await _execute(services, user, f"remove-moderator:{stream_id}:{user_id}", build, done)
+
+
+@router.post("/reports")
+async def report(
+    stream_id: StreamPath, body: ReportBody, user: CurrentUser, services: ServicesDep
+) -> JSONResponse:
+    """Counted once per reporter per window; enough distinct reporters flag, then suspend the stream."""
+    settings = services.settings
+
+    def build(**meta: Any) -> ReportStream:
+        return ReportStream(
+            **meta,
+            stream_id=stream_id,
+            reason=body.reason,
+            flag_at=settings.report_flag_at,
+            suspend_at=settings.report_suspend_at,
+            window_s=settings.report_window_s,
+        )
+
+    done = {"streamId": stream_id, "reported": True}
+    return await _execute(services, user, f"report:{stream_id}", build, done)
 
 
 @router.get("/moderation-log")

@@ -56,7 +56,7 @@ async def notifications(
     """The caller's inbox, newest first."""
     try:
         items, next_cursor = await run_in_threadpool(
-            social.inbox, services.engine, user.user_id, cursor=cursor, limit=limit
+            social.inbox, services.engine, user.user_id, cursor=cursor, limit=limit, roles=user.roles
         )
     except ValueError as exc:
         raise Problem(400, "invalid-cursor", "the cursor was not produced by this endpoint") from exc

@@ -67,3 +67,37 @@ def test_a_ban_removes_the_user_hides_their_comments_and_refuses_them(user: Call
 def _count(items: list[Any], n: int) -> list[Any]:
     assert len(items) == n, items
     return items
+
+
+def test_reports_flag_then_suspend_a_stream(user: Callable[..., Api]) -> None:
+    owner_id = uid("owner")
+    owner = user(owner_id, name="Reported")
+    team = user(uid("team"), roles=["moderation"])
+    sid = owner.post("/v1/streams", json={"title": "Edgy", "category": "chat"}).json()["streamId"]
+    problem(owner.post(f"/v1/streams/{sid}/reports", json={"reason": "me"}), 422, "cannot-report-own-stream")
+    reporters = [user(uid("reporter")) for _ in range(10)]  # settings: flag at 3, suspend at 10
+    for reporter in reporters[:3]:
+        assert reporter.post(f"/v1/streams/{sid}/reports", json={"reason": "spam"}).status_code == 200
+    assert reporters[0].post(f"/v1/streams/{sid}/reports", json={"reason": "again"}).status_code == 200
+
+    def flagged() -> None:
+        assert owner.get(f"/v1/streams/{sid}").json()["moderationStatus"] == "flagged"
+        kinds = [
+            n["kind"] for n in team.get("/v1/notifications").json()["notifications"] if n["streamId"] == sid
+        ]
+        assert kinds == ["stream_flagged"]
+
+    eventually(flagged)
+    for reporter in reporters[3:]:
+        assert reporter.post(f"/v1/streams/{sid}/reports", json={"reason": "spam"}).status_code == 200
+
+    def suspended() -> dict[str, Any]:
+        doc = owner.get(f"/v1/streams/{sid}").json()
+        assert (doc["status"], doc["moderationStatus"]) == ("ended", "suspended")
+        return doc
+
+    eventually(suspended)
+    told = eventually(lambda: _count([n for n in owner.get("/v1/notifications").json()["notifications"]], 1))
+    assert (told[0]["kind"], told[0]["streamId"]) == ("stream_suspended", sid)
+    log = eventually(lambda: _count(team.get(f"/v1/streams/{sid}/moderation-log").json()["entries"], 2))
+    assert [e["action"] for e in log] == ["suspend", "flag"]

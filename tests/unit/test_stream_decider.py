@@ -22,6 +22,7 @@ from spaktok.commands.streams import (
     PinComment,
     RecordHeartbeats,
     RecordLikes,
+    ReportStream,
     SendComment,
     SweepViewers,
     TimeoutUser,
@@ -35,9 +36,12 @@ from spaktok.events.streams import (
     CommentPosted,
     HeartbeatsRecorded,
     LikesRecorded,
+    ModerationNotified,
     ModeratorAdded,
     StreamCommandRejected,
     StreamEnded,
+    StreamFlagged,
+    StreamReported,
     StreamStarted,
     StreamUpdated,
     UserBanned,
@@ -969,3 +973,73 @@ def test_a_new_timeout_replaces_the_old_one() -> None:
     shorter = STREAM.given(started(), muted("troll", 10, 600), muted("troll", 20, 5))
     assert len(shorter.when(comment("troll", 26)).events()) == 1
     STREAM.given(started()).when(mute(HOST, 10, 30)).then(muted("troll", 10, 30))
+
+
+# --- reports and automatic suspension (spec §8.2) ------------------------------------------------
+
+
+def report(
+    reporter: str, seconds: float, flag_at: int = 2, suspend_at: int = 3, window_s: int = 600
+) -> ReportStream:
+    return ReportStream(
+        **base(f"report-{reporter}", reporter, seconds),
+        reason="spam",
+        flag_at=flag_at,
+        suspend_at=suspend_at,
+        window_s=window_s,
+    )
+
+
+def reported(reporter: str, seconds: float, count: int, window_s: int = 600) -> StreamReported:
+    return StreamReported(
+        reporter_id=reporter,
+        reason="spam",
+        reporters_in_window=count,
+        window_s=window_s,
+        reported_at=at(seconds),
+    )
+
+
+def test_a_report_is_counted_once_per_reporter_within_the_window() -> None:
+    STREAM.given(started()).when(report("ann", 10)).then(reported("ann", 10, 1))
+    STREAM.given(started(), reported("ann", 10, 1)).when(report("ann", 20)).then()
+    [again] = STREAM.given(started(), reported("ann", 10, 1)).when(report("ann", 700)).events()
+    assert isinstance(again, StreamReported) and again.reporters_in_window == 1  # the old one expired
+
+
+def test_enough_distinct_reporters_flag_the_stream_and_tell_the_moderation_team() -> None:
+    events = STREAM.given(started(), reported("ann", 10, 1)).when(report("bob", 20)).events()
+    assert [type(e).__name__ for e in events] == ["StreamReported", "StreamFlagged", "ModerationNotified"]
+    notice = events[-1]
+    assert isinstance(notice, ModerationNotified)
+    assert (notice.kind, notice.recipients) == ("stream_flagged", ["role:moderation"])
+
+
+def test_more_reporters_suspend_and_end_the_stream() -> None:
+    given = STREAM.given(
+        started(),
+        joined("fan", 1),
+        reported("ann", 10, 1),
+        reported("bob", 20, 2),
+        StreamFlagged(reporters_in_window=2, flagged_at=at(20)),
+    )
+    events = given.when(report("cy", 30)).events()
+    assert [type(e).__name__ for e in events] == [
+        "StreamReported",
+        "StreamSuspended",
+        "ModerationNotified",
+        "ViewerLeft",
+        "StreamEnded",
+    ]
+    assert isinstance(events[-1], StreamEnded) and events[-1].reason == "suspended"
+    notice = events[2]
+    assert isinstance(notice, ModerationNotified) and notice.recipients == [HOST, "role:moderation"]
+
+
+def test_the_broadcaster_cannot_report_their_own_stream() -> None:
+    STREAM.given(started()).when(report(HOST, 5)).then_rejected("cannot-report-own-stream")
+
+
+def test_reporters_outside_the_window_are_forgotten() -> None:
+    state = STREAM.given(started(), reported("ann", 10, 1), reported("bob", 700, 1)).state
+    assert list(state.reporters) == ["bob"]
