@@ -381,6 +381,7 @@ def _ban(command: BanUser, state: StreamState) -> list[Event]:
             comments_deleted_since=now - timedelta(seconds=command.delete_comments_window_s),
         )
     ]
+    events.append(_moderation_notice(command, state, "banned", [target]))
     seen = state.viewers.get(target)
     if seen is not None:  # watching: removed at once, with the watch time of this visit
         visit = max(0, millis(now) - seen[0]) // 1000
@@ -400,10 +401,10 @@ def _unban(command: UnbanUser, state: StreamState) -> list[Event]:
     role = _moderator_role(command, state)
     if command.target_user_id not in state.banned:
         return []
+    target = command.target_user_id
     return [
-        UserUnbanned(
-            user_id=command.target_user_id, by=command.actor_id, role=role, unbanned_at=command.issued_at
-        )
+        UserUnbanned(user_id=target, by=command.actor_id, role=role, unbanned_at=command.issued_at),
+        _moderation_notice(command, state, "unbanned", [target]),
     ]
 
 
@@ -435,8 +436,12 @@ def _moderators(command: AddModerator | RemoveModerator, state: StreamState) -> 
     if isinstance(command, AddModerator):
         if present or target == state.user_id:
             return []
-        return [ModeratorAdded(user_id=target, added_at=command.issued_at)]
-    return [ModeratorRemoved(user_id=target, removed_at=command.issued_at)] if present else []
+        added = ModeratorAdded(user_id=target, added_at=command.issued_at)
+        return [added, _moderation_notice(command, state, "moderator_added", [target])]
+    if not present:
+        return []
+    removed = ModeratorRemoved(user_id=target, removed_at=command.issued_at)
+    return [removed, _moderation_notice(command, state, "moderator_removed", [target])]
 
 
 MODERATION_TEAM = "role:moderation"  # a recipient standing for everyone with the moderation role
@@ -475,14 +480,17 @@ def _report(command: ReportStream, state: StreamState) -> list[Event]:
     return events
 
 
+NoticeKind = Literal[
+    "stream_flagged", "stream_suspended", "banned", "unbanned", "moderator_added", "moderator_removed"
+]
+
+
 def _moderation_notice(
-    command: ReportStream,
-    state: StreamState,
-    kind: Literal["stream_flagged", "stream_suspended"],
-    to: list[str],
+    command: Command, state: StreamState, kind: NoticeKind, to: list[str]
 ) -> ModerationNotified:
+    """Told to the people concerned; one id per command and kind: a retried command tells them once."""
     return ModerationNotified(
-        notification_id=derive_id(command.aggregate_id, kind),
+        notification_id=derive_id(command.command_id, kind),
         kind=kind,
         channel_id=state.user_id,
         stream_id=command.aggregate_id,

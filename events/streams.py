@@ -186,7 +186,9 @@ class ModerationNotified(StreamEvent):
     type: Literal["streams.ModerationNotified"] = "streams.ModerationNotified"
     notice: ClassVar[bool] = True
     notification_id: str
-    kind: Literal["stream_flagged", "stream_suspended"]
+    kind: Literal[
+        "stream_flagged", "stream_suspended", "banned", "unbanned", "moderator_added", "moderator_removed"
+    ]
     channel_id: str
     stream_id: str
     title: str

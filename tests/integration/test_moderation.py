@@ -52,7 +52,17 @@ def test_a_ban_removes_the_user_hides_their_comments_and_refuses_them(user: Call
     problem(troll.post(f"/v1/streams/{sid}/viewers"), 403, "user-banned")
     problem(troll.post(f"/v1/streams/{sid}/comments", json={"text": "let me back"}), 403, "user-banned")
 
+    def inbox_kinds(api: Api, n: int) -> list[str]:
+        kinds = [
+            i["kind"] for i in api.get("/v1/notifications").json()["notifications"] if i["streamId"] == sid
+        ]
+        assert len(kinds) == n, kinds
+        return kinds
+
+    assert eventually(lambda: inbox_kinds(troll, 1)) == ["banned"]
+    assert eventually(lambda: inbox_kinds(mod, 1)) == ["moderator_added"]
     assert owner.delete(f"/v1/streams/{sid}/bans/{ids['troll']}").json()["banned"] is False
+    assert eventually(lambda: inbox_kinds(troll, 2)) == ["unbanned", "banned"]
     assert troll.post(f"/v1/streams/{sid}/viewers").status_code == 200
 
     def logged() -> list[tuple[str, str, str]]:

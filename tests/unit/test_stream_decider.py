@@ -910,8 +910,23 @@ def muted(target: str, seconds: float, duration: int) -> UserTimedOut:
     )
 
 
-def test_a_ban_removes_a_watching_user_with_their_watch_time() -> None:
-    STREAM.given(started(), joined("troll", 100)).when(ban(HOST, 400, reason="spam")).then(
+def told(command: Any, kind: str, *recipients: str) -> ModerationNotified:
+    """The notice a moderation command sends to the people concerned."""
+    return ModerationNotified(
+        notification_id=derive_id(command.command_id, kind),
+        kind=kind,  # type: ignore[arg-type]
+        channel_id=HOST,
+        stream_id=STREAM_ID,
+        title="Friday night",
+        actor_name="Hostess",
+        recipients=list(recipients),
+        sent_at=command.issued_at,
+    )
+
+
+def test_a_ban_removes_a_watching_user_with_their_watch_time_and_tells_them() -> None:
+    command = ban(HOST, 400, reason="spam")
+    STREAM.given(started(), joined("troll", 100)).when(command).then(
         UserBanned(
             user_id="troll",
             by=HOST,
@@ -920,6 +935,7 @@ def test_a_ban_removes_a_watching_user_with_their_watch_time() -> None:
             banned_at=at(400),
             comments_deleted_since=at(100),
         ),
+        told(command, "banned", "troll"),
         ViewerLeft(user_id="troll", left_at=at(400), watch_time=300, reason="banned", viewer_count=0),
     )
 
@@ -933,8 +949,10 @@ def test_a_banned_user_cannot_join_comment_or_like() -> None:
 
 def test_unbanning_restores_access() -> None:
     given = STREAM.given(started(), banned("troll", 10))
-    given.when(UnbanUser(**base("unban", HOST, 20), target_user_id="troll")).then(
-        UserUnbanned(user_id="troll", by=HOST, role="broadcaster", unbanned_at=at(20))
+    unban = UnbanUser(**base("unban", HOST, 20), target_user_id="troll")
+    given.when(unban).then(
+        UserUnbanned(user_id="troll", by=HOST, role="broadcaster", unbanned_at=at(20)),
+        told(unban, "unbanned", "troll"),
     )
     back = STREAM.given(
         started(),
@@ -957,7 +975,9 @@ def test_who_may_moderate() -> None:
 
 def test_only_the_broadcaster_names_moderators() -> None:
     add = AddModerator(**base("add-mod", HOST, 5), target_user_id="mod")
-    STREAM.given(started()).when(add).then(ModeratorAdded(user_id="mod", added_at=at(5)))
+    STREAM.given(started()).when(add).then(
+        ModeratorAdded(user_id="mod", added_at=at(5)), told(add, "moderator_added", "mod")
+    )
     STREAM.given(started()).when(add.model_copy(update={"actor_id": "ann"})).then_rejected("not-stream-owner")
 
 
