@@ -26,16 +26,12 @@ from typing import Any
 import orjson
 from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 from spaktok.infra import topics
+from spaktok.projections.streams_views import camel
 from spaktok.settings import Settings
 
 log = logging.getLogger(__name__)
 
 CLOSED = "closed"  # what a subscription yields once it ended (stream ended, too slow, hub stopped)
-
-
-def camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
 
 
 def _item(kind: str, env: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:

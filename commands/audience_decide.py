@@ -10,7 +10,13 @@ from spaktok.commands.base import Command, Rejection
 from spaktok.events.audiences import FollowerAdded, FollowerRemoved, FollowersNotified
 from spaktok.events.base import Event
 
-RECIPIENTS_PER_NOTICE = 1000  # one notification record per this many followers
+RECIPIENTS_PER_NOTICE = 1000  # one notification record per this many recipients
+
+
+def recipient_batches(recipients: set[str] | dict[str, object]) -> list[list[str]]:
+    """Recipients in a stable order, cut into notice-sized batches (none when nobody is there)."""
+    ordered = sorted(recipients)
+    return [ordered[i : i + RECIPIENTS_PER_NOTICE] for i in range(0, len(ordered), RECIPIENTS_PER_NOTICE)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +50,6 @@ def decide(command: Command, state: AudienceState) -> list[Event]:
                 return []
             return [FollowerRemoved(follower_id=command.follower_id)]
         case NotifyFollowers():
-            recipients = sorted(state.followers)
             return [
                 FollowersNotified(
                     notification_id=command.notification_id,
@@ -54,10 +59,10 @@ def decide(command: Command, state: AudienceState) -> list[Event]:
                     schedule_id=command.schedule_id,
                     title=command.title,
                     actor_name=command.actor_name,
-                    recipients=recipients[start : start + RECIPIENTS_PER_NOTICE],
+                    recipients=batch,
                     sent_at=command.issued_at,
                 )
-                for start in range(0, len(recipients), RECIPIENTS_PER_NOTICE)
+                for batch in recipient_batches(state.followers)
             ]
     raise Rejection("unsupported-command", f"the audience aggregate does not handle {command.type}")
 

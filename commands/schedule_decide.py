@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from spaktok.commands.audience_decide import recipient_batches
 from spaktok.commands.base import Command, Rejection
 from spaktok.commands.schedules import (
     CancelSchedule,
@@ -24,8 +25,6 @@ from spaktok.events.schedules import (
     ScheduleStarted,
     StreamScheduled,
 )
-
-RECIPIENTS_PER_NOTICE = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +104,6 @@ def notification_id(schedule_id: str, kind: str) -> str:
 def _remind(
     command: Command, state: ScheduleState, kind: Literal["schedule_due", "schedule_cancelled"]
 ) -> list[Event]:
-    recipients = sorted(state.reminders)
     return [
         RemindersNotified(
             notification_id=notification_id(command.aggregate_id, kind),
@@ -114,10 +112,10 @@ def _remind(
             schedule_id=command.aggregate_id,
             title=state.title,
             actor_name=state.username,
-            recipients=recipients[start : start + RECIPIENTS_PER_NOTICE],
+            recipients=batch,
             sent_at=command.issued_at,
         )
-        for start in range(0, len(recipients), RECIPIENTS_PER_NOTICE)
+        for batch in recipient_batches(state.reminders)
     ]
 
 

@@ -112,22 +112,33 @@ def _end(command: EndStream, state: StreamState) -> list[Event]:
     return _ending(state, command.issued_at, command.reason)
 
 
+def _leaving(
+    state: StreamState,
+    user_id: str,
+    left_at: datetime,
+    reason: Literal["left", "stream_ended", "timed_out", "banned"],
+    viewer_count: int,
+    last_seen_ms: int | None = None,
+) -> ViewerLeft:
+    """A viewer's departure: past visits' watch time plus this visit's, from joining to leaving
+    (or to `last_seen_ms`, their last sign of life, when they are timed out)."""
+    end_ms = millis(left_at) if last_seen_ms is None else last_seen_ms
+    visit = max(0, end_ms - state.viewers[user_id][0]) // 1000
+    return ViewerLeft(
+        user_id=user_id,
+        left_at=left_at,
+        watch_time=state.watch_time.get(user_id, 0) + visit,
+        reason=reason,
+        viewer_count=viewer_count,
+    )
+
+
 def _ending(state: StreamState, now: datetime, reason: str) -> list[Event]:
     """Every viewer leaves with their watch time, then the final statistics are frozen."""
     now_ms = millis(now)
-    events: list[Event] = []
-    watch_time = dict(state.watch_time)
-    for user_id, (joined_ms, _) in sorted(state.viewers.items()):
-        watch_time[user_id] = watch_time.get(user_id, 0) + max(0, now_ms - joined_ms) // 1000
-        events.append(
-            ViewerLeft(
-                user_id=user_id,
-                left_at=now,
-                watch_time=watch_time[user_id],
-                reason="stream_ended",
-                viewer_count=0,
-            )
-        )
+    events: list[Event] = [
+        _leaving(state, user_id, now, "stream_ended", 0) for user_id in sorted(state.viewers)
+    ]
     events.append(
         StreamEnded(
             ended_at=now,
@@ -177,19 +188,9 @@ def _join(command: JoinStream, state: StreamState) -> list[Event]:
 def _leave(command: LeaveStream, state: StreamState) -> list[Event]:
     if state.status == "none":
         raise Rejection("stream-not-found", "no stream with this id")
-    seen = state.viewers.get(command.actor_id)
-    if seen is None:
+    if command.actor_id not in state.viewers:
         raise Rejection("not-watching", "you are not watching this stream")
-    visit = max(0, millis(command.issued_at) - seen[0]) // 1000
-    return [
-        ViewerLeft(
-            user_id=command.actor_id,
-            left_at=command.issued_at,
-            watch_time=state.watch_time.get(command.actor_id, 0) + visit,
-            reason="left",
-            viewer_count=state.viewer_count - 1,
-        )
-    ]
+    return [_leaving(state, command.actor_id, command.issued_at, "left", state.viewer_count - 1)]
 
 
 def _heartbeats(command: RecordHeartbeats, state: StreamState) -> list[Event]:
@@ -281,17 +282,8 @@ def _sweep(command: SweepViewers, state: StreamState) -> list[Event]:
     count = state.viewer_count
     events: list[Event] = []
     for last_seen, user_id in silent:
-        joined_ms = state.viewers[user_id][0]
         count -= 1
-        events.append(
-            ViewerLeft(
-                user_id=user_id,
-                left_at=command.issued_at,
-                watch_time=state.watch_time.get(user_id, 0) + max(0, last_seen - joined_ms) // 1000,
-                reason="timed_out",
-                viewer_count=count,
-            )
-        )
+        events.append(_leaving(state, user_id, command.issued_at, "timed_out", count, last_seen_ms=last_seen))
     return events
 
 
@@ -382,18 +374,8 @@ def _ban(command: BanUser, state: StreamState) -> list[Event]:
         )
     ]
     events.append(_moderation_notice(command, state, "banned", [target]))
-    seen = state.viewers.get(target)
-    if seen is not None:  # watching: removed at once, with the watch time of this visit
-        visit = max(0, millis(now) - seen[0]) // 1000
-        events.append(
-            ViewerLeft(
-                user_id=target,
-                left_at=now,
-                watch_time=state.watch_time.get(target, 0) + visit,
-                reason="banned",
-                viewer_count=state.viewer_count - 1,
-            )
-        )
+    if target in state.viewers:  # watching: removed at once, with the watch time of this visit
+        events.append(_leaving(state, target, now, "banned", state.viewer_count - 1))
     return events
 
 

@@ -168,7 +168,6 @@ class AggregateRunner:
         self.outcomes_topic = outcomes_topic
         self.deadletter_topic = deadletter_topic
         self.memory = memory
-        self.commands_handled = 0
         # decoded form of the value last stored per aggregate: valid while the table still holds
         # that very bytes object (recovery after a rebalance replaces it, invalidating the entry)
         self._decoded: dict[str, Decoded] = {}
@@ -190,7 +189,6 @@ class AggregateRunner:
                 )
                 poisoned[exc.index] = exc.__cause__ or exc
         await self._publish(out)
-        self.commands_handled += len(records)
         for aggregate_id, aggregate in held.items():
             if aggregate.changed:
                 self._store(aggregate_id, aggregate)

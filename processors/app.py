@@ -10,6 +10,7 @@ from typing import Any
 import faust
 import spaktok.commands.catalog  # noqa: F401 - every command type must be decodable here
 from spaktok import clock
+from spaktok.commands.base import Command
 from spaktok.commands.schedules import FireSchedule
 from spaktok.commands.streams import SweepViewers
 from spaktok.infra import topics
@@ -164,8 +165,7 @@ def _register_viewer_sweep(app: faust.App, settings: Settings, streams: Aggregat
                 silent_ms=settings.viewer_timeout_s * 1000,
                 broadcaster_grace_ms=settings.broadcaster_grace_s * 1000,
             )
-            headers = [("command-type", command.type.encode())]
-            await send(topics.COMMANDS_STREAMS.name, stream_id, command.to_bytes(), headers)
+            await _send_command(send, command)
 
 
 def _register_schedule_timer(
@@ -189,8 +189,13 @@ def _register_schedule_timer(
                 actor_id=SYSTEM_ACTOR,
                 schedule_id=schedule_id,
             )
-            headers = [("command-type", command.type.encode())]
-            await send(topics.COMMANDS_SCHEDULES.name, schedule_id, command.to_bytes(), headers)
+            await _send_command(send, command)
+
+
+async def _send_command(send: Any, command: Command) -> None:
+    """A timer's command onto its aggregate's command topic (a lost one is simply sent next time)."""
+    topic = topics.COMMAND_TOPIC_BY_AGGREGATE[command.aggregate_type].name
+    await send(topic, command.aggregate_id, command.to_bytes(), [("command-type", command.type.encode())])
 
 
 def _register_agent(
