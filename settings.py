@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     report_suspend_at: int = Field(10, ge=1)
     report_window_s: int = Field(600, ge=1)
 
+    # money (spec §6): what a coin is worth, combos, payouts
+    coin_value_usd: str = Field("0.01", pattern=r"^\d+(\.\d{1,6})?$")
+    gift_catalog_path: Path | None = None  # default: schemas/gift_catalog.json
+    gift_combo_window_ms: int = Field(5000, ge=0, le=60_000)  # same gift again within this: one combo
+    payout_minimum_usd: str = Field("10.00", pattern=r"^\d+(\.\d{2})?$")
+
     # domain rules
     ban_delete_comments_window_s: int = Field(300, ge=0, le=24 * 3600)  # a ban hides this much of their chat
     viewer_timeout_s: int = Field(120, ge=10)  # a viewer silent this long is dropped (spec §3.2)

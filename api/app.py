@@ -18,7 +18,8 @@ from spaktok.api.bus import CommandBus, OutcomeListener
 from spaktok.api.deps import Services
 from spaktok.api.live import FeedHub
 from spaktok.api.problems import install_problem_handlers
-from spaktok.api.routes import chat, live, moderation, ops, schedules, social, streams, viewers
+from spaktok.api.routes import chat, live, moderation, money, ops, schedules, social, streams, viewers
+from spaktok.commands.gifts import load_catalog
 from spaktok.infra import topics
 from spaktok.infra.kafka import EventProducer
 from spaktok.projections import clickhouse, postgres
@@ -52,7 +53,8 @@ def create_app(settings: Settings | None = None, *, host_clickhouse_projector: b
         batcher = EdgeBatcher(bus, window_ms=settings.edge_batch_window_ms, max_items=settings.edge_batch_max)
         feed = FeedHub(settings)
         await run_in_threadpool(feed.start, asyncio.get_running_loop())
-        app.state.services = Services(settings, bus, batcher, engine, ch, feed)
+        catalog = load_catalog(settings.gift_catalog_path)
+        app.state.services = Services(settings, bus, batcher, engine, ch, feed, catalog=catalog)
         await run_in_threadpool(app.state.services.chat_filter.mask, "warm up")  # loads the model
         app.state.clickhouse_runner = ch_runner
         try:
@@ -82,6 +84,7 @@ def create_app(settings: Settings | None = None, *, host_clickhouse_projector: b
         social.router,
         schedules.router,
         moderation.router,
+        money.router,
     ):
         app.include_router(router)
     return app

@@ -14,6 +14,7 @@ from spaktok.api.batching import EdgeBatcher
 from spaktok.api.bus import CommandBus
 from spaktok.api.chat_filter import ChatFilter
 from spaktok.api.problems import Problem
+from spaktok.commands.gifts import CatalogGift
 from spaktok.events.envelope import derive_id
 from spaktok.projections.clickhouse import ClickHouse
 from spaktok.settings import Settings
@@ -30,6 +31,7 @@ class Services:
     clickhouse: ClickHouse | None
     feed: Any = None  # the realtime FeedHub (api/live.py)
     chat_filter: ChatFilter = field(default_factory=ChatFilter)
+    catalog: dict[str, CatalogGift] = field(default_factory=dict)  # the gift catalog, by id
 
 
 def get_services(request: HTTPConnection) -> Services:

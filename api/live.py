@@ -72,6 +72,23 @@ class Subscription:
         return await self._queue.get()
 
 
+GIFT_FIELDS = (
+    "gift_tx",
+    "sender_id",
+    "sender_username",
+    "sender_profile_image",
+    "gift_id",
+    "gift_name",
+    "gift_image_url",
+    "gift_animation_url",
+    "count",
+    "coin_cost",
+    "is_combo",
+    "combo_id",
+    "combo_count",
+)
+
+
 @dataclass
 class StreamFeed:
     """What is pending for one stream's subscribers until the next tick."""
@@ -85,6 +102,7 @@ class StreamFeed:
     viewers_sent: int | None = None
     viewers_sent_at: float = 0.0
     ended: bool = False
+    gifters: dict[str, dict[str, Any]] = field(default_factory=dict)  # leaderboard entries changed this tick
 
     def apply(self, env: dict[str, Any]) -> None:
         kind = env["type"]
@@ -102,6 +120,13 @@ class StreamFeed:
             self.items.append(_item("deleted", env, ("comment_id", "deleted_by", "role")))
         elif kind == "streams.CommentPinned":
             self.items.append(_item("pinned", env, ("comment_id", "previous_comment_id")))
+        elif kind == "streams.GiftReceived":
+            self.items.append(_item("gift", env, GIFT_FIELDS))
+            self.gifters[payload["sender_id"]] = {
+                "userId": payload["sender_id"],
+                "username": payload["sender_username"],
+                "coins": payload["sender_total_coins"],
+            }
         elif kind == "streams.LikesRecorded":
             self.likes += payload["count"]
             self.total_likes = payload["total_likes"]
@@ -124,6 +149,10 @@ class StreamFeed:
         if self.likes and (now - self.likes_sent_at >= likes_every or self.ended):
             items.append({"type": "likes", "count": self.likes, "totalLikes": self.total_likes})
             self.likes, self.likes_sent_at = 0, now
+        if self.gifters:  # new totals of this tick's gifters, merged by clients into GET .../leaderboard
+            ranked = sorted(self.gifters.values(), key=lambda g: -g["coins"])
+            items.append({"type": "leaderboard", "gifters": ranked})
+            self.gifters = {}
         changed = self.viewer_count is not None and self.viewer_count != self.viewers_sent
         if changed and (now - self.viewers_sent_at >= viewers_every or self.ended):
             items.append({"type": "viewers", "viewerCount": self.viewer_count})

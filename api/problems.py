@@ -40,6 +40,14 @@ STATUS_BY_REASON = {
     "invalid-comment": 422,
     "rate-limited": 429,
     "unsupported-command": 400,
+    "insufficient-coins": 409,
+    "gifts-disabled": 403,
+    "cannot-gift-self": 422,
+    "payment-ref-conflict": 409,
+    "payout-below-minimum": 422,
+    "insufficient-earnings": 409,
+    "payout-not-found": 404,
+    "payout-not-pending": 409,
 }
 
 

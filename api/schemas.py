@@ -86,3 +86,27 @@ class ModeratorBody(Body):
 
 class ReportBody(Body):
     reason: str = Field(min_length=1, max_length=500)
+
+
+class GiftBody(Body):
+    gift_id: str = Field(min_length=1, max_length=64)
+    count: int = Field(1, ge=1, le=99)
+
+
+class PurchaseBody(Body):
+    user_id: str = Field(min_length=1, max_length=128)
+    coins: int = Field(gt=0, le=10_000_000)
+    payment_ref: str = Field(min_length=1, max_length=128)
+
+
+class PayoutBody(Body):
+    method: Literal["paypal", "bank"]
+    amount_usd: str = Field(pattern=r"^\d{1,9}(\.\d{1,2})?$", description="dollars, at most two decimals")
+
+
+class CompletePayoutBody(Body):
+    provider_ref: str = Field("", max_length=128)
+
+
+class FailPayoutBody(Body):
+    reason: str = Field(min_length=1, max_length=500)

@@ -6,11 +6,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from spaktok.commands.base import Command, Rejection
+from spaktok.commands.gifts import REVENUE_RULE, split_revenue, usd
 from spaktok.commands.stream_state import StreamState, millis
 from spaktok.commands.streams import (
     AddModerator,
     BanUser,
     DeleteComment,
+    DeliverGift,
     EndStream,
     JoinStream,
     LeaveStream,
@@ -33,6 +35,9 @@ from spaktok.events.streams import (
     CommentDeleted,
     CommentPinned,
     CommentPosted,
+    GiftReceived,
+    GiftRefusal,
+    GiftRefused,
     HeartbeatsRecorded,
     LikesRecorded,
     ModerationNotified,
@@ -88,6 +93,8 @@ def decide(command: Command, state: StreamState) -> list[Event]:
             return _delete_comment(command, state)
         case PinComment():
             return _pin_comment(command, state)
+        case DeliverGift():
+            return _deliver_gift(command, state)
     raise Rejection("unsupported-command", f"the stream aggregate does not handle {command.type}")
 
 
@@ -481,3 +488,79 @@ def _moderation_notice(
         recipients=to,
         sent_at=command.issued_at,
     )
+
+
+def _gift_refusal(command: DeliverGift, state: StreamState) -> GiftRefusal | None:
+    if state.status == "none":
+        return "stream-not-found"
+    if state.status != "live":
+        return "stream-not-live"
+    if not state.allow_gifts:
+        return "gifts-disabled"
+    if command.sender_id in state.banned:
+        return "user-banned"
+    if command.sender_id == state.user_id:
+        return "cannot-gift-self"
+    return None
+
+
+def _deliver_gift(command: DeliverGift, state: StreamState) -> list[Event]:
+    """Take a paid gift or refuse it (the wallet then refunds); each wallet gift is decided once."""
+    gifter = state.gifters.get(command.sender_id)
+    if gifter is not None and command.wallet_seq <= gifter[1]:
+        return []  # decided already: a redelivery
+    gift = command.gift
+    refusal = _gift_refusal(command, state)
+    if refusal is not None:
+        return [
+            GiftRefused(
+                gift_tx=command.gift_tx,
+                wallet_seq=command.wallet_seq,
+                sender_id=command.sender_id,
+                gift_id=gift.gift_id,
+                count=command.count,
+                coin_cost=command.coins,
+                reason=refusal,
+                refused_at=command.issued_at,
+            )
+        ]
+    sent_ms = millis(command.issued_at)
+    combo_id, combo_count = command.gift_tx, command.count
+    previous = state.combos.get(command.sender_id)
+    if (
+        gift.comboable
+        and previous is not None
+        and previous[0] == gift.gift_id
+        and 0 <= sent_ms - previous[3] <= command.combo_window_ms
+    ):
+        combo_id, combo_count = previous[1], previous[2] + command.count
+    broadcaster_share, platform_share = split_revenue(command.coins, state.is_premium)
+    return [
+        GiftReceived(
+            gift_tx=command.gift_tx,
+            wallet_seq=command.wallet_seq,
+            sender_id=command.sender_id,
+            sender_username=command.sender_name,
+            sender_profile_image=command.sender_profile_image,
+            receiver_id=state.user_id,
+            receiver_username=state.username,
+            gift_id=gift.gift_id,
+            gift_name=gift.name,
+            gift_image_url=gift.image_url,
+            gift_animation_url=gift.animation_url,
+            count=command.count,
+            coin_cost=command.coins,
+            real_value_usd=usd(command.coins, command.coin_value_usd),
+            broadcaster_share=broadcaster_share,
+            platform_share=platform_share,
+            is_premium_broadcaster=state.is_premium,
+            revenue_rule=REVENUE_RULE,
+            is_combo=combo_count > 1,
+            combo_id=combo_id,
+            combo_count=combo_count,
+            sender_total_coins=(gifter[0] if gifter else 0) + command.coins,
+            gifts=state.gifts + command.count,
+            gift_revenue=state.gift_revenue + command.coins,
+            sent_at=command.issued_at,
+        )
+    ]

@@ -13,6 +13,8 @@ from spaktok.events.streams import (
     CommentDeleted,
     CommentPinned,
     CommentPosted,
+    GiftReceived,
+    GiftRefused,
     HeartbeatsRecorded,
     LikesRecorded,
     ModeratorAdded,
@@ -74,6 +76,14 @@ class StreamState:
     moderation_status: str = "active"  # active, flagged, suspended
     title: str = ""
     username: str = ""
+    allow_gifts: bool = True
+    is_premium: bool = False
+    # sender -> [coins given, last wallet seq decided, gifts given]: the leaderboard, and the
+    # high-water mark that makes a redelivered gift a no-op (a wallet's gifts arrive in its order)
+    gifters: dict[str, list[int]] = field(default_factory=dict)
+    combos: dict[str, list[Any]] = field(
+        default_factory=dict
+    )  # sender -> [gift id, combo id, count, last ms]
 
     @property
     def viewer_count(self) -> int:
@@ -133,7 +143,7 @@ def split(state: StreamState) -> tuple[dict[str, Any], dict[str, Any]]:
     ~50 records of ~140 KB instead of one of 7 MB (more than a broker accepts).
     """
     main = state.to_dict()
-    for bulky in ("viewers", "watch_time", "recent_like_ids"):
+    for bulky in ("viewers", "watch_time", "recent_like_ids", "gifters", "combos"):
         del main[bulky]
     count = viewer_parts(max(len(state.viewers), len(state.watch_time)))
     contents: dict[str, Any] = {}
@@ -149,6 +159,9 @@ def split(state: StreamState) -> tuple[dict[str, Any], dict[str, Any]]:
         contents.update({f"{name}-{count}-{i}": shard for i, shard in enumerate(shards) if shard})
     if state.recent_like_ids:
         contents["likes"] = list(state.recent_like_ids)
+    for name in ("gifters", "combos"):
+        if getattr(state, name):
+            contents[name] = getattr(state, name)
     return main, contents
 
 
@@ -161,7 +174,14 @@ def join(main: dict[str, Any], contents: dict[str, Any]) -> StreamState:
         elif name.startswith("watch-"):
             watch_time.update(content)
     return StreamState.from_dict(
-        {**main, "viewers": viewers, "watch_time": watch_time, "recent_like_ids": contents.get("likes", [])}
+        {
+            **main,
+            "viewers": viewers,
+            "watch_time": watch_time,
+            "recent_like_ids": contents.get("likes", []),
+            "gifters": contents.get("gifters", {}),
+            "combos": contents.get("combos", {}),
+        }
     )
 
 
@@ -181,6 +201,8 @@ def thaw(state: StreamState) -> StreamState:
         banned=dict(state.banned),
         muted_until=dict(state.muted_until),
         reporters=dict(state.reporters),
+        gifters=dict(state.gifters),
+        combos=dict(state.combos),
     )
 
 
@@ -202,6 +224,8 @@ def evolve(state: StreamState, event: Event) -> StreamState:
                 is_age_restricted=event.is_age_restricted,
                 title=event.title,
                 username=event.username,
+                allow_gifts=event.allow_gifts,
+                is_premium=event.is_premium,
             )
         case StreamEnded():
             return replace(state, version=version, status="ended", ended_ms=millis(event.ended_at))
@@ -254,6 +278,7 @@ def evolve(state: StreamState, event: Event) -> StreamState:
                 version=version,
                 title=changes.get("title", state.title),
                 allow_comments=changes.get("allow_comments", state.allow_comments),
+                allow_gifts=changes.get("allow_gifts", state.allow_gifts),
                 privacy=changes.get("privacy", state.privacy),
                 slow_mode_ms=changes.get("slow_mode_seconds", state.slow_mode_ms // 1000) * 1000,
             )
@@ -283,6 +308,24 @@ def evolve(state: StreamState, event: Event) -> StreamState:
         case ModeratorRemoved():
             remaining = tuple(m for m in state.moderators if m != event.user_id)
             return replace(state, version=version, moderators=remaining)
+        case GiftReceived():
+            gifter = state.gifters.get(event.sender_id, [0, 0, 0])
+            state.gifters[event.sender_id] = [
+                gifter[0] + event.coin_cost,
+                event.wallet_seq,
+                gifter[2] + event.count,
+            ]
+            state.combos[event.sender_id] = [
+                event.gift_id,
+                event.combo_id,
+                event.combo_count,
+                millis(event.sent_at),
+            ]
+            return replace(state, version=version, gifts=event.gifts, gift_revenue=event.gift_revenue)
+        case GiftRefused():
+            gifter = state.gifters.get(event.sender_id, [0, 0, 0])
+            state.gifters[event.sender_id] = [gifter[0], event.wallet_seq, gifter[2]]
+            return replace(state, version=version)
         case CommentPinned():
             return replace(state, version=version, pinned_comment_id=event.comment_id)
         case CommentDeleted() if event.comment_id == state.pinned_comment_id:

@@ -6,6 +6,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator
 from spaktok.commands.base import Command, register_command
+from spaktok.commands.gifts import CatalogGift
 from spaktok.commands.stream_state import COMMENT_MEMORY_MS
 from spaktok.events.streams import Privacy, Quality
 
@@ -193,3 +194,20 @@ class RecordLikes(StreamCommand):
 
     type: Literal["streams.RecordLikes"] = "streams.RecordLikes"
     likes: list[tuple[str, str, int]] = Field(min_length=1)  # (action id, user id, taps)
+
+
+@register_command
+class DeliverGift(StreamCommand):
+    """Internal, the saga's second step: the sender's wallet paid for this gift; may the stream take it?"""
+
+    type: Literal["streams.DeliverGift"] = "streams.DeliverGift"
+    sender_id: str
+    sender_name: str
+    sender_profile_image: str | None = None
+    gift_tx: str
+    wallet_seq: int = Field(gt=0)
+    gift: CatalogGift
+    count: int = Field(ge=1)
+    coins: int = Field(gt=0)
+    coin_value_usd: str
+    combo_window_ms: int = Field(ge=0)

@@ -280,3 +280,59 @@ StreamEventUnion = Annotated[
     | StreamCommandRejected,
     Field(discriminator="type"),
 ]
+
+
+@register_event
+class GiftReceived(StreamEvent):
+    """A paid gift delivered to the stream: the spec's `streamGifts` row, with its revenue split.
+
+    `coin_cost` is the whole send (`count` gifts); `broadcaster_share + platform_share == coin_cost`
+    under the recorded `revenue_rule`. Combos only label sends: revenue counts each send once.
+    """
+
+    type: Literal["streams.GiftReceived"] = "streams.GiftReceived"
+    gift_tx: str
+    wallet_seq: int
+    sender_id: str
+    sender_username: str
+    sender_profile_image: str | None = None
+    receiver_id: str
+    receiver_username: str
+    gift_id: str
+    gift_name: str
+    gift_image_url: str
+    gift_animation_url: str
+    count: int
+    coin_cost: int
+    real_value_usd: str  # two decimals, at the configured coin value
+    broadcaster_share: int
+    platform_share: int
+    is_premium_broadcaster: bool
+    revenue_rule: str
+    is_combo: bool
+    combo_id: str
+    combo_count: int
+    sender_total_coins: int  # the sender's coins to this stream so far: the leaderboard's figure
+    gifts: int  # the stream's totals after this gift
+    gift_revenue: int
+    sent_at: datetime
+
+
+GiftRefusal = Literal[
+    "stream-not-live", "gifts-disabled", "user-banned", "stream-not-found", "cannot-gift-self"
+]
+
+
+@register_event
+class GiftRefused(StreamEvent):
+    """The stream could not take a paid gift; the sender's wallet refunds it (the compensation)."""
+
+    type: Literal["streams.GiftRefused"] = "streams.GiftRefused"
+    gift_tx: str
+    wallet_seq: int
+    sender_id: str
+    gift_id: str
+    count: int
+    coin_cost: int
+    reason: GiftRefusal
+    refused_at: datetime

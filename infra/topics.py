@@ -50,6 +50,26 @@ COMMANDS_SCHEDULES = TopicSpec(
 EVENTS_SCHEDULES = TopicSpec(
     "spaktok.events.schedules", "schedule id", "schedule events", "schedule processor", -1
 )
+COMMANDS_WALLETS = TopicSpec(
+    "spaktok.commands.wallets",
+    "user id",
+    "wallet commands (purchases, gift sends, refunds)",
+    "api, stream processor",
+    7 * DAY_MS,
+)
+EVENTS_WALLETS = TopicSpec(
+    "spaktok.events.wallets", "user id", "every coin movement of a wallet", "wallet processor", -1
+)
+COMMANDS_EARNINGS = TopicSpec(
+    "spaktok.commands.earnings",
+    "broadcaster id",
+    "earnings commands (credits, payouts)",
+    "api, stream processor",
+    7 * DAY_MS,
+)
+EVENTS_EARNINGS = TopicSpec(
+    "spaktok.events.earnings", "broadcaster id", "broadcaster credits and payouts", "earnings processor", -1
+)
 NOTIFICATIONS = TopicSpec(
     "spaktok.notifications",
     "channel id:shard",
@@ -73,20 +93,34 @@ ALL_TOPICS = (
     COMMANDS_BROADCASTERS,
     COMMANDS_AUDIENCES,
     COMMANDS_SCHEDULES,
+    COMMANDS_WALLETS,
+    COMMANDS_EARNINGS,
     EVENTS_STREAMS,
     EVENTS_BROADCASTERS,
     EVENTS_AUDIENCES,
     EVENTS_SCHEDULES,
+    EVENTS_WALLETS,
+    EVENTS_EARNINGS,
     NOTIFICATIONS,
     OUTCOMES,
     DEADLETTER,
 )
-EVENT_TOPICS = (EVENTS_STREAMS, EVENTS_BROADCASTERS, EVENTS_AUDIENCES, EVENTS_SCHEDULES, NOTIFICATIONS)
+EVENT_TOPICS = (
+    EVENTS_STREAMS,
+    EVENTS_BROADCASTERS,
+    EVENTS_AUDIENCES,
+    EVENTS_SCHEDULES,
+    EVENTS_WALLETS,
+    EVENTS_EARNINGS,
+    NOTIFICATIONS,
+)
 COMMAND_TOPIC_BY_AGGREGATE = {
     "stream": COMMANDS_STREAMS,
     "broadcaster": COMMANDS_BROADCASTERS,
     "audience": COMMANDS_AUDIENCES,
     "schedule": COMMANDS_SCHEDULES,
+    "wallet": COMMANDS_WALLETS,
+    "earnings": COMMANDS_EARNINGS,
 }
 
 

@@ -18,9 +18,11 @@ from spaktok.processors import faust_fixes
 from spaktok.processors.aggregate import AggregateRunner, AggregateSpec, Incoming
 from spaktok.processors.audiences import AUDIENCES
 from spaktok.processors.broadcasters import BROADCASTERS
+from spaktok.processors.earnings import EARNINGS
 from spaktok.processors.positions import CommandPositions
 from spaktok.processors.schedules import SCHEDULES
 from spaktok.processors.streams import STREAMS
+from spaktok.processors.wallets import WALLETS
 from spaktok.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,8 @@ AGGREGATES: tuple[tuple[AggregateSpec, topics.TopicSpec], ...] = (
     (BROADCASTERS, topics.COMMANDS_BROADCASTERS),
     (AUDIENCES, topics.COMMANDS_AUDIENCES),
     (SCHEDULES, topics.COMMANDS_SCHEDULES),
+    (WALLETS, topics.COMMANDS_WALLETS),
+    (EARNINGS, topics.COMMANDS_EARNINGS),
 )
 
 

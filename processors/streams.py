@@ -8,9 +8,11 @@ from spaktok.commands import stream_decide
 from spaktok.commands.audiences import AUDIENCE_SHARDS, NotifyFollowers
 from spaktok.commands.base import Command, Rejection
 from spaktok.commands.broadcasters import ReleaseBroadcast
+from spaktok.commands.earnings import CreditEarnings
 from spaktok.commands.schedules import MarkScheduleStarted
 from spaktok.commands.stream_state import StreamState, evolve, join, split, thaw
-from spaktok.commands.streams import SweepViewers
+from spaktok.commands.streams import DeliverGift, SweepViewers
+from spaktok.commands.wallets import RefundGift
 from spaktok.events.envelope import Envelope, derive_id
 from spaktok.events.streams import StreamCommandRejected
 from spaktok.infra import topics
@@ -28,6 +30,8 @@ def _rejected(command: Command, rejection: Rejection) -> StreamCommandRejected:
 
 
 def _follow_ups(command: Command, envelopes: list[Envelope], state: StreamState) -> list[Forward]:
+    if isinstance(command, DeliverGift):
+        return _settle_gift(command, envelopes, state)
     started = next((env for env in envelopes if env.type == "streams.StreamStarted"), None)
     if started is not None:
         return _notify_followers(command, started) + _link_schedule(command, started)
@@ -42,6 +46,41 @@ def _follow_ups(command: Command, envelopes: list[Envelope], state: StreamState)
         )
         return [Forward(topics.COMMANDS_BROADCASTERS.name, release)]
     return []
+
+
+def _settle_gift(command: DeliverGift, envelopes: list[Envelope], state: StreamState) -> list[Forward]:
+    """The saga's last step: credit the broadcaster's share, or refund the sender (compensation)."""
+    forwards = []
+    for env in envelopes:
+        if env.type == "streams.GiftReceived":
+            credit = CreditEarnings(
+                command_id=forward_id(command, "credit-earnings"),
+                correlation_id=command.correlation,
+                issued_at=command.issued_at,
+                actor_id=command.sender_id,
+                broadcaster_id=state.user_id,
+                stream_id=state.stream_id,
+                stream_sequence=env.sequence,
+                gift_tx=command.gift_tx,
+                sender_id=command.sender_id,
+                coins=env.payload["broadcaster_share"],
+            )
+            forwards.append(Forward(topics.COMMANDS_EARNINGS.name, credit))
+        elif env.type == "streams.GiftRefused":
+            refund = RefundGift(
+                command_id=forward_id(command, "refund-gift"),
+                correlation_id=command.correlation,
+                issued_at=command.issued_at,
+                actor_id=command.sender_id,
+                user_id=command.sender_id,
+                gift_tx=command.gift_tx,
+                seq=command.wallet_seq,
+                stream_id=command.stream_id,
+                coins=command.coins,
+                reason=env.payload["reason"],
+            )
+            forwards.append(Forward(topics.COMMANDS_WALLETS.name, refund))
+    return forwards
 
 
 def _notify_followers(command: Command, started: Envelope) -> list[Forward]:

@@ -18,7 +18,7 @@ from spaktok.events.streams import (
     ViewerJoined,
     ViewerLeft,
 )
-from spaktok.projections import moderation, postgres, social
+from spaktok.projections import moderation, money, postgres, social
 from spaktok.projections.runner import Record
 from sqlalchemy import Connection, Engine, text
 
@@ -262,6 +262,7 @@ HANDLERS: dict[str, Handler] = {
     "streams.StreamUpdated": _updated,
     **social.HANDLERS,
     **moderation.HANDLERS,
+    **money.HANDLERS,
     "streams.CommentPinned": _comment_pinned,
     "streams.StreamEnded": _ended,
 }

@@ -179,3 +179,102 @@ CREATE TABLE IF NOT EXISTS stream_moderation_log (  -- spec: streamModerationLog
     "timestamp"        timestamptz NOT NULL
 );
 CREATE INDEX IF NOT EXISTS stream_moderation_log_stream ON stream_moderation_log (stream_id, "timestamp" DESC);
+
+-- money (spec §2.5, §6): every coin movement is an event; these tables are folds of them
+CREATE TABLE IF NOT EXISTS wallets (
+    user_id       text PRIMARY KEY,
+    balance       bigint NOT NULL DEFAULT 0 CHECK (balance >= 0),
+    purchased     bigint NOT NULL DEFAULT 0,
+    spent         bigint NOT NULL DEFAULT 0,      -- debited for gifts
+    refunded      bigint NOT NULL DEFAULT 0,      -- given back for gifts the stream refused
+    updated_at    timestamptz NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS coin_transactions (   -- a wallet's history, one row per wallet event
+    event_id      text PRIMARY KEY,
+    user_id       text NOT NULL,
+    kind          text NOT NULL,                  -- purchase | gift | refund
+    coins         bigint NOT NULL,                -- signed: + credit, - debit
+    balance       bigint NOT NULL,                -- after this movement
+    payment_ref   text,
+    gift_tx       text,
+    stream_id     text,
+    occurred_at   timestamptz NOT NULL,
+    sequence      bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS coin_transactions_user ON coin_transactions (user_id, sequence DESC);
+
+CREATE TABLE IF NOT EXISTS stream_gifts (        -- spec: streamGifts
+    gift_tx               text PRIMARY KEY,
+    stream_id             text NOT NULL,
+    gift_id               text NOT NULL,
+    sender_id             text NOT NULL,
+    sender_username       text NOT NULL,
+    receiver_id           text NOT NULL,
+    receiver_username     text NOT NULL,
+    gift_name             text NOT NULL,
+    gift_image_url        text NOT NULL,
+    gift_animation_url    text NOT NULL,
+    count                 integer NOT NULL,
+    coin_cost             bigint NOT NULL,
+    real_value_usd        numeric(14, 2) NOT NULL,
+    broadcaster_share     bigint NOT NULL,
+    platform_share        bigint NOT NULL,
+    is_premium_broadcaster boolean NOT NULL,
+    revenue_rule          text NOT NULL,
+    "timestamp"           timestamptz NOT NULL,
+    is_combo              boolean NOT NULL,
+    combo_id              text NOT NULL,
+    combo_count           integer NOT NULL,
+    CHECK (broadcaster_share + platform_share = coin_cost)
+);
+CREATE INDEX IF NOT EXISTS stream_gifts_stream ON stream_gifts (stream_id, "timestamp");
+CREATE INDEX IF NOT EXISTS stream_gifts_sender ON stream_gifts (sender_id, "timestamp");
+
+CREATE TABLE IF NOT EXISTS stream_gifters (      -- the per-stream leaderboard
+    stream_id     text NOT NULL,
+    user_id       text NOT NULL,
+    username      text NOT NULL,
+    coins         bigint NOT NULL,
+    gifts         bigint NOT NULL,
+    last_gift_at  timestamptz NOT NULL,
+    PRIMARY KEY (stream_id, user_id)
+);
+CREATE INDEX IF NOT EXISTS stream_gifters_rank ON stream_gifters (stream_id, coins DESC);
+
+CREATE TABLE IF NOT EXISTS earnings (
+    broadcaster_id text PRIMARY KEY,
+    balance        bigint NOT NULL DEFAULT 0 CHECK (balance >= 0),   -- available for payouts
+    reserved       bigint NOT NULL DEFAULT 0 CHECK (reserved >= 0),  -- requested, not settled
+    total_earned   bigint NOT NULL DEFAULT 0,
+    paid_out       bigint NOT NULL DEFAULT 0,
+    updated_at     timestamptz NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS earnings_history (
+    event_id       text PRIMARY KEY,
+    broadcaster_id text NOT NULL,
+    kind           text NOT NULL,                 -- gift | pk_bonus | payout_requested | payout_completed | payout_failed
+    coins          bigint NOT NULL,               -- signed change of the available balance
+    balance        bigint NOT NULL,
+    stream_id      text,
+    gift_tx        text,
+    payout_id      text,
+    occurred_at    timestamptz NOT NULL,
+    sequence       bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS earnings_history_owner ON earnings_history (broadcaster_id, sequence DESC);
+
+CREATE TABLE IF NOT EXISTS payouts (
+    payout_id      text PRIMARY KEY,
+    broadcaster_id text NOT NULL,
+    method         text NOT NULL,
+    coins          bigint NOT NULL,
+    amount_usd     numeric(14, 2) NOT NULL,
+    status         text NOT NULL,                 -- pending | completed | failed
+    provider_ref   text,
+    failure_reason text,
+    requested_at   timestamptz NOT NULL,
+    settled_at     timestamptz
+);
+CREATE INDEX IF NOT EXISTS payouts_owner ON payouts (broadcaster_id, requested_at DESC);

@@ -1,0 +1,202 @@
+"""Postgres read models of money: wallets, gifts, leaderboards, earnings and payouts.
+
+Handlers of the Postgres projector: they run inside its transaction, after `fresh_records` dropped
+events already applied, so every write here happens exactly once per event. Balances are copied
+from the events (each carries the balance after it), never computed by adding here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from spaktok.events.earnings import EarningsCredited, PayoutCompleted, PayoutFailed, PayoutRequested
+from spaktok.events.envelope import Envelope
+from spaktok.events.streams import GiftReceived
+from spaktok.events.wallets import CoinsPurchased, GiftDebited, GiftRefunded
+from sqlalchemy import Connection, text
+
+_WALLET = text(
+    "INSERT INTO wallets (user_id, balance, purchased, spent, refunded, updated_at) "
+    "VALUES (:u, :b, :p, :s, :r, :at) ON CONFLICT (user_id) DO UPDATE SET balance = EXCLUDED.balance, "
+    "purchased = wallets.purchased + EXCLUDED.purchased, spent = wallets.spent + EXCLUDED.spent, "
+    "refunded = wallets.refunded + EXCLUDED.refunded, updated_at = EXCLUDED.updated_at"
+)
+_TRANSACTION = text(
+    "INSERT INTO coin_transactions (event_id, user_id, kind, coins, balance, payment_ref, gift_tx, "
+    "stream_id, occurred_at, sequence) VALUES (:id, :u, :k, :c, :b, :ref, :tx, :s, :at, :seq) "
+    "ON CONFLICT DO NOTHING"
+)
+
+
+def _wallet_event(conn: Connection, env: Envelope) -> int:
+    e = env.event()
+    purchased = spent = refunded = 0
+    ref = tx = stream = None
+    match e:
+        case CoinsPurchased():
+            kind, coins, purchased, ref, at = "purchase", e.coins, e.coins, e.payment_ref, e.purchased_at
+        case GiftDebited():
+            kind, coins, spent, tx, stream, at = (
+                "gift",
+                -e.coins,
+                e.coins,
+                e.gift_tx,
+                e.stream_id,
+                e.debited_at,
+            )
+        case GiftRefunded():
+            kind, coins, refunded, tx, stream, at = (
+                "refund",
+                e.coins,
+                e.coins,
+                e.gift_tx,
+                e.stream_id,
+                e.refunded_at,
+            )
+        case _:
+            return 0
+    user = env.aggregate_id
+    conn.execute(_WALLET, {"u": user, "b": e.balance, "p": purchased, "s": spent, "r": refunded, "at": at})
+    conn.execute(
+        _TRANSACTION,
+        {
+            "id": env.event_id,
+            "u": user,
+            "k": kind,
+            "c": coins,
+            "b": e.balance,
+            "ref": ref,
+            "tx": tx,
+            "s": stream,
+            "at": at,
+            "seq": env.sequence,
+        },
+    )
+    return 2
+
+
+def _gift_received(conn: Connection, env: Envelope) -> int:
+    e = env.event()
+    assert isinstance(e, GiftReceived)
+    row = e.model_dump(
+        exclude={"type", "sender_profile_image", "wallet_seq", "sender_total_coins", "gifts", "gift_revenue"}
+    )
+    row["timestamp"] = row.pop("sent_at")
+    row["stream_id"] = env.aggregate_id
+    columns = ", ".join(f'"{name}"' if name == "timestamp" else name for name in row)
+    values = ", ".join(f":{name}" for name in row)
+    conn.execute(text(f"INSERT INTO stream_gifts ({columns}) VALUES ({values}) ON CONFLICT DO NOTHING"), row)
+    conn.execute(
+        text(
+            "INSERT INTO stream_gifters (stream_id, user_id, username, coins, gifts, last_gift_at) "
+            "VALUES (:s, :u, :n, :c, :g, :at) ON CONFLICT (stream_id, user_id) DO UPDATE SET "
+            "username = EXCLUDED.username, coins = EXCLUDED.coins, "
+            "gifts = stream_gifters.gifts + :g, last_gift_at = EXCLUDED.last_gift_at"
+        ),
+        {
+            "s": env.aggregate_id,
+            "u": e.sender_id,
+            "n": e.sender_username,
+            "c": e.sender_total_coins,
+            "g": e.count,
+            "at": e.sent_at,
+        },
+    )
+    conn.execute(
+        text(
+            "UPDATE live_streams SET gifts = :g, gift_revenue = :r, last_updated = :at WHERE stream_id = :s"
+        ),
+        {"g": e.gifts, "r": e.gift_revenue, "at": e.sent_at, "s": env.aggregate_id},
+    )
+    conn.execute(
+        text("UPDATE stream_viewers SET gifts_sent = gifts_sent + :n WHERE stream_id = :s AND user_id = :u"),
+        {"n": e.count, "s": env.aggregate_id, "u": e.sender_id},
+    )
+    return 4
+
+
+_EARNINGS = text(
+    "INSERT INTO earnings (broadcaster_id, balance, reserved, total_earned, paid_out, updated_at) "
+    "VALUES (:o, COALESCE(CAST(:b AS bigint), 0), COALESCE(CAST(:r AS bigint), 0), :e, :p, :at) "
+    "ON CONFLICT (broadcaster_id) DO UPDATE SET "
+    "balance = COALESCE(CAST(:b AS bigint), earnings.balance), "
+    "reserved = COALESCE(CAST(:r AS bigint), earnings.reserved), "
+    "total_earned = earnings.total_earned + EXCLUDED.total_earned, "
+    "paid_out = earnings.paid_out + EXCLUDED.paid_out, updated_at = EXCLUDED.updated_at"
+)
+_HISTORY = text(
+    "INSERT INTO earnings_history (event_id, broadcaster_id, kind, coins, balance, stream_id, gift_tx, "
+    "payout_id, occurred_at, sequence) VALUES (:id, :o, :k, :c, :b, :s, :tx, :po, :at, :seq) "
+    "ON CONFLICT DO NOTHING"
+)
+
+
+def _earnings_event(conn: Connection, env: Envelope) -> int:
+    e = env.event()
+    owner = env.aggregate_id
+    figures = {"o": owner, "b": None, "r": None, "e": 0, "p": 0}
+    history = {"id": env.event_id, "o": owner, "s": None, "tx": None, "po": None, "seq": env.sequence}
+    match e:
+        case EarningsCredited():
+            figures.update(b=e.balance, e=e.coins, at=e.credited_at)
+            history.update(
+                k=e.source, c=e.coins, b=e.balance, s=e.stream_id, tx=e.gift_tx or None, at=e.credited_at
+            )
+        case PayoutRequested():
+            figures.update(b=e.balance, r=e.reserved, at=e.requested_at)
+            history.update(k="payout_requested", c=-e.coins, b=e.balance, po=e.payout_id, at=e.requested_at)
+            conn.execute(
+                text(
+                    "INSERT INTO payouts (payout_id, broadcaster_id, method, coins, amount_usd, status, "
+                    "requested_at) VALUES (:po, :o, :m, :c, CAST(:usd AS numeric), 'pending', :at) "
+                    "ON CONFLICT DO NOTHING"
+                ),
+                {
+                    "po": e.payout_id,
+                    "o": owner,
+                    "m": e.method,
+                    "c": e.coins,
+                    "usd": e.amount_usd,
+                    "at": e.requested_at,
+                },
+            )
+        case PayoutCompleted():
+            figures.update(r=e.reserved, p=e.coins, at=e.completed_at)
+            balance = conn.execute(
+                text("SELECT balance FROM earnings WHERE broadcaster_id = :o"), {"o": owner}
+            ).scalar()
+            history.update(k="payout_completed", c=0, b=balance or 0, po=e.payout_id, at=e.completed_at)
+            conn.execute(
+                text(
+                    "UPDATE payouts SET status = 'completed', provider_ref = :ref, settled_at = :at "
+                    "WHERE payout_id = :po"
+                ),
+                {"ref": e.provider_ref or None, "at": e.completed_at, "po": e.payout_id},
+            )
+        case PayoutFailed():
+            figures.update(b=e.balance, r=e.reserved, at=e.failed_at)
+            history.update(k="payout_failed", c=e.coins, b=e.balance, po=e.payout_id, at=e.failed_at)
+            conn.execute(
+                text(
+                    "UPDATE payouts SET status = 'failed', failure_reason = :why, settled_at = :at "
+                    "WHERE payout_id = :po"
+                ),
+                {"why": e.reason, "at": e.failed_at, "po": e.payout_id},
+            )
+        case _:
+            return 0
+    conn.execute(_EARNINGS, figures)
+    conn.execute(_HISTORY, history)
+    return 3
+
+
+HANDLERS: dict[str, Callable[[Connection, Envelope], int]] = {
+    "wallets.CoinsPurchased": _wallet_event,
+    "wallets.GiftDebited": _wallet_event,
+    "wallets.GiftRefunded": _wallet_event,
+    "streams.GiftReceived": _gift_received,
+    "earnings.EarningsCredited": _earnings_event,
+    "earnings.PayoutRequested": _earnings_event,
+    "earnings.PayoutCompleted": _earnings_event,
+    "earnings.PayoutFailed": _earnings_event,
+}
