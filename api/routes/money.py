@@ -145,7 +145,7 @@ async def purchase_coins(body: PurchaseBody, user: CurrentUser, services: Servic
     """Admin or payment-provider callback; the payment ref is the idempotency key."""
     _require_payments_role(user)
     command = PurchaseCoins(
-        command_id=derive_id("purchase", body.user_id, body.payment_ref),
+        command_id=derive_id("purchase", body.user_id, body.payment_ref, str(body.coins)),
         issued_at=CommandMeta.for_request(user, "purchase", None).issued_at,
         actor_id=user.user_id,
         user_id=body.user_id,
@@ -160,7 +160,6 @@ async def purchase_coins(body: PurchaseBody, user: CurrentUser, services: Servic
             "paymentRef": body.payment_ref,
             "coins": body.coins,
             "balance": outcome.stats.get("balance"),
-            "duplicate": outcome.status == "noop",
         }
 
     return answer(outcome, command.command_id, build, status=201)
