@@ -134,6 +134,56 @@ def project(log_level: Annotated[str, typer.Option()] = "warning") -> None:
     run_projectors(get_settings())
 
 
+ledger_app = typer.Typer(no_args_is_help=True, help="Audit the coin ledger (DESIGN §3).")
+app.add_typer(ledger_app, name="ledger")
+
+
+@ledger_app.command("check")
+def ledger_check(
+    broker: Annotated[str | None, typer.Option(help="default: SPAKTOK_BROKER")] = None,
+    postgres_dsn: Annotated[str | None, typer.Option(help="default: SPAKTOK_POSTGRES_DSN")] = None,
+    wait: Annotated[
+        float, typer.Option(help="seconds to wait for in-flight gifts and lagging read models")
+    ] = 0.0,
+    log_only: Annotated[
+        bool, typer.Option("--log-only", help="check the event log, not the read models")
+    ] = False,
+) -> None:
+    """Replay every coin movement from the log, check the invariants and compare the read models.
+
+    Exits 1 on any difference (with each one listed), 2 when gifts are still in flight.
+    """
+    from rich.table import Table
+    from spaktok.projections import ledger
+    from sqlalchemy import create_engine
+
+    settings = get_settings()
+    engine = None if log_only else create_engine(postgres_dsn or settings.postgres_dsn)
+    try:
+        with console.status("reading the money events from the log…"):
+            report, differences = ledger.check(broker or settings.broker, engine, wait_s=wait)
+    except Exception as exc:  # noqa: BLE001 - say what to do next
+        console.print(f"[red]could not audit:[/red] {exc}")
+        console.print("is the stack running? (`spaktok dev`), or pass --broker / --postgres-dsn")
+        raise typer.Exit(1) from exc
+    table = Table(title="coin ledger", show_header=False)
+    for name, value in ledger.summary_rows(report):
+        table.add_row(name, f"{value:,}")
+    out.print(table)
+    problems = report.problems + differences
+    for problem in problems[:200]:
+        out.print(f"[red]✗[/red] {problem}", highlight=False)
+    if len(problems) > 200:
+        out.print(f"… and {len(problems) - 200} more")
+    if problems:
+        raise typer.Exit(1)
+    if not report.settled:
+        pending = len(report.in_flight) + len(report.awaiting_refund) + len(report.awaiting_credit)
+        out.print(f"[yellow]{pending} gift(s) still in flight[/yellow]; run again, or pass --wait 30")
+        raise typer.Exit(2)
+    out.print("[green]✓ every coin accounted for[/green]")
+
+
 def main() -> None:
     app()
 

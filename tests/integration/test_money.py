@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -135,7 +137,8 @@ def test_a_gift_moves_coins_from_sender_to_broadcaster_and_platform(
     with pg.connect() as conn:
         rows = conn.execute(
             text(
-                'SELECT coin_cost, broadcaster_share, platform_share, revenue_rule, receiver_username FROM stream_gifts WHERE stream_id = :s ORDER BY "timestamp"'
+                "SELECT coin_cost, broadcaster_share, platform_share, revenue_rule, receiver_username "
+                'FROM stream_gifts WHERE stream_id = :s ORDER BY "timestamp"'
             ),
             {"s": sid},
         ).all()
@@ -238,3 +241,35 @@ def test_payouts_reserve_complete_fail_and_never_overdraw(user: Callable[..., Ap
 
 def _earned(api: Api, coins: int) -> None:
     assert api.get("/v1/earnings").json()["balanceCoins"] == coins
+
+
+def ledger_check(stack: DevStack, *extra: str) -> subprocess.CompletedProcess[str]:
+    argv = ["ledger", "check", "--broker", stack.broker, "--postgres-dsn", stack.postgres_dsn, *extra]
+    return subprocess.run(
+        [sys.executable, "-m", "spaktok.cli", *argv], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_the_ledger_check_passes_and_catches_a_tampered_read_model(
+    stack: DevStack, user: Callable[..., Api], pg: Engine
+) -> None:
+    host_id, fan_id = uid("host"), uid("fan")
+    host, fan, admin = user(host_id), user(fan_id), user(uid("admin"), roles=["admin"])
+    sid = host.post("/v1/streams", json={"title": "Audited", "category": "talk"}).json()["streamId"]
+    buy(admin, fan_id, 100)
+    assert fan.post(f"/v1/streams/{sid}/gifts", json={"giftId": "perfume", "count": 2}).status_code == 200
+    balance(fan, 60)
+
+    passed = ledger_check(stack, "--wait", "30")
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert "every coin accounted for" in passed.stdout
+
+    with pg.begin() as conn:
+        conn.execute(text("UPDATE wallets SET balance = balance + 5 WHERE user_id = :u"), {"u": fan_id})
+    try:
+        failed = ledger_check(stack)
+        assert failed.returncode == 1, failed.stdout
+        assert f"read model wallet {fan_id}" in failed.stdout
+    finally:
+        with pg.begin() as conn:
+            conn.execute(text("UPDATE wallets SET balance = balance - 5 WHERE user_id = :u"), {"u": fan_id})
