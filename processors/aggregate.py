@@ -137,6 +137,9 @@ class Decoded:
     state: Any
     memory: dict[str, Any]
     parts: dict[str, tuple[int, bytes]]
+    partition: int | None = (
+        None  # the command partition it is stored from (None: stored before this was kept)
+    )
 
 
 def part_key(aggregate_id: str, name: str, version: int) -> str:
@@ -252,7 +255,7 @@ class AggregateRunner:
             state = self.spec.join(data["state"], contents)
         else:
             state = self.spec.load(data["state"])
-        decoded = Decoded(stored, state, dict(data["memory"]), parts)
+        decoded = Decoded(stored, state, dict(data["memory"]), parts, data.get("partition"))
         self._remember(aggregate_id, decoded)
         return decoded
 
@@ -263,18 +266,28 @@ class AggregateRunner:
 
     def _hold(self, aggregate_id: str, partition: int, held: dict[str, Held]) -> Held:
         aggregate = held.get(aggregate_id)
-        if aggregate is not None:
-            return aggregate
-        stored = self.states.get(aggregate_id)
-        if stored is None:
-            aggregate = Held(self.spec.initial(), {}, partition)
-        else:
-            decoded = self._decoded_value(aggregate_id, stored)
-            # thawed: evolve may change the copy in place; the cached state stays as stored
-            aggregate = Held(
-                self.spec.thaw(decoded.state), dict(decoded.memory), partition, dict(decoded.parts)
+        if aggregate is None:
+            stored = self.states.get(aggregate_id)
+            if stored is None:
+                aggregate = Held(self.spec.initial(), {}, partition)
+            else:
+                decoded = self._decoded_value(aggregate_id, stored)
+                # thawed: evolve may change the copy in place; the cached state stays as stored
+                aggregate = Held(
+                    self.spec.thaw(decoded.state),
+                    dict(decoded.memory),
+                    partition if decoded.partition is None else decoded.partition,
+                    dict(decoded.parts),
+                )
+            held[aggregate_id] = aggregate
+        if aggregate.partition != partition:
+            # one aggregate, one writer: a command on another partition (a producer with another
+            # partitioner) would be decided against a state whose changelog lives elsewhere, and a
+            # recovery could then restore either version
+            raise _Unchanged from WrongPartition(
+                f"{aggregate_id} lives on partition {aggregate.partition}; a command for it arrived on "
+                f"{partition} (producers must hash keys with murmur2, like the Java client)"
             )
-        held[aggregate_id] = aggregate
         return aggregate
 
     def _decide(self, command: Command, partition: int, held: dict[str, Held], out: list[Outgoing]) -> None:
@@ -403,7 +416,11 @@ class AggregateRunner:
         state, partition = aggregate.state, aggregate.partition
         parts: dict[str, tuple[int, bytes]] = {}
         if self.spec.split is None:
-            record: dict[str, Any] = {"state": state.to_dict(), "memory": list(memory.items())}
+            record: dict[str, Any] = {
+                "state": state.to_dict(),
+                "memory": list(memory.items()),
+                "partition": partition,
+            }
         else:
             main, contents = self.spec.split(state)
             for name, content in contents.items():
@@ -415,14 +432,19 @@ class AggregateRunner:
                 parts[name] = (state.version, raw)
                 self.states.put(part_key(aggregate_id, name, state.version), raw, partition)
             versions = {name: version for name, (version, _) in parts.items()}
-            record = {"state": main, "memory": list(memory.items()), "parts": versions}
+            record = {
+                "state": main,
+                "memory": list(memory.items()),
+                "parts": versions,
+                "partition": partition,
+            }
         value = orjson.dumps(record)
         self.states.put(aggregate_id, value, partition)
         for name, (version, _) in aggregate.parts.items():
             if parts.get(name, (None,))[0] != version:
                 self.states.delete(part_key(aggregate_id, name, version), partition)
         aggregate.parts = parts
-        self._remember(aggregate_id, Decoded(value, state, memory, parts))
+        self._remember(aggregate_id, Decoded(value, state, memory, parts, partition))
 
     async def _publish(self, out: list[Outgoing]) -> None:
         """Send everything in order, then wait until the broker acknowledged all of it.
@@ -450,6 +472,10 @@ class AggregateRunner:
         )
         key = (record.key or b"").decode("utf-8", "replace")
         return Outgoing(self.deadletter_topic, key, record.value, headers)
+
+
+class WrongPartition(ValueError):
+    """A command arrived on another partition than the one its aggregate is written from."""
 
 
 class _Unchanged(Exception):

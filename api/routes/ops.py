@@ -53,7 +53,12 @@ async def command_status(command_id: str, services: ServicesDep, user: CurrentUs
     outcome = services.bus.status(command_id)
     if outcome is None:
         return {"commandId": command_id, "status": "pending"}
-    body: dict[str, Any] = {"commandId": command_id, "status": outcome.status, "stats": outcome.stats}
+    body: dict[str, Any] = {
+        "commandId": command_id,
+        "status": outcome.status,
+        "stats": outcome.stats,
+        "events": [{"type": e["type"], "payload": e["payload"]} for e in outcome.events],
+    }
     if outcome.status == "rejected":
         body.update(reason=outcome.reason, detail=outcome.detail)
     return body

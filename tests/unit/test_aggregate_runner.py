@@ -263,3 +263,16 @@ def test_parts_written_before_a_crash_are_ignored_until_the_main_record_names_th
     table.values[part_key("s-1", "viewers-1-0", 99)] = orjson.dumps({"ghost": [0, 0]})
     assert table.values["s-1"] is main_before
     assert sorted(stored_state(table)["viewers"]) == ["ann"]
+
+
+def test_a_command_on_another_partition_than_its_aggregate_is_dead_lettered() -> None:
+    """One writer per aggregate: a producer hashing keys differently must not fork a state."""
+    table, broker = Table(), Broker()
+    worker = runner(table, broker)
+    asyncio.run(worker.handle_batch(records(open_stream(), partition=2)))
+    before = table.values["s-1"]
+    asyncio.run(worker.handle_batch(records(join("ann", 1), partition=1)))
+    assert table.values["s-1"] is before
+    [dead] = [headers for topic, _, _, headers in broker.sent if topic == DEADLETTER]
+    assert any(b"lives on partition 2" in value for _, value in dead)
+    assert [e["type"] for e in broker.on(EVENTS)] == ["streams.StreamStarted"]

@@ -1,0 +1,219 @@
+"""Gift throughput on the embedded stack, end to end: HTTP → debit → delivery → credit → projections.
+
+    python bench/gifts.py                       # 256 requests in flight for 20 s over HTTP
+    python bench/gifts.py --mode kafka --sends 20000   # SendGift commands straight into Kafka
+
+It starts its own dev stack, opens live streams (half with premium broadcasters), gives every sender
+coins, sends gifts and measures:
+
+- gift sends/s and gifts/s answered over HTTP (a send of `count` gifts is one request), and the
+  request latency p50/p99 (the answer waits for the debit and the stream's decision),
+- the worker: gifts taken per second by the stream aggregates (append times of GiftReceived) and
+  credits per second by the earnings aggregates,
+- end to end: the gifts taken divided by the time from the first send until Postgres holds every
+  gift row and every earnings credit,
+- the raw broker consume rate of the stream events, measured in the same run,
+- and that `spaktok ledger check` finds every coin accounted for afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import signal
+import sys
+import time
+import uuid
+
+import aiohttp
+import orjson
+from confluent_kafka import Producer
+from load import percentile, read_topic, start_stack
+from rich.table import Table
+from spaktok.api.auth import mint_token
+from spaktok.commands.gifts import load_catalog
+from spaktok.commands.wallets import SendGift
+from spaktok.infra import topics
+from spaktok.infra.devstack import DevStack
+from spaktok.projections import ledger
+from spaktok.settings import Settings
+from sqlalchemy import create_engine, text
+from load import console
+
+GIFTS = ("rose", "finger-heart", "perfume", "doughnut", "hand-hearts", "corgi")
+COINS_EACH = 5_000_000
+
+
+async def _setup(api: str, settings: Settings, streams: int, senders: int) -> tuple[list[str], list[str]]:
+    admin = mint_token(settings, "bench-admin", roles=["admin"])
+    async with aiohttp.ClientSession(api, timeout=aiohttp.ClientTimeout(total=60)) as client:
+        stream_ids = []
+        for i in range(streams):
+            token = mint_token(settings, f"bench-host-{i}", premium=i % 2 == 1)
+            async with client.post("/v1/streams", json={"title": f"gifts {i}", "category": "music"},
+                                   headers={"Authorization": f"Bearer {token}"}) as r:
+                stream_ids.append((await r.json())["streamId"])
+        users = [f"bench-fan-{n}" for n in range(senders)]
+        semaphore = asyncio.Semaphore(64)
+
+        async def buy(user: str) -> None:
+            async with semaphore:
+                body = {"userId": user, "coins": COINS_EACH, "paymentRef": f"bench-{user}"}
+                async with client.post("/v1/wallet/purchases", json=body,
+                                       headers={"Authorization": f"Bearer {admin}"}) as r:
+                    assert r.status in (201, 202), await r.text()
+
+        await asyncio.gather(*(buy(u) for u in users))
+    return stream_ids, users
+
+
+async def _http_gifts(api: str, settings: Settings, streams: list[str], users: list[str], seconds: float,
+                      concurrency: int) -> dict[str, float]:
+    tokens = {u: mint_token(settings, u, name=u) for u in users}
+    stats = {"sends": 0, "gifts": 0, "taken": 0, "pending": 0, "other": 0}
+    latencies: list[float] = []
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(api, connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as client:
+        started = time.monotonic()
+        stop_at = started + seconds
+
+        async def sender(worker: int) -> None:
+            rng = random.Random(worker)
+            n = 0
+            while time.monotonic() < stop_at:
+                n += 1
+                user = rng.choice(users)
+                count = rng.randint(1, 3)
+                body = {"giftId": rng.choice(GIFTS), "count": count}
+                headers = {"Authorization": f"Bearer {tokens[user]}", "Idempotency-Key": f"{worker}-{n}"}
+                t0 = time.monotonic()
+                async with client.post(f"/v1/streams/{rng.choice(streams)}/gifts", json=body, headers=headers) as r:
+                    await r.read()
+                    status = r.status
+                latencies.append(time.monotonic() - t0)
+                stats["sends"] += 1
+                if status == 200:
+                    stats["taken"] += 1
+                    stats["gifts"] += count
+                elif status == 202:
+                    stats["pending"] += 1
+                else:
+                    stats["other"] += 1
+
+        await asyncio.gather(*(sender(w) for w in range(concurrency)))
+        stats["seconds"] = time.monotonic() - started
+        stats["started"] = started
+    stats["p50"] = percentile(latencies, 0.5) * 1000
+    stats["p99"] = percentile(latencies, 0.99) * 1000
+    return stats
+
+
+def kafka_gifts(stack: DevStack, streams: list[str], users: list[str], sends: int) -> dict[str, float]:
+    """SendGift commands produced straight onto the wallet topic (the API out of the way)."""
+    catalog = load_catalog()
+    producer = Producer({"bootstrap.servers": stack.broker, "linger.ms": 5, "batch.size": 1 << 20})
+    rng = random.Random(3)
+    from datetime import UTC, datetime
+
+    started = time.monotonic()
+    for n in range(sends):
+        user = rng.choice(users)
+        command = SendGift(
+            command_id=str(uuid.uuid4()), issued_at=datetime.now(UTC), actor_id=user, user_id=user,
+            stream_id=rng.choice(streams), sender_name=user, gift=catalog[rng.choice(GIFTS)],
+            count=rng.randint(1, 3), coin_value_usd="0.01", combo_window_ms=5000,
+        )
+        producer.produce(topics.COMMANDS_WALLETS.name, command.to_bytes(), user.encode(),
+                         headers=[("command-type", command.type.encode())])
+        if n % 1000 == 0:
+            producer.poll(0)
+    producer.flush(60)
+    return {"sends": sends, "seconds": time.monotonic() - started, "started": started}
+
+
+def wait_projected(stack: DevStack, started: float, timeout: float = 600) -> tuple[int, int, float]:
+    """Until the gift rows and gift credits in Postgres stop growing and match the log's count."""
+    engine = create_engine(stack.postgres_dsn)
+    deadline = time.monotonic() + timeout
+    last, stable_since = (-1, -1), time.monotonic()
+    with console.status("waiting for Postgres to hold every gift and credit"):
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                gifts = conn.execute(text("SELECT count(*) FROM stream_gifts")).scalar_one()
+                credits = conn.execute(text("SELECT count(*) FROM earnings_history WHERE kind = 'gift'")).scalar_one()
+            now = (int(gifts), int(credits))
+            if now != last:
+                last, stable_since, done_at = now, time.monotonic(), time.monotonic()
+            elif gifts == credits and time.monotonic() - stable_since > 3:
+                break
+            time.sleep(0.2)
+    engine.dispose()
+    return last[0], last[1], done_at - started
+
+
+def event_rate(broker: str, name: str, kind: str) -> tuple[int, float]:
+    records, _, _ = read_topic(broker, name)
+    stamps = sorted(ts for ts, value in records if orjson.loads(value)["type"] == kind)
+    if len(stamps) < 2:
+        return len(stamps), float("nan")
+    return len(stamps), len(stamps) / max((stamps[-1] - stamps[0]) / 1000, 1e-3)
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mode", choices=["http", "kafka"], default="http")
+    parser.add_argument("--streams", type=int, default=8)
+    parser.add_argument("--senders", type=int, default=2000)
+    parser.add_argument("--seconds", type=float, default=20, help="http mode: duration")
+    parser.add_argument("--concurrency", type=int, default=256, help="http mode: requests in flight")
+    parser.add_argument("--sends", type=int, default=20000, help="kafka mode: SendGift commands")
+    args = parser.parse_args()
+    settings = Settings()
+    stack = start_stack()
+    try:
+        with console.status("opening streams and filling wallets"):
+            streams, users = asyncio.run(_setup(stack.api_url, settings, args.streams, args.senders))
+        with console.status(f"sending gifts ({args.mode})"):
+            if args.mode == "http":
+                load = asyncio.run(_http_gifts(stack.api_url, settings, streams, users, args.seconds, args.concurrency))
+            else:
+                load = kafka_gifts(stack, streams, users, args.sends)
+        gifts, credits, e2e_seconds = wait_projected(stack, load["started"])
+        taken, taken_rate = event_rate(stack.broker, topics.EVENTS_STREAMS.name, "streams.GiftReceived")
+        credited, credit_rate = event_rate(stack.broker, topics.EVENTS_EARNINGS.name, "earnings.EarningsCredited")
+        _, raw_rate, raw_mb = read_topic(stack.broker, topics.EVENTS_STREAMS.name)
+        with console.status("spaktok ledger check"):
+            engine = create_engine(stack.postgres_dsn)
+            report, differences = ledger.check(stack.broker, engine, wait_s=60)
+            engine.dispose()
+        problems = len(report.problems) + len(differences)
+    finally:
+        stack.stop()
+
+    table = Table(title=f"gifts end to end ({args.mode}, {args.streams} streams, {args.senders} senders)")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    if args.mode == "http":
+        table.add_row("HTTP gift sends answered/s", f"{load['sends'] / load['seconds']:,.0f}")
+        table.add_row("  of which taken (200) / pending (202) / other",
+                      f"{load['taken']:,.0f} / {load['pending']:,.0f} / {load['other']:,.0f}")
+        table.add_row("HTTP gifts taken/s (a send carries 1-3)", f"{load['gifts'] / load['seconds']:,.0f}")
+        table.add_row("HTTP latency p50 / p99 (ms)", f"{load['p50']:,.0f} / {load['p99']:,.0f}")
+    else:
+        table.add_row("SendGift commands produced/s", f"{load['sends'] / load['seconds']:,.0f}")
+    table.add_row("worker: gift sends taken/s (streams)", f"{taken_rate:,.0f}  ({taken:,} in the log)")
+    table.add_row("worker: credits/s (earnings)", f"{credit_rate:,.0f}  ({credited:,} in the log)")
+    table.add_row("end to end: sends projected/s (first send → last credit in Postgres)",
+                  f"{gifts / e2e_seconds:,.0f}  ({gifts:,} rows, {credits:,} credits, {e2e_seconds:,.1f} s)")
+    table.add_row("raw broker consume, stream events (records/s)", f"{raw_rate:,.0f}  ({raw_mb:,.1f} MB/s)")
+    table.add_row("ledger check", "every coin accounted for" if problems == 0 and report.settled
+                  else f"{problems} problem(s), settled={report.settled}")
+    console.print(table)
+    if problems:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
