@@ -77,8 +77,13 @@ class DuplicateInjector:
                     continue
                 seen.add(position)
                 if rng.random() < 0.15:
+                    # a duplicate on the log is on its original's partition (a retried produce, a replay)
                     producer.produce(
-                        msg.topic(), msg.value(), msg.key(), headers=[*headers, ("injected", b"1")]
+                        msg.topic(),
+                        msg.value(),
+                        msg.key(),
+                        partition=msg.partition(),
+                        headers=[*headers, ("injected", b"1")],
                     )
                     self.injected += 1
             producer.poll(0)
