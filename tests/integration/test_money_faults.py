@@ -126,6 +126,8 @@ def test_gift_saga_survives_kills_duplicates_and_retries(fault_stack: DevStack) 
         if response.status_code == 200:
             return "taken" if "giftTx" in response.json() else None
         if response.status_code == 202:
+            with lock:
+                retries["pending (202), asked the status URL"] += 1
             command_id = response.json()["commandId"]
             for _ in range(300):
                 status = api.get(f"/v1/commands/{command_id}").json()
@@ -258,6 +260,5 @@ def test_gift_saga_survives_kills_duplicates_and_retries(fault_stack: DevStack) 
     for sid in streams:
         doc = client("fault-admin").get(f"/v1/streams/{sid}").json()
         assert (doc["gifts"], doc["giftRevenue"]) == (stream_gifts[sid], stream_revenue[sid]), sid
-    print(
-        f"gift sends {len(told)}: {dict(outcomes)}; duplicates injected {injector.injected}; retries {dict(retries)}"
-    )  # noqa: T201
+    summary = f"sends {len(told)}: {dict(outcomes)}; injected {injector.injected}; retries {dict(retries)}"
+    print(summary)  # noqa: T201 - shown with -s: what the run went through
