@@ -36,6 +36,7 @@ from spaktok.commands.gifts import load_catalog
 from spaktok.commands.wallets import SendGift
 from spaktok.infra import topics
 from spaktok.infra.devstack import DevStack
+from spaktok.infra.kafka import producer_config
 from spaktok.projections import ledger
 from spaktok.settings import Settings
 from sqlalchemy import create_engine, text
@@ -112,7 +113,10 @@ async def _http_gifts(api: str, settings: Settings, streams: list[str], users: l
 def kafka_gifts(stack: DevStack, streams: list[str], users: list[str], sends: int) -> dict[str, float]:
     """SendGift commands produced straight onto the wallet topic (the API out of the way)."""
     catalog = load_catalog()
-    producer = Producer({"bootstrap.servers": stack.broker, "linger.ms": 5, "batch.size": 1 << 20})
+    # the project's producer settings: murmur2 keys, like the worker (the worker refuses a command
+    # that lands on another partition than its aggregate's)
+    config = {**producer_config(Settings(broker=stack.broker)), "linger.ms": 5, "batch.size": 1 << 20}
+    producer = Producer(config)
     rng = random.Random(3)
     from datetime import UTC, datetime
 
@@ -132,32 +136,37 @@ def kafka_gifts(stack: DevStack, streams: list[str], users: list[str], sends: in
     return {"sends": sends, "seconds": time.monotonic() - started, "started": started}
 
 
-def wait_projected(stack: DevStack, started: float, timeout: float = 600) -> tuple[int, int, float]:
-    """Until the gift rows and gift credits in Postgres stop growing and match the log's count."""
+def wait_projected(stack: DevStack, started: float, expected: int, timeout: float = 900) -> tuple[int, int, float]:
+    """Until Postgres holds `expected` gift rows and as many gift credits (every send was paid for,
+    so every send is taken: the bench's streams stay live and accept gifts)."""
     engine = create_engine(stack.postgres_dsn)
     deadline = time.monotonic() + timeout
-    last, stable_since = (-1, -1), time.monotonic()
-    with console.status("waiting for Postgres to hold every gift and credit"):
+    gifts = credits = 0
+    with console.status(f"waiting for Postgres to hold {expected:,} gifts and credits"):
         while time.monotonic() < deadline:
             with engine.connect() as conn:
-                gifts = conn.execute(text("SELECT count(*) FROM stream_gifts")).scalar_one()
-                credits = conn.execute(text("SELECT count(*) FROM earnings_history WHERE kind = 'gift'")).scalar_one()
-            now = (int(gifts), int(credits))
-            if now != last:
-                last, stable_since, done_at = now, time.monotonic(), time.monotonic()
-            elif gifts == credits and time.monotonic() - stable_since > 3:
+                gifts = int(conn.execute(text("SELECT count(*) FROM stream_gifts")).scalar_one())
+                credits = int(
+                    conn.execute(text("SELECT count(*) FROM earnings_history WHERE kind = 'gift'")).scalar_one()
+                )
+            if gifts >= expected and credits >= expected:
                 break
-            time.sleep(0.2)
+            time.sleep(0.1)
+    done_at = time.monotonic()
     engine.dispose()
-    return last[0], last[1], done_at - started
+    return gifts, credits, done_at - started
 
 
-def event_rate(broker: str, name: str, kind: str) -> tuple[int, float]:
+def event_rate(broker: str, name: str, kind: str) -> tuple[int, float, float]:
+    """How many `kind` events, per second of append time, and gifts (their `count`) per second."""
     records, _, _ = read_topic(broker, name)
-    stamps = sorted(ts for ts, value in records if orjson.loads(value)["type"] == kind)
-    if len(stamps) < 2:
-        return len(stamps), float("nan")
-    return len(stamps), len(stamps) / max((stamps[-1] - stamps[0]) / 1000, 1e-3)
+    events = sorted(((ts, orjson.loads(value)) for ts, value in records), key=lambda pair: pair[0])
+    events = [(ts, e) for ts, e in events if e["type"] == kind]
+    if len(events) < 2:
+        return len(events), float("nan"), float("nan")
+    seconds = max((events[-1][0] - events[0][0]) / 1000, 1e-3)
+    gifts = sum(e["payload"].get("count", 1) for _, e in events)
+    return len(events), len(events) / seconds, gifts / seconds
 
 
 def main() -> None:
@@ -180,9 +189,10 @@ def main() -> None:
                 load = asyncio.run(_http_gifts(stack.api_url, settings, streams, users, args.seconds, args.concurrency))
             else:
                 load = kafka_gifts(stack, streams, users, args.sends)
-        gifts, credits, e2e_seconds = wait_projected(stack, load["started"])
-        taken, taken_rate = event_rate(stack.broker, topics.EVENTS_STREAMS.name, "streams.GiftReceived")
-        credited, credit_rate = event_rate(stack.broker, topics.EVENTS_EARNINGS.name, "earnings.EarningsCredited")
+        expected = int(load["taken"] + load["pending"]) if args.mode == "http" else args.sends
+        gifts, credits, e2e_seconds = wait_projected(stack, load["started"], expected)
+        taken, taken_rate, gift_rate = event_rate(stack.broker, topics.EVENTS_STREAMS.name, "streams.GiftReceived")
+        credited, credit_rate, _ = event_rate(stack.broker, topics.EVENTS_EARNINGS.name, "earnings.EarningsCredited")
         _, raw_rate, raw_mb = read_topic(stack.broker, topics.EVENTS_STREAMS.name)
         with console.status("spaktok ledger check"):
             engine = create_engine(stack.postgres_dsn)
@@ -204,6 +214,7 @@ def main() -> None:
     else:
         table.add_row("SendGift commands produced/s", f"{load['sends'] / load['seconds']:,.0f}")
     table.add_row("worker: gift sends taken/s (streams)", f"{taken_rate:,.0f}  ({taken:,} in the log)")
+    table.add_row("worker: gifts taken/s (a send carries 1-3)", f"{gift_rate:,.0f}")
     table.add_row("worker: credits/s (earnings)", f"{credit_rate:,.0f}  ({credited:,} in the log)")
     table.add_row("end to end: sends projected/s (first send → last credit in Postgres)",
                   f"{gifts / e2e_seconds:,.0f}  ({gifts:,} rows, {credits:,} credits, {e2e_seconds:,.1f} s)")

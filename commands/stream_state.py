@@ -34,6 +34,7 @@ from spaktok.events.streams import (
 
 COMMENT_MEMORY_MS = 300_000  # last comment per user kept this long: the longest slow mode allowed
 COMMENT_PRUNE_EVERY_MS = 60_000  # how often (in event time) comments older than that are forgotten
+COMBO_MEMORY_MS = 60_000  # the longest combo window allowed: older combo entries can never continue
 LIKE_ID_MEMORY = 10_000  # recent like action ids kept to refuse client retries
 ANONYMOUS_ACTION = "anon:"  # prefix of action ids without an idempotency key: never retried, never kept
 
@@ -81,9 +82,9 @@ class StreamState:
     # sender -> [coins given, last wallet seq decided, gifts given]: the leaderboard, and the
     # high-water mark that makes a redelivered gift a no-op (a wallet's gifts arrive in its order)
     gifters: dict[str, list[int]] = field(default_factory=dict)
-    combos: dict[str, list[Any]] = field(
-        default_factory=dict
-    )  # sender -> [gift id, combo id, count, last ms]
+    # sender -> [gift id, combo id, count, last ms]; only senders of the last minute or two
+    combos: dict[str, list[Any]] = field(default_factory=dict)
+    combos_pruned_ms: int = 0  # when combos were last pruned (event time)
 
     @property
     def viewer_count(self) -> int:
@@ -309,6 +310,13 @@ def evolve(state: StreamState, event: Event) -> StreamState:
             remaining = tuple(m for m in state.moderators if m != event.user_id)
             return replace(state, version=version, moderators=remaining)
         case GiftReceived():
+            sent = millis(event.sent_at)
+            combos, pruned = state.combos, state.combos_pruned_ms
+            if sent - pruned >= COMBO_MEMORY_MS:
+                # bounded to the senders of the last minute or two; pruned now and then, not per gift
+                for sender in [s for s, c in combos.items() if c[3] < sent - COMBO_MEMORY_MS]:
+                    del combos[sender]
+                pruned = sent
             gifter = state.gifters.get(event.sender_id, [0, 0, 0])
             state.gifters[event.sender_id] = [
                 gifter[0] + event.coin_cost,
@@ -321,7 +329,13 @@ def evolve(state: StreamState, event: Event) -> StreamState:
                 event.combo_count,
                 millis(event.sent_at),
             ]
-            return replace(state, version=version, gifts=event.gifts, gift_revenue=event.gift_revenue)
+            return replace(
+                state,
+                version=version,
+                gifts=event.gifts,
+                gift_revenue=event.gift_revenue,
+                combos_pruned_ms=pruned,
+            )
         case GiftRefused():
             gifter = state.gifters.get(event.sender_id, [0, 0, 0])
             state.gifters[event.sender_id] = [gifter[0], event.wallet_seq, gifter[2]]

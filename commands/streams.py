@@ -7,7 +7,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, field_validator
 from spaktok.commands.base import Command, register_command
 from spaktok.commands.gifts import CatalogGift
-from spaktok.commands.stream_state import COMMENT_MEMORY_MS
+from spaktok.commands.stream_state import COMBO_MEMORY_MS, COMMENT_MEMORY_MS
 from spaktok.events.streams import Privacy, Quality
 
 
@@ -210,4 +210,4 @@ class DeliverGift(StreamCommand):
     count: int = Field(ge=1)
     coins: int = Field(gt=0)
     coin_value_usd: str
-    combo_window_ms: int = Field(ge=0)
+    combo_window_ms: int = Field(ge=0, le=COMBO_MEMORY_MS)

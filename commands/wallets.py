@@ -7,6 +7,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 from spaktok.commands.base import Command, register_command
 from spaktok.commands.gifts import MAX_GIFTS_PER_SEND, CatalogGift
+from spaktok.commands.stream_state import COMBO_MEMORY_MS
 
 MAX_PURCHASE_COINS = 10_000_000
 
@@ -40,7 +41,7 @@ class SendGift(WalletCommand):
     gift: CatalogGift
     count: int = Field(ge=1, le=MAX_GIFTS_PER_SEND)
     coin_value_usd: str  # settings, carried so the decision does not read configuration
-    combo_window_ms: int = Field(ge=0)
+    combo_window_ms: int = Field(ge=0, le=COMBO_MEMORY_MS)
 
     @property
     def coins(self) -> int:

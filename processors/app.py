@@ -243,4 +243,7 @@ def run_worker(settings: Settings, loglevel: str = "warn") -> None:
     topics.ensure_topics(settings)
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    # Faust's terminal spinner sets the root logger to DEBUG (and filters in its handler), so every
+    # debug call of Faust and aiokafka built a log record: ~10 % of the worker's time under load
+    worker.spinner = None
     worker.execute_from_commandline()
