@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import spaktok.events.catalog  # noqa: F401 - every money event must be decodable here
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from spaktok.events.envelope import Envelope, decode_envelope
@@ -67,6 +68,7 @@ class LedgerReport:
 
     events: int = 0
     duplicates: int = 0
+    undecodable: int = 0  # foreign records on the topics (the projectors dead-letter them too)
     wallets: dict[str, Wallet] = field(default_factory=lambda: defaultdict(Wallet))
     earnings: dict[str, Earnings] = field(default_factory=lambda: defaultdict(Earnings))
     streams: dict[str, StreamGifts] = field(default_factory=lambda: defaultdict(StreamGifts))
@@ -293,13 +295,22 @@ def _conservation(report: LedgerReport) -> None:
         report.problems.append("earnings credited != available + reserved + paid out")
 
 
-def read_log(broker: str, idle_s: float = 1.0, timeout_s: float = 300.0) -> tuple[list[Envelope], int]:
-    """Every record of the ledger topics, from the beginning until past the end and quiet for `idle_s`,
-    and how many records could not be decoded.
+def _claims_money(raw: bytes) -> bool:
+    """Does an undecodable record say it is a money event (then it cannot be skipped)?"""
+    try:
+        kind = orjson.loads(raw).get("type", "")
+    except Exception:  # noqa: BLE001 - not even JSON: foreign bytes, dead-lettered by the projectors
+        return False
+    return isinstance(kind, str) and (kind.startswith(("wallets.", "earnings.")) or kind in GIFT_EVENTS)
+
+
+def read_log(broker: str, idle_s: float = 1.0, timeout_s: float = 300.0) -> tuple[list[Envelope], int, int]:
+    """Every record of the ledger topics, from the beginning until past the end and quiet for `idle_s`;
+    then how many records could not be decoded, and how many of those claim to be money events.
 
     (The dev broker can report a stale high watermark, so the end is confirmed by silence too.)
     """
-    undecodable = 0
+    undecodable = unreadable_money = 0
     consumer = Consumer(
         {"bootstrap.servers": broker, "group.id": f"ledger-{uuid.uuid4().hex}", "enable.auto.commit": False}
     )
@@ -332,12 +343,13 @@ def read_log(broker: str, idle_s: float = 1.0, timeout_s: float = 300.0) -> tupl
                     envelopes.append(decode_envelope(msg.value()))
                 except Exception:  # noqa: BLE001 - counted: it might have been money
                     undecodable += 1
+                    unreadable_money += _claims_money(msg.value() or b"")
             caught_up = all(position.get(key, 0) >= end for key, end in high.items())
             if caught_up and time.monotonic() - quiet_since >= idle_s:
                 break
     finally:
         consumer.close()
-    return envelopes, undecodable
+    return envelopes, undecodable, unreadable_money
 
 
 def compare_read_models(report: LedgerReport, engine: Engine) -> list[str]:
@@ -413,10 +425,11 @@ def check(broker: str, engine: Engine | None, wait_s: float = 0.0) -> tuple[Ledg
     or the read models lag, look again until `wait_s` has passed."""
     deadline = time.monotonic() + wait_s
     while True:
-        envelopes, undecodable = read_log(broker)
+        envelopes, undecodable, unreadable_money = read_log(broker)
         report = audit(envelopes)
-        if undecodable:
-            report.problems.append(f"{undecodable} record(s) of the money topics could not be decoded")
+        report.undecodable = undecodable
+        if unreadable_money:
+            report.problems.append(f"{unreadable_money} money event(s) on the log could not be decoded")
         differences = compare_read_models(report, engine) if engine is not None else []
         if (report.settled and not differences) or time.monotonic() >= deadline:
             return report, differences
@@ -427,6 +440,7 @@ def summary_rows(report: LedgerReport) -> list[tuple[str, Any]]:
     rows: list[tuple[str, Any]] = [
         ("money events (deduplicated)", report.events),
         ("duplicates dropped", report.duplicates),
+        ("foreign records skipped", report.undecodable),
     ]
     rows += list(report.totals().items())
     rows += [
