@@ -114,7 +114,10 @@ async def send_gift(
 
 @router.get("/v1/streams/{stream_id}/leaderboard")
 async def leaderboard(
-    stream_id: StreamPath, services: ServicesDep, limit: Annotated[int, Query(ge=1, le=100)] = 10
+    stream_id: StreamPath,
+    user: CurrentUser,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> dict[str, Any]:
     """Top gifters by coins given to this stream; top viewers by watch time."""
     gifters = await run_in_threadpool(money_views.top_gifters, services.engine, stream_id, limit)
