@@ -127,6 +127,10 @@ class StreamFeed:
                 "username": payload["sender_username"],
                 "coins": payload["sender_total_coins"],
             }
+        elif kind == "streams.GuestJoined":
+            self.items.append(_item("guest_joined", env, ("user_id", "guests")))
+        elif kind == "streams.GuestRemoved":
+            self.items.append(_item("guest_left", env, ("user_id", "by", "reason", "guests")))
         elif kind == "streams.LikesRecorded":
             self.likes += payload["count"]
             self.total_likes = payload["total_likes"]

@@ -9,11 +9,13 @@ from spaktok.commands.base import Command, Rejection
 from spaktok.commands.gifts import REVENUE_RULE, split_revenue, usd
 from spaktok.commands.stream_state import StreamState, millis
 from spaktok.commands.streams import (
+    AcceptGuest,
     AddModerator,
     BanUser,
     DeleteComment,
     DeliverGift,
     EndStream,
+    InviteGuest,
     JoinStream,
     LeaveStream,
     ModerationCommand,
@@ -21,6 +23,7 @@ from spaktok.commands.streams import (
     PinComment,
     RecordHeartbeats,
     RecordLikes,
+    RemoveGuest,
     RemoveModerator,
     ReportStream,
     SendComment,
@@ -38,6 +41,9 @@ from spaktok.events.streams import (
     GiftReceived,
     GiftRefusal,
     GiftRefused,
+    GuestInvited,
+    GuestJoined,
+    GuestRemoved,
     HeartbeatsRecorded,
     LikesRecorded,
     ModerationNotified,
@@ -95,6 +101,12 @@ def decide(command: Command, state: StreamState) -> list[Event]:
             return _pin_comment(command, state)
         case DeliverGift():
             return _deliver_gift(command, state)
+        case InviteGuest():
+            return _invite_guest(command, state)
+        case AcceptGuest():
+            return _accept_guest(command, state)
+        case RemoveGuest():
+            return _remove_guest(command, state)
     raise Rejection("unsupported-command", f"the stream aggregate does not handle {command.type}")
 
 
@@ -470,7 +482,14 @@ def _report(command: ReportStream, state: StreamState) -> list[Event]:
 
 
 NoticeKind = Literal[
-    "stream_flagged", "stream_suspended", "banned", "unbanned", "moderator_added", "moderator_removed"
+    "stream_flagged",
+    "stream_suspended",
+    "banned",
+    "unbanned",
+    "moderator_added",
+    "moderator_removed",
+    "guest_invited",
+    "guest_removed",
 ]
 
 
@@ -564,3 +583,56 @@ def _deliver_gift(command: DeliverGift, state: StreamState) -> list[Event]:
             sent_at=command.issued_at,
         )
     ]
+
+
+def _invite_guest(command: InviteGuest, state: StreamState) -> list[Event]:
+    """Multi-guest: the broadcaster invites; invitations and guests together stay within the limit."""
+    _require_live(state)
+    if command.actor_id != state.user_id:
+        raise Rejection("not-stream-owner", "only the broadcaster invites guests")
+    target = command.target_user_id
+    if target == state.user_id:
+        raise Rejection("cannot-invite-self", "the broadcaster is on stage already")
+    if target in state.banned:
+        raise Rejection("user-banned", "a banned user cannot be invited")
+    if target in state.guests or target in state.guest_invites:
+        return []
+    if len(state.guests) + len(state.guest_invites) >= command.max_guests:
+        raise Rejection("guest-limit", f"at most {command.max_guests} guests and invitations at a time")
+    invited = GuestInvited(user_id=target, invited_at=command.issued_at)
+    return [invited, _moderation_notice(command, state, "guest_invited", [target])]
+
+
+def _accept_guest(command: AcceptGuest, state: StreamState) -> list[Event]:
+    _require_live(state)
+    user = command.actor_id
+    if user in state.guests:
+        return []
+    if user not in state.guest_invites:
+        raise Rejection("not-invited", "there is no invitation for you on this stream")
+    guests = [*state.guests, user]
+    return [GuestJoined(user_id=user, joined_at=command.issued_at, guests=guests)]
+
+
+def _remove_guest(command: RemoveGuest, state: StreamState) -> list[Event]:
+    """The broadcaster takes someone off stage (or withdraws an invitation); a guest leaves (or
+    declines) by removing themself."""
+    if state.status == "none":
+        raise Rejection("stream-not-found", "no stream with this id")
+    target, actor = command.target_user_id, command.actor_id
+    if actor not in (target, state.user_id):
+        raise Rejection("not-stream-owner", "only the broadcaster or the guest themself can do this")
+    on_stage = target in state.guests
+    if not on_stage and target not in state.guest_invites:
+        return []
+    if actor == target:
+        reason = "left" if on_stage else "declined"
+    else:
+        reason = "removed" if on_stage else "withdrawn"
+    guests = [g for g in state.guests if g != target]
+    removed = GuestRemoved(
+        user_id=target, by=actor, reason=reason, removed_at=command.issued_at, guests=guests
+    )
+    if actor == target:
+        return [removed]
+    return [removed, _moderation_notice(command, state, "guest_removed", [target])]

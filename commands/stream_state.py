@@ -15,6 +15,9 @@ from spaktok.events.streams import (
     CommentPosted,
     GiftReceived,
     GiftRefused,
+    GuestInvited,
+    GuestJoined,
+    GuestRemoved,
     HeartbeatsRecorded,
     LikesRecorded,
     ModeratorAdded,
@@ -85,6 +88,8 @@ class StreamState:
     # sender -> [gift id, combo id, count, last ms]; only senders of the last minute or two
     combos: dict[str, list[Any]] = field(default_factory=dict)
     combos_pruned_ms: int = 0  # when combos were last pruned (event time)
+    guests: tuple[str, ...] = ()  # on stage with the broadcaster (multi-guest)
+    guest_invites: tuple[str, ...] = ()  # invited, not yet answered
 
     @property
     def viewer_count(self) -> int:
@@ -116,6 +121,8 @@ class StreamState:
         data = dict(data)
         data["recent_like_ids"] = dict.fromkeys(data.get("recent_like_ids", ()))
         data["moderators"] = tuple(data.get("moderators", ()))
+        data["guests"] = tuple(data.get("guests", ()))
+        data["guest_invites"] = tuple(data.get("guest_invites", ()))
         return cls(**data)
 
 
@@ -286,7 +293,21 @@ def evolve(state: StreamState, event: Event) -> StreamState:
         case UserBanned():
             state.banned[event.user_id] = millis(event.banned_at)
             state.muted_until.pop(event.user_id, None)
-            return replace(state, version=version)
+            banned = event.user_id
+            return replace(
+                state,
+                version=version,
+                guests=tuple(g for g in state.guests if g != banned),  # a ban takes them off stage too
+                guest_invites=tuple(g for g in state.guest_invites if g != banned),
+            )
+        case GuestInvited():
+            return replace(state, version=version, guest_invites=(*state.guest_invites, event.user_id))
+        case GuestJoined():
+            invites = tuple(g for g in state.guest_invites if g != event.user_id)
+            return replace(state, version=version, guests=tuple(event.guests), guest_invites=invites)
+        case GuestRemoved():
+            invites = tuple(g for g in state.guest_invites if g != event.user_id)
+            return replace(state, version=version, guests=tuple(event.guests), guest_invites=invites)
         case UserUnbanned():
             state.banned.pop(event.user_id, None)
             return replace(state, version=version)

@@ -211,3 +211,27 @@ class DeliverGift(StreamCommand):
     coins: int = Field(gt=0)
     coin_value_usd: str
     combo_window_ms: int = Field(ge=0, le=COMBO_MEMORY_MS)
+
+
+@register_command
+class InviteGuest(StreamCommand):
+    """Multi-guest: the broadcaster asks `target_user_id` on stage; `max_guests` from settings."""
+
+    type: Literal["streams.InviteGuest"] = "streams.InviteGuest"
+    target_user_id: str = Field(min_length=1, max_length=128)
+    max_guests: int = Field(ge=1, le=20)
+
+
+@register_command
+class AcceptGuest(StreamCommand):
+    """The invited user (the actor) goes on stage."""
+
+    type: Literal["streams.AcceptGuest"] = "streams.AcceptGuest"
+
+
+@register_command
+class RemoveGuest(StreamCommand):
+    """Off stage or invitation gone: the broadcaster removes, or the user leaves / declines."""
+
+    type: Literal["streams.RemoveGuest"] = "streams.RemoveGuest"
+    target_user_id: str = Field(min_length=1, max_length=128)

@@ -187,7 +187,14 @@ class ModerationNotified(StreamEvent):
     notice: ClassVar[bool] = True
     notification_id: str
     kind: Literal[
-        "stream_flagged", "stream_suspended", "banned", "unbanned", "moderator_added", "moderator_removed"
+        "stream_flagged",
+        "stream_suspended",
+        "banned",
+        "unbanned",
+        "moderator_added",
+        "moderator_removed",
+        "guest_invited",
+        "guest_removed",
     ]
     channel_id: str
     stream_id: str
@@ -336,3 +343,33 @@ class GiftRefused(StreamEvent):
     coin_cost: int
     reason: GiftRefusal
     refused_at: datetime
+
+
+@register_event
+class GuestInvited(StreamEvent):
+    """The broadcaster asked a user on stage (multi-guest); the invitation stands until answered."""
+
+    type: Literal["streams.GuestInvited"] = "streams.GuestInvited"
+    user_id: str
+    invited_at: datetime
+
+
+@register_event
+class GuestJoined(StreamEvent):
+    type: Literal["streams.GuestJoined"] = "streams.GuestJoined"
+    user_id: str
+    joined_at: datetime
+    guests: list[str]  # everyone on stage after this join
+
+
+@register_event
+class GuestRemoved(StreamEvent):
+    """Off stage, or an invitation gone: `left` / `declined` by the user, `removed` / `withdrawn` by
+    the broadcaster."""
+
+    type: Literal["streams.GuestRemoved"] = "streams.GuestRemoved"
+    user_id: str
+    by: str
+    reason: Literal["left", "declined", "removed", "withdrawn"]
+    removed_at: datetime
+    guests: list[str]  # everyone on stage after this

@@ -9,6 +9,8 @@ from typing import Any
 from spaktok.events.envelope import Envelope
 from spaktok.events.streams import (
     CommentDeleted,
+    GuestJoined,
+    GuestRemoved,
     ModeratorAdded,
     ModeratorRemoved,
     StreamFlagged,
@@ -39,7 +41,7 @@ def _banned(conn: Connection, env: Envelope) -> int:
     conn.execute(
         text(
             "UPDATE live_streams SET banned_users = array_append(array_remove(banned_users, :u), :u), "
-            "last_updated = :at WHERE stream_id = :s"
+            "guest_users = array_remove(guest_users, :u), last_updated = :at WHERE stream_id = :s"
         ),
         {"u": e.user_id, "s": env.aggregate_id, "at": e.banned_at},
     )
@@ -129,7 +131,21 @@ def _moderation_status(conn: Connection, env: Envelope) -> int:
     return 2
 
 
+def _guests(conn: Connection, env: Envelope) -> int:
+    """Who is on stage: the event carries the whole list after the change."""
+    e = env.event()
+    assert isinstance(e, GuestJoined | GuestRemoved)
+    at = e.joined_at if isinstance(e, GuestJoined) else e.removed_at
+    conn.execute(
+        text("UPDATE live_streams SET guest_users = :g, last_updated = :at WHERE stream_id = :s"),
+        {"g": e.guests, "s": env.aggregate_id, "at": at},
+    )
+    return 1
+
+
 HANDLERS: dict[str, Callable[[Connection, Envelope], int]] = {
+    "streams.GuestJoined": _guests,
+    "streams.GuestRemoved": _guests,
     "streams.StreamFlagged": _moderation_status,
     "streams.StreamSuspended": _moderation_status,
     "streams.UserBanned": _banned,

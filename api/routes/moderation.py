@@ -1,4 +1,4 @@
-"""Moderating a stream (API.md "Moderation"): bans, timeouts, the stream's moderators, the log."""
+"""Stream moderation (API.md "Moderation": bans, timeouts, moderators, reports) and multi-guest."""
 
 from __future__ import annotations
 
@@ -14,8 +14,11 @@ from spaktok.api.responses import answer
 from spaktok.api.schemas import BanBody, ModeratorBody, ReportBody, TimeoutBody
 from spaktok.commands.base import Command
 from spaktok.commands.streams import (
+    AcceptGuest,
     AddModerator,
     BanUser,
+    InviteGuest,
+    RemoveGuest,
     RemoveModerator,
     ReportStream,
     TimeoutUser,
@@ -158,3 +161,41 @@ async def moderation_log(
         raise Problem(403, "not-moderator", "only the broadcaster or a moderator can read the moderation log")
     entries = await run_in_threadpool(moderation.moderation_log, services.engine, stream_id, limit=limit)
     return {"streamId": stream_id, "entries": entries}
+
+
+@router.post("/guests")
+async def invite_guest(
+    stream_id: StreamPath, body: ModeratorBody, user: CurrentUser, services: ServicesDep
+) -> JSONResponse:
+    """Multi-guest: the broadcaster invites a user on stage (they are told in their inbox)."""
+    limit = services.settings.max_guests
+
+    def build(**meta: Any) -> InviteGuest:
+        return InviteGuest(**meta, stream_id=stream_id, target_user_id=body.user_id, max_guests=limit)
+
+    done = {"streamId": stream_id, "userId": body.user_id, "status": "invited"}
+    return await _execute(services, user, f"invite-guest:{stream_id}:{body.user_id}", build, done)
+
+
+@router.post("/guests/accept")
+async def accept_guest(stream_id: StreamPath, user: CurrentUser, services: ServicesDep) -> JSONResponse:
+    """The invited user goes on stage."""
+
+    def build(**meta: Any) -> AcceptGuest:
+        return AcceptGuest(**meta, stream_id=stream_id)
+
+    done = {"streamId": stream_id, "userId": user.user_id, "status": "joined"}
+    return await _execute(services, user, f"accept-guest:{stream_id}", build, done)
+
+
+@router.delete("/guests/{user_id}")
+async def remove_guest(
+    stream_id: StreamPath, user_id: UserPath, user: CurrentUser, services: ServicesDep
+) -> JSONResponse:
+    """The broadcaster takes a guest off stage or withdraws an invitation; a guest leaves or declines."""
+
+    def build(**meta: Any) -> RemoveGuest:
+        return RemoveGuest(**meta, stream_id=stream_id, target_user_id=user_id)
+
+    done = {"streamId": stream_id, "userId": user_id, "status": "removed"}
+    return await _execute(services, user, f"remove-guest:{stream_id}:{user_id}", build, done)
