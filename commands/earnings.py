@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 from spaktok.commands.base import Command, register_command
 from spaktok.events.earnings import PayoutMethod
 
@@ -18,17 +18,26 @@ class EarningsCommand(Command):
         return self.broadcaster_id
 
 
-@register_command
-class CreditEarnings(EarningsCommand):
-    """Internal: a stream delivered a gift (or a PK bonus); credit the broadcaster's share."""
+class Credit(BaseModel):
+    """One share to credit: a delivered gift's (or a PK bonus), named by the crediting stream event."""
 
-    type: Literal["earnings.CreditEarnings"] = "earnings.CreditEarnings"
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     source: Literal["gift", "pk_bonus"] = "gift"
     stream_id: str
     stream_sequence: int = Field(gt=0)
     gift_tx: str = ""
     sender_id: str = ""
     coins: int = Field(ge=0)
+
+
+@register_command
+class CreditEarnings(EarningsCommand):
+    """Internal: shares to credit, in the order their streams decided them. A stream batch sends one
+    such command per broadcaster (processors/streams.py merges them)."""
+
+    type: Literal["earnings.CreditEarnings"] = "earnings.CreditEarnings"
+    credits: list[Credit] = Field(min_length=1)
 
 
 @register_command

@@ -42,20 +42,7 @@ def thaw(state: EarningsState) -> EarningsState:
 def decide(command: Command, state: EarningsState) -> list[Event]:
     match command:
         case CreditEarnings():
-            if command.stream_sequence <= state.credited_through.get(command.stream_id, 0):
-                return []
-            return [
-                EarningsCredited(
-                    source=command.source,
-                    stream_id=command.stream_id,
-                    stream_sequence=command.stream_sequence,
-                    gift_tx=command.gift_tx,
-                    sender_id=command.sender_id,
-                    coins=command.coins,
-                    balance=state.balance + command.coins,
-                    credited_at=command.issued_at,
-                )
-            ]
+            return _credit(command, state)
         case RequestPayout():
             if command.payout_id in state.payouts:
                 return []
@@ -80,6 +67,32 @@ def decide(command: Command, state: EarningsState) -> list[Event]:
         case CompletePayout() | FailPayout():
             return _settle(command, state)
     raise Rejection("unsupported-command", f"the earnings aggregate does not handle {command.type}")
+
+
+def _credit(command: CreditEarnings, state: EarningsState) -> list[Event]:
+    """Each credit once: at or below its stream's last credited sequence it is a redelivery."""
+    through: dict[str, int] = {}
+    balance = state.balance
+    events: list[Event] = []
+    for credit in command.credits:
+        last = through.get(credit.stream_id, state.credited_through.get(credit.stream_id, 0))
+        if credit.stream_sequence <= last:
+            continue
+        through[credit.stream_id] = credit.stream_sequence
+        balance += credit.coins
+        events.append(
+            EarningsCredited(
+                source=credit.source,
+                stream_id=credit.stream_id,
+                stream_sequence=credit.stream_sequence,
+                gift_tx=credit.gift_tx,
+                sender_id=credit.sender_id,
+                coins=credit.coins,
+                balance=balance,
+                credited_at=command.issued_at,
+            )
+        )
+    return events
 
 
 def _settle(command: CompletePayout | FailPayout, state: EarningsState) -> list[Event]:

@@ -97,6 +97,10 @@ class AggregateSpec:
     # JSON-able dict and named parts, `join` rebuilds the state from both
     split: Callable[[Any], tuple[dict[str, Any], dict[str, Any]]] | None = None
     join: Callable[[dict[str, Any], dict[str, Any]], Any] | None = None
+    # follow-up commands of these types that a batch sends to one key travel as one command:
+    # `merge` turns their JSON forms (in order) into one (fewer messages for the next aggregate)
+    merge_types: frozenset[str] = frozenset()
+    merge: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +223,37 @@ class AggregateRunner:
                 out.append(self._deadletter(record, exc.__cause__ or exc, "decide"))
             except Exception as exc:
                 raise _Poisoned(index) from exc
-        return held, out
+        return held, self._merged(out) if self.spec.merge is not None else out
+
+    def _merged(self, out: list[Outgoing]) -> list[Outgoing]:
+        """The batch's forwards of `merge_types` to the same topic and key as one command each, at
+        the place of the first; everything else keeps its order."""
+        assert self.spec.merge is not None
+        groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        merged: list[Outgoing | tuple[str, str]] = []
+        for record in out:
+            kind = dict(record.headers).get("command-type", b"").decode()
+            if kind not in self.spec.merge_types:
+                merged.append(record)
+                continue
+            slot = (record.topic, record.key)
+            if slot not in groups:
+                groups[slot] = []
+                merged.append(slot)
+            groups[slot].append(orjson.loads(record.value))
+        result = []
+        for item in merged:
+            if isinstance(item, Outgoing):
+                result.append(item)
+                continue
+            commands = groups[item]
+            command = commands[0] if len(commands) == 1 else self.spec.merge(commands)
+            result.append(
+                Outgoing(
+                    item[0], item[1], orjson.dumps(command), [("command-type", command["type"].encode())]
+                )
+            )
+        return result
 
     def active_ids(self) -> list[str]:
         return self.select(self.spec.is_active)

@@ -8,7 +8,7 @@ from spaktok.commands import stream_decide
 from spaktok.commands.audiences import AUDIENCE_SHARDS, NotifyFollowers
 from spaktok.commands.base import Command, Rejection
 from spaktok.commands.broadcasters import ReleaseBroadcast
-from spaktok.commands.earnings import CreditEarnings
+from spaktok.commands.earnings import Credit, CreditEarnings
 from spaktok.commands.schedules import MarkScheduleStarted
 from spaktok.commands.stream_state import StreamState, evolve, join, split, thaw
 from spaktok.commands.streams import DeliverGift, SweepViewers
@@ -53,17 +53,20 @@ def _settle_gift(command: DeliverGift, envelopes: list[Envelope], state: StreamS
     forwards = []
     for env in envelopes:
         if env.type == "streams.GiftReceived":
+            share = Credit(
+                stream_id=state.stream_id,
+                stream_sequence=env.sequence,
+                gift_tx=command.gift_tx,
+                sender_id=command.sender_id,
+                coins=env.payload["broadcaster_share"],
+            )
             credit = CreditEarnings(
                 command_id=forward_id(command, "credit-earnings"),
                 correlation_id=command.correlation,
                 issued_at=command.issued_at,
                 actor_id=command.sender_id,
                 broadcaster_id=state.user_id,
-                stream_id=state.stream_id,
-                stream_sequence=env.sequence,
-                gift_tx=command.gift_tx,
-                sender_id=command.sender_id,
-                coins=env.payload["broadcaster_share"],
+                credits=[share],
             )
             forwards.append(Forward(topics.COMMANDS_EARNINGS.name, credit))
         elif env.type == "streams.GiftRefused":
@@ -123,6 +126,18 @@ def _link_schedule(command: Command, started: Envelope) -> list[Forward]:
     return [Forward(topics.COMMANDS_SCHEDULES.name, mark)]
 
 
+def _merge_credits(commands: list[dict[str, Any]]) -> dict[str, Any]:
+    """A batch's credits for one broadcaster as one command: the earnings aggregate consumes one
+    message per stream batch instead of one per gift. Its id is derived from theirs, so the same
+    batch decided again after a crash merges to the same command."""
+    first = commands[0]
+    return {
+        **first,
+        "command_id": derive_id("credits", *(c["command_id"] for c in commands)),
+        "credits": [credit for c in commands for credit in c["credits"]],
+    }
+
+
 def _is_final(command: Command, envelopes: list[Envelope]) -> bool:
     # nobody waits for the answer to the worker's own sweeps
     return not isinstance(command, SweepViewers)
@@ -148,4 +163,6 @@ STREAMS = AggregateSpec(
     join=join,
     is_notice=lambda event: event.notice,
     notice_topic=topics.NOTIFICATIONS.name,
+    merge_types=frozenset({"earnings.CreditEarnings"}),
+    merge=_merge_credits,
 )

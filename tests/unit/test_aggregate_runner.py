@@ -276,3 +276,24 @@ def test_a_command_on_another_partition_than_its_aggregate_is_dead_lettered() ->
     [dead] = [headers for topic, _, _, headers in broker.sent if topic == DEADLETTER]
     assert any(b"lives on partition 2" in value for _, value in dead)
     assert [e["type"] for e in broker.on(EVENTS)] == ["streams.StreamStarted"]
+
+
+def test_a_batchs_credits_for_one_broadcaster_travel_as_one_command() -> None:
+    from test_money_deciders import deliver
+
+    table, broker = Table(), Broker()
+    batch = records(
+        open_stream(), deliver(1, seconds=1), deliver(2, seconds=2), deliver(1, seconds=3, sender="bo")
+    )
+    asyncio.run(runner(table, broker).handle_batch(batch))
+    [credit] = broker.on("spaktok.commands.earnings")
+    assert [(c["gift_tx"], c["stream_sequence"]) for c in credit["credits"]] == [
+        ("fan:1", 2),
+        ("fan:2", 3),
+        ("bo:1", 4),
+    ]
+    again = Broker()
+    asyncio.run(runner(Table(), again).handle_batch(batch))
+    assert (
+        again.on("spaktok.commands.earnings")[0]["command_id"] == credit["command_id"]
+    )  # same batch, same id

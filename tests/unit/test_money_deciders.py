@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from gwt import Aggregate, at
 from pydantic import ValidationError
-from spaktok.commands.earnings import CompletePayout, CreditEarnings, FailPayout, RequestPayout
+from spaktok.commands.earnings import CompletePayout, Credit, CreditEarnings, FailPayout, RequestPayout
 from spaktok.commands.earnings_decide import EarningsState
 from spaktok.commands.earnings_decide import decide as decide_earnings
 from spaktok.commands.earnings_decide import evolve as evolve_earnings
@@ -334,17 +334,23 @@ def test_a_send_is_bounded() -> None:
 # --- earnings and payouts -----------------------------------------------------------------------
 
 
+def share(sequence: int, coins: int, stream: str = "s-1") -> Credit:
+    return Credit(
+        stream_id=stream, stream_sequence=sequence, gift_tx=f"{FAN}:{sequence}", sender_id=FAN, coins=coins
+    )
+
+
 def credit(sequence: int, coins: int, stream: str = "s-1") -> CreditEarnings:
+    return credits(share(sequence, coins, stream))
+
+
+def credits(*shares: Credit) -> CreditEarnings:
     return CreditEarnings(
-        command_id=f"credit-{stream}-{sequence}",
+        command_id="credit-" + "-".join(f"{c.stream_id}:{c.stream_sequence}" for c in shares),
         issued_at=at(1),
         actor_id=FAN,
         broadcaster_id=HOST,
-        stream_id=stream,
-        stream_sequence=sequence,
-        gift_tx=f"{FAN}:{sequence}",
-        sender_id=FAN,
-        coins=coins,
+        credits=list(shares),
     )
 
 
@@ -366,6 +372,13 @@ def test_a_delivered_gift_credits_the_broadcaster_once() -> None:
     EARNINGS.given(credited(3, 15, 15)).when(credit(2, 15)).then()  # an older one redelivered
     EARNINGS.given(credited(3, 15, 15)).when(credit(1, 5, stream="s-2")).then(
         credited(1, 5, 20, stream="s-2")
+    )
+
+
+def test_a_batch_of_credits_applies_each_new_one_once_in_order() -> None:
+    batch = credits(share(3, 15), share(2, 9), share(4, 5), share(1, 7, stream="s-2"), share(4, 5))
+    EARNINGS.given(credited(2, 9, 9)).when(batch).then(
+        credited(3, 15, 24), credited(4, 5, 29), credited(1, 7, 36, stream="s-2")
     )
 
 
