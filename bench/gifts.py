@@ -25,11 +25,12 @@ import signal
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 
 import aiohttp
 import orjson
 from confluent_kafka import Producer
-from load import percentile, read_topic, start_stack
+from load import console, percentile, read_topic, start_stack
 from rich.table import Table
 from spaktok.api.auth import mint_token
 from spaktok.commands.gifts import load_catalog
@@ -40,7 +41,6 @@ from spaktok.infra.kafka import producer_config
 from spaktok.projections import ledger
 from spaktok.settings import Settings
 from sqlalchemy import create_engine, text
-from load import console
 
 GIFTS = ("rose", "finger-heart", "perfume", "doughnut", "hand-hearts", "corgi")
 COINS_EACH = 5_000_000
@@ -118,8 +118,6 @@ def kafka_gifts(stack: DevStack, streams: list[str], users: list[str], sends: in
     config = {**producer_config(Settings(broker=stack.broker)), "linger.ms": 5, "batch.size": 1 << 20}
     producer = Producer(config)
     rng = random.Random(3)
-    from datetime import UTC, datetime
-
     started = time.monotonic()
     for n in range(sends):
         user = rng.choice(users)

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from spaktok import clock
 from spaktok.api.auth import Principal
 from spaktok.api.deps import CommandMeta, CurrentUser, IdempotencyKey, ServicesDep, StreamPath
 from spaktok.api.problems import STATUS_BY_REASON, Problem
@@ -149,7 +150,7 @@ async def purchase_coins(body: PurchaseBody, user: CurrentUser, services: Servic
     _require_payments_role(user)
     command = PurchaseCoins(
         command_id=derive_id("purchase", body.user_id, body.payment_ref, str(body.coins)),
-        issued_at=CommandMeta.for_request(user, "purchase", None).issued_at,
+        issued_at=clock.now(),
         actor_id=user.user_id,
         user_id=body.user_id,
         coins=body.coins,

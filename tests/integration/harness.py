@@ -6,6 +6,7 @@ import os
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -90,3 +91,14 @@ def eventually(check: Callable[[], Any], timeout: float = 20.0, interval: float 
             if time.monotonic() > deadline:
                 raise
             time.sleep(interval)
+
+
+def uid(prefix: str) -> str:
+    """A fresh id for a test's user or stream: tests share one stack and must not collide."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def problem(response: Any, status: int, slug: str) -> None:
+    """The answer is the problem `slug` with `status`."""
+    assert response.status_code == status, response.text
+    assert response.json()["type"].endswith(f"/{slug}")

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from typing import Any
 
-from harness import Api, eventually
-
-
-def uid(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+from harness import Api, eventually, uid
 
 
 def go_live(owner: Api, **body: Any) -> str:

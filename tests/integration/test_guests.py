@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
-from typing import Any
 
-from harness import Api, eventually
+from harness import Api, eventually, problem, uid
 from spaktok.api.auth import mint_token
 from spaktok.infra.devstack import DevStack
 from spaktok.settings import Settings
 from test_live_feed import Feed, wait_for_document, ws_url
 from websockets.sync.client import connect
-
-
-def uid(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def problem(response: Any, status: int, slug: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.json()["type"].endswith(f"/{slug}")
 
 
 def test_a_guest_is_invited_accepts_appears_on_the_document_and_the_feed_and_leaves(

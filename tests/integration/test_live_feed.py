@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-from harness import LIVE_VIEWER_COUNT_INTERVAL_MS, Api
+from harness import LIVE_VIEWER_COUNT_INTERVAL_MS, Api, uid
 from spaktok.api.auth import mint_token
 from spaktok.infra.devstack import DevStack
 from spaktok.settings import Settings
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
-
-
-def uid(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def ws_url(stack: DevStack, stream_id: str, token: str | None) -> str:

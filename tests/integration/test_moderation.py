@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from typing import Any
 
-from harness import Api, eventually
-
-
-def uid(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def problem(response: Any, status: int, slug: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.json()["type"].endswith(f"/{slug}")
+from harness import Api, eventually, problem, uid
 
 
 def test_a_ban_removes_the_user_hides_their_comments_and_refuses_them(user: Callable[..., Api]) -> None:

@@ -7,12 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from harness import Api, eventually
+from harness import Api, eventually, uid
 from sqlalchemy import Engine, text
-
-
-def uid(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def start(api: Api, **body: Any) -> dict[str, Any]:
