@@ -65,6 +65,14 @@ class Settings(BaseSettings):
     gift_combo_window_ms: int = Field(5000, ge=0, le=60_000)  # same gift again within this: one combo
     payout_minimum_usd: str = Field("10.00", pattern=r"^\d+(\.\d{2})?$")
 
+    # PK battles (spec §2.9, §3.5)
+    pk_invite_ttl_s: int = Field(60, ge=1, le=3600)  # an unanswered invitation expires after this
+    pk_min_duration_s: int = Field(30, ge=1)
+    pk_max_duration_s: int = Field(3600, ge=1)
+    pk_default_duration_s: int = Field(300, ge=1)
+    pk_winner_bonus_coins: int = Field(100, ge=0)  # credited to the winner's earnings; none on a tie
+    battle_timer_interval_s: float = Field(1.0, gt=0)  # how often the worker looks for battles due
+
     # domain rules
     max_guests: int = Field(8, ge=1, le=20)  # multi-guest: guests plus open invitations per stream
     ban_delete_comments_window_s: int = Field(300, ge=0, le=24 * 3600)  # a ban hides this much of their chat

@@ -9,8 +9,9 @@ serve thousands of viewers of a busy chat: the cost is per frame and subscriber,
 
 What is pushed (docs/realtime.md): comments and `join` items as they happen, likes summed per
 `live_likes_interval_ms`, the viewer count at most every `live_viewer_count_interval_ms` when it
-changed, and status changes. A subscriber whose queue of unsent frames is full is too slow to keep
-up; it is disconnected (and may reconnect) rather than holding everyone's memory.
+changed, and status changes. PK battles come from the battle events topic: their events name both
+streams, and each goes to both audiences. A subscriber whose queue of unsent frames is full is too
+slow to keep up; it is disconnected (and may reconnect) rather than holding everyone's memory.
 """
 
 from __future__ import annotations
@@ -89,6 +90,9 @@ GIFT_FIELDS = (
 )
 
 
+BATTLE_FEED_EVENTS = frozenset({"battles.BattleStarted", "battles.BattleScored", "battles.BattleEnded"})
+
+
 @dataclass
 class StreamFeed:
     """What is pending for one stream's subscribers until the next tick."""
@@ -103,6 +107,7 @@ class StreamFeed:
     viewers_sent_at: float = 0.0
     ended: bool = False
     gifters: dict[str, dict[str, Any]] = field(default_factory=dict)  # leaderboard entries changed this tick
+    pk_score: dict[str, Any] | None = None  # the latest PK scores of this tick (one item per tick)
 
     def apply(self, env: dict[str, Any]) -> None:
         kind = env["type"]
@@ -147,6 +152,28 @@ class StreamFeed:
             self.viewer_count = 0
             self.ended = True
 
+    def apply_battle(self, env: dict[str, Any]) -> None:
+        kind, payload = env["type"], env["payload"]
+        sides = {
+            "battleId": env["aggregate_id"],
+            "stream1Id": payload["stream1_id"],
+            "stream2Id": payload["stream2_id"],
+        }
+        if kind == "battles.BattleStarted":
+            item = _item("pk_started", env, ("started_at", "ends_at"))
+            self.items.append({**item, **sides})
+        elif kind == "battles.BattleScored":
+            self.pk_score = {
+                "type": "pk_score",
+                **sides,
+                "score1": payload["score1"],
+                "score2": payload["score2"],
+            }
+        elif kind == "battles.BattleEnded":
+            fields = ("score1", "score2", "winner_id", "winner_stream_id", "is_tie", "winner_bonus", "reason")
+            self.items.append({**_item("pk_ended", env, fields), **sides})
+            self.pk_score = None  # the result carries the final scores
+
     def due(self, now: float, likes_every: float, viewers_every: float) -> list[dict[str, Any]]:
         """Everything to send at this tick, in the order it happened (the aggregates last)."""
         items, self.items = self.items, []
@@ -157,6 +184,9 @@ class StreamFeed:
             ranked = sorted(self.gifters.values(), key=lambda g: -g["coins"])
             items.append({"type": "leaderboard", "gifters": ranked})
             self.gifters = {}
+        if self.pk_score is not None:
+            items.append(self.pk_score)
+            self.pk_score = None
         changed = self.viewer_count is not None and self.viewer_count != self.viewers_sent
         if changed and (now - self.viewers_sent_at >= viewers_every or self.ended):
             items.append({"type": "viewers", "viewerCount": self.viewer_count})
@@ -224,7 +254,7 @@ class FeedHub:
     # -- consumer thread --------------------------------------------------------------------------
 
     def _consume(self) -> None:
-        name = topics.EVENTS_STREAMS.name
+        name, battles = topics.EVENTS_STREAMS.name, topics.EVENTS_BATTLES.name
         consumer = Consumer(
             {
                 "bootstrap.servers": self.settings.broker,
@@ -234,8 +264,11 @@ class FeedHub:
             }
         )
         try:
-            partitions = consumer.list_topics(name, timeout=20).topics[name].partitions
-            consumer.assign([TopicPartition(name, p, OFFSET_END) for p in partitions])
+            assignment = []
+            for topic in (name, battles):
+                partitions = consumer.list_topics(topic, timeout=20).topics[topic].partitions
+                assignment += [TopicPartition(topic, p, OFFSET_END) for p in partitions]
+            consumer.assign(assignment)
             for tp in consumer.assignment():
                 consumer.get_watermark_offsets(tp, timeout=10)
             self._ready.set()
@@ -247,7 +280,9 @@ class FeedHub:
                 wanted = [
                     m.value()
                     for m in batch
-                    if m.error() is None and m.key() is not None and m.key().decode() in watched
+                    if m.error() is None
+                    and m.key() is not None
+                    and (m.topic() == battles or m.key().decode() in watched)
                 ]
                 if wanted and self._loop is not None:
                     self._loop.call_soon_threadsafe(self._ingest, wanted)
@@ -262,6 +297,13 @@ class FeedHub:
         for raw in records:
             try:
                 env = orjson.loads(raw)
+                if env["aggregate_type"] == "battle":
+                    if env["type"] in BATTLE_FEED_EVENTS:
+                        for stream_id in (env["payload"]["stream1_id"], env["payload"]["stream2_id"]):
+                            feed = self._feeds.get(stream_id)
+                            if feed is not None:
+                                feed.apply_battle(env)
+                    continue
                 feed = self._feeds.get(env["aggregate_id"])
                 if feed is not None:
                     feed.apply(env)

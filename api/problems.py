@@ -51,6 +51,16 @@ STATUS_BY_REASON = {
     "insufficient-earnings": 409,
     "payout-not-found": 404,
     "payout-not-pending": 409,
+    "battle-exists": 409,
+    "battle-not-found": 404,
+    "battle-not-pending": 409,
+    "battle-invite-expired": 409,
+    "battle-starting": 409,
+    "battle-not-active": 409,
+    "not-battle-opponent": 403,
+    "not-battle-broadcaster": 403,
+    "cannot-battle-self": 422,
+    "stream-in-battle": 409,
 }
 
 

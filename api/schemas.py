@@ -110,3 +110,9 @@ class CompletePayoutBody(Body):
 
 class FailPayoutBody(Body):
     reason: str = Field(min_length=1, max_length=500)
+
+
+class BattleBody(Body):
+    stream_id: str = Field(min_length=1, max_length=64)
+    opponent_stream_id: str = Field(min_length=1, max_length=64)
+    duration_seconds: int | None = Field(None, ge=1, description="default and bounds from settings")

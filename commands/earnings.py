@@ -18,6 +18,14 @@ class EarningsCommand(Command):
         return self.broadcaster_id
 
 
+PK_BONUS_PREFIX = "pk:"  # a bonus credit names its battle where a gift credit names its stream
+
+
+def pk_bonus_line(battle_id: str) -> str:
+    """The `stream_id` of a PK battle's bonus credit: a sequence line of its own, credited once."""
+    return f"{PK_BONUS_PREFIX}{battle_id}"
+
+
 class Credit(BaseModel):
     """One share to credit: a delivered gift's (or a PK bonus), named by the crediting stream event."""
 

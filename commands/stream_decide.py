@@ -18,6 +18,7 @@ from spaktok.commands.streams import (
     InviteGuest,
     JoinStream,
     LeaveStream,
+    LinkBattle,
     ModerationCommand,
     OpenStream,
     PinComment,
@@ -30,11 +31,15 @@ from spaktok.commands.streams import (
     SweepViewers,
     TimeoutUser,
     UnbanUser,
+    UnlinkBattle,
     UpdateStream,
 )
 from spaktok.events.base import Event
 from spaktok.events.envelope import derive_id
 from spaktok.events.streams import (
+    BattleLinked,
+    BattleLinkRefused,
+    BattleUnlinked,
     CommentDeleted,
     CommentPinned,
     CommentPosted,
@@ -107,6 +112,10 @@ def decide(command: Command, state: StreamState) -> list[Event]:
             return _accept_guest(command, state)
         case RemoveGuest():
             return _remove_guest(command, state)
+        case LinkBattle():
+            return _link_battle(command, state)
+        case UnlinkBattle():
+            return _unlink_battle(command, state)
     raise Rejection("unsupported-command", f"the stream aggregate does not handle {command.type}")
 
 
@@ -158,6 +167,8 @@ def _ending(state: StreamState, now: datetime, reason: str) -> list[Event]:
     events: list[Event] = [
         _leaving(state, user_id, now, "stream_ended", 0) for user_id in sorted(state.viewers)
     ]
+    if state.pk_battle_id:  # a battle cannot go on without this side: it closes, with the scores so far
+        events.append(BattleUnlinked(battle_id=state.pk_battle_id, reason="stream_ended", unlinked_at=now))
     events.append(
         StreamEnded(
             ended_at=now,
@@ -636,3 +647,45 @@ def _remove_guest(command: RemoveGuest, state: StreamState) -> list[Event]:
     if actor == target:
         return [removed]
     return [removed, _moderation_notice(command, state, "guest_removed", [target])]
+
+
+def battle_link_refusal(command: LinkBattle, state: StreamState) -> str | None:
+    """Why this stream cannot join the battle, if it cannot (both sides are checked by their streams)."""
+    if state.status == "none":
+        return "stream-not-found"
+    if state.status != "live":
+        return "stream-not-live"
+    if state.user_id != command.broadcaster_id:
+        return "not-stream-owner"
+    if state.pk_battle_id and state.pk_battle_id != command.battle_id:
+        return "stream-in-battle"
+    return None
+
+
+def _link_battle(command: LinkBattle, state: StreamState) -> list[Event]:
+    """PK battle: a live stream in no other battle links; otherwise a refusal the battle hears of.
+
+    An unknown stream records nothing (no stream to record it on); its refusal travels all the same.
+    """
+    if state.pk_battle_id == command.battle_id:
+        return []  # linked already
+    refusal = battle_link_refusal(command, state)
+    if refusal == "stream-not-found":
+        return []
+    if refusal is not None:
+        return [BattleLinkRefused(battle_id=command.battle_id, reason=refusal, refused_at=command.issued_at)]  # type: ignore[arg-type]
+    return [
+        BattleLinked(
+            battle_id=command.battle_id,
+            side=command.side,
+            opponent_stream_id=command.opponent_stream_id,
+            opponent_user_id=command.opponent_user_id,
+            linked_at=command.issued_at,
+        )
+    ]
+
+
+def _unlink_battle(command: UnlinkBattle, state: StreamState) -> list[Event]:
+    if state.pk_battle_id != command.battle_id:
+        return []  # not (or no longer) in that battle; the battle hears so all the same
+    return [BattleUnlinked(battle_id=command.battle_id, reason="battle_over", unlinked_at=command.issued_at)]

@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from spaktok.events.base import Event
 from spaktok.events.streams import (
+    BattleLinked,
+    BattleUnlinked,
     CommentDeleted,
     CommentPinned,
     CommentPosted,
@@ -90,6 +92,9 @@ class StreamState:
     combos_pruned_ms: int = 0  # when combos were last pruned (event time)
     guests: tuple[str, ...] = ()  # on stage with the broadcaster (multi-guest)
     guest_invites: tuple[str, ...] = ()  # invited, not yet answered
+    pk_battle_id: str = ""  # the PK battle this stream is linked to (its gifts score there)
+    pk_opponent_stream_id: str = ""
+    pk_side: int = 0
 
     @property
     def viewer_count(self) -> int:
@@ -361,6 +366,16 @@ def evolve(state: StreamState, event: Event) -> StreamState:
             gifter = state.gifters.get(event.sender_id, [0, 0, 0])
             state.gifters[event.sender_id] = [gifter[0], event.wallet_seq, gifter[2]]
             return replace(state, version=version)
+        case BattleLinked():
+            return replace(
+                state,
+                version=version,
+                pk_battle_id=event.battle_id,
+                pk_opponent_stream_id=event.opponent_stream_id,
+                pk_side=event.side,
+            )
+        case BattleUnlinked():
+            return replace(state, version=version, pk_battle_id="", pk_opponent_stream_id="", pk_side=0)
         case CommentPinned():
             return replace(state, version=version, pinned_comment_id=event.comment_id)
         case CommentDeleted() if event.comment_id == state.pinned_comment_id:

@@ -235,3 +235,23 @@ class RemoveGuest(StreamCommand):
 
     type: Literal["streams.RemoveGuest"] = "streams.RemoveGuest"
     target_user_id: str = Field(min_length=1, max_length=128)
+
+
+@register_command
+class LinkBattle(StreamCommand):
+    """Internal, from an accepted PK battle: join it if live, owned by `broadcaster_id` and free."""
+
+    type: Literal["streams.LinkBattle"] = "streams.LinkBattle"
+    battle_id: str
+    broadcaster_id: str
+    side: Literal[1, 2]
+    opponent_stream_id: str
+    opponent_user_id: str
+
+
+@register_command
+class UnlinkBattle(StreamCommand):
+    """Internal, from a PK battle that is over (or cancelled): leave it."""
+
+    type: Literal["streams.UnlinkBattle"] = "streams.UnlinkBattle"
+    battle_id: str

@@ -373,3 +373,33 @@ class GuestRemoved(StreamEvent):
     reason: Literal["left", "declined", "removed", "withdrawn"]
     removed_at: datetime
     guests: list[str]  # everyone on stage after this
+
+
+@register_event
+class BattleLinked(StreamEvent):
+    """The stream joined a PK battle: its gifts now also score for its side (events/battles.py)."""
+
+    type: Literal["streams.BattleLinked"] = "streams.BattleLinked"
+    battle_id: str
+    side: Literal[1, 2]
+    opponent_stream_id: str
+    opponent_user_id: str
+    linked_at: datetime
+
+
+@register_event
+class BattleLinkRefused(StreamEvent):
+    """The stream could not join the battle (it has ended, or it is in another battle)."""
+
+    type: Literal["streams.BattleLinkRefused"] = "streams.BattleLinkRefused"
+    battle_id: str
+    reason: Literal["stream-not-live", "stream-in-battle", "not-stream-owner"]
+    refused_at: datetime
+
+
+@register_event
+class BattleUnlinked(StreamEvent):
+    type: Literal["streams.BattleUnlinked"] = "streams.BattleUnlinked"
+    battle_id: str
+    reason: Literal["battle_over", "stream_ended"]
+    unlinked_at: datetime

@@ -70,6 +70,16 @@ COMMANDS_EARNINGS = TopicSpec(
 EVENTS_EARNINGS = TopicSpec(
     "spaktok.events.earnings", "broadcaster id", "broadcaster credits and payouts", "earnings processor", -1
 )
+COMMANDS_BATTLES = TopicSpec(
+    "spaktok.commands.battles",
+    "battle id",
+    "PK battle commands (invite, answers, link results, scores, closes)",
+    "api, stream processor, battle timer",
+    7 * DAY_MS,
+)
+EVENTS_BATTLES = TopicSpec(
+    "spaktok.events.battles", "battle id", "PK battles: lifecycle, scores, result", "battle processor", -1
+)
 NOTIFICATIONS = TopicSpec(
     "spaktok.notifications",
     "channel id:shard",
@@ -95,12 +105,14 @@ ALL_TOPICS = (
     COMMANDS_SCHEDULES,
     COMMANDS_WALLETS,
     COMMANDS_EARNINGS,
+    COMMANDS_BATTLES,
     EVENTS_STREAMS,
     EVENTS_BROADCASTERS,
     EVENTS_AUDIENCES,
     EVENTS_SCHEDULES,
     EVENTS_WALLETS,
     EVENTS_EARNINGS,
+    EVENTS_BATTLES,
     NOTIFICATIONS,
     OUTCOMES,
     DEADLETTER,
@@ -112,6 +124,7 @@ EVENT_TOPICS = (
     EVENTS_SCHEDULES,
     EVENTS_WALLETS,
     EVENTS_EARNINGS,
+    EVENTS_BATTLES,
     NOTIFICATIONS,
 )
 COMMAND_TOPIC_BY_AGGREGATE = {
@@ -121,6 +134,7 @@ COMMAND_TOPIC_BY_AGGREGATE = {
     "schedule": COMMANDS_SCHEDULES,
     "wallet": COMMANDS_WALLETS,
     "earnings": COMMANDS_EARNINGS,
+    "battle": COMMANDS_BATTLES,
 }
 
 

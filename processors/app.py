@@ -10,13 +10,16 @@ from typing import Any
 import faust
 import spaktok.commands.catalog  # noqa: F401 - every command type must be decodable here
 from spaktok import clock
+from spaktok.commands import battle_decide
 from spaktok.commands.base import Command
+from spaktok.commands.battles import EndBattle, ExpireBattle
 from spaktok.commands.schedules import FireSchedule
 from spaktok.commands.streams import SweepViewers
 from spaktok.infra import topics
 from spaktok.processors import faust_fixes
 from spaktok.processors.aggregate import AggregateRunner, AggregateSpec, Incoming
 from spaktok.processors.audiences import AUDIENCES
+from spaktok.processors.battles import BATTLES
 from spaktok.processors.broadcasters import BROADCASTERS
 from spaktok.processors.earnings import EARNINGS
 from spaktok.processors.positions import CommandPositions
@@ -36,6 +39,7 @@ AGGREGATES: tuple[tuple[AggregateSpec, topics.TopicSpec], ...] = (
     (SCHEDULES, topics.COMMANDS_SCHEDULES),
     (WALLETS, topics.COMMANDS_WALLETS),
     (EARNINGS, topics.COMMANDS_EARNINGS),
+    (BATTLES, topics.COMMANDS_BATTLES),
 )
 
 
@@ -144,6 +148,7 @@ def create_app(settings: Settings) -> faust.App:
     runners = app.spaktok_runners  # type: ignore[attr-defined]
     _register_viewer_sweep(app, settings, runners["stream"], send)
     _register_schedule_timer(app, settings, runners["schedule"], send)
+    _register_battle_timer(app, settings, runners["battle"], send)
     return app
 
 
@@ -194,6 +199,43 @@ def _register_schedule_timer(
                 schedule_id=schedule_id,
             )
             await _send_command(send, command)
+
+
+def _register_battle_timer(app: faust.App, settings: Settings, battles: AggregateRunner, send: Any) -> None:
+    """PK battles whose time is up are ended, and invitations nobody answered expire.
+
+    The timer only says "it is time"; the battle decides from the command's time, and a battle ended
+    by the timer closes at its `ends_at`, however late the tick: gifts sent after it never count.
+    """
+    recovered = app.tables.recovery.completed
+
+    @app.timer(interval=settings.battle_timer_interval_s, name="battle-timer")
+    async def end_due_battles() -> None:
+        if not recovered.is_set():
+            return
+        issued_at = clock.now(settings)
+        now_ms = int(issued_at.timestamp() * 1000)
+        for battle_id in battles.select(lambda state: battle_decide.is_due(state, now_ms)):
+            await _send_command(
+                send,
+                EndBattle(
+                    command_id=str(uuid.uuid4()),
+                    issued_at=issued_at,
+                    actor_id=SYSTEM_ACTOR,
+                    battle_id=battle_id,
+                    reason="time_up",
+                ),
+            )
+        for battle_id in battles.select(lambda state: battle_decide.invite_expired(state, now_ms)):
+            await _send_command(
+                send,
+                ExpireBattle(
+                    command_id=str(uuid.uuid4()),
+                    issued_at=issued_at,
+                    actor_id=SYSTEM_ACTOR,
+                    battle_id=battle_id,
+                ),
+            )
 
 
 async def _send_command(send: Any, command: Command) -> None:

@@ -7,11 +7,12 @@ from typing import Any
 from spaktok.commands import stream_decide
 from spaktok.commands.audiences import AUDIENCE_SHARDS, NotifyFollowers
 from spaktok.commands.base import Command, Rejection
+from spaktok.commands.battles import BattleGift, CloseBattleSide, RecordBattleLink, ScoreBattle
 from spaktok.commands.broadcasters import ReleaseBroadcast
 from spaktok.commands.earnings import Credit, CreditEarnings
 from spaktok.commands.schedules import MarkScheduleStarted
 from spaktok.commands.stream_state import StreamState, evolve, join, split, thaw
-from spaktok.commands.streams import DeliverGift, SweepViewers
+from spaktok.commands.streams import DeliverGift, LinkBattle, SweepViewers, UnlinkBattle
 from spaktok.commands.wallets import RefundGift
 from spaktok.events.envelope import Envelope, derive_id
 from spaktok.events.streams import StreamCommandRejected
@@ -31,7 +32,10 @@ def _rejected(command: Command, rejection: Rejection) -> StreamCommandRejected:
 
 def _follow_ups(command: Command, envelopes: list[Envelope], state: StreamState) -> list[Forward]:
     if isinstance(command, DeliverGift):
-        return _settle_gift(command, envelopes, state)
+        return _settle_gift(command, envelopes, state) + _score_battle(command, envelopes, state)
+    if isinstance(command, LinkBattle):
+        return [_link_answer(command, envelopes, state)]
+    battle = _battle_closed(command, envelopes)
     started = next((env for env in envelopes if env.type == "streams.StreamStarted"), None)
     if started is not None:
         return _notify_followers(command, started) + _link_schedule(command, started)
@@ -44,8 +48,8 @@ def _follow_ups(command: Command, envelopes: list[Envelope], state: StreamState)
             user_id=state.user_id,
             stream_id=state.stream_id,
         )
-        return [Forward(topics.COMMANDS_BROADCASTERS.name, release)]
-    return []
+        return [*battle, Forward(topics.COMMANDS_BROADCASTERS.name, release)]
+    return battle
 
 
 def _settle_gift(command: DeliverGift, envelopes: list[Envelope], state: StreamState) -> list[Forward]:
@@ -84,6 +88,74 @@ def _settle_gift(command: DeliverGift, envelopes: list[Envelope], state: StreamS
             )
             forwards.append(Forward(topics.COMMANDS_WALLETS.name, refund))
     return forwards
+
+
+def _score_battle(command: DeliverGift, envelopes: list[Envelope], state: StreamState) -> list[Forward]:
+    """PK battle: a gift taken while linked goes to the battle, which decides whether it counts."""
+    if not state.pk_battle_id:
+        return []
+    gifts = [
+        BattleGift(
+            stream_sequence=env.sequence,
+            gift_tx=command.gift_tx,
+            sender_id=command.sender_id,
+            coins=env.payload["coin_cost"],
+            sent_at=command.issued_at,
+        )
+        for env in envelopes
+        if env.type == "streams.GiftReceived"
+    ]
+    if not gifts:
+        return []
+    score = ScoreBattle(
+        command_id=forward_id(command, "score-battle"),
+        correlation_id=command.correlation,
+        issued_at=command.issued_at,
+        actor_id=command.sender_id,
+        battle_id=state.pk_battle_id,
+        stream_id=state.stream_id,
+        gifts=gifts,
+    )
+    return [Forward(topics.COMMANDS_BATTLES.name, score)]
+
+
+def _link_answer(command: LinkBattle, envelopes: list[Envelope], state: StreamState) -> Forward:
+    """Linked or not, the battle hears it (an unknown stream records nothing, but answers too)."""
+    linked = state.pk_battle_id == command.battle_id
+    refused = next((env for env in envelopes if env.type == "streams.BattleLinkRefused"), None)
+    reason = "" if linked else (refused.payload["reason"] if refused else "stream-not-found")
+    answer = RecordBattleLink(
+        command_id=forward_id(command, "battle-link"),
+        correlation_id=command.correlation,
+        issued_at=command.issued_at,
+        actor_id=command.actor_id,
+        battle_id=command.battle_id,
+        stream_id=command.stream_id,
+        linked=linked,
+        reason=reason,
+    )
+    return Forward(topics.COMMANDS_BATTLES.name, answer)
+
+
+def _battle_closed(command: Command, envelopes: list[Envelope]) -> list[Forward]:
+    """The stream left its battle (asked to, or ending): after every gift it forwarded, it says so.
+
+    Asked to leave a battle it is not in, it says so too, so a battle never waits for it forever.
+    """
+    unlinked = next((env for env in envelopes if env.type == "streams.BattleUnlinked"), None)
+    if unlinked is None and not isinstance(command, UnlinkBattle):
+        return []
+    battle_id = unlinked.payload["battle_id"] if unlinked else command.battle_id  # type: ignore[attr-defined]
+    close = CloseBattleSide(
+        command_id=forward_id(command, f"close-battle:{battle_id}"),
+        correlation_id=command.correlation,
+        issued_at=command.issued_at,
+        actor_id=command.actor_id,
+        battle_id=battle_id,
+        stream_id=command.aggregate_id,
+        stream_ended=unlinked is not None and unlinked.payload["reason"] == "stream_ended",
+    )
+    return [Forward(topics.COMMANDS_BATTLES.name, close)]
 
 
 def _notify_followers(command: Command, started: Envelope) -> list[Forward]:
@@ -126,21 +198,25 @@ def _link_schedule(command: Command, started: Envelope) -> list[Forward]:
     return [Forward(topics.COMMANDS_SCHEDULES.name, mark)]
 
 
-def _merge_credits(commands: list[dict[str, Any]]) -> dict[str, Any]:
-    """A batch's credits for one broadcaster as one command: the earnings aggregate consumes one
-    message per stream batch instead of one per gift. Its id is derived from theirs, so the same
-    batch decided again after a crash merges to the same command."""
+MERGED_LISTS = {"earnings.CreditEarnings": "credits", "battles.ScoreBattle": "gifts"}
+
+
+def _merge_lists(commands: list[dict[str, Any]]) -> dict[str, Any]:
+    """A batch's credits for one broadcaster (or gifts for one battle) as one command: the next
+    aggregate consumes one message per stream batch instead of one per gift. Its id is derived from
+    theirs, so the same batch decided again after a crash merges to the same command."""
     first = commands[0]
+    items = MERGED_LISTS[first["type"]]
     return {
         **first,
-        "command_id": derive_id("credits", *(c["command_id"] for c in commands)),
-        "credits": [credit for c in commands for credit in c["credits"]],
+        "command_id": derive_id(items, *(c["command_id"] for c in commands)),
+        items: [item for c in commands for item in c[items]],
     }
 
 
 def _is_final(command: Command, envelopes: list[Envelope]) -> bool:
-    # nobody waits for the answer to the worker's own sweeps
-    return not isinstance(command, SweepViewers)
+    # nobody waits for the answer to the worker's own sweeps, or to a battle's link and unlink
+    return not isinstance(command, SweepViewers | LinkBattle | UnlinkBattle)
 
 
 def _load(data: dict[str, Any]) -> StreamState:
@@ -163,6 +239,6 @@ STREAMS = AggregateSpec(
     join=join,
     is_notice=lambda event: event.notice,
     notice_topic=topics.NOTIFICATIONS.name,
-    merge_types=frozenset({"earnings.CreditEarnings"}),
-    merge=_merge_credits,
+    merge_types=frozenset(MERGED_LISTS),
+    merge=_merge_lists,
 )

@@ -9,9 +9,11 @@ dropped by aggregate sequence, as every consumer does) and checks, for every coi
 - per gift saga: each debit has exactly one stream decision for the same coins; a taken gift is
   credited to its broadcaster exactly once with its share; a refused gift is refunded exactly once;
   nothing is decided, credited or refunded that was never debited;
+- per PK battle: a winner's bonus is credited exactly once, to the winner, for the amount the result
+  names; no bonus is credited that no battle result names;
 - globally: coins purchased == coins in wallets + coins spent (debits − refunds), and coins spent ==
   broadcaster shares + platform shares (+ gifts still in flight, which a settled system has none of);
-  earnings credited == available + reserved + paid out.
+  earnings credited == gift shares credited + PK bonuses credited == available + reserved + paid out.
 
 `compare_read_models` then checks the Postgres read models hold exactly the replayed figures.
 """
@@ -28,12 +30,14 @@ from typing import Any
 import orjson
 import spaktok.events.catalog  # noqa: F401 - every money event must be decodable here
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from spaktok.commands.earnings import PK_BONUS_PREFIX
 from spaktok.events.envelope import Envelope, decode_envelope
 from spaktok.infra import topics
 from sqlalchemy import Engine, text
 
-LEDGER_TOPICS = (topics.EVENTS_WALLETS, topics.EVENTS_STREAMS, topics.EVENTS_EARNINGS)
+LEDGER_TOPICS = (topics.EVENTS_WALLETS, topics.EVENTS_STREAMS, topics.EVENTS_EARNINGS, topics.EVENTS_BATTLES)
 GIFT_EVENTS = {"streams.GiftReceived", "streams.GiftRefused"}
+BATTLE_RESULT = "battles.BattleEnded"
 
 
 @dataclass
@@ -75,11 +79,14 @@ class LedgerReport:
     in_flight: dict[str, int] = field(default_factory=dict)  # debited, not decided: tx -> coins
     awaiting_refund: dict[str, int] = field(default_factory=dict)  # refused, not refunded yet
     awaiting_credit: dict[str, int] = field(default_factory=dict)  # taken, not credited yet
+    awaiting_bonus: dict[str, int] = field(default_factory=dict)  # battle won, bonus not credited yet
+    gift_credits: int = 0
+    pk_bonuses: int = 0
     problems: list[str] = field(default_factory=list)
 
     @property
     def settled(self) -> bool:
-        return not (self.in_flight or self.awaiting_refund or self.awaiting_credit)
+        return not (self.in_flight or self.awaiting_refund or self.awaiting_credit or self.awaiting_bonus)
 
     def totals(self) -> dict[str, int]:
         return {
@@ -90,6 +97,8 @@ class LedgerReport:
             "platform shares": sum(s.platform_share for s in self.streams.values()),
             "in flight": sum(self.in_flight.values()) + sum(self.awaiting_refund.values()),
             "earnings credited": sum(e.earned for e in self.earnings.values()),
+            "gift shares credited": self.gift_credits,
+            "PK bonuses credited": self.pk_bonuses,
             "earnings available": sum(e.balance for e in self.earnings.values()),
             "earnings reserved": sum(e.reserved for e in self.earnings.values()),
             "earnings paid out": sum(e.paid_out for e in self.earnings.values()),
@@ -119,6 +128,8 @@ def audit(envelopes: Iterable[Envelope]) -> LedgerReport:
     decided: dict[str, Envelope] = {}
     refunds: dict[str, int] = {}
     credits: dict[str, int] = {}
+    bonuses_won: dict[str, tuple[str, int]] = {}  # battle -> (winner, bonus)
+    bonuses_credited: dict[str, tuple[str, int]] = {}
     ordered: list[Envelope] = []
     for (kind, aggregate_id), events in by_aggregate.items():
         sequences = sorted(events)
@@ -127,7 +138,7 @@ def audit(envelopes: Iterable[Envelope]) -> LedgerReport:
             report.problems.append(
                 f"{kind} {aggregate_id} is missing event sequence(s) {missing}: events were lost"
             )
-        ordered.extend(events[s] for s in sequences if kind != "stream" or events[s].type in GIFT_EVENTS)
+        ordered.extend(events[s] for s in sequences if _moves_money(events[s]))
     report.events = len(ordered)
     for env in ordered:
         if env.aggregate_type == "wallet":
@@ -135,10 +146,22 @@ def audit(envelopes: Iterable[Envelope]) -> LedgerReport:
         elif env.aggregate_type == "stream":
             _stream(report, env, decided)
         elif env.aggregate_type == "earnings":
-            _earnings(report, env, credits)
+            _earnings(report, env, credits, bonuses_credited)
+        elif env.aggregate_type == "battle" and env.payload["winner_bonus"] > 0:
+            bonuses_won[env.aggregate_id] = (env.payload["winner_id"], env.payload["winner_bonus"])
     _sagas(report, debits, decided, refunds, credits)
+    _bonuses(report, bonuses_won, bonuses_credited)
     _conservation(report)
     return report
+
+
+def _moves_money(env: Envelope) -> bool:
+    """Of a stream, only its gift decisions; of a battle, only its result (which may carry a bonus)."""
+    if env.aggregate_type == "stream":
+        return env.type in GIFT_EVENTS
+    if env.aggregate_type == "battle":
+        return env.type == BATTLE_RESULT
+    return True
 
 
 def _wallet(
@@ -199,16 +222,25 @@ def _stream(report: LedgerReport, env: Envelope, decided: dict[str, Envelope]) -
         )
 
 
-def _earnings(report: LedgerReport, env: Envelope, credits: dict[str, int]) -> None:
+def _earnings(
+    report: LedgerReport, env: Envelope, credits: dict[str, int], bonuses: dict[str, tuple[str, int]]
+) -> None:
     p, owner = env.payload, env.aggregate_id
     account = report.earnings[owner]
     if env.type == "earnings.EarningsCredited":
         account.balance += p["coins"]
         account.earned += p["coins"]
-        if p.get("gift_tx"):
+        if p.get("source") == "pk_bonus":
+            battle = p["stream_id"].removeprefix(PK_BONUS_PREFIX)
+            if battle in bonuses:
+                report.problems.append(f"the bonus of battle {battle} was credited twice")
+            bonuses[battle] = (owner, p["coins"])
+            report.pk_bonuses += p["coins"]
+        else:
             if p["gift_tx"] in credits:
                 report.problems.append(f"gift {p['gift_tx']} was credited twice")
             credits[p["gift_tx"]] = p["coins"]
+            report.gift_credits += p["coins"]
     elif env.type == "earnings.PayoutRequested":
         account.balance -= p["coins"]
         account.reserved += p["coins"]
@@ -273,6 +305,21 @@ def _sagas(
         report.problems.append(f"gift {tx} was credited but never taken by a stream")
 
 
+def _bonuses(
+    report: LedgerReport, won: dict[str, tuple[str, int]], credited: dict[str, tuple[str, int]]
+) -> None:
+    for battle, (winner, bonus) in won.items():
+        if battle not in credited:
+            report.awaiting_bonus[battle] = bonus
+        elif credited[battle] != (winner, bonus):
+            owner, coins = credited[battle]
+            report.problems.append(
+                f"battle {battle}: {winner} won a bonus of {bonus}; {owner} was credited {coins}"
+            )
+    for battle in credited.keys() - won.keys():
+        report.problems.append(f"a PK bonus was credited for battle {battle}, whose result names none")
+
+
 def _conservation(report: LedgerReport) -> None:
     t = report.totals()
     spent = t["spent (debits - refunds)"]
@@ -285,11 +332,15 @@ def _conservation(report: LedgerReport) -> None:
             f"coins spent {spent} != broadcaster {t['broadcaster shares']} + platform "
             f"{t['platform shares']} + in flight {t['in flight']}"
         )
-    gift_credits = t["broadcaster shares"] - sum(report.awaiting_credit.values())
-    bonuses = t["earnings credited"] - gift_credits
-    if bonuses < 0:
+    delivered = t["broadcaster shares"] - sum(report.awaiting_credit.values())
+    if t["gift shares credited"] != delivered:
         report.problems.append(
-            f"earnings credited {t['earnings credited']} < gift shares delivered {gift_credits}"
+            f"gift shares credited {t['gift shares credited']} != shares of gifts delivered {delivered}"
+        )
+    if t["earnings credited"] != t["gift shares credited"] + t["PK bonuses credited"]:
+        report.problems.append(
+            f"earnings credited {t['earnings credited']} != gift shares {t['gift shares credited']} + "
+            f"PK bonuses {t['PK bonuses credited']}"
         )
     if t["earnings credited"] != t["earnings available"] + t["earnings reserved"] + t["earnings paid out"]:
         report.problems.append("earnings credited != available + reserved + paid out")
@@ -301,7 +352,9 @@ def _claims_money(raw: bytes) -> bool:
         kind = orjson.loads(raw).get("type", "")
     except Exception:  # noqa: BLE001 - not even JSON: foreign bytes, dead-lettered by the projectors
         return False
-    return isinstance(kind, str) and (kind.startswith(("wallets.", "earnings.")) or kind in GIFT_EVENTS)
+    return isinstance(kind, str) and (
+        kind.startswith(("wallets.", "earnings.")) or kind in GIFT_EVENTS or kind == BATTLE_RESULT
+    )
 
 
 def read_log(broker: str, idle_s: float = 1.0, timeout_s: float = 300.0) -> tuple[list[Envelope], int, int]:

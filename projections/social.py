@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from spaktok.events.audiences import FollowersNotified
+from spaktok.events.battles import BattleNotified
 from spaktok.events.broadcasters import UserFollowed, UserUnfollowed
 from spaktok.events.envelope import Envelope
 from spaktok.events.schedules import (
@@ -48,7 +49,7 @@ def _notified(conn: Connection, env: Envelope) -> int:
     """A notice may arrive twice (a retried batch), and one occasion may reach a user both as a
     follower and as a reminder holder: one inbox row per recipient and notification id."""
     e = env.event()
-    assert isinstance(e, FollowersNotified | RemindersNotified | ModerationNotified)
+    assert isinstance(e, FollowersNotified | RemindersNotified | ModerationNotified | BattleNotified)
     result = conn.execute(
         text(
             "INSERT INTO notifications (recipient_id, notification_id, kind, channel_id, stream_id, "
@@ -141,6 +142,7 @@ HANDLERS: dict[str, Callable[[Connection, Envelope], int]] = {
     "audiences.FollowersNotified": _notified,
     "schedules.RemindersNotified": _notified,
     "streams.ModerationNotified": _notified,
+    "battles.BattleNotified": _notified,
     "schedules.StreamScheduled": _scheduled,
     "schedules.ReminderSet": _reminder,
     "schedules.ScheduleCancelled": _schedule_status,

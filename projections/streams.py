@@ -18,7 +18,7 @@ from spaktok.events.streams import (
     ViewerJoined,
     ViewerLeft,
 )
-from spaktok.projections import moderation, money, postgres, social
+from spaktok.projections import battles, moderation, money, postgres, social
 from spaktok.projections.runner import Record
 from sqlalchemy import Connection, Engine, text
 
@@ -263,6 +263,7 @@ HANDLERS: dict[str, Handler] = {
     **social.HANDLERS,
     **moderation.HANDLERS,
     **money.HANDLERS,
+    **battles.HANDLERS,
     "streams.CommentPinned": _comment_pinned,
     "streams.StreamEnded": _ended,
 }

@@ -44,6 +44,10 @@ ALTER TABLE live_streams ADD COLUMN IF NOT EXISTS moderators text[] NOT NULL DEF
 ALTER TABLE live_streams ADD COLUMN IF NOT EXISTS banned_users text[] NOT NULL DEFAULT '{}';
 -- guests join with the multi-guest feature (issue #5); the field exists so the document is complete
 ALTER TABLE live_streams ADD COLUMN IF NOT EXISTS guest_users text[] NOT NULL DEFAULT '{}';
+-- PK battles (issue #5): the battle the stream is linked to, its opponent and its side's score
+ALTER TABLE live_streams ADD COLUMN IF NOT EXISTS pk_battle_id text;
+ALTER TABLE live_streams ADD COLUMN IF NOT EXISTS pk_opponent_id text;
+ALTER TABLE live_streams ADD COLUMN IF NOT EXISTS pk_score bigint NOT NULL DEFAULT 0;
 
 CREATE INDEX IF NOT EXISTS live_streams_discovery ON live_streams (status, viewer_count DESC, stream_id);
 CREATE INDEX IF NOT EXISTS live_streams_user ON live_streams (user_id, started_at DESC);
@@ -278,3 +282,41 @@ CREATE TABLE IF NOT EXISTS payouts (
     settled_at     timestamptz
 );
 CREATE INDEX IF NOT EXISTS payouts_owner ON payouts (broadcaster_id, requested_at DESC);
+
+CREATE TABLE IF NOT EXISTS pk_battles (             -- spec: pkBattles (§2.9)
+    battle_id          text PRIMARY KEY,
+    stream1_id         text NOT NULL,
+    stream2_id         text NOT NULL,
+    broadcaster1_id    text NOT NULL,
+    broadcaster2_id    text NOT NULL,
+    score1             bigint NOT NULL DEFAULT 0,
+    score2             bigint NOT NULL DEFAULT 0,
+    duration           integer NOT NULL,
+    status             text NOT NULL,             -- invited, linking, active, closing, ended, declined, expired, cancelled
+    winner_bonus       bigint NOT NULL,           -- offered; on the result, what the winner got
+    invited_at         timestamptz NOT NULL,
+    expires_at         timestamptz NOT NULL,
+    started_at         timestamptz,
+    ends_at            timestamptz,
+    ended_at           timestamptz,
+    end_reason         text,
+    cancel_reason      text,
+    winner_id          text,
+    winner_stream_id   text,
+    is_tie             boolean,
+    last_updated       timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pk_battles_stream1 ON pk_battles (stream1_id);
+CREATE INDEX IF NOT EXISTS pk_battles_stream2 ON pk_battles (stream2_id);
+
+CREATE TABLE IF NOT EXISTS pk_battle_gifts (        -- spec: pkBattles.gifts1 / gifts2
+    battle_id          text NOT NULL,
+    side               smallint NOT NULL,
+    stream_id          text NOT NULL,
+    stream_sequence    bigint NOT NULL,
+    gift_tx            text NOT NULL,
+    sender_id          text NOT NULL,
+    coins              bigint NOT NULL,
+    sent_at            timestamptz NOT NULL,
+    PRIMARY KEY (battle_id, stream_id, stream_sequence)
+);

@@ -256,3 +256,47 @@ def test_a_timeout_mutes_and_expires_on_time(stack: DevStack) -> None:
         f"/v1/streams/{sid}/timeouts", json={"userId": loud_id, "durationSeconds": 14 * 86400 + 1}
     )
     assert too_long.status_code == 422
+
+
+def test_a_pk_battle_ends_at_its_time_and_an_unanswered_invitation_expires(stack: DevStack) -> None:
+    settings = Settings()
+    ids = {role: f"{role}-{uuid.uuid4().hex[:6]}" for role in ("h1", "h2", "h3", "fan")}
+    h1, h2, h3, fan = (Api(stack.api_url, mint_token(settings, ids[r])) for r in ("h1", "h2", "h3", "fan"))
+    admin = Api(stack.api_url, mint_token(settings, "admin-timers", roles=["admin"]))
+    s1, s2, s3 = (
+        api.post("/v1/streams", json={"title": f"PK {n}", "category": "games"}).json()["streamId"]
+        for n, api in enumerate((h1, h2, h3))
+    )
+    bought = admin.post(
+        "/v1/wallet/purchases", json={"userId": ids["fan"], "coins": 500, "paymentRef": ids["fan"]}
+    )
+    assert bought.status_code == 201, bought.text
+    for sid, api in ((s1, h1), (s2, h2), (s3, h3)):
+        eventually(lambda sid=sid, api=api: _assert_equal(api.get(f"/v1/streams/{sid}").status_code, 200))
+
+    invited = h1.post("/v1/pk-battles", json={"streamId": s1, "opponentStreamId": s2, "durationSeconds": 30})
+    battle_id = invited.json()["battleId"]
+    assert h2.post(f"/v1/pk-battles/{battle_id}/accept").status_code == 200
+    eventually(lambda: _assert_equal(h1.get(f"/v1/pk-battles/{battle_id}").json()["status"], "active"))
+    assert fan.post(f"/v1/streams/{s1}/gifts", json={"giftId": "perfume"}).status_code == 200
+    eventually(lambda: _assert_equal(h1.get(f"/v1/pk-battles/{battle_id}").json()["score1"], 20))
+
+    advance(stack, 31)  # the battle's time is up; a gift sent now is too late, whatever the timer does
+    assert fan.post(f"/v1/streams/{s2}/gifts", json={"giftId": "doughnut"}).status_code == 200
+
+    def ended() -> dict[str, Any]:
+        doc = h1.get(f"/v1/pk-battles/{battle_id}").json()
+        assert doc["status"] == "ended"
+        return dict(doc)
+
+    result = eventually(ended)
+    assert (result["score1"], result["score2"], result["winnerId"]) == (20, 0, ids["h1"])
+    assert result["endReason"] == "time_up"
+    started, ended_at = (datetime.fromisoformat(result[k]) for k in ("startedAt", "endedAt"))
+    assert ended_at - started == timedelta(seconds=30)  # closed at its end time, not at the timer's tick
+
+    unanswered = h1.post("/v1/pk-battles", json={"streamId": s1, "opponentStreamId": s3}).json()["battleId"]
+    advance(stack, settings.pk_invite_ttl_s)
+    eventually(lambda: _assert_equal(h1.get(f"/v1/pk-battles/{unanswered}").json()["status"], "expired"))
+    refused = h3.post(f"/v1/pk-battles/{unanswered}/accept")
+    assert refused.status_code == 409, refused.text

@@ -64,11 +64,12 @@ class Table:
 class World:
     """The runners, their tables, and a log whose command topics are consumed per key in order."""
 
-    def __init__(self) -> None:
+    def __init__(self, command_topics: dict[str, Any] = COMMAND_TOPICS) -> None:
+        self.command_topics = command_topics
         self.log: list[tuple[str, str, bytes]] = []
         self.queues: dict[tuple[str, str], deque[bytes]] = defaultdict(deque)
         self.consumed: dict[tuple[str, str], list[bytes]] = defaultdict(list)
-        self.tables = {topic: Table() for topic in COMMAND_TOPICS}
+        self.tables = {topic: Table() for topic in command_topics}
         self.runners = {
             topic: AggregateRunner(
                 spec,
@@ -78,14 +79,14 @@ class World:
                 deadletter_topic="d",
                 memory=1,
             )
-            for topic, spec in COMMAND_TOPICS.items()
+            for topic, spec in command_topics.items()
         }
         self.clock = 0
         self.sent_by_client: list[Command] = []
 
     async def send(self, topic: str, key: str, value: bytes, headers: Any) -> Any:
         self.log.append((topic, key, value))
-        if topic in COMMAND_TOPICS:
+        if topic in self.command_topics:
             self.queues[(topic, key)].append(value)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)
@@ -140,7 +141,7 @@ class World:
             self.deliver(0, 3, crash=False)
 
     def envelopes(self) -> list[Any]:
-        event_topics = {spec.events_topic for spec in COMMAND_TOPICS.values()}
+        event_topics = {spec.events_topic for spec in self.command_topics.values()}
         return [decode_envelope(value) for topic, _, value in self.log if topic in event_topics]
 
 
