@@ -18,7 +18,18 @@ from spaktok.api.bus import CommandBus, OutcomeListener
 from spaktok.api.deps import Services
 from spaktok.api.live import FeedHub
 from spaktok.api.problems import install_problem_handlers
-from spaktok.api.routes import chat, live, moderation, money, ops, schedules, social, streams, viewers
+from spaktok.api.routes import (
+    chat,
+    live,
+    media,
+    moderation,
+    money,
+    ops,
+    schedules,
+    social,
+    streams,
+    viewers,
+)
 from spaktok.commands.gifts import load_catalog
 from spaktok.infra import topics
 from spaktok.infra.kafka import EventProducer
@@ -85,6 +96,7 @@ def create_app(settings: Settings | None = None, *, host_clickhouse_projector: b
         schedules.router,
         moderation.router,
         money.router,
+        media.router,
     ):
         app.include_router(router)
     return app

@@ -51,6 +51,8 @@ STATUS_BY_REASON = {
     "insufficient-earnings": 409,
     "payout-not-found": 404,
     "payout-not-pending": 409,
+    "stream-key-revoked": 403,
+    "not-recorded": 409,
 }
 
 

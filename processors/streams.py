@@ -9,6 +9,7 @@ from spaktok.commands.audiences import AUDIENCE_SHARDS, NotifyFollowers
 from spaktok.commands.base import Command, Rejection
 from spaktok.commands.broadcasters import ReleaseBroadcast
 from spaktok.commands.earnings import Credit, CreditEarnings
+from spaktok.commands.media import CheckIngest, ExpireRecordings
 from spaktok.commands.schedules import MarkScheduleStarted
 from spaktok.commands.stream_state import StreamState, evolve, join, split, thaw
 from spaktok.commands.streams import DeliverGift, SweepViewers
@@ -139,8 +140,8 @@ def _merge_credits(commands: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _is_final(command: Command, envelopes: list[Envelope]) -> bool:
-    # nobody waits for the answer to the worker's own sweeps
-    return not isinstance(command, SweepViewers)
+    # nobody waits for the answer to the worker's own timers
+    return not isinstance(command, SweepViewers | CheckIngest | ExpireRecordings)
 
 
 def _load(data: dict[str, Any]) -> StreamState:

@@ -278,3 +278,20 @@ CREATE TABLE IF NOT EXISTS payouts (
     settled_at     timestamptz
 );
 CREATE INDEX IF NOT EXISTS payouts_owner ON payouts (broadcaster_id, requested_at DESC);
+
+-- media (issue #7, docs/media.md): key generation (never the key), ingest state, recordings
+ALTER TABLE live_streams ADD COLUMN IF NOT EXISTS key_generation integer NOT NULL DEFAULT 1;
+ALTER TABLE live_streams ADD COLUMN IF NOT EXISTS ingest_status text NOT NULL DEFAULT 'waiting';
+ALTER TABLE live_streams ADD COLUMN IF NOT EXISTS ingest_changed_at timestamptz;
+
+CREATE TABLE IF NOT EXISTS stream_recordings (
+    recording_id       text PRIMARY KEY,
+    stream_id          text NOT NULL,
+    path               text NOT NULL,          -- relative to the recordings root
+    thumbnail          text,
+    duration           double precision NOT NULL,
+    size_bytes         bigint NOT NULL,
+    ready_at           timestamptz NOT NULL,
+    deleted_at         timestamptz
+);
+CREATE INDEX IF NOT EXISTS stream_recordings_stream ON stream_recordings (stream_id, ready_at);
