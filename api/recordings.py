@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from spaktok.infra.nginx import MediaLayout
 
@@ -108,3 +110,60 @@ def _duration(ffprobe: str, path: Path) -> float:
         return float(done.stdout.decode().strip())
     except (OSError, subprocess.SubprocessError, ValueError) as exc:
         raise RecordingError(f"could not read the recording's duration: {exc}") from exc
+
+
+class RecordingJanitor:
+    """Removes the files of recordings the log says were deleted (`streams.RecordingDeleted`).
+
+    A consumer group over the stream events, committed after each batch: a deletion missed while
+    the API was down is done when it comes back, and doing one twice is harmless.
+    """
+
+    GROUP = "spaktok-recording-janitor"
+
+    def __init__(self, settings: Any, layout: MediaLayout) -> None:
+        self.settings = settings
+        self.layout = layout
+        self.removed = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="recording-janitor", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        from confluent_kafka import Consumer
+        from spaktok.events.envelope import TYPE_HEADER, decode_envelope
+        from spaktok.infra import topics
+
+        wanted = b"streams.RecordingDeleted"
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.settings.broker,
+                "group.id": self.GROUP,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "session.timeout.ms": self.settings.kafka_session_timeout_ms,
+                "heartbeat.interval.ms": self.settings.kafka_heartbeat_interval_ms,
+            }
+        )
+        try:
+            consumer.subscribe([topics.EVENTS_STREAMS.name])
+            while not self._stop.is_set():
+                batch = consumer.consume(500, timeout=0.5)
+                for message in batch:
+                    kind = dict(message.headers() or []).get(TYPE_HEADER)
+                    if message.error() is not None or kind != wanted:
+                        continue
+                    payload = decode_envelope(message.value() or b"").payload
+                    self.removed += remove(self.layout, payload.get("path"), payload.get("thumbnail"))
+                if batch:
+                    consumer.commit(asynchronous=False)
+        except Exception:  # noqa: BLE001 - logged; the API keeps serving
+            log.exception("the recording janitor stopped")
+        finally:
+            consumer.close()

@@ -2,7 +2,8 @@
 nginx-rtmp, which asks the API; HLS and the replay are fetched through signed URLs.
 
 Skipped, with the reason, where nginx, its RTMP module or ffmpeg is missing (`.ci/run` installs
-them from Debian packages). Runs on its own stack: short HLS fragments and a 3 s reconnect grace.
+them from Debian packages). Runs on its own stack: short HLS fragments, a 3 s reconnect grace, and
+a clock moved a month ahead for retention.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from harness import Api, eventually, problem, start_stack, uid
+from spaktok import clock
 from spaktok.api.auth import mint_token
 from spaktok.api.media_links import playback_url, stream_key
 from spaktok.infra.devstack import DevStack
@@ -33,6 +35,7 @@ def stack() -> Iterator[DevStack]:
     env = {
         "SPAKTOK_RECONNECT_GRACE_S": str(GRACE_S),
         "SPAKTOK_INGEST_CHECK_INTERVAL_S": "0.25",
+        "SPAKTOK_VIEWER_SWEEP_INTERVAL_S": "0.5",  # also the retention timer's interval
     }
     stack, cleanup = start_stack("media", env=env, media=True, hls_fragment_s=1)
     try:
@@ -142,6 +145,14 @@ def test_publish_play_end_after_grace_and_replay(stack: DevStack) -> None:
     # privacy: a banned user gets no replay
     assert owner.post(f"/v1/streams/{sid}/bans", json={"userId": troll_id}).status_code == 200
     eventually(lambda: problem(troll.get(f"/v1/streams/{sid}/replay"), 403, "user-banned"))
+
+    # retention: 31 days later the recording is deleted through an event, and its files with it
+    files = sorted((stack.data_dir / "media" / "recordings" / sid).iterdir())
+    assert [f.suffix for f in files] == [".jpg", ".mp4"]
+    clock.set_offset(stack.data_dir, 31 * 86400)
+    eventually(lambda: problem(fan.get(f"/v1/streams/{sid}/replay"), 404, "replay-not-found"), timeout=20)
+    eventually(lambda: _assert(not any(f.exists() for f in files)), timeout=20)
+    assert httpx.get(replay["replayUrl"], timeout=5).status_code == 404
 
     # the key never reached a log
     for log in stack.log_dir.glob("*.log"):
