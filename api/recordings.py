@@ -39,7 +39,10 @@ def incoming_file(layout: MediaLayout, stream_id: str, reported: str) -> Path:
     path = Path(reported)
     if not path.is_absolute():
         raise RecordingError("the recording path must be absolute")
-    resolved = path.resolve()
+    try:
+        resolved = path.resolve()
+    except (OSError, ValueError) as exc:  # e.g. an embedded NUL byte
+        raise RecordingError("the recording path is not a usable file name") from exc
     if resolved.parent != layout.incoming.resolve():
         raise RecordingError("the recording is not in the media server's recording folder")
     if not (resolved.name.startswith(f"{stream_id}-") and resolved.suffix == ".flv"):

@@ -189,7 +189,12 @@ def test_hooks_refuse_bad_input_with_problems(stack: DevStack) -> None:
         "streamId"
     ]
     key = stream_key(Settings().stream_key_secret, sid, 1)
-    for path in ("/etc/passwd", "relative.flv", f"{stack.data_dir}/media/incoming/{sid}-1.flv"):
+    for path in (
+        "/etc/passwd",
+        "relative.flv",
+        "/tmp/\x00.flv",
+        f"{stack.data_dir}/media/incoming/{sid}-1.flv",
+    ):
         problem(
             hooks.post("/v1/hooks/rtmp/record-done", data={"app": "live", "name": key, "path": path}),
             422,
