@@ -2,7 +2,7 @@
 nginx-rtmp, which asks the API; HLS and the replay are fetched through signed URLs.
 
 Skipped, with the reason, where nginx, its RTMP module or ffmpeg is missing (`.ci/run` installs
-them from Debian packages). Runs on its own stack: short HLS fragments, a 3 s reconnect grace, and
+them from Debian packages). Runs on its own stack: short HLS fragments, a 5 s reconnect grace, and
 a clock moved a month ahead for retention.
 """
 
@@ -27,7 +27,7 @@ from spaktok.settings import Settings
 MISSING = missing_media_tools()
 pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"needs {', '.join(MISSING)}: {INSTALL_HINT}")
 
-GRACE_S = 3
+GRACE_S = 5  # long enough for ffmpeg to reconnect within it on a busy machine
 
 
 @pytest.fixture(scope="module")
@@ -119,9 +119,20 @@ def test_publish_play_end_after_grace_and_replay(stack: DevStack) -> None:
     finally:
         encoder.terminate()
         encoder.wait(10)
+
+    # publish-done starts the grace period; the encoder coming back within it keeps the stream live
+    eventually(lambda: _assert(doc(owner, sid)["ingestStatus"] == "reconnecting"), timeout=10)
+    assert doc(owner, sid)["status"] == "live"
+    encoder = broadcast(stack, key)
+    try:
+        eventually(lambda: _assert(doc(owner, sid)["ingestStatus"] == "live"), timeout=GRACE_S)
+        time.sleep(1.5)  # a second recorded part of some length
+    finally:
+        encoder.terminate()
+        encoder.wait(10)
     stopped_at = time.monotonic()
 
-    # publish-done: the grace period runs, the stream stays live meanwhile, then ends
+    # stopped for good: the stream stays live for the grace period, then ends
     eventually(lambda: _assert(doc(owner, sid)["ingestStatus"] == "reconnecting"), timeout=10)
     assert doc(owner, sid)["status"] == "live"
     eventually(lambda: _assert(doc(owner, sid)["status"] == "ended"), timeout=GRACE_S + 15)
@@ -130,8 +141,8 @@ def test_publish_play_end_after_grace_and_replay(stack: DevStack) -> None:
     assert ended["ingestStatus"] == "stopped" and ended["recordingUrl"] == f"/v1/streams/{sid}/replay"
 
     # the recording became a replay: signed, expiring URLs of an MP4 and its thumbnail
-    replay = eventually(lambda: _replay(fan, sid), timeout=20)
-    assert replay["duration"] > 1 and replay["expiresIn"] == settings.replay_url_ttl_s
+    replay = eventually(lambda: _replay(fan, sid, parts=2), timeout=20)  # one part per publish
+    assert replay["duration"] > 2 and replay["expiresIn"] == settings.replay_url_ttl_s
     video = httpx.get(replay["replayUrl"], timeout=10)
     assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"
     assert video.content[4:8] == b"ftyp"
@@ -148,7 +159,7 @@ def test_publish_play_end_after_grace_and_replay(stack: DevStack) -> None:
 
     # retention: 31 days later the recording is deleted through an event, and its files with it
     files = sorted((stack.data_dir / "media" / "recordings" / sid).iterdir())
-    assert [f.suffix for f in files] == [".jpg", ".mp4"]
+    assert sorted(f.suffix for f in files) == [".jpg", ".jpg", ".mp4", ".mp4"]
     clock.set_offset(stack.data_dir, 31 * 86400)
     eventually(lambda: problem(fan.get(f"/v1/streams/{sid}/replay"), 404, "replay-not-found"), timeout=20)
     eventually(lambda: _assert(not any(f.exists() for f in files)), timeout=20)
@@ -172,9 +183,10 @@ def _fetch_playlist(url: str) -> str:
     return response.text
 
 
-def _replay(api: Api, sid: str) -> dict[str, Any]:
+def _replay(api: Api, sid: str, parts: int) -> dict[str, Any]:
     response = api.get(f"/v1/streams/{sid}/replay")
     assert response.status_code == 200, response.text
+    assert len(response.json()["parts"]) == parts
     return response.json()  # type: ignore[no-any-return]
 
 
