@@ -29,12 +29,32 @@ def dev(
     port: Annotated[int, typer.Option(help="API port")] = 8000,
     data_dir: Annotated[Path, typer.Option(help="where Postgres, chDB and logs live")] = Path(".spaktok"),
     partitions: Annotated[int, typer.Option(help="partitions per topic")] = 4,
+    media: Annotated[
+        bool, typer.Option("--media", help="also run nginx-rtmp: RTMP ingest, signed HLS, recordings")
+    ] = False,
+    rtmp_port: Annotated[int, typer.Option(help="RTMP port with --media")] = 1935,
+    media_port: Annotated[int, typer.Option(help="HLS/recordings HTTP port with --media")] = 8080,
 ) -> None:
-    """Start broker, Postgres, ClickHouse (chDB), worker, projector and API; Ctrl-C stops them all."""
+    """Start broker, Postgres, ClickHouse (chDB), worker, projector and API; Ctrl-C stops them all.
+
+    With --media also nginx with the RTMP module (when installed; otherwise it says how to install it).
+    """
     from spaktok.api.auth import mint_token
+    from spaktok.infra import nginx
     from spaktok.infra.devstack import DevStack
 
-    stack = DevStack(data_dir=data_dir, api_port=port, partitions=partitions)
+    if media and nginx.missing_media_tools():
+        console.print(f"[yellow]--media: missing {', '.join(nginx.missing_media_tools())}[/yellow]")
+        console.print(f"{nginx.INSTALL_HINT}; starting without the media server.")
+        media = False
+    stack = DevStack(
+        data_dir=data_dir,
+        api_port=port,
+        partitions=partitions,
+        media=media,
+        rtmp_port=rtmp_port if media else None,
+        media_http_port=media_port if media else None,
+    )
     stopping = threading.Event()
 
     def _stop(*_: object) -> None:
@@ -58,6 +78,17 @@ def dev(
         highlight=False,
         soft_wrap=True,
     )
+    if media:
+        out.print(
+            f"RTMP ingest: {stack.rtmp_url} (stream key from POST /v1/streams)  "
+            f"HLS/replays: {stack.media_http_url} (signed URLs from the API)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    else:
+        console.print(
+            f"no media server (run with --media; it needs nginx-rtmp and ffmpeg: {nginx.INSTALL_HINT})"
+        )
     console.print(
         "[yellow]The dev broker keeps its log in memory: read models were reset at start and are "
         "consistent with this run only.[/yellow] Ctrl-C to stop."

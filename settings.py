@@ -38,10 +38,23 @@ class Settings(BaseSettings):
     jwt_issuer: str = "spaktok"
     jwt_ttl_seconds: int = 7 * 24 * 3600
 
-    # media
+    # media (docs/media.md): nginx-rtmp ingest, signed HLS playback and replays
     stream_key_secret: str = DEV_SECRET
     rtmp_ingest_url: str = "rtmp://127.0.0.1:1935/live"
     hls_base_url: str = "http://127.0.0.1:8080/hls"
+    recordings_base_url: str = "http://127.0.0.1:8080/recordings"
+    # nginx secure_link secret; it is written into nginx's config, so only URL-safe characters
+    media_link_secret: str = Field(DEV_SECRET, pattern=r"^[A-Za-z0-9_\-.~+/=]{16,200}$")
+    playback_url_ttl_s: int = Field(6 * 3600, ge=10)  # a viewer's signed playlist URL lives this long
+    replay_url_ttl_s: int = Field(3600, ge=10)
+    media_dir: Path | None = None  # HLS, incoming and processed recordings; default <data_dir>/media
+    media_control_url: str | None = None  # nginx-rtmp's control endpoint, to start recordings
+    media_hook_clients: list[str] = ["127.0.0.1", "::1"]  # who may call the media-server hooks
+    reconnect_grace_s: float = Field(60.0, ge=0)  # a stream whose ingest stopped ends after this
+    ingest_check_interval_s: float = Field(1.0, gt=0)  # how often the worker looks for lost ingest
+    recording_retention_days: int = Field(30, ge=7, le=30)  # spec §4.3: delete after 7-30 days
+    ffmpeg: str = "ffmpeg"
+    ffprobe: str = "ffprobe"
 
     # API behaviour
     command_timeout_s: float = 2.0
@@ -92,12 +105,20 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
-        if self.env == "prod" and DEV_SECRET in (self.jwt_secret, self.stream_key_secret):
+        if self.env == "prod" and DEV_SECRET in (
+            self.jwt_secret,
+            self.stream_key_secret,
+            self.media_link_secret,
+        ):
             raise ValueError(
-                "SPAKTOK_JWT_SECRET and SPAKTOK_STREAM_KEY_SECRET must be set to real secrets when "
-                "SPAKTOK_ENV=prod"
+                "SPAKTOK_JWT_SECRET, SPAKTOK_STREAM_KEY_SECRET and SPAKTOK_MEDIA_LINK_SECRET must be set "
+                "to real secrets when SPAKTOK_ENV=prod"
             )
         return self
+
+    @property
+    def media_root(self) -> Path:
+        return (self.media_dir or self.data_dir / "media").resolve()
 
     @property
     def is_embedded_clickhouse(self) -> bool:

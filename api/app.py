@@ -18,10 +18,12 @@ from spaktok.api.bus import CommandBus, OutcomeListener
 from spaktok.api.deps import Services
 from spaktok.api.live import FeedHub
 from spaktok.api.problems import install_problem_handlers
+from spaktok.api.recordings import RecordingJanitor
 from spaktok.api.routes import (
     battles,
     chat,
     live,
+    media,
     moderation,
     money,
     ops,
@@ -33,6 +35,7 @@ from spaktok.api.routes import (
 from spaktok.commands.gifts import load_catalog
 from spaktok.infra import topics
 from spaktok.infra.kafka import EventProducer
+from spaktok.infra.nginx import MediaLayout
 from spaktok.projections import clickhouse, postgres
 from spaktok.projections.runner import ProjectionRunner
 from spaktok.settings import Settings, get_settings
@@ -68,9 +71,15 @@ def create_app(settings: Settings | None = None, *, host_clickhouse_projector: b
         app.state.services = Services(settings, bus, batcher, engine, ch, feed, catalog=catalog)
         await run_in_threadpool(app.state.services.chat_filter.mask, "warm up")  # loads the model
         app.state.clickhouse_runner = ch_runner
+        janitor = None
+        if settings.media_control_url:  # this API fronts a media server and owns its recordings
+            janitor = RecordingJanitor(settings, MediaLayout(settings.media_root))
+            janitor.start()
         try:
             yield
         finally:
+            if janitor is not None:
+                await run_in_threadpool(janitor.stop)
             await run_in_threadpool(feed.stop)
             if ch_runner is not None:
                 await run_in_threadpool(ch_runner.stop)
@@ -97,6 +106,7 @@ def create_app(settings: Settings | None = None, *, host_clickhouse_projector: b
         moderation.router,
         money.router,
         battles.router,
+        media.router,
     ):
         app.include_router(router)
     return app

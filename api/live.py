@@ -144,6 +144,10 @@ class StreamFeed:
             self.items.append(_item("join", env, ("user_id", "username", "user_profile_image")))
         elif kind in ("streams.ViewerLeft", "streams.HeartbeatsRecorded"):
             self.viewer_count = payload["viewer_count"]
+        elif kind in ("streams.IngestStarted", "streams.IngestStopped"):  # players show "reconnecting"
+            item = _item("ingest", env, ())
+            item["ingest"] = "live" if kind == "streams.IngestStarted" else "reconnecting"
+            self.items.append(item)
         elif kind == "streams.StreamEnded":
             fields = ("reason", "duration", "peak_viewer_count", "total_views", "likes", "comments", "gifts")
             item = _item("status", env, fields)

@@ -61,6 +61,8 @@ STATUS_BY_REASON = {
     "not-battle-broadcaster": 403,
     "cannot-battle-self": 422,
     "stream-in-battle": 409,
+    "stream-key-revoked": 403,
+    "not-recorded": 409,
 }
 
 

@@ -7,6 +7,7 @@ from typing import Literal
 
 from spaktok.commands.base import Command, Rejection
 from spaktok.commands.gifts import REVENUE_RULE, split_revenue, usd
+from spaktok.commands.media_decide import MEDIA_COMMANDS, decide_media
 from spaktok.commands.stream_state import StreamState, millis
 from spaktok.commands.streams import (
     AcceptGuest,
@@ -116,6 +117,8 @@ def decide(command: Command, state: StreamState) -> list[Event]:
             return _link_battle(command, state)
         case UnlinkBattle():
             return _unlink_battle(command, state)
+        case _ if isinstance(command, MEDIA_COMMANDS):
+            return decide_media(command, state)
     raise Rejection("unsupported-command", f"the stream aggregate does not handle {command.type}")
 
 
@@ -137,7 +140,7 @@ def _end(command: EndStream, state: StreamState) -> list[Event]:
     _require_live(state)
     if command.actor_id != state.user_id:
         raise Rejection("not-stream-owner", "only the broadcaster can end this stream")
-    return _ending(state, command.issued_at, command.reason)
+    return ending(state, command.issued_at, command.reason)
 
 
 def _leaving(
@@ -161,7 +164,7 @@ def _leaving(
     )
 
 
-def _ending(state: StreamState, now: datetime, reason: str) -> list[Event]:
+def ending(state: StreamState, now: datetime, reason: str) -> list[Event]:
     """Every viewer leaves with their watch time, then the final statistics are frozen."""
     now_ms = millis(now)
     events: list[Event] = [
@@ -301,9 +304,10 @@ def _sweep(command: SweepViewers, state: StreamState) -> list[Event]:
     if state.status != "live":
         return []
     now_ms = millis(command.issued_at)
-    owner_seen = max(state.owner_seen_ms, state.started_ms)
+    # video arriving from the media server is the broadcaster's sign of life too
+    owner_seen = now_ms if state.ingest == "live" else max(state.owner_seen_ms, state.started_ms)
     if command.broadcaster_grace_ms and now_ms - owner_seen > command.broadcaster_grace_ms:
-        return _ending(state, command.issued_at, "broadcaster_lost")
+        return ending(state, command.issued_at, "broadcaster_lost")
     silent = sorted(
         (last_seen, user_id)
         for user_id, (_, last_seen) in state.viewers.items()
@@ -485,7 +489,7 @@ def _report(command: ReportStream, state: StreamState) -> list[Event]:
         events.append(
             _moderation_notice(command, state, "stream_suspended", [state.user_id, MODERATION_TEAM])
         )
-        events.extend(_ending(state, now, "suspended"))
+        events.extend(ending(state, now, "suspended"))
     elif count >= command.flag_at and state.moderation_status == "active":
         events.append(StreamFlagged(reporters_in_window=count, flagged_at=now))
         events.append(_moderation_notice(command, state, "stream_flagged", [MODERATION_TEAM]))

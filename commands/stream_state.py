@@ -9,6 +9,13 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from spaktok.events.base import Event
+from spaktok.events.media import (
+    IngestStarted,
+    IngestStopped,
+    RecordingDeleted,
+    RecordingReady,
+    StreamKeyRotated,
+)
 from spaktok.events.streams import (
     BattleLinked,
     BattleUnlinked,
@@ -95,6 +102,12 @@ class StreamState:
     pk_battle_id: str = ""  # the PK battle this stream is linked to (its gifts score there)
     pk_opponent_stream_id: str = ""
     pk_side: int = 0
+    # media (docs/media.md): the key generation, the ingest from the media server, recordings
+    is_recorded: bool = False
+    key_generation: int = 1
+    ingest: Literal["idle", "live", "lost"] = "idle"  # idle: never published; lost: within the grace
+    ingest_changed_ms: int = 0  # when ingest last started or stopped
+    recordings: dict[str, list[Any]] = field(default_factory=dict)  # id -> [ready ms, path, thumbnail]
 
     @property
     def viewer_count(self) -> int:
@@ -239,7 +252,20 @@ def evolve(state: StreamState, event: Event) -> StreamState:
                 username=event.username,
                 allow_gifts=event.allow_gifts,
                 is_premium=event.is_premium,
+                is_recorded=event.is_recorded,
             )
+        case StreamKeyRotated():
+            return replace(state, version=version, key_generation=event.generation)
+        case IngestStarted():
+            return replace(state, version=version, ingest="live", ingest_changed_ms=millis(event.started_at))
+        case IngestStopped():
+            return replace(state, version=version, ingest="lost", ingest_changed_ms=millis(event.stopped_at))
+        case RecordingReady():
+            entry = [millis(event.ready_at), event.path, event.thumbnail]
+            return replace(state, version=version, recordings={**state.recordings, event.recording_id: entry})
+        case RecordingDeleted():
+            kept = {rid: entry for rid, entry in state.recordings.items() if rid != event.recording_id}
+            return replace(state, version=version, recordings=kept)
         case StreamEnded():
             return replace(state, version=version, status="ended", ended_ms=millis(event.ended_at))
         case ViewerJoined():

@@ -64,6 +64,10 @@ class DevStack:
     postgres_dsn: str = ""
     clickhouse_dsn: str = ""  # empty: chDB inside the data dir
     external_broker: str | None = None  # e.g. a testcontainers Kafka; then no Tansu is started
+    media: bool = False  # also run nginx-rtmp (needs nginx, libnginx-mod-rtmp, ffmpeg installed)
+    rtmp_port: int | None = None
+    media_http_port: int | None = None
+    hls_fragment_s: int = 2
     _postgres: object | None = None
 
     @property
@@ -77,6 +81,14 @@ class DevStack:
     @property
     def log_dir(self) -> Path:
         return self.data_dir / "logs"
+
+    @property
+    def media_http_url(self) -> str:
+        return f"http://127.0.0.1:{self.media_http_port}"
+
+    @property
+    def rtmp_url(self) -> str:
+        return f"rtmp://127.0.0.1:{self.rtmp_port}/live"
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -131,6 +143,48 @@ class DevStack:
         self._postgres.psql("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")  # type: ignore[attr-defined]
         shutil.rmtree(self.data_dir / "clickhouse", ignore_errors=True)
         shutil.rmtree(self.data_dir / "faust", ignore_errors=True)
+        shutil.rmtree(self.data_dir / "media", ignore_errors=True)  # recordings the new log never made
+
+    def start_media(self) -> None:
+        """nginx-rtmp with a rendered config in a private prefix; the API learns its URLs by env."""
+        from spaktok.infra import nginx
+        from spaktok.settings import Settings
+
+        missing = nginx.missing_media_tools()
+        if missing:
+            raise RuntimeError(f"missing {', '.join(missing)}; {nginx.INSTALL_HINT}")
+        self.rtmp_port = self.rtmp_port or free_port()
+        self.media_http_port = self.media_http_port or free_port()
+        layout = nginx.MediaLayout((self.data_dir / "media").resolve())
+        layout.create()
+        urls = {
+            "SPAKTOK_RTMP_INGEST_URL": self.rtmp_url,
+            "SPAKTOK_HLS_BASE_URL": f"{self.media_http_url}/hls",
+            "SPAKTOK_RECORDINGS_BASE_URL": f"{self.media_http_url}/recordings",
+            "SPAKTOK_MEDIA_CONTROL_URL": f"{self.media_http_url}/control",
+            "SPAKTOK_MEDIA_DIR": str(layout.root),
+        }
+        self.extra_env = {**urls, **self.extra_env}
+        secret = self.env().get("SPAKTOK_MEDIA_LINK_SECRET") or Settings().media_link_secret
+        prefix = (self.data_dir / "nginx").resolve()
+        conf = nginx.write_config(
+            prefix,
+            nginx.render_config(
+                prefix=prefix,
+                layout=layout,
+                api_url=self.api_url,
+                rtmp_port=self.rtmp_port,
+                http_port=self.media_http_port,
+                secret=secret,
+                hls_base_url=urls["SPAKTOK_HLS_BASE_URL"],
+                recordings_base_url=urls["SPAKTOK_RECORDINGS_BASE_URL"],
+                hls_fragment_s=self.hls_fragment_s,
+                hls_playlist_length_s=max(4, self.hls_fragment_s * 5),
+            ),
+        )
+        self._spawn("media", nginx.nginx_argv(prefix, conf))
+        wait_for_port(self.rtmp_port, 10, "nginx-rtmp (RTMP)")
+        wait_for_port(self.media_http_port, 10, "nginx-rtmp (HTTP)")
 
     # -- application processes ------------------------------------------------------------------
     def start_worker(self) -> None:
@@ -189,6 +243,8 @@ class DevStack:
         if not self.postgres_dsn:
             self.start_postgres()
             self.reset_read_models()
+        if self.media:
+            self.start_media()
         self.start_worker()
         self.start_projector()
         self.start_api()
@@ -201,7 +257,7 @@ class DevStack:
         proc.wait(10)
 
     def stop(self) -> None:
-        for name in ("api", "projector", "worker", "broker"):
+        for name in ("media", "api", "projector", "worker", "broker"):
             proc = self.processes.pop(name, None)
             if proc is None or proc.poll() is not None:
                 continue

@@ -13,6 +13,7 @@ from spaktok import clock
 from spaktok.commands import battle_decide
 from spaktok.commands.base import Command
 from spaktok.commands.battles import EndBattle, ExpireBattle
+from spaktok.commands.media import CheckIngest, ExpireRecordings
 from spaktok.commands.schedules import FireSchedule
 from spaktok.commands.streams import SweepViewers
 from spaktok.infra import topics
@@ -149,7 +150,50 @@ def create_app(settings: Settings) -> faust.App:
     _register_viewer_sweep(app, settings, runners["stream"], send)
     _register_schedule_timer(app, settings, runners["schedule"], send)
     _register_battle_timer(app, settings, runners["battle"], send)
+    _register_media_timers(app, settings, runners["stream"], send)
     return app
+
+
+def _register_media_timers(app: faust.App, settings: Settings, streams: AggregateRunner, send: Any) -> None:
+    """Streams whose ingest has been gone for the reconnect grace are asked to end (they decide,
+    from the command's time, whether a publish came back); recordings past retention are deleted."""
+    recovered = app.tables.recovery.completed
+    grace_ms = int(settings.reconnect_grace_s * 1000)
+    retention_s = settings.recording_retention_days * 86400
+
+    @app.timer(interval=settings.ingest_check_interval_s, name="ingest-grace")
+    async def end_lost_ingest() -> None:
+        if not recovered.is_set():
+            return
+        issued_at = clock.now(settings)
+        now_ms = int(issued_at.timestamp() * 1000)
+        for stream_id in streams.select(
+            lambda s: s.status == "live" and s.ingest == "lost" and now_ms - s.ingest_changed_ms >= grace_ms
+        ):
+            command = CheckIngest(
+                command_id=str(uuid.uuid4()),
+                issued_at=issued_at,
+                actor_id=SYSTEM_ACTOR,
+                stream_id=stream_id,
+                grace_ms=grace_ms,
+            )
+            await _send_command(send, command)
+
+    @app.timer(interval=settings.viewer_sweep_interval_s, name="recording-retention")
+    async def expire_recordings() -> None:
+        if not recovered.is_set():
+            return
+        issued_at = clock.now(settings)
+        cutoff_ms = int(issued_at.timestamp() * 1000) - retention_s * 1000
+        for stream_id in streams.select(lambda s: any(r[0] <= cutoff_ms for r in s.recordings.values())):
+            command = ExpireRecordings(
+                command_id=str(uuid.uuid4()),
+                issued_at=issued_at,
+                actor_id=SYSTEM_ACTOR,
+                stream_id=stream_id,
+                retention_s=retention_s,
+            )
+            await _send_command(send, command)
 
 
 def _register_viewer_sweep(app: faust.App, settings: Settings, streams: AggregateRunner, send: Any) -> None:

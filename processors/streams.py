@@ -10,6 +10,7 @@ from spaktok.commands.base import Command, Rejection
 from spaktok.commands.battles import BattleGift, CloseBattleSide, RecordBattleLink, ScoreBattle
 from spaktok.commands.broadcasters import ReleaseBroadcast
 from spaktok.commands.earnings import Credit, CreditEarnings
+from spaktok.commands.media import CheckIngest, ExpireRecordings
 from spaktok.commands.schedules import MarkScheduleStarted
 from spaktok.commands.stream_state import StreamState, evolve, join, split, thaw
 from spaktok.commands.streams import DeliverGift, LinkBattle, SweepViewers, UnlinkBattle
@@ -215,8 +216,8 @@ def _merge_lists(commands: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _is_final(command: Command, envelopes: list[Envelope]) -> bool:
-    # nobody waits for the answer to the worker's own sweeps, or to a battle's link and unlink
-    return not isinstance(command, SweepViewers | LinkBattle | UnlinkBattle)
+    # nobody waits for the answer to the worker's own timers, or to a battle's link and unlink
+    return not isinstance(command, SweepViewers | CheckIngest | ExpireRecordings | LinkBattle | UnlinkBattle)
 
 
 def _load(data: dict[str, Any]) -> StreamState:

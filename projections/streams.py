@@ -18,7 +18,7 @@ from spaktok.events.streams import (
     ViewerJoined,
     ViewerLeft,
 )
-from spaktok.projections import battles, moderation, money, postgres, social
+from spaktok.projections import battles, media, moderation, money, postgres, social
 from spaktok.projections.runner import Record
 from sqlalchemy import Connection, Engine, text
 
@@ -234,7 +234,9 @@ def _ended(conn: Connection, env: Envelope) -> int:
         text(
             """UPDATE live_streams SET status = 'ended', ended_at = :at, duration = :d, viewer_count = 0,
                 peak_viewer_count = :p, total_views = :t, likes = :l, comments = :c, gifts = :g,
-                gift_revenue = :r, last_updated = :at WHERE stream_id = :s"""
+                gift_revenue = :r, last_updated = :at,
+                ingest_status = CASE WHEN ingest_status = 'waiting' THEN 'waiting' ELSE 'stopped' END
+                WHERE stream_id = :s"""
         ),
         {
             "s": env.aggregate_id,
@@ -264,6 +266,7 @@ HANDLERS: dict[str, Handler] = {
     **moderation.HANDLERS,
     **money.HANDLERS,
     **battles.HANDLERS,
+    **media.HANDLERS,
     "streams.CommentPinned": _comment_pinned,
     "streams.StreamEnded": _ended,
 }

@@ -320,3 +320,19 @@ CREATE TABLE IF NOT EXISTS pk_battle_gifts (        -- spec: pkBattles.gifts1 / 
     sent_at            timestamptz NOT NULL,
     PRIMARY KEY (battle_id, stream_id, stream_sequence)
 );
+-- media (issue #7, docs/media.md): key generation (never the key), ingest state, recordings
+ALTER TABLE live_streams ADD COLUMN IF NOT EXISTS key_generation integer NOT NULL DEFAULT 1;
+ALTER TABLE live_streams ADD COLUMN IF NOT EXISTS ingest_status text NOT NULL DEFAULT 'waiting';
+ALTER TABLE live_streams ADD COLUMN IF NOT EXISTS ingest_changed_at timestamptz;
+
+CREATE TABLE IF NOT EXISTS stream_recordings (
+    recording_id       text PRIMARY KEY,
+    stream_id          text NOT NULL,
+    path               text NOT NULL,          -- relative to the recordings root
+    thumbnail          text,
+    duration           double precision NOT NULL,
+    size_bytes         bigint NOT NULL,
+    ready_at           timestamptz NOT NULL,
+    deleted_at         timestamptz
+);
+CREATE INDEX IF NOT EXISTS stream_recordings_stream ON stream_recordings (stream_id, ready_at);

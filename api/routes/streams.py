@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic.alias_generators import to_camel
+from spaktok.api import media_links
 from spaktok.api.deps import CommandMeta, CurrentUser, IdempotencyKey, ServicesDep, StreamPath
 from spaktok.api.problems import Problem
 from spaktok.api.responses import answer, event_payload
@@ -23,10 +22,16 @@ from spaktok.settings import Settings
 router = APIRouter(prefix="/v1/streams", tags=["streams"])
 
 
-def stream_key(settings: Settings, stream_id: str) -> str:
+def stream_key(settings: Settings, stream_id: str, generation: int = 1) -> str:
     """The secret publish key: derived with an HMAC, so it is never written to the event log."""
-    digest = hmac.new(settings.stream_key_secret.encode(), f"stream-key:{stream_id}".encode(), hashlib.sha256)
-    return "sk_" + digest.hexdigest()[:40]
+    return media_links.stream_key(settings.stream_key_secret, stream_id, generation)
+
+
+def playback_url(settings: Settings, stream_id: str) -> str:
+    """A signed HLS URL that expires after `SPAKTOK_PLAYBACK_URL_TTL_S` (nginx secure_link)."""
+    return media_links.playback_url(
+        settings.hls_base_url, settings.media_link_secret, stream_id, settings.playback_url_ttl_s
+    )
 
 
 @router.post("", status_code=201)
@@ -46,7 +51,7 @@ async def start_stream(
         user_profile_image=user.picture,
         is_premium=user.premium,
         ingest_url=settings.rtmp_ingest_url,
-        playback_url=f"{settings.hls_base_url.rstrip('/')}/{stream_id}.m3u8",
+        playback_url=f"{settings.hls_base_url.rstrip('/')}/{stream_id}/index.m3u8",  # unsigned: the address
         **body.model_dump(exclude={"location"}),
         location=body.location.model_dump() if body.location else None,
     )
@@ -57,7 +62,7 @@ async def start_stream(
             "streamId": stream_id,
             "streamKey": stream_key(settings, stream_id),
             "ingestUrl": settings.rtmp_ingest_url,
-            "playbackUrl": command.playback_url,
+            "playbackUrl": playback_url(settings, stream_id),
             "status": "live",
         }
 
@@ -97,7 +102,8 @@ async def get_stream(stream_id: StreamPath, services: ServicesDep, user: Current
     if doc is None:
         raise Problem(404, "stream-not-found", f"no stream {stream_id!r}")
     if doc["userId"] == user.user_id:
-        doc["streamKey"] = stream_key(services.settings, stream_id)
+        doc["streamKey"] = stream_key(services.settings, stream_id, doc["keyGeneration"])
+        doc["playbackUrl"] = playback_url(services.settings, stream_id)
         return doc
     return _public(doc)
 
@@ -157,5 +163,6 @@ async def update_stream(
 
 def _public(doc: dict[str, Any]) -> dict[str, Any]:
     doc.pop("streamKey", None)
+    doc.pop("keyGeneration", None)
     doc.pop("bannedUsers", None)  # for the broadcaster and moderators only
     return doc

@@ -11,6 +11,7 @@ from spaktok import clock
 from spaktok.api.deps import CommandMeta, CurrentUser, IdempotencyKey, ServicesDep, StreamPath
 from spaktok.api.problems import Problem
 from spaktok.api.responses import answer, event_payload
+from spaktok.api.routes import streams
 from spaktok.commands.outcome import Outcome
 from spaktok.commands.streams import JoinStream, LeaveStream
 from spaktok.projections import social, streams_views
@@ -41,7 +42,7 @@ async def join_stream(
     def build(outcome: Outcome) -> dict[str, Any]:
         return {
             "streamId": stream_id,
-            "playbackUrl": outcome.stats.get("playbackUrl"),
+            "playbackUrl": streams.playback_url(services.settings, stream_id),
             "viewerCount": outcome.stats.get("viewerCount"),
             "alreadyWatching": outcome.status == "noop",
         }

@@ -27,10 +27,13 @@ def _docker_available() -> bool:
         return False
 
 
-def start_stack(name: str, env: dict[str, str] | None = None) -> tuple[DevStack, Callable[[], None]]:
+def start_stack(
+    name: str, env: dict[str, str] | None = None, **options: Any
+) -> tuple[DevStack, Callable[[], None]]:
+    """`options` go to DevStack (e.g. `media=True` also runs nginx-rtmp)."""
     data_dir = Path(tempfile.mkdtemp(prefix=f"spaktok-{name}-"))
     cleanups: list[Callable[[], None]] = []
-    stack = DevStack(data_dir=data_dir, api_port=free_port(), partitions=4)
+    stack = DevStack(data_dir=data_dir, api_port=free_port(), partitions=4, **options)
     # the live feed's 5 s viewer-count throttle, shortened so tests can watch it work
     stack.extra_env.setdefault("SPAKTOK_LIVE_VIEWER_COUNT_INTERVAL_MS", str(LIVE_VIEWER_COUNT_INTERVAL_MS))
     stack.extra_env.update(env or {})

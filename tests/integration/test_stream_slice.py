@@ -23,7 +23,7 @@ def test_full_lifecycle_reaches_postgres_and_clickhouse(user: Callable[..., Api]
     started = start(owner, tags=["music", "live"], language="fr", quality="720p")
     sid = started["streamId"]
     assert started["streamKey"].startswith("sk_") and started["ingestUrl"].startswith("rtmp://")
-    assert started["playbackUrl"].endswith(f"{sid}.m3u8")
+    assert started["playbackUrl"].endswith(f"/{sid}/index.m3u8")  # signed: /hls/{md5}/{expires}/...
 
     for i, viewer in enumerate(viewers):
         joined = viewer.post(f"/v1/streams/{sid}/viewers")

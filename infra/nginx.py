@@ -1,0 +1,141 @@
+"""nginx with the RTMP module as the media server of the dev stack: find it, render its config.
+
+Debian/Ubuntu: `apt-get install nginx libnginx-mod-rtmp ffmpeg`. The config is rendered from
+`nginx-rtmp.conf.template` with this stack's ports and paths, into a private prefix (pid, logs,
+temp files), so it runs without root and beside a system nginx.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+TEMPLATE = Path(__file__).with_name("nginx-rtmp.conf.template")
+MODULE_CANDIDATES = (
+    "/usr/lib/nginx/modules/ngx_rtmp_module.so",  # Debian, Ubuntu
+    "/usr/lib64/nginx/modules/ngx_rtmp_module.so",  # Fedora, RHEL
+    "/usr/local/nginx/modules/ngx_rtmp_module.so",
+    "/etc/nginx/modules/ngx_rtmp_module.so",  # Alpine
+)
+INSTALL_HINT = (
+    "install the media server and the test broadcaster: "
+    "`sudo apt-get install nginx libnginx-mod-rtmp ffmpeg` (Debian/Ubuntu)"
+)
+
+
+def find_rtmp_module() -> str | None:
+    """The RTMP module's .so, from the usual places or a `load_module` line in modules-enabled."""
+    for candidate in MODULE_CANDIDATES:
+        if os.path.exists(candidate):
+            return candidate
+    enabled = Path("/etc/nginx/modules-enabled")
+    if enabled.is_dir():
+        for conf in sorted(enabled.glob("*.conf")):
+            match = re.search(r"load_module\s+(\S*ngx_rtmp_module\.so)\s*;", conf.read_text())
+            if match:
+                path = match[1] if match[1].startswith("/") else f"/usr/share/nginx/{match[1]}"
+                if os.path.exists(path):
+                    return path
+    return None
+
+
+def missing_media_tools() -> list[str]:
+    """What the media path needs and this machine lacks (empty when nginx-rtmp and ffmpeg are here)."""
+    missing = []
+    if shutil.which("nginx") is None:
+        missing.append("nginx")
+    elif find_rtmp_module() is None:
+        missing.append("the nginx RTMP module (libnginx-mod-rtmp)")
+    for tool in ("ffmpeg", "ffprobe"):
+        if shutil.which(tool) is None:
+            missing.append(tool)
+    return missing
+
+
+@dataclass(frozen=True)
+class MediaLayout:
+    """Where nginx writes and serves media; the API reads the same directories."""
+
+    root: Path
+
+    @property
+    def hls(self) -> Path:
+        return self.root / "hls"
+
+    @property
+    def incoming(self) -> Path:
+        return self.root / "incoming"  # raw recordings while nginx writes them (never served)
+
+    @property
+    def recordings(self) -> Path:
+        return self.root / "recordings"  # processed replays and thumbnails, served signed
+
+    def create(self) -> None:
+        for path in (self.hls, self.incoming, self.recordings):
+            path.mkdir(parents=True, exist_ok=True)
+
+
+def render_config(
+    *,
+    prefix: Path,
+    layout: MediaLayout,
+    api_url: str,
+    rtmp_port: int,
+    http_port: int,
+    secret: str,
+    hls_base_url: str,
+    recordings_base_url: str,
+    rtmp_app: str = "live",
+    host: str = "127.0.0.1",
+    hls_fragment_s: int = 2,
+    hls_playlist_length_s: int = 10,
+) -> str:
+    """The nginx config text for these ports and paths."""
+    if not re.fullmatch(r"[A-Za-z0-9_\-.~+/=]{16,200}", secret):
+        raise ValueError("the media link secret must be 16-200 URL-safe characters (nginx's config holds it)")
+    module = find_rtmp_module()
+    if module is None:
+        raise RuntimeError(f"the nginx RTMP module was not found; {INSTALL_HINT}")
+    # nginx drops a root master's workers to `nobody`, which could not write the media directories
+    user_line = f"user {pwd.getpwuid(os.geteuid()).pw_name};" if os.geteuid() == 0 else ""
+    values = {
+        "prefix": str(prefix),
+        "conf": str(prefix / "nginx.conf"),
+        "rtmp_module": module,
+        "user_line": user_line,
+        "log_dir": str(prefix / "logs"),
+        "rtmp_listen": f"{host}:{rtmp_port}",
+        "rtmp_port": str(rtmp_port),
+        "rtmp_app": rtmp_app,
+        "api_url": api_url.rstrip("/"),
+        "incoming_dir": str(layout.incoming),
+        "hls_dir": str(layout.hls),
+        "recordings_dir": str(layout.recordings),
+        "hls_fragment": f"{hls_fragment_s}s",
+        "hls_playlist_length": f"{hls_playlist_length_s}s",
+        "http_listen": f"{host}:{http_port}",
+        "hls_prefix": urlsplit(hls_base_url.rstrip("/")).path,
+        "recordings_prefix": urlsplit(recordings_base_url.rstrip("/")).path,
+        "secret": secret,
+    }
+    text = re.sub(r"\{\{([a-z_]+)\}\}", lambda m: values[m[1]], TEMPLATE.read_text())
+    return text
+
+
+def write_config(prefix: Path, text: str) -> Path:
+    """Into the private prefix, readable by the owner only (it holds the link secret)."""
+    for sub in ("logs", "tmp"):
+        (prefix / sub).mkdir(parents=True, exist_ok=True)
+    conf = prefix / "nginx.conf"
+    conf.touch(mode=0o600, exist_ok=True)
+    conf.write_text(text)
+    return conf
+
+
+def nginx_argv(prefix: Path, conf: Path) -> list[str]:
+    return [shutil.which("nginx") or "nginx", "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"]

@@ -1,0 +1,33 @@
+"""Read queries for replays, next to the projection that owns `stream_recordings`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, text
+
+
+def replay_subject(engine: Engine, stream_id: str) -> dict[str, Any] | None:
+    """What the replay's access rules need to know about the stream."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            text(
+                "SELECT stream_id, user_id, privacy, is_recorded, is_age_restricted, banned_users, "
+                "moderation_status FROM live_streams WHERE stream_id = :s"
+            ),
+            {"s": stream_id},
+        ).first()
+    return dict(row._mapping) if row is not None else None
+
+
+def recordings_of(engine: Engine, stream_id: str) -> list[dict[str, Any]]:
+    """The stream's recordings that still exist, oldest first."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT recording_id, path, thumbnail, duration, ready_at FROM stream_recordings "
+                "WHERE stream_id = :s AND deleted_at IS NULL ORDER BY ready_at, recording_id"
+            ),
+            {"s": stream_id},
+        ).all()
+    return [{**row._mapping, "ready_at": row.ready_at.isoformat().replace("+00:00", "Z")} for row in rows]
