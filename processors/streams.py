@@ -11,7 +11,7 @@ from spaktok.commands.broadcasters import ReleaseBroadcast
 from spaktok.commands.earnings import Credit, CreditEarnings
 from spaktok.commands.schedules import MarkScheduleStarted
 from spaktok.commands.stream_state import StreamState, evolve, join, split, thaw
-from spaktok.commands.streams import DeliverGift, SweepViewers
+from spaktok.commands.streams import DeliverGift, RecordAnalyticsSnapshot, SweepViewers
 from spaktok.commands.wallets import RefundGift
 from spaktok.events.envelope import Envelope, derive_id
 from spaktok.events.streams import StreamCommandRejected
@@ -139,8 +139,8 @@ def _merge_credits(commands: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _is_final(command: Command, envelopes: list[Envelope]) -> bool:
-    # nobody waits for the answer to the worker's own sweeps
-    return not isinstance(command, SweepViewers)
+    # nobody waits for the answer to the worker's own sweeps and snapshots
+    return not isinstance(command, SweepViewers | RecordAnalyticsSnapshot)
 
 
 def _load(data: dict[str, Any]) -> StreamState:
