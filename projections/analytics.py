@@ -168,7 +168,8 @@ def _revenue(ch: ClickHouse, params: dict[str, Any], coin_value_usd: str) -> dic
     rows = ch.query(
         "SELECT JSONExtractString(payload, 'gift_id') AS gift_id, "
         "argMax(JSONExtractString(payload, 'gift_name'), sequence) AS gift_name, count() AS sends, "
-        "sum(JSONExtractUInt(payload, 'count')) AS gifts, sum(JSONExtractUInt(payload, 'coin_cost')) AS coins, "
+        "sum(JSONExtractUInt(payload, 'count')) AS gifts, "
+        "sum(JSONExtractUInt(payload, 'coin_cost')) AS coins, "
         "sum(JSONExtractUInt(payload, 'broadcaster_share')) AS broadcaster, "
         "sum(JSONExtractUInt(payload, 'platform_share')) AS platform "
         + STREAM_EVENTS
@@ -202,7 +203,8 @@ def _top_gifters(ch: ClickHouse, params: dict[str, Any], top: int) -> list[dict[
     rows = ch.query(
         "SELECT JSONExtractString(payload, 'sender_id') AS sender, "
         "argMax(JSONExtractString(payload, 'sender_username'), sequence) AS username, "
-        "sum(JSONExtractUInt(payload, 'coin_cost')) AS coins, sum(JSONExtractUInt(payload, 'count')) AS gifts "
+        "sum(JSONExtractUInt(payload, 'coin_cost')) AS coins, "
+        "sum(JSONExtractUInt(payload, 'count')) AS gifts "
         + STREAM_EVENTS
         + " AND type = 'streams.GiftReceived' GROUP BY sender ORDER BY coins DESC, sender LIMIT {n:UInt32}",
         {**params, "n": top},
@@ -271,7 +273,8 @@ def _snapshots(ch: ClickHouse, params: dict[str, Any]) -> list[dict[str, Any]]:
                 "comments": p["comments"],
                 "revenue": p["revenue"],
                 "topGifters": [
-                    {"userId": g["user_id"], "coins": g["coins"], "gifts": g["gifts"]} for g in p["top_gifters"]
+                    {"userId": g["user_id"], "coins": g["coins"], "gifts": g["gifts"]}
+                    for g in p["top_gifters"]
                 ],
                 "topViewers": [
                     {"userId": v["user_id"], "watchTimeSeconds": v["watch_time"]} for v in p["top_viewers"]

@@ -101,7 +101,8 @@ def apply_schema(ch: ClickHouse) -> None:
 def backfill(ch: ClickHouse, target: str, select: str, before: Any) -> None:
     """Run a view's query over the events stored before `before` (deduplicated) into its table."""
     moment = before.strftime("%Y-%m-%d %H:%M:%S.%f")[:23]  # our own server's clock reading, not input
-    source = f"FROM (SELECT * FROM events FINAL WHERE ingested_at < toDateTime64('{moment}', 3, 'UTC')) AS events"
+    stored = f"ingested_at < toDateTime64('{moment}', 3, 'UTC')"
+    source = f"FROM (SELECT * FROM events FINAL WHERE {stored}) AS events"
     query, count = re.subn(r"\bFROM events\b", source, select, count=1)
     if count != 1:
         raise ValueError(f"cannot backfill {target}: its view does not read FROM events")

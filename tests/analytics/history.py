@@ -54,7 +54,8 @@ def age_label(age: int | None) -> str:
     """The bucket table written out again, independently of the code under test."""
     if age is None:
         return "unknown"
-    for lowest, label in ((65, "65+"), (55, "55-64"), (45, "45-54"), (35, "35-44"), (25, "25-34"), (18, "18-24")):
+    buckets = ((65, "65+"), (55, "55-64"), (45, "45-54"), (35, "35-44"), (25, "25-34"), (18, "18-24"))
+    for lowest, label in buckets:
         if age >= lowest:
             return label
     return "under-18"
@@ -212,7 +213,8 @@ class StreamSim:
     def heartbeats(self, users: list[str]) -> None:
         beats = [(u, self.now_ms) for u in users]
         beats += [(u, self.now_ms) for u in users[: self.rng.randint(0, len(users))]]  # repeats count too
-        self.expect(self.run(RecordHeartbeats(**self.base("edge"), beats=beats)), "streams.HeartbeatsRecorded")
+        events = self.run(RecordHeartbeats(**self.base("edge"), beats=beats))
+        self.expect(events, "streams.HeartbeatsRecorded")
         for u in users:
             self.current[u][1] = self.now_ms
         self.touch(len(self.current))
@@ -225,7 +227,7 @@ class StreamSim:
             self.minutes[minute_of(self.now_ms)].likes += c
 
     def comment(self, user: str) -> bool:
-        if self.now_ms - self.last_comment.get(user, -10**12) < 2000 or user in self.banned:
+        if self.now_ms - self.last_comment.get(user, -(10**12)) < 2000 or user in self.banned:
             return False
         [event] = self.run(SendComment(**self.base(user), username=user, text="hello"))
         assert event.type == "streams.CommentPosted"
@@ -274,9 +276,7 @@ class StreamSim:
         minute.revenue += coins
 
     def sweep(self) -> None:
-        silent = sorted(
-            (seen, u) for u, (_, seen) in self.current.items() if self.now_ms - seen > SILENT_MS
-        )
+        silent = sorted((seen, u) for u, (_, seen) in self.current.items() if self.now_ms - seen > SILENT_MS)
         events = self.run(SweepViewers(**self.base("system"), silent_ms=SILENT_MS))
         self.expect(events, *["streams.ViewerLeft"] * len(silent))
         for seen, u in silent:
@@ -286,7 +286,8 @@ class StreamSim:
             self.touch(len(self.current))
 
     def snapshot(self) -> None:
-        self.expect(self.run(RecordAnalyticsSnapshot(**self.base("system"))), "streams.StreamAnalyticsRecorded")
+        events = self.run(RecordAnalyticsSnapshot(**self.base("system")))
+        self.expect(events, "streams.StreamAnalyticsRecorded")
         watch = dict(self.completed)
         for u, (joined, _) in self.current.items():
             watch[u] = watch.get(u, 0) + (self.now_ms - joined) // 1000

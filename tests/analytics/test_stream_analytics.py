@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from history import FollowSim, Positions, StreamSim, minute_of, play_stream
+from history import FollowSim, Positions, StreamSim, play_stream
 from spaktok.commands.gifts import usd
 from spaktok.projections.analytics import stream_analytics
 from spaktok.projections.clickhouse import COLUMNS, ClickHouse, ClickHouseEventsProjector
@@ -79,14 +79,17 @@ def interleave(records: list[Any], rng: random.Random) -> list[Any]:
 def expected(sim: StreamSim, now_ms: int, follows: FollowSim | None) -> dict[str, Any]:
     watch = sim.watch_times()
     unique = len(watch)
-    engaged = {u for u in watch if u in sim.commenters or sim.likes_by_user.get(u) or any(
-        g["sender"] == u for g in sim.gifts
-    )}
+    engaged = {
+        u
+        for u in watch
+        if u in sim.commenters or sim.likes_by_user.get(u) or any(g["sender"] == u for g in sim.gifts)
+    }
     by_gift: dict[str, dict[str, Any]] = {}
     gifters: dict[str, dict[str, Any]] = {}
     for g in sim.gifts:
         entry = by_gift.setdefault(
-            g["gift_id"], {"giftId": g["gift_id"], "giftName": g["gift_name"], "sends": 0, "gifts": 0, "coins": 0}
+            g["gift_id"],
+            {"giftId": g["gift_id"], "giftName": g["gift_name"], "sends": 0, "gifts": 0, "coins": 0},
         )
         entry["sends"] += 1
         entry["gifts"] += g["count"]
@@ -131,7 +134,10 @@ def expected(sim: StreamSim, now_ms: int, follows: FollowSim | None) -> dict[str
         "uniqueViewers": unique,
         "totalWatchTimeSeconds": sum(watch.values()),
         "averageWatchTimeSeconds": round(sum(watch.values()) / unique, 2) if unique else 0.0,
-        "engagement": {"engagedViewers": len(engaged), "rate": round(len(engaged) / unique, 4) if unique else 0.0},
+        "engagement": {
+            "engagedViewers": len(engaged),
+            "rate": round(len(engaged) / unique, 4) if unique else 0.0,
+        },
         "viewerTimeline": [
             {
                 "minute": minute.isoformat().replace("+00:00", "Z"),
