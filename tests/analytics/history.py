@@ -38,6 +38,7 @@ from spaktok.events.audiences import FollowerAdded, FollowerRemoved
 from spaktok.events.base import Event
 from spaktok.events.envelope import Envelope, seal
 from spaktok.infra import topics
+from spaktok.projections.clickhouse import ClickHouse, ClickHouseEventsProjector
 from spaktok.projections.runner import Record
 
 CATALOG = [
@@ -48,6 +49,7 @@ CATALOG = [
 ]
 COUNTRIES = ["FR", "US", "BR", "JP", None]
 SILENT_MS = 120_000
+START = datetime(2026, 3, 31, 23, 40, tzinfo=UTC)  # crosses a month: two partitions of `events`
 
 
 def age_label(age: int | None) -> str:
@@ -453,3 +455,58 @@ def ms(at: datetime) -> int:
 
 def after(start: datetime, **delta: float) -> datetime:
     return start + timedelta(**delta)
+
+
+def project(ch: ClickHouse, records: list[Any], rng: random.Random) -> None:
+    """Through the projector in random batches, with earlier batches delivered again (at-least-once)."""
+    projector = ClickHouseEventsProjector(ch)
+    batches: list[list[Any]] = []
+    i = 0
+    while i < len(records):
+        size = rng.randint(1, 60)
+        batches.append(records[i : i + size])
+        i += size
+    for n, batch in enumerate(batches):
+        projector.apply(batch, {})
+        if n and rng.random() < 0.3:
+            again = batches[rng.randrange(n)]
+            assert projector.apply(again, {}) == sum(1 for r in again if r.envelope.sequence == 0)
+
+
+def build(seed: int, ch: ClickHouse) -> tuple[StreamSim, StreamSim, FollowSim]:
+    rng = random.Random(seed)
+    positions = Positions()
+    host = f"host-{seed}"
+    start_ms = int(START.timestamp() * 1000)
+    audience = [f"v{seed}-{i:02d}" for i in range(rng.randint(12, 30))]
+    ended = StreamSim(f"s{seed}-ended", host, start_ms, rng, positions)
+    play_stream(ended, rng, minutes=45, audience=audience, end=True)
+    other_host = f"host-{seed}-b"
+    live = StreamSim(f"s{seed}-live", other_host, start_ms + 600_000, rng, positions)
+    play_stream(live, rng, minutes=20, audience=audience[::2], end=False)
+    follows = FollowSim(host, positions)
+    fans = [f"fan{seed}-{i}" for i in range(25)]
+    for _ in range(120):  # before, during and after the ended stream
+        follows.act(rng.choice(fans), start_ms - 600_000 + rng.randint(0, 70 * 60_000))
+    follows.changes.sort()
+    records = ended.records + live.records + follows.records
+    rng.shuffle(records)  # aggregates interleave on the log; each keeps its own order below
+    records.sort(key=lambda r: (r.envelope.aggregate_id, r.envelope.sequence, r.offset))
+    records = interleave(records, rng)
+    project(ch, records, rng)
+    return ended, live, follows
+
+
+def interleave(records: list[Any], rng: random.Random) -> list[Any]:
+    """Merge each aggregate's records in a random global order, keeping per-aggregate order."""
+    queues: dict[str, list[Any]] = defaultdict(list)
+    for r in records:
+        queues[r.envelope.aggregate_id].append(r)
+    out: list[Any] = []
+    keys = sorted(queues)
+    while keys:
+        key = rng.choice(keys)
+        out.append(queues[key].pop(0))
+        if not queues[key]:
+            keys.remove(key)
+    return out
