@@ -26,9 +26,9 @@ WATCH_TIME = (
     "- toUnixTimestamp64Milli(joined), 1000), 0)"
 )
 VIEWER_WATCH = (
-    "SELECT user_id, max(completed_s) AS completed, max(last_joined) AS joined, "
+    "SELECT stream_id, user_id, max(completed_s) AS completed, max(last_joined) AS joined, "
     "max(last_left) AS left_at, max(last_seen) AS seen FROM viewer_watch_time "
-    "WHERE stream_id = {s:String} GROUP BY user_id HAVING joined > toDateTime64(0, 3, 'UTC')"
+    "WHERE stream_id {streams} GROUP BY stream_id, user_id HAVING joined > toDateTime64(0, 3, 'UTC')"
 )
 
 
@@ -141,7 +141,8 @@ def _timeline(ch: ClickHouse, params: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _watch_time(ch: ClickHouse, params: dict[str, Any], top: int) -> dict[str, Any]:
     rows = ch.query(
-        f"SELECT user_id, {WATCH_TIME} AS watch FROM ({VIEWER_WATCH}) ORDER BY watch DESC, user_id",
+        f"SELECT user_id, {WATCH_TIME} AS watch FROM ({VIEWER_WATCH.format(streams='= {s:String}')}) "
+        "ORDER BY watch DESC, user_id",
         params,
     )
     return {

@@ -473,11 +473,12 @@ def project(ch: ClickHouse, records: list[Any], rng: random.Random) -> None:
             assert projector.apply(again, {}) == sum(1 for r in again if r.envelope.sequence == 0)
 
 
-def build(seed: int, ch: ClickHouse) -> tuple[StreamSim, StreamSim, FollowSim]:
+def build(seed: int, ch: ClickHouse, start: datetime = START) -> tuple[StreamSim, StreamSim, FollowSim]:
+    """Two streams (one ended, one still live) and follows of the first one's broadcaster, projected."""
     rng = random.Random(seed)
     positions = Positions()
     host = f"host-{seed}"
-    start_ms = int(START.timestamp() * 1000)
+    start_ms = int(start.timestamp() * 1000)
     audience = [f"v{seed}-{i:02d}" for i in range(rng.randint(12, 30))]
     ended = StreamSim(f"s{seed}-ended", host, start_ms, rng, positions)
     play_stream(ended, rng, minutes=45, audience=audience, end=True)
