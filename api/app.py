@@ -17,8 +17,20 @@ from spaktok.api.batching import EdgeBatcher
 from spaktok.api.bus import CommandBus, OutcomeListener
 from spaktok.api.deps import Services
 from spaktok.api.live import FeedHub
+from spaktok.api.metrics import CountResponses, DeadLetterGauge, HttpCounters
 from spaktok.api.problems import install_problem_handlers
-from spaktok.api.routes import chat, live, moderation, money, ops, schedules, social, streams, viewers
+from spaktok.api.routes import (
+    analytics,
+    chat,
+    live,
+    moderation,
+    money,
+    ops,
+    schedules,
+    social,
+    streams,
+    viewers,
+)
 from spaktok.commands.gifts import load_catalog
 from spaktok.infra import topics
 from spaktok.infra.kafka import EventProducer
@@ -57,6 +69,8 @@ def create_app(settings: Settings | None = None, *, host_clickhouse_projector: b
         app.state.services = Services(settings, bus, batcher, engine, ch, feed, catalog=catalog)
         await run_in_threadpool(app.state.services.chat_filter.mask, "warm up")  # loads the model
         app.state.clickhouse_runner = ch_runner
+        app.state.deadletters = DeadLetterGauge(settings)
+        app.state.metrics_window = analytics.CachedWindow()
         try:
             yield
         finally:
@@ -75,6 +89,8 @@ def create_app(settings: Settings | None = None, *, host_clickhouse_projector: b
         description="Commands go to Kafka; reads come from Postgres and ClickHouse read models.",
     )
     install_problem_handlers(app)
+    app.state.http_counters = HttpCounters()
+    app.add_middleware(CountResponses, counters=app.state.http_counters)
     for router in (
         ops.router,
         streams.router,
@@ -85,6 +101,7 @@ def create_app(settings: Settings | None = None, *, host_clickhouse_projector: b
         schedules.router,
         moderation.router,
         money.router,
+        analytics.router,
     ):
         app.include_router(router)
     return app

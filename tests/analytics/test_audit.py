@@ -170,3 +170,43 @@ def read_back(path: Path, fmt: str) -> list[dict[str, Any]]:
             if "details" in row:
                 row["details"] = orjson.loads(row["details"])
     return [normalise(r) for r in rows]
+
+
+def test_the_cli_exports_from_clickhouse(
+    ch: ClickHouse, history: Any, chdb_path: Path, tmp_path: Path
+) -> None:
+    from spaktok.cli import app
+    from typer.testing import CliRunner
+
+    ended, _ = history
+    flt = audit.AuditFilter(stream_id=ended.stream_id)
+    rows = everything(ch, "moderation", flt)
+    out = tmp_path / "moderation.parquet"
+    args = ["audit", "export", "--kind", "moderation", "--format", "parquet", "--out", str(out)]
+    args += ["--stream", ended.stream_id, "--clickhouse-dsn", f"chdb://{chdb_path}"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert f"{len(rows):,} moderation rows written" in result.output
+    assert read_back(out, "parquet") == [normalise(r) for r in rows]
+    # a time range on the command line: naive times are UTC
+    first = rows[0]["occurredAt"]
+    since = first.replace(tzinfo=None).isoformat(timespec="seconds")
+    csv_out = tmp_path / "later.csv"
+    args = ["audit", "export", "--kind", "moderation", "--format", "csv", "--out", str(csv_out)]
+    args += ["--stream", ended.stream_id, "--since", since, "--clickhouse-dsn", f"chdb://{chdb_path}"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    wanted = [r for r in rows if r["occurredAt"] >= first.replace(microsecond=0)]
+    assert read_back(csv_out, "csv") == [normalise(r) for r in wanted]
+    assert ch.query("SELECT 1 AS ok")[0]["ok"] == 1  # the session's client still works
+
+
+def test_the_cli_says_what_to_do_when_the_api_refuses(tmp_path: Path) -> None:
+    from spaktok.cli import app
+    from typer.testing import CliRunner
+
+    args = ["audit", "export", "--kind", "gifts", "--format", "csv", "--out", str(tmp_path / "x.csv")]
+    result = CliRunner().invoke(app, [*args, "--api", "http://127.0.0.1:9"])
+    assert result.exit_code == 1
+    assert "--api needs --token" in result.output
+    assert not (tmp_path / "x.csv").exists()
