@@ -162,7 +162,7 @@ def page(
 
 def as_json(row: dict[str, Any]) -> dict[str, Any]:
     """A row for the HTTP answer: timestamps as ISO-8601 UTC."""
-    return {**row, "occurredAt": row["occurredAt"].isoformat().replace("+00:00", "Z")}
+    return {**row, "occurredAt": row["occurredAt"].isoformat(timespec="milliseconds").replace("+00:00", "Z")}
 
 
 def _utc(value: datetime) -> datetime:

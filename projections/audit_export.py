@@ -90,7 +90,7 @@ def write(
 
 def _csv_value(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
+        return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     if isinstance(value, dict | list):
         return orjson.dumps(value).decode()
     return value
