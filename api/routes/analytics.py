@@ -3,6 +3,7 @@ for admins. Every figure comes from ClickHouse (live gauges from Postgres); see 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from spaktok.projections import analytics, audit, platform_metrics
 from spaktok.projections.clickhouse import ClickHouse
 
 router = APIRouter(tags=["analytics"])
+log = logging.getLogger(__name__)
 
 AUDIT_ROLES = {"gifts": frozenset({"admin", "payments"}), "moderation": frozenset({"admin", "moderation"})}
 METRICS_WINDOW_HOURS = 24.0  # the window of the Prometheus gauges
@@ -190,14 +192,21 @@ def prometheus_lines(request: Request, services: Services) -> list[str]:
     lines += ["# TYPE spaktok_http_responses_total counter"]
     for status, n in sorted(counters.snapshot().items()):
         lines.append(f'spaktok_http_responses_total{{code="{status}",class="{status // 100}xx"}} {n}')
-    live = platform_metrics.live_now(services.engine)
-    gauge("spaktok_live_streams", live["concurrentStreams"], "streams live now")
-    gauge("spaktok_live_viewers", live["totalViewers"], "viewers of the live streams now")
+    try:
+        live = platform_metrics.live_now(services.engine)
+        gauge("spaktok_live_streams", live["concurrentStreams"], "streams live now")
+        gauge("spaktok_live_viewers", live["totalViewers"], "viewers of the live streams now")
+    except Exception:  # noqa: BLE001 - a scrape reports what it can; /readyz tells what is down
+        log.warning("live gauges unavailable", exc_info=True)
     deadletters = getattr(request.app.state, "deadletters", None)
     value = deadletters.value() if deadletters is not None else None
     if value is not None:
         gauge("spaktok_deadletter_records", value, "records parked on the dead-letter topic, every stage")
-    window = request.app.state.metrics_window.get(services)
+    try:
+        window = request.app.state.metrics_window.get(services)
+    except Exception:  # noqa: BLE001
+        log.warning("analytics gauges unavailable", exc_info=True)
+        window = None
     if window is not None:
         labels = f'{{window="{int(METRICS_WINDOW_HOURS)}h"}}'
         for name, key, help_ in (
