@@ -94,7 +94,14 @@ def apply_schema(ch: ClickHouse) -> None:
         )[0]["n"]:
             continue
         cutoff = ch.query("SELECT now64(3) AS t")[0]["t"]
-        ch.command(statement)
+        try:
+            # without IF NOT EXISTS: of several processes starting at once, only the one whose CREATE
+            # succeeded backfills, so the stored events are counted once
+            ch.command(statement.replace(" IF NOT EXISTS", "", 1))
+        except Exception as exc:
+            if "already exists" in str(exc).lower():
+                continue
+            raise
         backfill(ch, mv.group(2), select, cutoff)
 
 

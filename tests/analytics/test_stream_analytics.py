@@ -160,3 +160,23 @@ def test_duplicate_rows_of_the_same_event_count_once(ch: ClickHouse) -> None:
     # watch time is a max per viewer: exact under duplicates too
     assert after["topViewers"] == before["topViewers"]
     assert after["averageWatchTimeSeconds"] == before["averageWatchTimeSeconds"]
+
+
+def test_a_view_created_on_a_store_with_events_is_filled_from_them(ch: ClickHouse) -> None:
+    """A new view on a running server starts from the events already stored, and counts each once."""
+    from spaktok.projections.clickhouse import apply_schema
+
+    ended, live, _ = build(21, ch, start=datetime(2026, 8, 1, 9, 0, tzinfo=UTC))
+    now = datetime.fromtimestamp(live.now_ms / 1000, UTC)
+    before = [stream_analytics(ch, s.stream_id, now=now, coin_value_usd="0.01") for s in (ended, live)]
+    for view, table in (
+        ("stream_minute_metrics_mv", "stream_minute_metrics"),
+        ("viewer_watch_time_visits_mv", "viewer_watch_time"),
+        ("viewer_watch_time_beats_mv", "viewer_watch_time"),
+    ):
+        ch.command(f"DROP VIEW {view}")
+        ch.command(f"TRUNCATE TABLE {table}")
+    assert stream_analytics(ch, ended.stream_id, now=now, coin_value_usd="0.01")["viewerTimeline"] == []  # type: ignore[index]
+    apply_schema(ch)
+    after = [stream_analytics(ch, s.stream_id, now=now, coin_value_usd="0.01") for s in (ended, live)]
+    assert after == before
