@@ -145,7 +145,9 @@ def test_platform_metrics_for_admins_and_prometheus(user: Callable[..., Api]) ->
     problem(host.get("/v1/admin/metrics"), 403, "forbidden")
 
     def counted() -> dict[str, Any]:
-        body = admin.get("/v1/admin/metrics", params={"hours": 1}).json()
+        response = admin.get("/v1/admin/metrics", params={"hours": 1})
+        assert response.status_code == 200, response.text
+        body = response.json()
         assert body["concurrentStreams"] >= 1 and body["window"]["streamsStarted"] >= 1
         return dict(body)
 
