@@ -6,8 +6,10 @@ import logging
 import signal
 import sys
 import threading
+from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -213,6 +215,96 @@ def ledger_check(
         out.print(f"[yellow]{pending} gift(s) still in flight[/yellow]; run again, or pass --wait 30")
         raise typer.Exit(2)
     out.print("[green]✓ every coin accounted for[/green]")
+
+
+audit_app = typer.Typer(no_args_is_help=True, help="Audit gifts and moderation from the event log.")
+app.add_typer(audit_app, name="audit")
+
+
+class AuditKind(StrEnum):
+    gifts = "gifts"
+    moderation = "moderation"
+
+
+class ExportFormat(StrEnum):
+    csv = "csv"
+    parquet = "parquet"
+
+
+@audit_app.command("export")
+def audit_export(
+    kind: Annotated[AuditKind, typer.Option(help="which audit")],
+    fmt: Annotated[ExportFormat, typer.Option("--format", help="file format")],
+    out: Annotated[Path, typer.Option(help="file to write (replaced)")],
+    stream: Annotated[str | None, typer.Option(help="only this stream")] = None,
+    user: Annotated[
+        str | None, typer.Option(help="gifts: sender or receiver; moderation: target or actor")
+    ] = None,
+    since: Annotated[datetime | None, typer.Option(help="from this time, inclusive (UTC if no zone)")] = None,
+    until: Annotated[
+        datetime | None, typer.Option(help="up to this time, exclusive (UTC if no zone)")
+    ] = None,
+    api: Annotated[
+        str | None,
+        typer.Option(help="read through this API (e.g. http://127.0.0.1:8000) instead of ClickHouse"),
+    ] = None,
+    token: Annotated[str | None, typer.Option(envvar="SPAKTOK_TOKEN", help="bearer token for --api")] = None,
+    clickhouse_dsn: Annotated[str | None, typer.Option(help="default: SPAKTOK_CLICKHOUSE_DSN")] = None,
+) -> None:
+    """Export the gift or moderation audit to CSV or Parquet, oldest first (docs/analytics.md)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+    from spaktok.projections import audit, audit_export
+
+    def utc(value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+    flt = audit.AuditFilter(stream_id=stream, user_id=user, since=utc(since), until=utc(until))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()]
+    try:
+        with Progress(*columns, console=console, transient=True) as progress:
+            if api is not None:
+                pages, total, source = _api_pages(api, token, kind.value, flt), None, api
+            else:
+                ch, source = _clickhouse(clickhouse_dsn or get_settings().clickhouse_dsn)
+                total = audit.count(ch, kind.value, flt)
+                pages = audit_export.clickhouse_pages(ch, kind.value, flt)
+            task = progress.add_task(f"exporting the {kind.value} audit from {source}", total=total)
+            written = audit_export.write(
+                pages, kind.value, fmt.value, out, lambda n: progress.advance(task, n)
+            )
+    except Exception as exc:  # noqa: BLE001 - say what failed and what to do
+        console.print(f"[red]export failed:[/red] {exc}")
+        if api is None and "lock" in str(exc).lower():
+            console.print("the API process holds the chDB directory: pass --api URL --token TOKEN (admin)")
+        raise typer.Exit(1) from exc
+    console.print(f"[green]✓[/green] {written:,} {kind.value} rows written to {out} ({fmt.value})")
+
+
+def _clickhouse(dsn: str) -> tuple[Any, str]:
+    from spaktok.projections.clickhouse import ClickHouse
+
+    return ClickHouse(dsn), dsn
+
+
+def _api_pages(api: str, token: str | None, kind: str, flt: Any) -> Any:
+    import httpx
+    from spaktok.projections import audit_export
+
+    if not token:
+        raise ValueError("--api needs --token (an admin token: `spaktok token ID --role admin`)")
+    client = httpx.Client(base_url=api, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+    def get(path: str, params: dict[str, Any]) -> dict[str, Any]:
+        response = client.get(path, params=params)
+        if response.status_code != 200:
+            detail = (
+                response.json().get("detail", response.text) if response.content else response.status_code
+            )
+            raise ValueError(f"{path} answered {response.status_code}: {detail}")
+        return response.json()  # type: ignore[no-any-return]
+
+    return audit_export.api_pages(get, kind, flt)  # type: ignore[arg-type]
 
 
 def main() -> None:

@@ -93,6 +93,7 @@ class Settings(BaseSettings):
     viewer_sweep_interval_s: float = Field(60.0, gt=0)  # how often the worker looks for them
     # a live stream whose broadcaster's app sent no heartbeat for this long is ended; 0 = never
     broadcaster_grace_s: int = Field(300, ge=0)
+    analytics_snapshot_s: float = Field(300.0, gt=0)  # the spec's 5-minute analytics snapshots
     comment_max_length: int = 500
     comment_min_interval_ms: int = Field(2000, ge=0, le=300_000)  # = COMMENT_MEMORY_MS
     like_batch_max: int = 1000

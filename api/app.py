@@ -17,9 +17,11 @@ from spaktok.api.batching import EdgeBatcher
 from spaktok.api.bus import CommandBus, OutcomeListener
 from spaktok.api.deps import Services
 from spaktok.api.live import FeedHub
+from spaktok.api.metrics import CountResponses, DeadLetterGauge, HttpCounters
 from spaktok.api.problems import install_problem_handlers
 from spaktok.api.recordings import RecordingJanitor
 from spaktok.api.routes import (
+    analytics,
     battles,
     chat,
     live,
@@ -75,6 +77,8 @@ def create_app(settings: Settings | None = None, *, host_clickhouse_projector: b
         if settings.media_control_url:  # this API fronts a media server and owns its recordings
             janitor = RecordingJanitor(settings, MediaLayout(settings.media_root))
             janitor.start()
+        app.state.deadletters = DeadLetterGauge(settings)
+        app.state.metrics_window = analytics.CachedWindow()
         try:
             yield
         finally:
@@ -95,6 +99,8 @@ def create_app(settings: Settings | None = None, *, host_clickhouse_projector: b
         description="Commands go to Kafka; reads come from Postgres and ClickHouse read models.",
     )
     install_problem_handlers(app)
+    app.state.http_counters = HttpCounters()
+    app.add_middleware(CountResponses, counters=app.state.http_counters)
     for router in (
         ops.router,
         streams.router,
@@ -107,6 +113,7 @@ def create_app(settings: Settings | None = None, *, host_clickhouse_projector: b
         money.router,
         battles.router,
         media.router,
+        analytics.router,
     ):
         app.include_router(router)
     return app

@@ -8,6 +8,7 @@ from typing import Literal
 from spaktok.commands.base import Command, Rejection
 from spaktok.commands.gifts import REVENUE_RULE, split_revenue, usd
 from spaktok.commands.media_decide import MEDIA_COMMANDS, decide_media
+from spaktok.commands.stream_analytics import age_bucket, record_snapshot
 from spaktok.commands.stream_state import StreamState, millis
 from spaktok.commands.streams import (
     AcceptGuest,
@@ -23,6 +24,7 @@ from spaktok.commands.streams import (
     ModerationCommand,
     OpenStream,
     PinComment,
+    RecordAnalyticsSnapshot,
     RecordHeartbeats,
     RecordLikes,
     RemoveGuest,
@@ -119,6 +121,8 @@ def decide(command: Command, state: StreamState) -> list[Event]:
             return _unlink_battle(command, state)
         case _ if isinstance(command, MEDIA_COMMANDS):
             return decide_media(command, state)
+        case RecordAnalyticsSnapshot():
+            return record_snapshot(command, state)
     raise Rejection("unsupported-command", f"the stream aggregate does not handle {command.type}")
 
 
@@ -214,6 +218,8 @@ def _join(command: JoinStream, state: StreamState) -> list[Event]:
             viewer_count=viewer_count,
             peak_viewer_count=max(state.peak_viewer_count, viewer_count),
             total_views=state.total_views + (1 if new_viewer else 0),
+            country=command.country,
+            age_bucket=age_bucket(command.age),
         )
     ]
 

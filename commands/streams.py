@@ -57,6 +57,7 @@ class JoinStream(StreamCommand):
     user_profile_image: str | None = None
     age: int | None = None  # from the token's birth year; None when the user did not give it
     follows_broadcaster: bool = False  # from the follows read model, for followers-only streams
+    country: str | None = Field(None, pattern=r"^[A-Z]{2}$")  # from the token, for demographics
 
 
 @register_command
@@ -255,3 +256,10 @@ class UnlinkBattle(StreamCommand):
 
     type: Literal["streams.UnlinkBattle"] = "streams.UnlinkBattle"
     battle_id: str
+
+
+@register_command
+class RecordAnalyticsSnapshot(StreamCommand):
+    """Internal, from the worker's timer every `SPAKTOK_ANALYTICS_SNAPSHOT_S`: snapshot a live stream."""
+
+    type: Literal["streams.RecordAnalyticsSnapshot"] = "streams.RecordAnalyticsSnapshot"

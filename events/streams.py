@@ -65,6 +65,9 @@ class ViewerJoined(StreamEvent):
     viewer_count: int
     peak_viewer_count: int
     total_views: int
+    # demographics (added later: defaulted, so events written before still decode as "unknown")
+    country: str | None = None  # ISO-3166 alpha-2, from the token's `country` claim
+    age_bucket: str | None = None  # from the token's `birthYear`, see AGE_BUCKETS
 
 
 @register_event
@@ -403,3 +406,21 @@ class BattleUnlinked(StreamEvent):
     battle_id: str
     reason: Literal["battle_over", "stream_ended"]
     unlinked_at: datetime
+
+
+@register_event
+class StreamAnalyticsRecorded(StreamEvent):
+    """The spec's 5-minute `streamAnalytics` snapshot (§2.6, §3.6 recordStreamAnalytics), taken by the
+    worker's timer from the stream's own state, so it is ordered with the events it sums up."""
+
+    type: Literal["streams.StreamAnalyticsRecorded"] = "streams.StreamAnalyticsRecorded"
+    recorded_at: datetime
+    viewer_count: int
+    peak_viewer_count: int
+    total_views: int
+    likes: int
+    comments: int
+    gifts: int
+    revenue: int  # coins, the stream's gift revenue so far
+    top_gifters: list[dict[str, Any]]  # [{user_id, coins, gifts}], the first ten by coins
+    top_viewers: list[dict[str, Any]]  # [{user_id, watch_time}], past visits, the first ten

@@ -15,7 +15,7 @@ from spaktok.commands.base import Command
 from spaktok.commands.battles import EndBattle, ExpireBattle
 from spaktok.commands.media import CheckIngest, ExpireRecordings
 from spaktok.commands.schedules import FireSchedule
-from spaktok.commands.streams import SweepViewers
+from spaktok.commands.streams import RecordAnalyticsSnapshot, SweepViewers
 from spaktok.infra import topics
 from spaktok.processors import faust_fixes
 from spaktok.processors.aggregate import AggregateRunner, AggregateSpec, Incoming
@@ -151,6 +151,7 @@ def create_app(settings: Settings) -> faust.App:
     _register_schedule_timer(app, settings, runners["schedule"], send)
     _register_battle_timer(app, settings, runners["battle"], send)
     _register_media_timers(app, settings, runners["stream"], send)
+    _register_analytics_snapshots(app, settings, runners["stream"], send)
     return app
 
 
@@ -280,6 +281,28 @@ def _register_battle_timer(app: faust.App, settings: Settings, battles: Aggregat
                     battle_id=battle_id,
                 ),
             )
+
+
+def _register_analytics_snapshots(
+    app: faust.App, settings: Settings, streams: AggregateRunner, send: Any
+) -> None:
+    """Every `analytics_snapshot_s`, each live stream this worker holds records a
+    `StreamAnalyticsRecorded` snapshot (spec §3.6), through its own partition like any command."""
+    recovered = app.tables.recovery.completed
+
+    @app.timer(interval=settings.analytics_snapshot_s, name="analytics-snapshots")
+    async def record_snapshots() -> None:
+        if not recovered.is_set():
+            return
+        issued_at = clock.now(settings)
+        for stream_id in streams.active_ids():
+            command = RecordAnalyticsSnapshot(
+                command_id=str(uuid.uuid4()),
+                issued_at=issued_at,
+                actor_id=SYSTEM_ACTOR,
+                stream_id=stream_id,
+            )
+            await _send_command(send, command)
 
 
 async def _send_command(send: Any, command: Command) -> None:

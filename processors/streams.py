@@ -13,7 +13,13 @@ from spaktok.commands.earnings import Credit, CreditEarnings
 from spaktok.commands.media import CheckIngest, ExpireRecordings
 from spaktok.commands.schedules import MarkScheduleStarted
 from spaktok.commands.stream_state import StreamState, evolve, join, split, thaw
-from spaktok.commands.streams import DeliverGift, LinkBattle, SweepViewers, UnlinkBattle
+from spaktok.commands.streams import (
+    DeliverGift,
+    LinkBattle,
+    RecordAnalyticsSnapshot,
+    SweepViewers,
+    UnlinkBattle,
+)
 from spaktok.commands.wallets import RefundGift
 from spaktok.events.envelope import Envelope, derive_id
 from spaktok.events.streams import StreamCommandRejected
@@ -217,7 +223,10 @@ def _merge_lists(commands: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _is_final(command: Command, envelopes: list[Envelope]) -> bool:
     # nobody waits for the answer to the worker's own timers, or to a battle's link and unlink
-    return not isinstance(command, SweepViewers | CheckIngest | ExpireRecordings | LinkBattle | UnlinkBattle)
+    internal = (
+        SweepViewers | RecordAnalyticsSnapshot | CheckIngest | ExpireRecordings | LinkBattle | UnlinkBattle
+    )
+    return not isinstance(command, internal)
 
 
 def _load(data: dict[str, Any]) -> StreamState:

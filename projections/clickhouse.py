@@ -8,6 +8,7 @@ materialized views never count an event twice.
 
 from __future__ import annotations
 
+import re
 import threading
 from importlib import resources
 from typing import Any
@@ -62,12 +63,57 @@ class ClickHouse:
             self._client.close()
 
 
-def apply_schema(ch: ClickHouse) -> None:
+MV_DDL = re.compile(
+    r"CREATE MATERIALIZED VIEW IF NOT EXISTS (\w+) TO (\w+) AS(.*)", re.DOTALL | re.IGNORECASE
+)
+
+
+def schema_statements() -> list[str]:
+    """The statements of `schemas/clickhouse.sql`, comments dropped, in file order."""
     ddl = resources.files("spaktok.schemas").joinpath("clickhouse.sql").read_text()
+    statements = []
     for statement in ddl.split(";"):
         body = "\n".join(line for line in statement.splitlines() if not line.strip().startswith("--"))
         if body.strip():
-            ch.command(body)
+            statements.append(body.strip())
+    return statements
+
+
+def apply_schema(ch: ClickHouse) -> None:
+    """Create what is missing; a materialized view created now is first filled from the events
+    already stored (those inserted before this moment: later ones reach it through the view)."""
+    for statement in schema_statements():
+        mv = MV_DDL.match(statement)
+        if mv is None:
+            ch.command(statement)
+            continue
+        view, select = mv.group(1), mv.group(3)
+        if ch.query(
+            "SELECT count() AS n FROM system.tables WHERE database = currentDatabase() AND name = {v:String}",
+            {"v": view},
+        )[0]["n"]:
+            continue
+        cutoff = ch.query("SELECT now64(3) AS t")[0]["t"]
+        try:
+            # without IF NOT EXISTS: of several processes starting at once, only the one whose CREATE
+            # succeeded backfills, so the stored events are counted once
+            ch.command(statement.replace(" IF NOT EXISTS", "", 1))
+        except Exception as exc:
+            if "already exists" in str(exc).lower():
+                continue
+            raise
+        backfill(ch, mv.group(2), select, cutoff)
+
+
+def backfill(ch: ClickHouse, target: str, select: str, before: Any) -> None:
+    """Run a view's query over the events stored before `before` (deduplicated) into its table."""
+    moment = before.strftime("%Y-%m-%d %H:%M:%S.%f")[:23]  # our own server's clock reading, not input
+    stored = f"ingested_at < toDateTime64('{moment}', 3, 'UTC')"
+    source = f"FROM (SELECT * FROM events FINAL WHERE {stored}) AS events"
+    query, count = re.subn(r"\bFROM events\b", source, select, count=1)
+    if count != 1:
+        raise ValueError(f"cannot backfill {target}: its view does not read FROM events")
+    ch.command(f"INSERT INTO {target} {query}")
 
 
 class ClickHouseEventsProjector:

@@ -9,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
 from spaktok.api.deps import CurrentUser, ServicesDep, StreamPath
 from spaktok.api.problems import Problem
+from spaktok.api.routes import analytics
 from spaktok.projections import streams_views
 from sqlalchemy import text
 
@@ -93,7 +94,8 @@ async def stream_event_log(
 
 @router.get("/metrics")
 async def metrics(request: Request, services: ServicesDep) -> PlainTextResponse:
-    """Prometheus text format: projector progress hosted by this process and command traffic."""
+    """Prometheus text format: command traffic, projector progress hosted by this process, and the
+    platform metrics of spec §10.1 (api/routes/analytics.py)."""
     lines = [
         "# TYPE spaktok_edge_batches_sent_total counter",
         f"spaktok_edge_batches_sent_total {services.batcher.batches_sent}",
@@ -125,4 +127,5 @@ async def metrics(request: Request, services: ServicesDep) -> PlainTextResponse:
         ):
             lines.append(f"# TYPE spaktok_projector_{metric} counter")
             lines.append(f'spaktok_projector_{metric}{{projection="{name}"}} {value}')
+    lines += await run_in_threadpool(analytics.prometheus_lines, request, services)
     return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")

@@ -36,6 +36,7 @@ async def join_stream(
         user_profile_image=user.picture,
         age=youngest_age(user.birth_year),
         follows_broadcaster=follows,
+        country=country_code(user.country),
     )
     outcome = await services.bus.execute(command)
 
@@ -75,6 +76,14 @@ def youngest_age(birth_year: int | None) -> int | None:
     """Only the birth year is known: the youngest age it allows (no birthday yet this year), so an
     age limit never lets a minor through."""
     return clock.now().year - birth_year - 1 if birth_year is not None else None
+
+
+def country_code(claim: object) -> str | None:
+    """The token's `country` as ISO-3166 alpha-2 for demographics; anything else counts as unknown
+    (a malformed claim must not refuse a join)."""
+    if isinstance(claim, str) and len(claim) == 2 and claim.isascii() and claim.isalpha():
+        return claim.upper()
+    return None
 
 
 @router.post("/heartbeat")

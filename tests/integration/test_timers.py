@@ -6,6 +6,7 @@ Runs on its own stack: moving the clock forward would time out the viewers of ot
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -23,8 +24,10 @@ from sqlalchemy import create_engine, text
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[DevStack]:
-    # the sweep runs every 60 s in production; here twice a second, so a test waits for it briefly
-    stack, cleanup = start_stack("timeout", env={"SPAKTOK_VIEWER_SWEEP_INTERVAL_S": "0.5"})
+    # the sweep runs every 60 s in production, analytics snapshots every 300 s; here much more often,
+    # so a test waits for them briefly
+    env = {"SPAKTOK_VIEWER_SWEEP_INTERVAL_S": "0.5", "SPAKTOK_ANALYTICS_SNAPSHOT_S": "1"}
+    stack, cleanup = start_stack("timeout", env=env)
     try:
         yield stack
     finally:
@@ -304,3 +307,33 @@ def test_a_pk_battle_ends_at_its_time_and_an_unanswered_invitation_expires(stack
     eventually(lambda: _assert_equal(h1.get(f"/v1/pk-battles/{unanswered}").json()["status"], "expired"))
     refused = h3.post(f"/v1/pk-battles/{unanswered}/accept")
     assert refused.status_code == 409, refused.text
+
+
+def test_live_streams_record_analytics_snapshots(stack: DevStack) -> None:
+    settings = Settings()
+    owner_id, fan_id = f"owner-{uuid.uuid4().hex[:6]}", f"fan-{uuid.uuid4().hex[:6]}"
+    owner, fan = (Api(stack.api_url, mint_token(settings, u)) for u in (owner_id, fan_id))
+    sid = owner.post("/v1/streams", json={"title": "Snapshots", "category": "chat"}).json()["streamId"]
+    assert fan.post(f"/v1/streams/{sid}/viewers").status_code == 200
+    assert fan.post(f"/v1/streams/{sid}/likes", json={"count": 7}).status_code == 200
+
+    def snapshot_with_the_like() -> dict[str, Any]:
+        response = owner.get(f"/v1/streams/{sid}/analytics")
+        assert response.status_code == 200, response.text  # 404 until ClickHouse has the stream
+        snapshots = response.json()["snapshots"]
+        latest = snapshots[-1] if snapshots else {}
+        assert latest.get("likes") == 7
+        return dict(latest)
+
+    latest = eventually(snapshot_with_the_like, timeout=30)
+    assert latest["viewerCount"] == 1 and latest["topViewers"][0]["userId"] == fan_id
+    assert owner.post(f"/v1/streams/{sid}/end").status_code == 200
+
+    def none_after_the_end() -> int:
+        body = owner.get(f"/v1/streams/{sid}/analytics").json()
+        assert body.get("status") == "ended"
+        return len(body["snapshots"])
+
+    count = eventually(none_after_the_end)
+    time.sleep(2.5)  # two more timer rounds: an ended stream takes no snapshot
+    assert len(owner.get(f"/v1/streams/{sid}/analytics").json()["snapshots"]) == count
