@@ -536,3 +536,12 @@ def refused_as(event_class: Callable[..., Event]) -> Callable[[Command, Rejectio
 def forward_id(command: Command, purpose: str) -> str:
     """The id of a follow-up command: derived, so a replayed command forwards the same id."""
     return derive_id(command.command_id, purpose)
+
+
+def follow_up(command: Command, purpose: str) -> dict[str, Any]:
+    """The identity of a follow-up command: its derived id, and the cause's correlation and time."""
+    return {
+        "command_id": forward_id(command, purpose),
+        "correlation_id": command.correlation,
+        "issued_at": command.issued_at,
+    }

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import faust
@@ -147,162 +149,123 @@ def create_app(settings: Settings) -> faust.App:
             batch_wait=settings.worker_batch_wait_ms / 1000,
         )
     runners = app.spaktok_runners  # type: ignore[attr-defined]
-    _register_viewer_sweep(app, settings, runners["stream"], send)
-    _register_schedule_timer(app, settings, runners["schedule"], send)
-    _register_battle_timer(app, settings, runners["battle"], send)
-    _register_media_timers(app, settings, runners["stream"], send)
-    _register_analytics_snapshots(app, settings, runners["stream"], send)
+    for timer in timers(settings):
+        _register_timer(app, settings, timer, runners[timer.aggregate], send)
     return app
 
 
-def _register_media_timers(app: faust.App, settings: Settings, streams: AggregateRunner, send: Any) -> None:
-    """Streams whose ingest has been gone for the reconnect grace are asked to end (they decide,
-    from the command's time, whether a publish came back); recordings past retention are deleted."""
-    recovered = app.tables.recovery.completed
-    grace_ms = int(settings.reconnect_grace_s * 1000)
-    retention_s = settings.recording_retention_days * 86400
+@dataclass(frozen=True)
+class Timer:
+    """Every `interval` seconds, each `aggregate` this worker holds whose state `wanted(state, now_ms)`
+    picks is sent `build(aggregate_id, now)`."""
 
-    @app.timer(interval=settings.ingest_check_interval_s, name="ingest-grace")
-    async def end_lost_ingest() -> None:
-        if not recovered.is_set():
-            return
-        issued_at = clock.now(settings)
-        now_ms = int(issued_at.timestamp() * 1000)
-        for stream_id in streams.select(
-            lambda s: s.status == "live" and s.ingest == "lost" and now_ms - s.ingest_changed_ms >= grace_ms
-        ):
-            command = CheckIngest(
-                command_id=str(uuid.uuid4()),
-                issued_at=issued_at,
-                actor_id=SYSTEM_ACTOR,
-                stream_id=stream_id,
-                grace_ms=grace_ms,
-            )
-            await _send_command(send, command)
-
-    @app.timer(interval=settings.viewer_sweep_interval_s, name="recording-retention")
-    async def expire_recordings() -> None:
-        if not recovered.is_set():
-            return
-        issued_at = clock.now(settings)
-        cutoff_ms = int(issued_at.timestamp() * 1000) - retention_s * 1000
-        for stream_id in streams.select(lambda s: any(r[0] <= cutoff_ms for r in s.recordings.values())):
-            command = ExpireRecordings(
-                command_id=str(uuid.uuid4()),
-                issued_at=issued_at,
-                actor_id=SYSTEM_ACTOR,
-                stream_id=stream_id,
-                retention_s=retention_s,
-            )
-            await _send_command(send, command)
+    name: str
+    interval: float
+    aggregate: str
+    wanted: Callable[[Any, int], bool]
+    build: Callable[[str, datetime], Command]
 
 
-def _register_viewer_sweep(app: faust.App, settings: Settings, streams: AggregateRunner, send: Any) -> None:
-    """Every `viewer_sweep_interval_s`, ask each live stream this worker holds to drop silent viewers.
-
-    The sweep is a command through the stream's own partition, decided like any other, so it is
-    ordered with the heartbeats it judges and logged for replay.
+def timers(settings: Settings) -> list[Timer]:
+    """The worker's clocks. Each only says "it is time": the aggregate decides from the command's
+    time, through its own partition, ordered with everything else it decides and logged for replay
+    (a battle ended late by the timer still closes at its `ends_at`; a schedule fires for its time).
     """
-    recovered = app.tables.recovery.completed
+    grace_ms = int(settings.reconnect_grace_s * 1000)
+    retention_ms = settings.recording_retention_days * 86400 * 1000
 
-    @app.timer(interval=settings.viewer_sweep_interval_s, name="viewer-sweep")
-    async def sweep_silent_viewers() -> None:
-        if not recovered.is_set():
-            return
-        issued_at = clock.now(settings)
-        for stream_id in streams.active_ids():
-            command = SweepViewers(
-                command_id=str(uuid.uuid4()),
-                issued_at=issued_at,
-                actor_id=SYSTEM_ACTOR,
-                stream_id=stream_id,
+    def live(state: Any, now_ms: int) -> bool:
+        return bool(state.status == "live")
+
+    def ingest_lost(state: Any, now_ms: int) -> bool:
+        return bool(
+            state.status == "live" and state.ingest == "lost" and now_ms - state.ingest_changed_ms >= grace_ms
+        )
+
+    def recordings_expired(state: Any, now_ms: int) -> bool:
+        return any(ready_ms <= now_ms - retention_ms for ready_ms, *_ in state.recordings.values())
+
+    def schedule_due(state: Any, now_ms: int) -> bool:
+        return bool(state.status == "scheduled" and state.scheduled_for_ms <= now_ms)
+
+    every = settings.viewer_sweep_interval_s
+    return [
+        Timer(  # viewers silent for too long leave; a stream whose broadcaster vanished ends
+            "viewer-sweep",
+            every,
+            "stream",
+            live,
+            lambda sid, at: SweepViewers(
+                **_system(at),
+                stream_id=sid,
                 silent_ms=settings.viewer_timeout_s * 1000,
                 broadcaster_grace_ms=settings.broadcaster_grace_s * 1000,
-            )
-            await _send_command(send, command)
+            ),
+        ),
+        Timer(  # the spec's 5-minute analytics snapshots (§3.6)
+            "analytics-snapshots",
+            settings.analytics_snapshot_s,
+            "stream",
+            live,
+            lambda sid, at: RecordAnalyticsSnapshot(**_system(at), stream_id=sid),
+        ),
+        Timer(  # ingest gone for the whole reconnect grace: the stream ends (unless it came back)
+            "ingest-grace",
+            settings.ingest_check_interval_s,
+            "stream",
+            ingest_lost,
+            lambda sid, at: CheckIngest(**_system(at), stream_id=sid, grace_ms=grace_ms),
+        ),
+        Timer(  # recordings past retention are deleted
+            "recording-retention",
+            every,
+            "stream",
+            recordings_expired,
+            lambda sid, at: ExpireRecordings(**_system(at), stream_id=sid, retention_s=retention_ms // 1000),
+        ),
+        Timer(  # reminder holders and followers are told when a schedule's time comes
+            "schedule-timer",
+            every,
+            "schedule",
+            schedule_due,
+            lambda schedule_id, at: FireSchedule(**_system(at), schedule_id=schedule_id),
+        ),
+        Timer(  # PK battles whose time is up
+            "battle-timer",
+            settings.battle_timer_interval_s,
+            "battle",
+            battle_decide.is_due,
+            lambda battle_id, at: EndBattle(**_system(at), battle_id=battle_id, reason="time_up"),
+        ),
+        Timer(  # PK invitations nobody answered in time
+            "battle-invites",
+            settings.battle_timer_interval_s,
+            "battle",
+            battle_decide.invite_expired,
+            lambda battle_id, at: ExpireBattle(**_system(at), battle_id=battle_id),
+        ),
+    ]
 
 
-def _register_schedule_timer(
-    app: faust.App, settings: Settings, schedules: AggregateRunner, send: Any
+def _system(issued_at: datetime) -> dict[str, Any]:
+    return {"command_id": str(uuid.uuid4()), "issued_at": issued_at, "actor_id": SYSTEM_ACTOR}
+
+
+def _register_timer(
+    app: faust.App, settings: Settings, timer: Timer, runner: AggregateRunner, send: Any
 ) -> None:
-    """Schedules whose time has come are told so (they then notify reminder holders and followers)."""
     recovered = app.tables.recovery.completed
 
-    @app.timer(interval=settings.viewer_sweep_interval_s, name="schedule-timer")
-    async def fire_due_schedules() -> None:
+    async def tick() -> None:
         if not recovered.is_set():
-            return
+            return  # a half-restored table would pick wrongly
         issued_at = clock.now(settings)
         now_ms = int(issued_at.timestamp() * 1000)
-        for schedule_id in schedules.select(
-            lambda s: s.status == "scheduled" and s.scheduled_for_ms <= now_ms
-        ):
-            command = FireSchedule(
-                command_id=str(uuid.uuid4()),
-                issued_at=issued_at,
-                actor_id=SYSTEM_ACTOR,
-                schedule_id=schedule_id,
-            )
-            await _send_command(send, command)
+        for aggregate_id in runner.select(lambda state: timer.wanted(state, now_ms)):
+            await _send_command(send, timer.build(aggregate_id, issued_at))
 
-
-def _register_battle_timer(app: faust.App, settings: Settings, battles: AggregateRunner, send: Any) -> None:
-    """PK battles whose time is up are ended, and invitations nobody answered expire.
-
-    The timer only says "it is time"; the battle decides from the command's time, and a battle ended
-    by the timer closes at its `ends_at`, however late the tick: gifts sent after it never count.
-    """
-    recovered = app.tables.recovery.completed
-
-    @app.timer(interval=settings.battle_timer_interval_s, name="battle-timer")
-    async def end_due_battles() -> None:
-        if not recovered.is_set():
-            return
-        issued_at = clock.now(settings)
-        now_ms = int(issued_at.timestamp() * 1000)
-        for battle_id in battles.select(lambda state: battle_decide.is_due(state, now_ms)):
-            await _send_command(
-                send,
-                EndBattle(
-                    command_id=str(uuid.uuid4()),
-                    issued_at=issued_at,
-                    actor_id=SYSTEM_ACTOR,
-                    battle_id=battle_id,
-                    reason="time_up",
-                ),
-            )
-        for battle_id in battles.select(lambda state: battle_decide.invite_expired(state, now_ms)):
-            await _send_command(
-                send,
-                ExpireBattle(
-                    command_id=str(uuid.uuid4()),
-                    issued_at=issued_at,
-                    actor_id=SYSTEM_ACTOR,
-                    battle_id=battle_id,
-                ),
-            )
-
-
-def _register_analytics_snapshots(
-    app: faust.App, settings: Settings, streams: AggregateRunner, send: Any
-) -> None:
-    """Every `analytics_snapshot_s`, each live stream this worker holds records a
-    `StreamAnalyticsRecorded` snapshot (spec §3.6), through its own partition like any command."""
-    recovered = app.tables.recovery.completed
-
-    @app.timer(interval=settings.analytics_snapshot_s, name="analytics-snapshots")
-    async def record_snapshots() -> None:
-        if not recovered.is_set():
-            return
-        issued_at = clock.now(settings)
-        for stream_id in streams.active_ids():
-            command = RecordAnalyticsSnapshot(
-                command_id=str(uuid.uuid4()),
-                issued_at=issued_at,
-                actor_id=SYSTEM_ACTOR,
-                stream_id=stream_id,
-            )
-            await _send_command(send, command)
+    tick.__name__ = tick.__qualname__ = timer.name.replace("-", "_")
+    app.timer(interval=timer.interval, name=timer.name)(tick)
 
 
 async def _send_command(send: Any, command: Command) -> None:

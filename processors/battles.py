@@ -11,7 +11,7 @@ from spaktok.commands.streams import LinkBattle, UnlinkBattle
 from spaktok.events.battles import BattleCommandRejected
 from spaktok.events.envelope import Envelope
 from spaktok.infra import topics
-from spaktok.processors.aggregate import AggregateSpec, Forward, forward_id, refused_as
+from spaktok.processors.aggregate import AggregateSpec, Forward, follow_up, refused_as
 
 
 def _follow_ups(command: Command, envelopes: list[Envelope], state: BattleState) -> list[Forward]:
@@ -37,9 +37,7 @@ def _link(command: Command, state: BattleState) -> list[Forward]:
         Forward(
             topics.COMMANDS_STREAMS.name,
             LinkBattle(
-                command_id=forward_id(command, f"link-battle:{side}"),
-                correlation_id=command.correlation,
-                issued_at=command.issued_at,
+                **follow_up(command, f"link-battle:{side}"),
                 actor_id=command.actor_id,
                 stream_id=stream,
                 battle_id=command.aggregate_id,
@@ -71,9 +69,7 @@ def _unlink(command: Command, state: BattleState, streams: list[str]) -> list[Fo
         Forward(
             topics.COMMANDS_STREAMS.name,
             UnlinkBattle(
-                command_id=forward_id(command, f"unlink-battle:{stream}"),
-                correlation_id=command.correlation,
-                issued_at=command.issued_at,
+                **follow_up(command, f"unlink-battle:{stream}"),
                 actor_id=command.actor_id,
                 stream_id=stream,
                 battle_id=command.aggregate_id,
@@ -86,9 +82,7 @@ def _unlink(command: Command, state: BattleState, streams: list[str]) -> list[Fo
 def _bonus(command: Command, ended: Envelope) -> Forward:
     """The winner's bonus goes through the ledger like a gift share (source `pk_bonus`)."""
     credit = CreditEarnings(
-        command_id=forward_id(command, "pk-bonus"),
-        correlation_id=command.correlation,
-        issued_at=command.issued_at,
+        **follow_up(command, "pk-bonus"),
         actor_id=command.actor_id,
         broadcaster_id=ended.payload["winner_id"],
         credits=[

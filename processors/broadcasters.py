@@ -11,7 +11,7 @@ from spaktok.commands.streams import OpenStream
 from spaktok.events.broadcasters import BroadcasterCommandRejected
 from spaktok.events.envelope import Envelope
 from spaktok.infra import topics
-from spaktok.processors.aggregate import AggregateSpec, Forward, forward_id, refused_as
+from spaktok.processors.aggregate import AggregateSpec, Forward, follow_up, forward_id, refused_as
 
 
 def _follow_ups(command: Command, envelopes: list[Envelope], state: BroadcasterState) -> list[Forward]:
@@ -27,9 +27,7 @@ def _follow_ups(command: Command, envelopes: list[Envelope], state: BroadcasterS
             channel, follower = env.payload["followee_id"], command.aggregate_id
             make = AddFollower if env.type == "broadcasters.UserFollowed" else RemoveFollower
             change = make(
-                command_id=forward_id(command, f"audience:{channel}"),
-                correlation_id=command.correlation,
-                issued_at=command.issued_at,
+                **follow_up(command, f"audience:{channel}"),
                 actor_id=follower,
                 channel_id=channel,
                 shard=shard_of(follower),

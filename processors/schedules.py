@@ -10,7 +10,7 @@ from spaktok.commands.schedules import FireSchedule, MarkScheduleStarted
 from spaktok.events.envelope import Envelope
 from spaktok.events.schedules import ScheduleCommandRejected
 from spaktok.infra import topics
-from spaktok.processors.aggregate import AggregateSpec, Forward, forward_id, refused_as
+from spaktok.processors.aggregate import AggregateSpec, Forward, follow_up, refused_as
 
 
 def _follow_ups(command: Command, envelopes: list[Envelope], state: ScheduleState) -> list[Forward]:
@@ -21,9 +21,7 @@ def _follow_ups(command: Command, envelopes: list[Envelope], state: ScheduleStat
         Forward(
             topics.COMMANDS_AUDIENCES.name,
             NotifyFollowers(
-                command_id=forward_id(command, f"notify-followers:{shard}"),
-                correlation_id=command.correlation,
-                issued_at=command.issued_at,
+                **follow_up(command, f"notify-followers:{shard}"),
                 actor_id=state.user_id,
                 channel_id=state.user_id,
                 shard=shard,

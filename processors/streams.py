@@ -24,7 +24,7 @@ from spaktok.commands.wallets import RefundGift
 from spaktok.events.envelope import Envelope, derive_id
 from spaktok.events.streams import StreamCommandRejected
 from spaktok.infra import topics
-from spaktok.processors.aggregate import AggregateSpec, Forward, forward_id
+from spaktok.processors.aggregate import AggregateSpec, Forward, follow_up
 
 
 def _rejected(command: Command, rejection: Rejection) -> StreamCommandRejected:
@@ -48,9 +48,7 @@ def _follow_ups(command: Command, envelopes: list[Envelope], state: StreamState)
         return _notify_followers(command, started) + _link_schedule(command, started)
     if any(env.type == "streams.StreamEnded" for env in envelopes):
         release = ReleaseBroadcast(
-            command_id=forward_id(command, "release-broadcast"),
-            correlation_id=command.correlation,
-            issued_at=command.issued_at,
+            **follow_up(command, "release-broadcast"),
             actor_id=command.actor_id,
             user_id=state.user_id,
             stream_id=state.stream_id,
@@ -72,9 +70,7 @@ def _settle_gift(command: DeliverGift, envelopes: list[Envelope], state: StreamS
                 coins=env.payload["broadcaster_share"],
             )
             credit = CreditEarnings(
-                command_id=forward_id(command, "credit-earnings"),
-                correlation_id=command.correlation,
-                issued_at=command.issued_at,
+                **follow_up(command, "credit-earnings"),
                 actor_id=command.sender_id,
                 broadcaster_id=state.user_id,
                 credits=[share],
@@ -82,9 +78,7 @@ def _settle_gift(command: DeliverGift, envelopes: list[Envelope], state: StreamS
             forwards.append(Forward(topics.COMMANDS_EARNINGS.name, credit))
         elif env.type == "streams.GiftRefused":
             refund = RefundGift(
-                command_id=forward_id(command, "refund-gift"),
-                correlation_id=command.correlation,
-                issued_at=command.issued_at,
+                **follow_up(command, "refund-gift"),
                 actor_id=command.sender_id,
                 user_id=command.sender_id,
                 gift_tx=command.gift_tx,
@@ -115,9 +109,7 @@ def _score_battle(command: DeliverGift, envelopes: list[Envelope], state: Stream
     if not gifts:
         return []
     score = ScoreBattle(
-        command_id=forward_id(command, "score-battle"),
-        correlation_id=command.correlation,
-        issued_at=command.issued_at,
+        **follow_up(command, "score-battle"),
         actor_id=command.sender_id,
         battle_id=state.pk_battle_id,
         stream_id=state.stream_id,
@@ -132,9 +124,7 @@ def _link_answer(command: LinkBattle, envelopes: list[Envelope], state: StreamSt
     refused = next((env for env in envelopes if env.type == "streams.BattleLinkRefused"), None)
     reason = "" if linked else (refused.payload["reason"] if refused else "stream-not-found")
     answer = RecordBattleLink(
-        command_id=forward_id(command, "battle-link"),
-        correlation_id=command.correlation,
-        issued_at=command.issued_at,
+        **follow_up(command, "battle-link"),
         actor_id=command.actor_id,
         battle_id=command.battle_id,
         stream_id=command.stream_id,
@@ -154,9 +144,7 @@ def _battle_closed(command: Command, envelopes: list[Envelope]) -> list[Forward]
         return []
     battle_id = unlinked.payload["battle_id"] if unlinked else command.battle_id  # type: ignore[attr-defined]
     close = CloseBattleSide(
-        command_id=forward_id(command, f"close-battle:{battle_id}"),
-        correlation_id=command.correlation,
-        issued_at=command.issued_at,
+        **follow_up(command, f"close-battle:{battle_id}"),
         actor_id=command.actor_id,
         battle_id=battle_id,
         stream_id=command.aggregate_id,
@@ -173,9 +161,7 @@ def _notify_followers(command: Command, started: Envelope) -> list[Forward]:
         Forward(
             topics.COMMANDS_AUDIENCES.name,
             NotifyFollowers(
-                command_id=forward_id(command, f"notify-followers:{shard}"),
-                correlation_id=command.correlation,
-                issued_at=command.issued_at,
+                **follow_up(command, f"notify-followers:{shard}"),
                 actor_id=channel,
                 channel_id=channel,
                 shard=shard,
@@ -194,9 +180,7 @@ def _link_schedule(command: Command, started: Envelope) -> list[Forward]:
     if not schedule_id:
         return []
     mark = MarkScheduleStarted(
-        command_id=forward_id(command, "schedule-started"),
-        correlation_id=command.correlation,
-        issued_at=command.issued_at,
+        **follow_up(command, "schedule-started"),
         actor_id=started.payload["user_id"],
         schedule_id=schedule_id,
         stream_id=started.aggregate_id,
