@@ -177,7 +177,8 @@ def _revenue(ax: Any, timeline: list[dict[str, Any]], minutes: list[datetime], s
     )
     ax.set_ylabel("coins")
     ax.yaxis.set_major_formatter(THOUSANDS)
-    ax.legend(loc="upper right", fontsize=8, frameon=True, framealpha=0.9)
+    # beside the title, so it never covers a bar
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2, fontsize=8, frameon=False)
 
 
 def _gifters(ax: Any, top: list[dict[str, Any]]) -> None:
