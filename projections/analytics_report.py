@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.dates import DateFormatter
+from matplotlib.dates import AutoDateLocator, DateFormatter
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 Format = Literal["png", "html"]
 WIDTH_IN, HEIGHT_IN, DPI = 12, 9, 100  # the PNG is 1200 x 900 pixels
 MINUTE = timedelta(minutes=1)
+SHORTEST = timedelta(minutes=5)  # a shorter time axis would have ticks between minutes
 VIEWERS, BROADCASTER, PLATFORM, GIFTERS = "#3b6fd8", "#2a9d6f", "#e0a030", "#c0457a"
 THOUSANDS = FuncFormatter(lambda value, _: f"{value:,.0f}")
 # the page needs nothing outside itself: even a string that escaped escaping could not run or load
@@ -87,10 +88,13 @@ def render_png(a: dict[str, Any]) -> bytes:
 
 
 def _span(a: dict[str, Any], minutes: list[datetime]) -> tuple[datetime, datetime]:
-    start = datetime.fromisoformat(a["startedAt"]).replace(second=0, microsecond=0)
-    last = minutes[-1] + MINUTE if minutes else start + MINUTE
-    end = datetime.fromisoformat(a["endedAt"]) if a["endedAt"] else last
-    return start, max(end, last)
+    """From the start's minute to the end (a live stream: now), at least SHORTEST long."""
+    started = datetime.fromisoformat(a["startedAt"])
+    start = started.replace(second=0, microsecond=0)
+    end = started + timedelta(seconds=a["durationSeconds"])  # a live stream's duration runs to now
+    if minutes:
+        end = max(end, minutes[-1] + MINUTE)
+    return start, max(end, start + SHORTEST)
 
 
 def _header(ax: Any, a: dict[str, Any]) -> None:
@@ -122,6 +126,7 @@ def _header(ax: Any, a: dict[str, Any]) -> None:
 
 def _time_axis(ax: Any, span: tuple[datetime, datetime]) -> None:
     ax.set_xlim(*span)
+    ax.xaxis.set_major_locator(AutoDateLocator(minticks=3, maxticks=9))
     ax.xaxis.set_major_formatter(DateFormatter("%H:%M", tz=span[0].tzinfo))
     ax.grid(axis="y", alpha=0.3)
     for side in ("top", "right"):
@@ -131,10 +136,11 @@ def _time_axis(ax: Any, span: tuple[datetime, datetime]) -> None:
 def _viewers(ax: Any, timeline: list[dict[str, Any]], minutes: list[datetime], span: Any) -> None:
     ax.set_title("Viewers (most at once in each minute)", loc="left", fontsize=11)
     _time_axis(ax, span)
-    if not timeline:
-        ax.text(0.5, 0.5, "no activity recorded", transform=ax.transAxes, ha="center", color="#777777")
-        return
     counts = [m["peakViewers"] for m in timeline]
+    if not any(counts):
+        ax.text(0.5, 0.5, "no viewers", transform=ax.transAxes, ha="center", color="#777777")
+        ax.set_yticks([])
+        return
     # each value holds for its minute; repeat the last so its minute has a width
     xs, ys = [*minutes, minutes[-1] + MINUTE], [*counts, counts[-1]]
     ax.step(xs, ys, where="post", color=VIEWERS, linewidth=1.6)
@@ -157,24 +163,29 @@ def _viewers(ax: Any, timeline: list[dict[str, Any]], minutes: list[datetime], s
 def _revenue(ax: Any, timeline: list[dict[str, Any]], minutes: list[datetime], span: Any) -> None:
     _time_axis(ax, span)
     ax.set_xlabel(f"time (UTC), {span[0]:%Y-%m-%d %H:%M} to {span[1]:%Y-%m-%d %H:%M}")
-    broadcaster = [m.get("broadcasterRevenue", 0) for m in timeline]
-    platform = [m.get("platformRevenue", 0) for m in timeline]
     gifts = sum(m["gifts"] for m in timeline)
     ax.set_title(f"Gift revenue per minute (coins; {gifts:,} gifts)", loc="left", fontsize=11)
-    if not any(broadcaster) and not any(platform):
+    if not any(m["revenue"] for m in timeline):
         ax.text(0.5, 0.5, "no gifts", transform=ax.transAxes, ha="center", color="#777777")
+        ax.set_yticks([])
         return
     width = MINUTE * 0.85
-    ax.bar(minutes, broadcaster, width=width, align="edge", color=BROADCASTER, label="broadcaster share")
-    ax.bar(
-        minutes,
-        platform,
-        width=width,
-        align="edge",
-        bottom=broadcaster,
-        color=PLATFORM,
-        label="platform share",
-    )
+    if all("broadcasterRevenue" in m for m in timeline):
+        broadcaster = [m["broadcasterRevenue"] for m in timeline]
+        platform = [m["platformRevenue"] for m in timeline]
+        ax.bar(minutes, broadcaster, width=width, align="edge", color=BROADCASTER, label="broadcaster share")
+        ax.bar(
+            minutes,
+            platform,
+            width=width,
+            align="edge",
+            bottom=broadcaster,
+            color=PLATFORM,
+            label="platform share",
+        )
+    else:  # an API from before the per-minute split: the whole revenue, unsplit
+        revenue = [m["revenue"] for m in timeline]
+        ax.bar(minutes, revenue, width=width, align="edge", color=GIFTERS, label="revenue (no split)")
     ax.set_ylabel("coins")
     ax.yaxis.set_major_formatter(THOUSANDS)
     # beside the title, so it never covers a bar
@@ -188,6 +199,7 @@ def _gifters(ax: Any, top: list[dict[str, Any]]) -> None:
     if not top:
         ax.axis("off")
         ax.text(0.5, 0.5, "no gifts", transform=ax.transAxes, ha="center", color="#777777")
+        ax.set_yticks([])
         return
     names = [_short(g["username"] or g["userId"]) for g in top]
     coins = [g["coins"] for g in top]

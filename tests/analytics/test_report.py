@@ -219,3 +219,25 @@ def test_an_unreachable_api_says_what_to_do(tmp_path: Path) -> None:
 def test_a_stream_id_cannot_put_the_files_elsewhere() -> None:
     stem = analytics_report.file_stem("../../etc/passwd")
     assert "/" not in stem and not stem.startswith(".") and re.fullmatch(r"[A-Za-z0-9._-]+", stem)
+
+
+def test_a_stream_without_viewers_or_gifts_and_an_answer_without_the_split(
+    ch: ClickHouse, hostile: StreamSim, tmp_path: Path
+) -> None:
+    rng = random.Random(6)
+    quiet = StreamSim("s-report-quiet", "host-quiet", int(START.timestamp() * 1000), rng, Positions())
+    quiet.open()
+    project(ch, quiet.records, rng)
+    a = stream_analytics(ch, quiet.stream_id, now=START + timedelta(minutes=3), coin_value_usd="0.01")
+    assert a is not None and a["topGifters"] == [] and a["uniqueViewers"] == 0
+    [png_path, html_path] = analytics_report.write(a, tmp_path / "quiet", ["png", "html"])
+    assert png_size(png_path.read_bytes()) == (1200, 900)
+    page = parse(html_path)
+    assert page.tables["top-gifters"][1:] == [["none"]]
+    assert {row[0]: row[1] for row in page.tables["totals"]}["Engagement rate"] == "0.0%"
+    # an API from before the per-minute split still draws the revenue (unsplit)
+    old = stream_analytics(ch, hostile.stream_id, now=START, coin_value_usd="0.01")
+    assert old is not None
+    for minute in old["viewerTimeline"]:
+        del minute["broadcasterRevenue"], minute["platformRevenue"]
+    assert png_size(analytics_report.render_png(old)) == (1200, 900)
