@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
 from rich.console import Console
@@ -279,6 +280,109 @@ def audit_export(
             console.print("the API process holds the chDB directory: pass --api URL --token TOKEN (admin)")
         raise typer.Exit(1) from exc
     console.print(f"[green]✓[/green] {written:,} {kind.value} rows written to {out} ({fmt.value})")
+
+
+class ReportFormat(StrEnum):
+    png = "png"
+    html = "html"
+    both = "both"
+
+
+class StreamNotFound(LookupError):
+    """The analytics store has no such stream (yet)."""
+
+
+@app.command()
+def report(
+    stream_id: Annotated[str, typer.Argument(help="the stream to report on")],
+    out_dir: Annotated[Path, typer.Option("--out", help="directory for the files")] = Path("."),
+    fmt: Annotated[ReportFormat, typer.Option("--format", help="which files")] = ReportFormat.both,
+    api: Annotated[
+        str | None,
+        typer.Option(help="read through this API (e.g. http://127.0.0.1:8000) instead of ClickHouse"),
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option(envvar="SPAKTOK_TOKEN", help="bearer token for --api (broadcaster or admin)")
+    ] = None,
+    clickhouse_dsn: Annotated[str | None, typer.Option(help="default: SPAKTOK_CLICKHOUSE_DSN")] = None,
+) -> None:
+    """Write a PNG and/or HTML report of a stream's analytics: viewers, gift revenue, top gifters."""
+    from rich.table import Table
+    from spaktok.projections import analytics_report
+
+    source = api or clickhouse_dsn or get_settings().clickhouse_dsn
+    try:
+        with console.status(f"reading the analytics of {stream_id} from {source}…"):
+            data = _report_analytics(stream_id, api, token, clickhouse_dsn)
+    except StreamNotFound as exc:
+        console.print(f"[red]no stream {stream_id!r}[/red] in the analytics store of {source}: {exc}")
+        console.print("check the id (GET /v1/streams/ID); a stream just started appears within seconds")
+        raise typer.Exit(1) from exc
+    except Exception as exc:  # noqa: BLE001 - say what failed and what to do
+        import httpx
+
+        console.print(f"[red]could not read the analytics:[/red] {exc}")
+        if isinstance(exc, httpx.TransportError):
+            console.print(
+                f"is the API running at {api}? (`spaktok dev` prints its address), or read ClickHouse "
+                "directly with --clickhouse-dsn"
+            )
+        elif api is None and "lock" in str(exc).lower():
+            console.print("the API process holds the chDB directory: pass --api URL --token TOKEN")
+        raise typer.Exit(1) from exc
+    formats = ["png", "html"] if fmt is ReportFormat.both else [fmt.value]
+    with console.status("drawing the report…"):
+        written = analytics_report.write(data, out_dir, formats)  # type: ignore[arg-type]
+    table = Table(title=f"stream {data['streamId']}", show_header=False)
+    for name, value in analytics_report.rows_of_totals(data):
+        table.add_row(name, value)
+    out.print(table)
+    for path in written:
+        console.print(f"[green]✓[/green] {path}", highlight=False)
+
+
+def _report_analytics(
+    stream_id: str, api: str | None, token: str | None, clickhouse_dsn: str | None
+) -> dict[str, Any]:
+    """The getStreamAnalytics answer, from ClickHouse or through the API."""
+    if api is None:
+        from spaktok import clock
+        from spaktok.projections.analytics import stream_analytics
+
+        settings = get_settings()
+        ch, _ = _clickhouse(clickhouse_dsn or settings.clickhouse_dsn)
+        found = stream_analytics(
+            ch, stream_id, now=clock.now(settings), coin_value_usd=settings.coin_value_usd
+        )
+        if found is None:
+            raise StreamNotFound("its log has no StreamStarted")
+        return found
+    import httpx
+
+    if not token:
+        raise ValueError("--api needs --token (the broadcaster's or an admin's: `spaktok token ID`)")
+    with httpx.Client(base_url=api, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+        response = client.get(f"/v1/streams/{quote(stream_id, safe='')}/analytics")
+    detail = _detail(response)
+    if response.status_code == 404 and _problem_type(response).endswith("/stream-not-found"):
+        raise StreamNotFound(detail)
+    if response.status_code != 200:
+        raise ValueError(f"the API answered {response.status_code}: {detail}")
+    return response.json()  # type: ignore[no-any-return]
+
+
+def _problem_type(response: Any) -> str:
+    try:
+        return str(response.json().get("type", ""))
+    except ValueError:  # not JSON: not our API's problem answer (a wrong --api URL?)
+        return ""
+
+
+def _detail(response: Any) -> str:
+    try:
+        return str(response.json().get("detail", response.text))
+    except ValueError:
+        return response.text or str(response.status_code)
 
 
 def _clickhouse(dsn: str) -> tuple[Any, str]:

@@ -120,7 +120,8 @@ def _totals(ch: ClickHouse, params: dict[str, Any]) -> dict[str, int]:
 def _timeline(ch: ClickHouse, params: dict[str, Any]) -> list[dict[str, Any]]:
     rows = ch.query(
         "SELECT minute, max(peak_viewers) AS viewers, sum(joins) AS joins, sum(leaves) AS leaves, "
-        "sum(likes) AS likes, sum(comments) AS comments, sum(gifts) AS gifts, sum(revenue) AS revenue "
+        "sum(likes) AS likes, sum(comments) AS comments, sum(gifts) AS gifts, sum(revenue) AS revenue, "
+        "sum(broadcaster_revenue) AS broadcaster, sum(platform_revenue) AS platform "
         "FROM stream_minute_metrics WHERE stream_id = {s:String} GROUP BY minute ORDER BY minute",
         params,
     )
@@ -134,6 +135,8 @@ def _timeline(ch: ClickHouse, params: dict[str, Any]) -> list[dict[str, Any]]:
             "comments": int(r["comments"]),
             "gifts": int(r["gifts"]),
             "revenue": int(r["revenue"]),
+            "broadcasterRevenue": int(r["broadcaster"]),
+            "platformRevenue": int(r["platform"]),
         }
         for r in rows
     ]

@@ -77,6 +77,8 @@ class Minute:
     comments: int = 0
     gifts: int = 0
     revenue: int = 0
+    broadcaster: int = 0
+    platform: int = 0
 
 
 @dataclass
@@ -240,7 +242,8 @@ class StreamSim:
         self.minutes[minute_of(self.now_ms)].comments += 1
         return True
 
-    def gift(self, sender: str) -> None:
+    def gift(self, sender: str, name: str | None = None) -> None:
+        """`name`: the sender's display name on the gift (default: the id upper-cased)."""
         gift = self.rng.choice(CATALOG)
         count = self.rng.randint(1, 5)
         self.wallet_seq[sender] += 1
@@ -248,7 +251,7 @@ class StreamSim:
         command = DeliverGift(
             **self.base(sender),
             sender_id=sender,
-            sender_name=sender.upper(),
+            sender_name=sender.upper() if name is None else name,
             gift_tx=f"{sender}:{seq}",
             wallet_seq=seq,
             gift=gift,
@@ -264,6 +267,7 @@ class StreamSim:
             {
                 "gift_tx": f"{sender}:{seq}",
                 "sender": sender,
+                "username": sender.upper() if name is None else name,
                 "gift_id": gift.gift_id,
                 "gift_name": gift.name,
                 "count": count,
@@ -276,6 +280,8 @@ class StreamSim:
         minute = self.minutes[minute_of(self.now_ms)]
         minute.gifts += count
         minute.revenue += coins
+        minute.broadcaster += broadcaster
+        minute.platform += coins - broadcaster
 
     def sweep(self) -> None:
         silent = sorted((seen, u) for u, (_, seen) in self.current.items() if self.now_ms - seen > SILENT_MS)

@@ -91,6 +91,8 @@ def expected(sim: StreamSim, now_ms: int, follows: FollowSim | None) -> dict[str
                 "comments": m.comments,
                 "gifts": m.gifts,
                 "revenue": m.revenue,
+                "broadcasterRevenue": m.broadcaster,
+                "platformRevenue": m.platform,
             }
             for minute, m in sorted(sim.minutes.items())
         ],

@@ -137,6 +137,21 @@ def test_a_broadcaster_reads_the_analytics_of_their_stream(
         (ids["bob"], coins, "doughnut")
     ]
 
+    # the report CLI through the API, with the broadcaster's token
+    reports = tmp_path / "reports"
+    args = ["report", sid, "--out", str(reports), "--api", stack.api_url]
+    result = CliRunner().invoke(app, [*args, "--token", host.headers["Authorization"][7:]])
+    assert result.exit_code == 0, result.output
+    page = (reports / f"stream-{sid}-report.html").read_text(encoding="utf-8")
+    assert (reports / f"stream-{sid}-report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"<td>1</td><td>Bob</td><td>{ids['bob']}</td><td>{coins:,}</td><td>2</td>" in page
+    assert "<tr><th>Unique viewers</th><td>4</td></tr>" in page
+    result = CliRunner().invoke(app, [*args, "--token", bob.headers["Authorization"][7:]])
+    assert result.exit_code == 1 and "403" in result.output  # not Bob's stream
+    missing = ["report", "no-such-stream", "--out", str(reports), "--api", stack.api_url]
+    result = CliRunner().invoke(app, [*missing, "--token", host.headers["Authorization"][7:]])
+    assert result.exit_code == 1 and "no stream 'no-such-stream'" in " ".join(result.output.split())
+
 
 def test_platform_metrics_for_admins_and_prometheus(user: Callable[..., Api]) -> None:
     host, admin = user(uid("host")), user(uid("admin"), roles=["admin"])
