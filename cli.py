@@ -6,6 +6,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -215,6 +216,100 @@ def ledger_check(
         out.print(f"[yellow]{pending} gift(s) still in flight[/yellow]; run again, or pass --wait 30")
         raise typer.Exit(2)
     out.print("[green]✓ every coin accounted for[/green]")
+
+
+@app.command()
+def replay(
+    broker: Annotated[str | None, typer.Option(help="default: SPAKTOK_BROKER")] = None,
+    postgres_dsn: Annotated[str | None, typer.Option(help="default: SPAKTOK_POSTGRES_DSN")] = None,
+    switch: Annotated[
+        bool, typer.Option(help="swap the rebuilt schema in as `public` (--no-switch: build and keep it)")
+    ] = True,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="after the switch, compare every table with the old one")
+    ] = False,
+    drop_old: Annotated[
+        bool, typer.Option("--drop-old", help="drop the replaced schema (kept as old_<ts> by default)")
+    ] = False,
+    chunk: Annotated[int, typer.Option(help="events per build transaction")] = 20_000,
+) -> None:
+    """Rebuild the Postgres read models from the event topics into a fresh schema and switch over.
+
+    The live projector keeps running; it pauses for the switch only (docs/replay.md).
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+    from spaktok.projections.replay import PostgresReplay, compare_schemas
+
+    settings = get_settings()
+    job = PostgresReplay(postgres_dsn or settings.postgres_dsn, broker or settings.broker, chunk=chunk)
+    started = time.perf_counter()
+    try:
+        job.create_schema()
+        total = sum(job.end_offsets().values())
+        columns = [
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]} events/s"),
+            TimeElapsedColumn(),
+        ]
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task(f"replaying into {job.schema}", total=total or None, rate="-")
+
+            def advance(n: int) -> None:
+                elapsed = time.perf_counter() - started
+                progress.update(task, advance=n, rate=f"{job.stats.records / max(elapsed, 1e-9):,.0f}")
+
+            job.build(advance)
+        if switch:
+            with console.status("switching over (the live projector pauses for this)…"):
+                job.switch()
+    except Exception as exc:  # noqa: BLE001 - say what failed and what to do
+        console.print(f"[red]replay failed:[/red] {exc}")
+        console.print(
+            f"nothing was switched; the partial schema {job.schema} can be dropped "
+            f'(DROP SCHEMA "{job.schema}" CASCADE). Is the stack running? (`spaktok dev`), '
+            "or pass --broker / --postgres-dsn"
+        )
+        job.close()
+        raise typer.Exit(1) from exc
+    elapsed = time.perf_counter() - started
+    s = job.stats
+    table = Table(title="replay", show_header=False)
+    table.add_row("events read", f"{s.records:,}")
+    table.add_row("events applied", f"{s.applied:,} ({s.records - s.applied:,} duplicates/rejections)")
+    table.add_row("rows written", f"{s.rows:,}")
+    table.add_row(
+        "seconds",
+        f"{elapsed:.1f} (read {s.seconds_read:.1f}, apply {s.seconds_apply:.1f}, "
+        f"switch {s.seconds_switch:.2f})",
+    )
+    table.add_row("events/s", f"{s.records / max(elapsed, 1e-9):,.0f}")
+    table.add_row("caught up at the switch", f"{s.caught_up_at_switch:,}")
+    table.add_row("refused by a handler", f"{s.failed:,}")
+    table.add_row("undecodable", f"{s.undecodable:,}")
+    out.print(table)
+    for failure in s.failures[:20]:
+        out.print(f"[yellow]![/yellow] {failure}", highlight=False)
+    problems = 0
+    if switch and verify:
+        for name, (rows, only_new, only_old) in compare_schemas(job.admin, "public", job.old_schema).items():
+            if only_new or only_old:
+                problems += 1
+                out.print(f"[red]✗[/red] {name}: {rows} rows, {only_new} only rebuilt, {only_old} only live")
+        if not problems:
+            out.print(f"[green]✓ every table equals the live one it replaced ({job.old_schema})[/green]")
+    if switch and drop_old:
+        with job.admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{job.old_schema}" CASCADE')
+    elif switch:
+        out.print(f"switched: the previous read models are kept as schema {job.old_schema}", highlight=False)
+    else:
+        out.print(f"built schema {job.schema}; nothing switched", highlight=False)
+    job.close()
+    if problems:
+        raise typer.Exit(1)
 
 
 audit_app = typer.Typer(no_args_is_help=True, help="Audit gifts and moderation from the event log.")
