@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import sys
@@ -232,6 +233,11 @@ def replay(
         bool, typer.Option("--drop-old", help="drop the replaced schema (kept as old_<ts> by default)")
     ] = False,
     chunk: Annotated[int, typer.Option(help="events per build transaction")] = 20_000,
+    stats_file: Annotated[Path | None, typer.Option(help="also write the figures here as JSON")] = None,
+    handlers_only: Annotated[
+        bool,
+        typer.Option("--handlers-only", help="apply every event with the live projector's SQL (slower)"),
+    ] = False,
 ) -> None:
     """Rebuild the Postgres read models from the event topics into a fresh schema and switch over.
 
@@ -242,7 +248,9 @@ def replay(
     from spaktok.projections.replay import PostgresReplay, compare_schemas
 
     settings = get_settings()
-    job = PostgresReplay(postgres_dsn or settings.postgres_dsn, broker or settings.broker, chunk=chunk)
+    job = PostgresReplay(
+        postgres_dsn or settings.postgres_dsn, broker or settings.broker, chunk=chunk, fold=not handlers_only
+    )
     started = time.perf_counter()
     try:
         job.create_schema()
@@ -286,10 +294,14 @@ def replay(
         f"switch {s.seconds_switch:.2f})",
     )
     table.add_row("events/s", f"{s.records / max(elapsed, 1e-9):,.0f}")
+    table.add_row("applied by SQL handlers", f"{s.sql_events:,} (the rest folded in memory)")
     table.add_row("caught up at the switch", f"{s.caught_up_at_switch:,}")
     table.add_row("refused by a handler", f"{s.failed:,}")
     table.add_row("undecodable", f"{s.undecodable:,}")
     out.print(table)
+    if stats_file is not None:
+        figures = {k: v for k, v in vars(s).items() if k != "failures"}
+        stats_file.write_text(json.dumps({**figures, "seconds": elapsed}))
     for failure in s.failures[:20]:
         out.print(f"[yellow]![/yellow] {failure}", highlight=False)
     problems = 0

@@ -28,6 +28,7 @@ from spaktok.events.base import EVENT_TYPES
 from spaktok.events.envelope import decode_envelope
 from spaktok.infra import topics
 from spaktok.projections import postgres
+from spaktok.projections.replay_fold import FOLDED_TABLES, FOLDS, RowStore
 from spaktok.projections.runner import Record
 from spaktok.projections.streams import HANDLERS, PostgresStreamsProjector
 from sqlalchemy import Connection, Engine, create_engine, text
@@ -48,6 +49,8 @@ class ReplayStats:
     rows: int = 0
     failed: int = 0  # records a handler refused (the live projector dead-lettered them too)
     undecodable: int = 0
+    sql_events: int = 0  # events not folded in memory: applied by their SQL handler
+    rows_loaded: int = 0  # rows read back from Postgres after an SQL handler ran
     caught_up_at_switch: int = 0  # records the live projector had applied meanwhile
     seconds_read: float = 0.0
     seconds_apply: float = 0.0
@@ -64,7 +67,10 @@ def schema_engine(dsn: str, schema: str) -> Engine:
 class PostgresReplay:
     """One rebuild: `build()` from the log into `replay_<ts>`, then `switch()` it in as `public`."""
 
-    def __init__(self, dsn: str, broker: str, chunk: int = 20_000, stamp: str | None = None) -> None:
+    def __init__(
+        self, dsn: str, broker: str, chunk: int = 20_000, stamp: str | None = None, fold: bool = True
+    ) -> None:
+        self.fold = fold  # False: every event through its SQL handler (the live projector's path)
         self.dsn = dsn
         self.broker = broker
         self.chunk = chunk
@@ -99,6 +105,10 @@ class PostgresReplay:
         """Replay every event partition from the start to the end seen now (then until it is quiet)."""
         ends = self.end_offsets()
         consumer = self._open()
+        if self.fold:
+            self._conn = self.engine.connect()
+            self._transaction = self._conn.begin()
+            self._store = RowStore(self._conn, FOLDED_TABLES)
         pending = {key for key, end in ends.items() if end > 0}
         quiet_since: float | None = None
         batch: list[Record] = []
@@ -126,6 +136,13 @@ class PostgresReplay:
                 batch, skipped = [], {}
         if batch or skipped:
             self._apply_chunk(batch, skipped, progress)
+        if self.fold:
+            started = time.perf_counter()
+            self._store.flush()
+            self._transaction.commit()
+            self._conn.close()
+            self.stats.rows_loaded = self._store.loaded
+            self.stats.seconds_apply += time.perf_counter() - started
         return ends
 
     def _open(self) -> Consumer:
@@ -192,6 +209,9 @@ class PostgresReplay:
     def _apply_chunk(
         self, records: list[Record], skipped: dict[TopicPartitionKey, int], progress: Progress | None
     ) -> None:
+        if self.fold:
+            self._apply_folded(records, skipped, progress)
+            return
         started = time.perf_counter()
         saved = dict(self.positions)
         fresh = self._fresh(records)
@@ -211,6 +231,36 @@ class PostgresReplay:
                         self.stats.failed += 1
                         where = f"{record.topic}[{record.partition}]@{record.offset}"
                         self.stats.failures.append(f"{where} {record.envelope.type}: {exc}")
+        self.stats.applied += len(fresh)
+        self.stats.seconds_apply += time.perf_counter() - started
+        if progress is not None:
+            progress(len(records) + len(skipped))
+
+    def _apply_folded(
+        self, records: list[Record], skipped: dict[TopicPartitionKey, int], progress: Progress | None
+    ) -> None:
+        """Folds in memory; any other event flushes the memory and runs its SQL handler."""
+        started = time.perf_counter()
+        store, conn = self._store, self._conn
+        fresh = self._fresh(records)
+        for record in fresh:
+            env = record.envelope
+            fold = FOLDS.get(env.type)
+            try:
+                if fold is not None:
+                    self.stats.rows += fold(store, env)
+                    continue
+                handler = HANDLERS.get(env.type)
+                if handler is None:
+                    continue
+                store.flush()
+                self.stats.sql_events += 1
+                with conn.begin_nested():
+                    self.stats.rows += handler(conn, env)
+            except Exception as exc:  # noqa: BLE001 - the live projector dead-lettered it too
+                self.stats.failed += 1
+                where = f"{record.topic}[{record.partition}]@{record.offset}"
+                self.stats.failures.append(f"{where} {env.type}: {exc}")
         self.stats.applied += len(fresh)
         self.stats.seconds_apply += time.perf_counter() - started
         if progress is not None:
