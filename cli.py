@@ -273,6 +273,8 @@ def replay(
         if switch:
             with console.status("switching over (the live projector pauses for this)…"):
                 job.switch()
+        else:
+            job.keep_built()
     except Exception as exc:  # noqa: BLE001 - say what failed and what to do
         console.print(f"[red]replay failed:[/red] {exc}")
         console.print(
@@ -287,7 +289,8 @@ def replay(
     table = Table(title="replay", show_header=False)
     table.add_row("events read", f"{s.records:,}")
     table.add_row("events applied", f"{s.applied:,} ({s.records - s.applied:,} duplicates/rejections)")
-    table.add_row("rows written", f"{s.rows:,}")
+    table.add_row("row writes (as the live projector counts them)", f"{s.rows:,}")
+    table.add_row("rows copied (fold) · read back", f"{s.rows_copied:,} · {s.rows_loaded:,}")
     table.add_row(
         "seconds",
         f"{elapsed:.1f} (read {s.seconds_read:.1f}, apply {s.seconds_apply:.1f}, "

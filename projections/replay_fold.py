@@ -1,9 +1,9 @@
 """The replay's fast path: the high-volume events folded into rows in memory, written with COPY.
 
 Each fold below is the in-memory twin of one SQL handler (named in its docstring) and must do
-exactly what that statement does to the row; `tests/integration/test_replay.py` compares the rebuilt
-tables with the live ones row for row, and `tests/unit/test_replay_fold.py` runs both paths on the
-same events. Every other event type goes through its SQL handler: before it runs, the rows in
+exactly what that statement does to the row; `tests/integration/test_replay.py` compares the tables
+rebuilt this way, and those rebuilt by the SQL handlers alone, with the live ones row for row.
+Every other event type goes through its SQL handler: before it runs, the rows in
 memory are written out and forgotten, so the handler sees (and may change) the true tables; later
 folds read back from Postgres the rows they need.
 """

@@ -76,6 +76,8 @@ def traffic(stack: DevStack) -> str:
         )
         _ok(user(ids[fan]).post(f"/v1/users/{ids['h1']}/follow"))
     _ok(cy.post(f"/v1/users/{ids['h2']}/follow"))
+    _ok(bob.post(f"/v1/users/{ids['h3']}/follow"))
+    _ok(bob.delete(f"/v1/users/{ids['h3']}/follow"))
     when = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
     schedule = _ok(
         h1.post("/v1/schedules", json={"title": "Later", "category": "music", "scheduledFor": when}), 201
@@ -179,6 +181,25 @@ def test_replay_rebuilds_every_read_model_equal_to_the_live_one_and_the_projecto
     assert not empty, f"the traffic left these tables empty: {empty}"
 
     env = {**stack.env(), "COLUMNS": "200"}
+    # the live projector's own SQL for every event, into a schema left beside `public`
+    slow = subprocess.run(
+        [sys.executable, "-m", "spaktok.cli", "replay", "--handlers-only", "--no-switch"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert slow.returncode == 0, slow.stdout + slow.stderr
+    with pg.connect() as conn:
+        built = conn.execute(
+            text("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'replay_%'")
+        ).scalar_one()
+    differences = {t: d for t, d in compare_schemas(pg, built, "public").items() if d[1] or d[2]}
+    assert not differences, differences
+    with pg.begin() as conn:
+        conn.exec_driver_sql(f'DROP SCHEMA "{built}" CASCADE')
+    time.sleep(1)  # schemas are named by the second
+
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "spaktok.cli", "replay", "--verify"],
