@@ -238,11 +238,49 @@ def replay(
         bool,
         typer.Option("--handlers-only", help="apply every event with the live projector's SQL (slower)"),
     ] = False,
+    postgres: Annotated[bool, typer.Option(help="rebuild the Postgres read models")] = True,
+    clickhouse: Annotated[bool, typer.Option(help="rebuild the ClickHouse tables")] = True,
+    api: Annotated[
+        str | None,
+        typer.Option(
+            help="with chDB: the API that hosts the ClickHouse projector (e.g. http://127.0.0.1:8000)"
+        ),
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option(envvar="SPAKTOK_TOKEN", help="admin bearer token for --api")
+    ] = None,
+    clickhouse_dsn: Annotated[str | None, typer.Option(help="default: SPAKTOK_CLICKHOUSE_DSN")] = None,
 ) -> None:
-    """Rebuild the Postgres read models from the event topics into a fresh schema and switch over.
+    """Rebuild the Postgres read models and the ClickHouse tables from the event topics and switch over.
 
-    The live projector keeps running; it pauses for the switch only (docs/replay.md).
+    Postgres: into a fresh schema while the live projector runs; it pauses for the switch only.
+    ClickHouse: where its projector runs (with chDB: through --api), which pauses meanwhile.
+    See docs/replay.md.
     """
+    settings = get_settings()
+    ch_dsn = clickhouse_dsn or settings.clickhouse_dsn
+    if clickhouse and ch_dsn.startswith("chdb:") and not (api and token):
+        console.print(
+            "[red]ClickHouse is embedded (chDB): only the API process may open it.[/red] Pass --api URL "
+            "--token ADMIN_TOKEN (`spaktok token admin-1 --role admin`), or --no-clickhouse."
+        )
+        raise typer.Exit(2)
+    if postgres:
+        _replay_postgres(broker, postgres_dsn, switch, verify, drop_old, chunk, stats_file, handlers_only)
+    if clickhouse:
+        _replay_clickhouse(broker or settings.broker, ch_dsn, api, token, verify, drop_old, switch)
+
+
+def _replay_postgres(
+    broker: str | None,
+    postgres_dsn: str | None,
+    switch: bool,
+    verify: bool,
+    drop_old: bool,
+    chunk: int,
+    stats_file: Path | None,
+    handlers_only: bool,
+) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
     from spaktok.projections.replay import PostgresReplay, compare_schemas
@@ -325,6 +363,111 @@ def replay(
     job.close()
     if problems:
         raise typer.Exit(1)
+
+
+def _replay_clickhouse(
+    broker: str, dsn: str, api: str | None, token: str | None, verify: bool, drop_old: bool, switch: bool
+) -> None:
+    """Through the API that hosts the ClickHouse projector (chDB), or directly (a ClickHouse server)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    if not switch:
+        console.print("ClickHouse: --no-switch applies to Postgres only; ClickHouse skipped")
+        return
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} events/s"),
+        TimeElapsedColumn(),
+    ]
+    started = time.perf_counter()
+    try:
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task("ClickHouse: starting", total=None, rate="-")
+            if api is not None:
+                job = _clickhouse_through_api(api, token, verify, drop_old, progress, task, started)
+            else:
+                job = _clickhouse_direct(broker, dsn, verify, drop_old, progress, task, started)
+    except Exception as exc:  # noqa: BLE001 - say what failed and what to do
+        console.print(f"[red]ClickHouse replay failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    if job["status"] != "done":
+        console.print(f"[red]ClickHouse replay failed:[/red] {job['error']} ({job['phase']})")
+        raise typer.Exit(1)
+    figures = job["figures"]
+    out.print(
+        f"ClickHouse: {figures['records']:,} events read, {figures['rows']:,} rows in {job['seconds']:.1f} s "
+        f"(exchange {figures['seconds_switch']:.2f} s); previous tables kept in {job['database']}"
+        + (" (dropped)" if drop_old else ""),
+        highlight=False,
+    )
+    if verify:
+        differing = [name for name, t in job["tables"].items() if t["differs"]]
+        for name in differing:
+            out.print(f"[red]✗[/red] ClickHouse {name} differs from the table it replaced")
+        if differing:
+            raise typer.Exit(1)
+        out.print("[green]✓ ClickHouse: every table equals the one it replaced[/green]")
+
+
+def _clickhouse_through_api(
+    api: str, token: str | None, verify: bool, drop_old: bool, progress: Any, task: Any, started: float
+) -> dict[str, Any]:
+    import httpx
+
+    client = httpx.Client(base_url=api, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    path = "/v1/admin/replay/clickhouse"
+    response = client.post(path, params={"verify": verify, "dropOld": drop_old})
+    if response.status_code != 202:
+        raise ValueError(f"{api} answered {response.status_code}: {response.text}")
+    while True:
+        job: dict[str, Any] = client.get(path).json()
+        rate = job["done"] / max(time.perf_counter() - started, 1e-9)
+        progress.update(
+            task,
+            description=f"ClickHouse: {job['phase']}",
+            total=job["total"] or None,
+            completed=job["done"],
+            rate=f"{rate:,.0f}",
+        )
+        if job["status"] != "running":
+            return job
+        time.sleep(0.2)
+
+
+def _clickhouse_direct(
+    broker: str, dsn: str, verify: bool, drop_old: bool, progress: Any, task: Any, started: float
+) -> dict[str, Any]:
+    from spaktok.projections.clickhouse import ClickHouse
+    from spaktok.projections.replay_clickhouse import ClickHouseReplay
+
+    replay = ClickHouseReplay(ClickHouse(dsn), broker)
+    replay.create()
+    progress.update(task, description=f"ClickHouse: replaying into {replay.database}")
+    progress.update(task, total=sum(replay.end_offsets().values()) or None)
+
+    def advance(n: int) -> None:
+        rate = replay.stats.records / max(time.perf_counter() - started, 1e-9)
+        progress.update(task, advance=n, rate=f"{rate:,.0f}")
+
+    replay.build(advance)
+    replay.switch()
+    tables = {t: {"rows": n, "differs": d} for t, (n, d) in replay.compare().items()} if verify else {}
+    if drop_old:
+        replay.drop()
+    replay.close()
+    s = replay.stats
+    figures = {"records": s.records, "rows": s.rows, "seconds_switch": s.seconds_switch}
+    return {
+        "status": "done",
+        "phase": "done",
+        "database": replay.database,
+        "seconds": time.perf_counter() - started,
+        "figures": figures,
+        "tables": tables,
+        "error": None,
+    }
 
 
 audit_app = typer.Typer(no_args_is_help=True, help="Audit gifts and moderation from the event log.")

@@ -67,64 +67,22 @@ def schema_engine(dsn: str, schema: str) -> Engine:
     return create_engine(url, connect_args={"options": f"-c search_path={schema}"}, pool_size=2)
 
 
-class PostgresReplay:
-    """One rebuild: `build()` from the log into `replay_<ts>`, then `switch()` it in as `public`."""
+class LogReader:
+    """Reads every event partition from the beginning: the part both rebuilds (Postgres, ClickHouse) share."""
 
-    def __init__(
-        self, dsn: str, broker: str, chunk: int = 20_000, stamp: str | None = None, fold: bool = True
-    ) -> None:
-        self.fold = fold  # False: every event through its SQL handler (the live projector's path)
-        self.dsn = dsn
+    def __init__(self, broker: str, stamp: str | None) -> None:
         self.broker = broker
-        self.chunk = chunk
         self.stamp = stamp or datetime.now(UTC).strftime("%Y%m%d%H%M%S")
-        self.schema = f"replay_{self.stamp}"
-        self.old_schema = f"old_{self.stamp}"
         self.stats = ReplayStats()
-        self.positions: dict[str, int] = {}  # aggregate key -> last applied sequence
         self.offsets: dict[TopicPartitionKey, int] = {}  # last offset consumed, applied or skipped
-        self.admin = create_engine(dsn, pool_size=1)
-        self.engine = schema_engine(dsn, self.schema)
         self._consumer: Consumer | None = None
 
-    # -- build -----------------------------------------------------------------------------------
-    def create_schema(self) -> None:
-        ddl = resources.files("spaktok.schemas").joinpath("postgres.sql").read_text()
-        with self.admin.begin() as conn:
-            conn.exec_driver_sql(f'CREATE SCHEMA "{self.schema}"')
-        with self.engine.begin() as conn:
-            conn.exec_driver_sql(ddl)
-
-    def end_offsets(self) -> dict[TopicPartitionKey, int]:
-        """The high watermark of every event partition now: how much there is to replay."""
+    def messages(self, ends: dict[TopicPartitionKey, int], idle_s: float) -> Iterator[list]:  # type: ignore[type-arg]
+        """Batches of records up to `ends`, then until the log has been quiet for `idle_s` (the dev
+        broker's high watermark can be one batch stale)."""
         consumer = self._open()
-        partitions = consumer.assignment()
-        # one broker round trip each: asked side by side (the client releases the GIL while it waits)
-        with ThreadPoolExecutor(max_workers=16) as pool:
-            highs = list(pool.map(lambda tp: consumer.get_watermark_offsets(tp, timeout=10)[1], partitions))
-        return {(tp.topic, tp.partition): high for tp, high in zip(partitions, highs, strict=True)}
-
-    def build(self, progress: Progress | None = None, idle_s: float = 1.0) -> dict[TopicPartitionKey, int]:
-        """Replay every event partition from the start to the end seen now (then until it is quiet)."""
-        # millions of live rows in memory make every cyclic collection scan them all (measured: a
-        # third of the run); the replay creates no reference cycles worth collecting meanwhile
-        gc.disable()
-        try:
-            return self._build(progress, idle_s)
-        finally:
-            gc.enable()
-
-    def _build(self, progress: Progress | None, idle_s: float) -> dict[TopicPartitionKey, int]:
-        ends = self.end_offsets()
-        consumer = self._open()
-        if self.fold:
-            self._conn = self.engine.connect()
-            self._transaction = self._conn.begin()
-            self._store = RowStore(self._conn, FOLDED_TABLES)
         pending = {key for key, end in ends.items() if end > 0}
         quiet_since: float | None = None
-        batch: list[Record] = []
-        skipped: dict[TopicPartitionKey, int] = {}
         while True:
             started = time.perf_counter()
             messages = consumer.consume(5000, timeout=0.2)
@@ -134,29 +92,23 @@ class PostgresReplay:
                     continue
                 quiet_since = quiet_since or time.monotonic()
                 if time.monotonic() - quiet_since >= idle_s:
-                    break
+                    return
                 continue
             quiet_since = None
-            for record in self._decode(messages, skipped):
-                batch.append(record)
+            yield messages
             for msg in messages:
                 key = (msg.topic(), msg.partition())
                 if key in pending and msg.error() is None and msg.offset() >= ends[key] - 1:
                     pending.discard(key)
-            if len(batch) >= self.chunk:
-                self._apply_chunk(batch, skipped, progress)
-                batch, skipped = [], {}
-        if batch or skipped:
-            self._apply_chunk(batch, skipped, progress)
-        if self.fold:
-            started = time.perf_counter()
-            self._store.flush()
-            self._transaction.commit()
-            self._conn.close()
-            self.stats.rows_loaded = self._store.loaded
-            self.stats.rows_copied = self._store.written
-            self.stats.seconds_apply += time.perf_counter() - started
-        return ends
+
+    def end_offsets(self) -> dict[TopicPartitionKey, int]:
+        """The high watermark of every event partition now: how much there is to replay."""
+        consumer = self._open()
+        partitions = consumer.assignment()
+        # one broker round trip each: asked side by side (the client releases the GIL while it waits)
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            highs = list(pool.map(lambda tp: consumer.get_watermark_offsets(tp, timeout=10)[1], partitions))
+        return {(tp.topic, tp.partition): high for tp, high in zip(partitions, highs, strict=True)}
 
     def _open(self) -> Consumer:
         if self._consumer is None:
@@ -201,6 +153,66 @@ class PostgresReplay:
                 skipped[key] = msg.offset()
                 continue
             yield Record(msg.topic(), msg.partition(), msg.offset(), envelope)
+
+
+class PostgresReplay(LogReader):
+    """One rebuild: `build()` from the log into `replay_<ts>`, then `switch()` it in as `public`."""
+
+    def __init__(
+        self, dsn: str, broker: str, chunk: int = 20_000, stamp: str | None = None, fold: bool = True
+    ) -> None:
+        super().__init__(broker, stamp)
+        self.fold = fold  # False: every event through its SQL handler (the live projector's path)
+        self.dsn = dsn
+        self.chunk = chunk
+        self.schema = f"replay_{self.stamp}"
+        self.old_schema = f"old_{self.stamp}"
+        self.positions: dict[str, int] = {}  # aggregate key -> last applied sequence
+        self.admin = create_engine(dsn, pool_size=1)
+        self.engine = schema_engine(dsn, self.schema)
+
+    # -- build -----------------------------------------------------------------------------------
+    def create_schema(self) -> None:
+        ddl = resources.files("spaktok.schemas").joinpath("postgres.sql").read_text()
+        with self.admin.begin() as conn:
+            conn.exec_driver_sql(f'CREATE SCHEMA "{self.schema}"')
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql(ddl)
+
+    def build(self, progress: Progress | None = None, idle_s: float = 1.0) -> dict[TopicPartitionKey, int]:
+        """Replay every event partition from the start to the end seen now (then until it is quiet)."""
+        # millions of live rows in memory make every cyclic collection scan them all (measured: a
+        # third of the run); the replay creates no reference cycles worth collecting meanwhile
+        gc.disable()
+        try:
+            return self._build(progress, idle_s)
+        finally:
+            gc.enable()
+
+    def _build(self, progress: Progress | None, idle_s: float) -> dict[TopicPartitionKey, int]:
+        ends = self.end_offsets()
+        if self.fold:
+            self._conn = self.engine.connect()
+            self._transaction = self._conn.begin()
+            self._store = RowStore(self._conn, FOLDED_TABLES)
+        batch: list[Record] = []
+        skipped: dict[TopicPartitionKey, int] = {}
+        for messages in self.messages(ends, idle_s):
+            batch.extend(self._decode(messages, skipped))
+            if len(batch) >= self.chunk:
+                self._apply_chunk(batch, skipped, progress)
+                batch, skipped = [], {}
+        if batch or skipped:
+            self._apply_chunk(batch, skipped, progress)
+        if self.fold:
+            started = time.perf_counter()
+            self._store.flush()
+            self._transaction.commit()
+            self._conn.close()
+            self.stats.rows_loaded = self._store.loaded
+            self.stats.rows_copied = self._store.written
+            self.stats.seconds_apply += time.perf_counter() - started
+        return ends
 
     def _fresh(self, records: list[Record]) -> list[Record]:
         """`postgres.fresh_records` with the positions in memory: the replay is their only writer."""
