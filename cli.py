@@ -265,6 +265,9 @@ def replay(
             "--token ADMIN_TOKEN (`spaktok token admin-1 --role admin`), or --no-clickhouse."
         )
         raise typer.Exit(2)
+    if clickhouse and api is not None and switch:
+        # the API process rebuilds ClickHouse while this one rebuilds Postgres: two cores, two stores
+        _start_clickhouse_job(api, token, verify, drop_old)
     if postgres:
         _replay_postgres(broker, postgres_dsn, switch, verify, drop_old, chunk, stats_file, handlers_only)
     if clickhouse:
@@ -418,9 +421,6 @@ def _clickhouse_through_api(
 
     client = httpx.Client(base_url=api, headers={"Authorization": f"Bearer {token}"}, timeout=30)
     path = "/v1/admin/replay/clickhouse"
-    response = client.post(path, params={"verify": verify, "dropOld": drop_old})
-    if response.status_code != 202:
-        raise ValueError(f"{api} answered {response.status_code}: {response.text}")
     while True:
         job: dict[str, Any] = client.get(path).json()
         rate = job["done"] / max(time.perf_counter() - started, 1e-9)
@@ -434,6 +434,22 @@ def _clickhouse_through_api(
         if job["status"] != "running":
             return job
         time.sleep(0.2)
+
+
+def _start_clickhouse_job(api: str, token: str | None, verify: bool, drop_old: bool) -> None:
+    import httpx
+
+    response = httpx.post(
+        f"{api}/v1/admin/replay/clickhouse",
+        params={"verify": verify, "dropOld": drop_old},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    if response.status_code != 202:
+        console.print(
+            f"[red]the API did not start the ClickHouse replay:[/red] {response.status_code} {response.text}"
+        )
+        raise typer.Exit(1)
 
 
 def _clickhouse_direct(

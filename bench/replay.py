@@ -4,10 +4,10 @@
     python bench/replay.py --events 200000
 
 Starts a broker and Postgres only (no worker, projector or API: nothing else competes for the two
-cores), produces N events of a realistic mix straight to the event topics (the project's producer
+cores; the ClickHouse rebuild runs on chDB in this process, as the API would run it), produces N events of a realistic mix straight to the event topics (the project's producer
 settings: murmur2 keys, so every aggregate lands where the worker would put it), measures the raw
 broker consume rate of those records in the same run, then runs `spaktok replay` as a
-subprocess and prints one table. (No live projector runs here, so there is nothing to `--verify`
+subprocess (Postgres), then the ClickHouse rebuild, and prints one table. (No live projector runs here, so there is nothing to `--verify`
 against: tests/integration/test_replay.py proves equality; this measures speed.)
 
 The mix, per Kafka message, follows what the worker writes after the API's edge batching: viewer
@@ -42,6 +42,9 @@ from spaktok.infra import topics
 from spaktok.infra.devstack import DevStack, free_port
 from spaktok.infra.kafka import producer_config
 from spaktok.projections import postgres
+from spaktok.projections.clickhouse import ClickHouse
+from spaktok.projections.clickhouse import apply_schema as apply_clickhouse_schema
+from spaktok.projections.replay_clickhouse import ClickHouseReplay
 from spaktok.settings import Settings
 
 console = Console()
@@ -236,7 +239,27 @@ def raw_consume_rate(broker: str, expected: int) -> tuple[float, float]:
     return got / seconds, size / seconds / 1e6
 
 
+def clickhouse_child(broker: str, directory: str, out: str) -> None:
+    """The ClickHouse rebuild in its own process, as the API process runs it for `spaktok replay`."""
+    ch = ClickHouse(f"chdb://{directory}")
+    apply_clickhouse_schema(ch)  # the live (empty) tables the rebuild is exchanged with
+    started = time.monotonic()
+    replay = ClickHouseReplay(ch, broker)
+    replay.create()
+    replay.build()
+    replay.switch()
+    seconds = time.monotonic() - started
+    s = replay.stats
+    replay.close()
+    ch.close()
+    Path(out).write_text(json.dumps({"records": s.records, "seconds": seconds, "seconds_read": s.seconds_read,
+                                     "seconds_apply": s.seconds_apply, "seconds_switch": s.seconds_switch}))
+
+
 def main() -> None:
+    if len(sys.argv) == 5 and sys.argv[1] == "--clickhouse-child":
+        clickhouse_child(*sys.argv[2:])
+        return
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -265,19 +288,26 @@ def main() -> None:
         with console.status("raw broker consume rate"):
             raw_rate, raw_mb = raw_consume_rate(stack.broker, total)
         stats_file = stack.data_dir / "replay-stats.json"
+        ch_file = stack.data_dir / "replay-clickhouse.json"
         env = {**stack.env(), "COLUMNS": "200"}
         started = time.monotonic()
+        # as `spaktok replay --api` runs it: ClickHouse rebuilt in another process (the API's) meanwhile
+        ch_child = subprocess.Popen([sys.executable, __file__, "--clickhouse-child", stack.broker,
+                                     str((stack.data_dir / "clickhouse").resolve()), str(ch_file)])
         done = subprocess.run(
-            [sys.executable, "-m", "spaktok.cli", "replay", "--chunk", str(args.chunk),
+            [sys.executable, "-m", "spaktok.cli", "replay", "--no-clickhouse", "--chunk", str(args.chunk),
              "--stats-file", str(stats_file)],
             env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
+        pg_wall_s = time.monotonic() - started
+        ch_child.wait()
         replay_s = time.monotonic() - started
         console.print(done.stdout)
         if done.returncode != 0:
             console.print(done.stderr[-3000:])
             sys.exit(1)
         stats = json.loads(stats_file.read_text())
+        ch_stats = json.loads(ch_file.read_text())
     finally:
         stack.stop()
 
@@ -286,8 +316,10 @@ def main() -> None:
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_row("events in the log", f"{total:,}  (produced in {produce_s:.1f} s, {total / produce_s:,.0f}/s)")
-    table.add_row("`spaktok replay` wall time", f"{replay_s:.1f} s (process start to exit)")
-    table.add_row("**replay events/s** (log → switched read models)", f"{total / stats['seconds']:,.0f}")
+    table.add_row("**both stores rebuilt and switched, wall time**",
+                  f"{replay_s:.1f} s → {total / replay_s:,.0f} events/s  (Postgres and ClickHouse side by side)")
+    table.add_row("`spaktok replay` (Postgres) wall time", f"{pg_wall_s:.1f} s (process start to exit)")
+    table.add_row("Postgres replay events/s (log → switched read models)", f"{total / stats['seconds']:,.0f}")
     table.add_row("  seconds: total / reading Kafka / applying / switch",
                   f"{stats['seconds']:.1f} / {stats['seconds_read']:.1f} / {stats['seconds_apply']:.1f}"
                   f" / {stats['seconds_switch']:.2f}")
@@ -295,6 +327,10 @@ def main() -> None:
                   f"{stats['rows'] / stats['seconds']:,.0f}  ({stats['rows']:,})")
     table.add_row("  Postgres rows copied (final rows) /s",
                   f"{stats['rows_copied'] / stats['seconds']:,.0f}  ({stats['rows_copied']:,})")
+    table.add_row("ClickHouse (chDB) replay events/s",
+                  f"{ch_stats['records'] / ch_stats['seconds']:,.0f}  ({ch_stats['seconds']:.1f} s: read "
+                  f"{ch_stats['seconds_read']:.1f}, decode+insert {ch_stats['seconds_apply']:.1f}, exchange "
+                  f"{ch_stats['seconds_switch']:.2f})")
     table.add_row("raw broker consume, same records /s", f"{raw_rate:,.0f}  ({raw_mb:,.1f} MB/s)")
     table.add_row("replay as a fraction of raw consume", f"{total / stats['seconds'] / raw_rate:.1%}")
     console.print(table)
