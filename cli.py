@@ -38,6 +38,10 @@ def dev(
     ] = False,
     rtmp_port: Annotated[int, typer.Option(help="RTMP port with --media")] = 1935,
     media_port: Annotated[int, typer.Option(help="HLS/recordings HTTP port with --media")] = 8080,
+    restore_from: Annotated[
+        Path | None,
+        typer.Option("--restore", help="republish this archive (`spaktok log export`) into the fresh broker"),
+    ] = None,
 ) -> None:
     """Start broker, Postgres, ClickHouse (chDB), worker, projector and API; Ctrl-C stops them all.
 
@@ -58,6 +62,7 @@ def dev(
         media=media,
         rtmp_port=rtmp_port if media else None,
         media_http_port=media_port if media else None,
+        restore_from=restore_from,
     )
     stopping = threading.Event()
 
@@ -484,6 +489,92 @@ def _clickhouse_direct(
         "tables": tables,
         "error": None,
     }
+
+
+log_app = typer.Typer(no_args_is_help=True, help="Archive the log to a file (docs/replay.md).")
+app.add_typer(log_app, name="log")
+
+
+@log_app.command("export")
+def log_export(
+    out_path: Annotated[Path, typer.Option("--out", help="archive to write (.gz: compressed); replaced")],
+    broker: Annotated[str | None, typer.Option(help="default: SPAKTOK_BROKER")] = None,
+    events_only: Annotated[
+        bool, typer.Option("--events-only", help="only the event topics (not commands, worker state, …)")
+    ] = False,
+) -> None:
+    """Write every topic of the broker (or only the event topics) to an archive file, in offset order."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+    from spaktok.infra import archive
+
+    try:
+        columns = [
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TextColumn("{task.completed:,.0f} records"),
+        ]
+        with Progress(*columns, console=console, transient=True) as progress:
+            task = progress.add_task(f"exporting the log to {out_path}", total=None)
+            written = archive.export(
+                broker or get_settings().broker,
+                out_path,
+                not events_only,
+                lambda n: progress.advance(task, n),
+            )
+    except Exception as exc:  # noqa: BLE001 - say what failed and what to do
+        console.print(f"[red]export failed:[/red] {exc}")
+        console.print("is the stack running? (`spaktok dev`), or pass --broker")
+        raise typer.Exit(1) from exc
+    out.print(f"[green]✓[/green] {written:,} records written to {out_path}", highlight=False)
+
+
+@app.command()
+def restore(
+    source: Annotated[
+        str, typer.Option("--from", help="`clickhouse` or an archive file (`spaktok log export`)")
+    ],
+    broker: Annotated[str | None, typer.Option(help="an empty broker; default: SPAKTOK_BROKER")] = None,
+    clickhouse_dsn: Annotated[str | None, typer.Option(help="default: SPAKTOK_CLICKHOUSE_DSN")] = None,
+) -> None:
+    """Republish an archived log into an empty broker, record for record (docs/replay.md)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from spaktok.infra import archive
+
+    settings = get_settings()
+    try:
+        with console.status(f"reading the archive ({source})…"):
+            if source == "clickhouse":
+                ch, _ = _clickhouse(clickhouse_dsn or settings.clickhouse_dsn)
+                source_topics, records = archive.read_clickhouse(ch, settings.partitions)
+                ch.close()
+            else:
+                source_topics, records = archive.read_file(Path(source))
+        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task("republishing", total=len(records))
+            report = archive.restore(
+                broker or settings.broker,
+                source_topics,
+                records,
+                progress=lambda n: progress.advance(task, n),
+            )
+    except Exception as exc:  # noqa: BLE001 - say what failed and what to do
+        console.print(f"[red]restore failed:[/red] {exc}")
+        if "lock" in str(exc).lower():
+            console.print("a running API holds the chDB directory: stop the old stack first")
+        raise typer.Exit(1) from exc
+    out.print(
+        f"restored {report.records:,} records into {len(source_topics)} topics in {report.seconds:.1f} s",
+        highlight=False,
+    )
+    for moved in report.moved[:20]:
+        out.print(f"[yellow]![/yellow] {moved}", highlight=False)
+    if report.moved:
+        out.print(
+            f"[red]{len(report.moved)} records did not land at their original partition and offset[/red]"
+        )
+        raise typer.Exit(1)
+    out.print("[green]✓ every record is back at its original partition and offset[/green]")
 
 
 audit_app = typer.Typer(no_args_is_help=True, help="Audit gifts and moderation from the event log.")

@@ -34,6 +34,7 @@ COLUMNS = [
     "topic",
     "partition",
     "offset",
+    "envelope",
 ]
 
 
@@ -179,4 +180,5 @@ def event_row(record: Record) -> list[Any]:
         record.topic,
         record.partition,
         record.offset,
+        record.raw.decode() if record.raw else env.to_bytes().decode(),
     ]

@@ -152,7 +152,7 @@ class LogReader:
                 self.stats.undecodable += 1
                 skipped[key] = msg.offset()
                 continue
-            yield Record(msg.topic(), msg.partition(), msg.offset(), envelope)
+            yield Record(msg.topic(), msg.partition(), msg.offset(), envelope, msg.value())
 
 
 class PostgresReplay(LogReader):
