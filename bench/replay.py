@@ -312,7 +312,7 @@ def main() -> None:
         stack.stop()
 
     mix = ", ".join(f"{k.split('.')[-1]} {v / total:.0%}" for k, v in log.count.most_common())
-    table = Table(title=f"spaktok replay: {total:,} events into every Postgres read model")
+    table = Table(title=f"spaktok replay: {total:,} events into every read model (Postgres and ClickHouse)")
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_row("events in the log", f"{total:,}  (produced in {produce_s:.1f} s, {total / produce_s:,.0f}/s)")

@@ -1,9 +1,10 @@
 """Rebuild the Postgres read models from the event log into a fresh schema, then switch over.
 
-The replay runs the live projector's own handlers (`streams.HANDLERS`), so a rebuilt table can only
-differ from the live one if the log does; what makes it fast is what a rebuild can skip: it reads
-the log from the beginning in order, so the per-aggregate positions live in memory (written once,
-at the end, with COPY), and it commits large chunks instead of one consumer batch at a time.
+By default the high-volume events are folded into rows in memory and written with COPY
+(`replay_fold.py`, each fold the twin of one SQL handler); every other event runs the live
+projector's own handler (`streams.HANDLERS`) after the memory is flushed. `fold=False` runs every
+event through the handlers. Either way a rebuild reads the log in order from the beginning, so the
+per-aggregate positions live in memory (written once, with COPY) and transactions are large.
 
 Cut-over (docs/replay.md): the build runs beside the live projector without blocking it, up to the
 end of the log seen at start. Then, in one transaction: take the projector lock exclusively (the

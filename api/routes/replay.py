@@ -59,7 +59,9 @@ def _run(app: Any, job: ReplayJob, verify: bool, drop_old: bool) -> None:
     switched = False
     try:
         job.phase = "pausing the ClickHouse projector"
-        runner.stop()
+        runner.stop(timeout=60)  # it finishes the batch it is inserting, then stops
+        if runner._thread is not None and runner._thread.is_alive():
+            raise RuntimeError("the ClickHouse projector did not stop within 60 s; nothing was changed")
         job.phase = "creating " + replay.database
         replay.create()
         job.total = sum(replay.end_offsets().values())
@@ -96,11 +98,12 @@ def _run(app: Any, job: ReplayJob, verify: bool, drop_old: bool) -> None:
             )
     finally:
         replay.close()
-        resumed = ProjectionRunner(
-            services.settings, ClickHouseEventsProjector(services.clickhouse), runner.producer
-        )
-        resumed.start()
-        app.state.clickhouse_runner = resumed
+        if runner._thread is None or not runner._thread.is_alive():  # else it never stopped: keep it
+            resumed = ProjectionRunner(
+                services.settings, ClickHouseEventsProjector(services.clickhouse), runner.producer
+            )
+            resumed.start()
+            app.state.clickhouse_runner = resumed
 
 
 @router.post("/v1/admin/replay/clickhouse", status_code=202)
