@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -310,6 +311,7 @@ def main() -> None:
         ch_stats = json.loads(ch_file.read_text())
     finally:
         stack.stop()
+        shutil.rmtree(stack.data_dir, ignore_errors=True)  # a million events of Postgres and chDB
 
     mix = ", ".join(f"{k.split('.')[-1]} {v / total:.0%}" for k, v in log.count.most_common())
     table = Table(title=f"spaktok replay: {total:,} events into every read model (Postgres and ClickHouse)")
