@@ -29,6 +29,7 @@ from spaktok.api.routes import (
     moderation,
     money,
     ops,
+    replay,
     schedules,
     social,
     streams,
@@ -85,8 +86,8 @@ def create_app(settings: Settings | None = None, *, host_clickhouse_projector: b
             if janitor is not None:
                 await run_in_threadpool(janitor.stop)
             await run_in_threadpool(feed.stop)
-            if ch_runner is not None:
-                await run_in_threadpool(ch_runner.stop)
+            if app.state.clickhouse_runner is not None:  # a replay may have replaced the first one
+                await run_in_threadpool(app.state.clickhouse_runner.stop)
             await run_in_threadpool(listener.stop)
             await run_in_threadpool(producer.close)
             await run_in_threadpool(ch.close)
@@ -114,6 +115,7 @@ def create_app(settings: Settings | None = None, *, host_clickhouse_projector: b
         battles.router,
         media.router,
         analytics.router,
+        replay.router,
     ):
         app.include_router(router)
     return app

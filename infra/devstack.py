@@ -5,7 +5,8 @@ No Docker, nothing pre-installed beyond `pip install`. Every child process dies 
 
 What survives a restart: the dev broker keeps its log in memory, so the log starts empty each time.
 To keep the stores consistent with the log, `start()` resets the Postgres read models and the chDB
-directory of the data dir before anything consumes. (Restoring an archived log is issue #6.)
+directory of the data dir before anything consumes. `restore_from` republishes an archived log
+(`spaktok log export`) into the fresh broker first (docs/replay.md).
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class DevStack:
     rtmp_port: int | None = None
     media_http_port: int | None = None
     hls_fragment_s: int = 2
+    restore_from: Path | None = None  # an archive (`spaktok log export`) republished before anything consumes
     _postgres: object | None = None
 
     @property
@@ -243,12 +245,25 @@ class DevStack:
         if not self.postgres_dsn:
             self.start_postgres()
             self.reset_read_models()
+        if self.restore_from is not None:
+            self.restore(self.restore_from)
         if self.media:
             self.start_media()
         self.start_worker()
         self.start_projector()
         self.start_api()
         self.wait_ready()
+
+    def restore(self, path: Path) -> None:
+        """Republish an archived log into this (empty) broker; the worker recovers its state from the
+        restored changelogs and the projectors rebuild the reset stores from the restored events."""
+        from spaktok.infra import archive
+
+        source_topics, records = archive.read_file(path)
+        report = archive.restore(self.broker, source_topics, records)
+        if report.moved:
+            raise RuntimeError(f"{len(report.moved)} restored records moved, e.g. {report.moved[0]}")
+        log.info("restored %d records from %s in %.1f s", report.records, path, report.seconds)
 
     def kill(self, name: str) -> None:
         """SIGKILL one process (crash tests): no clean shutdown, no final commit."""

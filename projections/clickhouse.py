@@ -34,6 +34,7 @@ COLUMNS = [
     "topic",
     "partition",
     "offset",
+    "envelope",
 ]
 
 
@@ -149,32 +150,35 @@ class ClickHouseEventsProjector:
                 if env.sequence <= positions.get(key, 0):
                     continue
                 positions[key] = env.sequence
-            payload = env.payload
-            stream_id = (
-                env.aggregate_id if env.aggregate_type == "stream" else str(payload.get("stream_id", ""))
-            )
-            rows.append(
-                [
-                    env.event_id,
-                    env.type,
-                    env.schema_version,
-                    env.aggregate_type,
-                    env.aggregate_id,
-                    env.sequence,
-                    env.occurred_at,
-                    env.causation_id,
-                    env.correlation_id,
-                    env.actor_id,
-                    stream_id,
-                    str(payload.get("user_id") or env.actor_id),
-                    orjson.dumps(payload).decode(),
-                    record.topic,
-                    record.partition,
-                    record.offset,
-                ]
-            )
+            rows.append(event_row(record))
         if rows:
             self.ch.insert("events", rows, COLUMNS)
         # skipped (dead-lettered) offsets leave no row: they are re-read and re-parked after a restart,
         # which the dead-letter consumer tolerates (the original bytes and offset are in the headers)
         return len(rows)
+
+
+def event_row(record: Record) -> list[Any]:
+    """The `events` row of one record, in COLUMNS order (the Kafka position is part of the row)."""
+    env = record.envelope
+    payload = env.payload
+    stream_id = env.aggregate_id if env.aggregate_type == "stream" else str(payload.get("stream_id", ""))
+    return [
+        env.event_id,
+        env.type,
+        env.schema_version,
+        env.aggregate_type,
+        env.aggregate_id,
+        env.sequence,
+        env.occurred_at,
+        env.causation_id,
+        env.correlation_id,
+        env.actor_id,
+        stream_id,
+        str(payload.get("user_id") or env.actor_id),
+        orjson.dumps(payload).decode(),
+        record.topic,
+        record.partition,
+        record.offset,
+        record.raw.decode() if record.raw else env.to_bytes().decode(),
+    ]

@@ -9,6 +9,14 @@ from spaktok.events.envelope import Envelope
 from spaktok.projections.runner import Record, highest_offsets
 from sqlalchemy import Connection, Engine, create_engine, text
 
+# taken shared by every batch of the live projector and exclusively by `spaktok replay` to switch
+PROJECTOR_LOCK = 424243
+
+
+def live_lock(conn: Connection) -> None:
+    """Pause here while a replay swaps the schemas; then resolve the tables in the new `public`."""
+    conn.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": PROJECTOR_LOCK})
+
 
 def make_engine(dsn: str) -> Engine:
     return create_engine(dsn, pool_size=10, max_overflow=10, pool_pre_ping=True)

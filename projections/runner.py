@@ -30,6 +30,7 @@ class Record:
     partition: int
     offset: int
     envelope: Envelope
+    raw: bytes = b""  # the record's bytes as the log holds them (ClickHouse archives them for restores)
 
 
 class Projector(Protocol):
@@ -124,7 +125,7 @@ class ProjectionRunner:
                 self._deadletter(msg, exc)
                 skipped[(msg.topic(), msg.partition())] = msg.offset()
                 continue
-            records.append(Record(msg.topic(), msg.partition(), msg.offset(), envelope))
+            records.append(Record(msg.topic(), msg.partition(), msg.offset(), envelope, msg.value()))
         rows = self._apply_with_retry(records, skipped)
         self.stats.records += len(records)
         self.stats.rows += rows

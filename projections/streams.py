@@ -286,6 +286,7 @@ class PostgresStreamsProjector:
     def apply(self, records: list[Record], skipped: dict[tuple[str, int], int]) -> int:
         rows = 0
         with self.engine.begin() as conn:
+            postgres.live_lock(conn)
             fresh = postgres.fresh_records(conn, self.name, records)
             for record in fresh:
                 handler = HANDLERS.get(record.envelope.type)

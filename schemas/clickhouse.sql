@@ -28,6 +28,10 @@ CREATE TABLE IF NOT EXISTS events (
 PARTITION BY toYYYYMM(occurred_at)
 ORDER BY (aggregate_type, aggregate_id, sequence, event_id);
 
+-- The record's bytes exactly as the log held them: `spaktok restore --from clickhouse` republishes
+-- them byte for byte (docs/replay.md). Rows written before this column existed hold ''.
+ALTER TABLE events ADD COLUMN IF NOT EXISTS envelope String DEFAULT '' CODEC(ZSTD(3));
+
 -- Audits look across streams by event type, user and time: skip granules that cannot match.
 ALTER TABLE events ADD INDEX IF NOT EXISTS events_type_idx type TYPE set(256) GRANULARITY 4;
 ALTER TABLE events ADD INDEX IF NOT EXISTS events_user_idx user_id TYPE bloom_filter(0.01) GRANULARITY 4;
