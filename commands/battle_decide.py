@@ -34,6 +34,7 @@ from spaktok.events.battles import (
     BattleCancelled,
     BattleClosing,
     BattleDeclined,
+    BattleEnd,
     BattleEnded,
     BattleExpired,
     BattleInvited,
@@ -115,10 +116,10 @@ def decide(command: Command, state: BattleState) -> list[Event]:
         case InviteBattle():
             return _invite(command, state)
         case AcceptBattle():
-            _require_invited(command, state, answering=True)
+            _require_answerable(command, state)
             return [BattleAccepted(accepted_at=command.issued_at)]
         case DeclineBattle():
-            _require_invited(command, state, answering=True)
+            _require_answerable(command, state)
             return _decline(command, state)
         case ExpireBattle():
             if state.status != "invited" or millis(command.issued_at) < state.expires_ms:
@@ -159,10 +160,10 @@ def _invite(command: InviteBattle, state: BattleState) -> list[Event]:
     ]
 
 
-def _require_invited(command: Command, state: BattleState, *, answering: bool) -> None:
+def _require_answerable(command: Command, state: BattleState) -> None:
     if state.status == "none":
         raise Rejection("battle-not-found", "no battle with this id")
-    if answering and command.actor_id != state.broadcaster2_id:
+    if command.actor_id != state.broadcaster2_id:
         raise Rejection("not-battle-opponent", "only the invited broadcaster can answer this invitation")
     if state.status != "invited":
         raise Rejection("battle-not-pending", f"the battle is {state.status}")
@@ -181,7 +182,7 @@ def _end(command: EndBattle, state: BattleState) -> list[Event]:
     if command.reason == "time_up":  # the worker's timer: only a running battle whose time has come
         if state.status != "active" or now_ms < state.ends_ms:
             return []
-        return [_closing(state, "time_up", SYSTEM, state.ends_ms)]
+        return [_closing("time_up", SYSTEM, state.ends_ms)]
     if state.status == "none":
         raise Rejection("battle-not-found", "no battle with this id")
     if command.actor_id not in (state.broadcaster1_id, state.broadcaster2_id):
@@ -197,8 +198,8 @@ def _end(command: EndBattle, state: BattleState) -> list[Event]:
     if state.status != "active":
         raise Rejection("battle-not-active", f"the battle is {state.status}")
     if now_ms >= state.ends_ms:
-        return [_closing(state, "time_up", SYSTEM, state.ends_ms)]
-    return [_closing(state, "ended_early", command.actor_id, _close_at(state, now_ms))]
+        return [_closing("time_up", SYSTEM, state.ends_ms)]
+    return [_closing("ended_early", command.actor_id, _close_at(state, now_ms))]
 
 
 def _close_at(state: BattleState, now_ms: int) -> int:
@@ -208,7 +209,7 @@ def _close_at(state: BattleState, now_ms: int) -> int:
     return min(max(now_ms, state.last_scored_ms + 1), state.ends_ms)
 
 
-def _closing(state: BattleState, reason: Any, by: str, closed_ms: int) -> BattleClosing:
+def _closing(reason: BattleEnd, by: str, closed_ms: int) -> BattleClosing:
     return BattleClosing(reason=reason, by=by, closed_at=_at(closed_ms))
 
 
@@ -287,7 +288,7 @@ def _side_closed(command: CloseBattleSide, state: BattleState) -> list[Event]:
         return [closed, *_settle_links(command, state, {**state.links, stream: "closed"})]
     if state.status == "active":  # that stream ended: the battle is over now, the other side unlinks
         owner = state.broadcaster1_id if stream == state.stream1_id else state.broadcaster2_id
-        closing = _closing(state, "stream_ended", owner, _close_at(state, millis(command.issued_at)))
+        closing = _closing("stream_ended", owner, _close_at(state, millis(command.issued_at)))
         return [closing, closed]
     if state.status == "closing":
         others_closed = all(state.links.get(s) == "closed" for s in state.streams if s != stream)

@@ -41,6 +41,7 @@ from spaktok.events.base import Event
 from spaktok.events.envelope import derive_id
 from spaktok.events.streams import (
     BattleLinked,
+    BattleLinkRefusal,
     BattleLinkRefused,
     BattleUnlinked,
     CommentDeleted,
@@ -659,7 +660,9 @@ def _remove_guest(command: RemoveGuest, state: StreamState) -> list[Event]:
     return [removed, _moderation_notice(command, state, "guest_removed", [target])]
 
 
-def battle_link_refusal(command: LinkBattle, state: StreamState) -> str | None:
+def battle_link_refusal(
+    command: LinkBattle, state: StreamState
+) -> BattleLinkRefusal | Literal["stream-not-found"] | None:
     """Why this stream cannot join the battle, if it cannot (both sides are checked by their streams)."""
     if state.status == "none":
         return "stream-not-found"
@@ -683,7 +686,7 @@ def _link_battle(command: LinkBattle, state: StreamState) -> list[Event]:
     if refusal == "stream-not-found":
         return []
     if refusal is not None:
-        return [BattleLinkRefused(battle_id=command.battle_id, reason=refusal, refused_at=command.issued_at)]  # type: ignore[arg-type]
+        return [BattleLinkRefused(battle_id=command.battle_id, reason=refusal, refused_at=command.issued_at)]
     return [
         BattleLinked(
             battle_id=command.battle_id,

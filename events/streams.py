@@ -390,13 +390,16 @@ class BattleLinked(StreamEvent):
     linked_at: datetime
 
 
+BattleLinkRefusal = Literal["stream-not-live", "stream-in-battle", "not-stream-owner"]
+
+
 @register_event
 class BattleLinkRefused(StreamEvent):
     """The stream could not join the battle (it has ended, or it is in another battle)."""
 
     type: Literal["streams.BattleLinkRefused"] = "streams.BattleLinkRefused"
     battle_id: str
-    reason: Literal["stream-not-live", "stream-in-battle", "not-stream-owner"]
+    reason: BattleLinkRefusal
     refused_at: datetime
 
 
