@@ -40,7 +40,6 @@ from spaktok.infra import topics
 from spaktok.infra.kafka import EventProducer
 from spaktok.infra.nginx import MediaLayout
 from spaktok.projections import clickhouse, postgres
-from spaktok.projections.runner import ProjectionRunner
 from spaktok.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -64,9 +63,10 @@ def create_app(settings: Settings | None = None, *, host_clickhouse_projector: b
         await run_in_threadpool(clickhouse.apply_schema, ch)
         ch_runner = None
         if hosting:
-            ch_runner = ProjectionRunner(settings, clickhouse.ClickHouseEventsProjector(ch), producer)
+            ch_runner = clickhouse.events_runner(settings, ch, producer)
             ch_runner.start()
-        bus = CommandBus(settings, producer, listener)
+        partitions = await run_in_threadpool(topics.partition_counts, settings)
+        bus = CommandBus(settings, producer, listener, partitions)
         batcher = EdgeBatcher(bus, window_ms=settings.edge_batch_window_ms, max_items=settings.edge_batch_max)
         feed = FeedHub(settings)
         await run_in_threadpool(feed.start, asyncio.get_running_loop())
@@ -88,6 +88,7 @@ def create_app(settings: Settings | None = None, *, host_clickhouse_projector: b
             await run_in_threadpool(feed.stop)
             if app.state.clickhouse_runner is not None:  # a replay may have replaced the first one
                 await run_in_threadpool(app.state.clickhouse_runner.stop)
+            bus.bundler.flush_all()
             await run_in_threadpool(listener.stop)
             await run_in_threadpool(producer.close)
             await run_in_threadpool(ch.close)

@@ -12,10 +12,11 @@ import threading
 import uuid
 from collections import OrderedDict
 
+import orjson
 from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 from spaktok.commands.base import Command
 from spaktok.commands.outcome import Outcome
-from spaktok.infra import topics
+from spaktok.infra import bundles, topics
 from spaktok.infra.kafka import EventProducer
 from spaktok.settings import Settings
 
@@ -77,7 +78,7 @@ class OutcomeListener:
                 "bootstrap.servers": self.settings.broker,
                 "group.id": f"spaktok-api-outcomes-{uuid.uuid4().hex}",  # never committed: a private tail
                 "enable.auto.commit": False,
-                "fetch.wait.max.ms": 10,
+                "fetch.wait.max.ms": self.settings.outcome_fetch_wait_ms,
                 "fetch.min.bytes": 1,
             }
         )
@@ -99,11 +100,17 @@ class OutcomeListener:
             consumer.close()
 
     def _deliver(self, raw: bytes) -> None:
+        """One outcome, or a worker batch's outcomes bundled into one array record."""
         try:
-            outcome = Outcome.from_bytes(raw)
+            if bundles.is_bundle(raw):
+                for item in orjson.loads(raw):
+                    self._resolve(Outcome.model_validate(item))
+            else:
+                self._resolve(Outcome.from_bytes(raw))
         except Exception:  # noqa: BLE001 - a foreign record on the topic is ignored
             log.warning("ignoring an undecodable outcome record")
-            return
+
+    def _resolve(self, outcome: Outcome) -> None:
         with self._lock:
             self.received += 1
             self.recent[outcome.correlation_id] = outcome
@@ -121,19 +128,85 @@ def _resolve_all(waiters: list[asyncio.Future[Outcome]], outcome: Outcome) -> No
             future.set_result(outcome)
 
 
+class CommandBundler:
+    """Commands for one partition of a command topic, sent within `window_ms` of the first, travel
+    as one bundle record (infra/bundles.py): the worker then pays Faust's per-message cost and the
+    dev broker its per-request cost once for all of them. Commands for one aggregate keep their order
+    (one queue per partition, flushed in order). Runs on the event loop; window 0 sends each alone.
+    """
+
+    def __init__(
+        self, producer: EventProducer, partitions: dict[str, int], *, window_ms: int, max_members: int
+    ) -> None:
+        self.producer = producer
+        self.partitions = partitions
+        self.window = window_ms / 1000
+        self.max_members = max_members
+        self._pending: dict[tuple[str, int], tuple[list[Command], asyncio.TimerHandle]] = {}
+        self.bundles_sent = 0
+
+    def send(self, topic: str, command: Command) -> None:
+        count = self.partitions.get(topic)
+        if count is None or self.window <= 0:
+            self._produce(topic, None, [command])
+            return
+        slot = (topic, bundles.partition_for(command.aggregate_id, count))
+        pending = self._pending.get(slot)
+        if pending is None:
+            flusher = asyncio.get_running_loop().call_later(self.window, self._flush, slot)
+            pending = self._pending[slot] = ([], flusher)
+        pending[0].append(command)
+        if len(pending[0]) >= self.max_members:
+            self._flush(slot)
+
+    def flush_all(self) -> None:
+        for slot in list(self._pending):
+            self._flush(slot)
+
+    def _flush(self, slot: tuple[str, int]) -> None:
+        pending = self._pending.pop(slot, None)
+        if pending is None:
+            return
+        commands, flusher = pending
+        flusher.cancel()
+        self._produce(slot[0], slot[1], commands)
+
+    def _produce(self, topic: str, partition: int | None, commands: list[Command]) -> None:
+        first = commands[0]
+        if len(commands) == 1:
+            self.producer.send(
+                topic, first.aggregate_id, first.to_bytes(), [("command-type", first.type)], partition
+            )
+            return
+        self.bundles_sent += 1
+        value = bundles.encode([c.to_bytes() for c in commands])
+        headers = [("command-type", bundles.BUNDLE_TYPE)]
+        self.producer.send(topic, first.aggregate_id, value, headers, partition)
+
+
 class CommandBus:
     """`execute` = send + wait; `None` means not decided within the wait (the caller answers 202)."""
 
-    def __init__(self, settings: Settings, producer: EventProducer, listener: OutcomeListener) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        producer: EventProducer,
+        listener: OutcomeListener,
+        partitions: dict[str, int] | None = None,
+    ) -> None:
+        """`partitions`: each topic's partition count on the broker; known, commands are bundled."""
         self.settings = settings
         self.producer = producer
         self.listener = listener
+        self.bundler = CommandBundler(
+            producer,
+            partitions or {},
+            window_ms=settings.command_bundle_window_ms,
+            max_members=bundles.MAX_MEMBERS,
+        )
 
     def send(self, command: Command) -> None:
-        spec = topics.COMMAND_TOPIC_BY_AGGREGATE[command.aggregate_type]
-        self.producer.send(
-            spec.name, command.aggregate_id, command.to_bytes(), [("command-type", command.type)]
-        )
+        self.bundler.send(topics.COMMAND_TOPIC_BY_AGGREGATE[command.aggregate_type].name, command)
 
     async def execute(self, command: Command, timeout: float | None = None) -> Outcome | None:
         future = self.listener.expect(command.correlation)

@@ -264,7 +264,7 @@ class FeedHub:
                 "bootstrap.servers": self.settings.broker,
                 "group.id": f"spaktok-api-live-{uuid.uuid4().hex}",  # a private tail, never committed
                 "enable.auto.commit": False,
-                "fetch.wait.max.ms": 10,
+                "fetch.wait.max.ms": self.settings.feed_fetch_wait_ms,
             }
         )
         try:

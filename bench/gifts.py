@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 import aiohttp
 import orjson
 from confluent_kafka import Producer
-from load import console, percentile, read_topic, start_stack
+from load import console, cpu_rows, cpu_seconds, percentile, read_topic, start_stack
 from rich.table import Table
 from spaktok.api.auth import mint_token
 from spaktok.commands.gifts import load_catalog
@@ -182,6 +182,7 @@ def main() -> None:
     try:
         with console.status("opening streams and filling wallets"):
             streams, users = asyncio.run(_setup(stack.api_url, settings, args.streams, args.senders))
+        cpu_before = cpu_seconds(stack)
         with console.status(f"sending gifts ({args.mode})"):
             if args.mode == "http":
                 load = asyncio.run(_http_gifts(stack.api_url, settings, streams, users, args.seconds, args.concurrency))
@@ -189,6 +190,7 @@ def main() -> None:
                 load = kafka_gifts(stack, streams, users, args.sends)
         expected = int(load["taken"] + load["pending"]) if args.mode == "http" else args.sends
         gifts, credits, e2e_seconds = wait_projected(stack, load["started"], expected)
+        cpu = cpu_rows(cpu_before, cpu_seconds(stack), gifts, e2e_seconds)
         taken, taken_rate, gift_rate = event_rate(stack.broker, topics.EVENTS_STREAMS.name, "streams.GiftReceived")
         credited, credit_rate, _ = event_rate(stack.broker, topics.EVENTS_EARNINGS.name, "earnings.EarningsCredited")
         _, raw_rate, raw_mb = read_topic(stack.broker, topics.EVENTS_STREAMS.name)
@@ -217,6 +219,8 @@ def main() -> None:
     table.add_row("end to end: sends projected/s (first send → last credit in Postgres)",
                   f"{gifts / e2e_seconds:,.0f}  ({gifts:,} rows, {credits:,} credits, {e2e_seconds:,.1f} s)")
     table.add_row("raw broker consume, stream events (records/s)", f"{raw_rate:,.0f}  ({raw_mb:,.1f} MB/s)")
+    for name, value in cpu:
+        table.add_row(name, value)
     table.add_row("ledger check", "every coin accounted for" if problems == 0 and report.settled
                   else f"{problems} problem(s), settled={report.settled}")
     console.print(table)

@@ -62,7 +62,7 @@ class Load:
 
 
 def start_stack() -> DevStack:
-    stack = DevStack(data_dir=Path(tempfile.mkdtemp(prefix="spaktok-bench-")), api_port=free_port(), partitions=4)
+    stack = DevStack(data_dir=Path(tempfile.mkdtemp(prefix="spaktok-bench-")), api_port=free_port(), partitions=int(__import__("os").environ.get("BENCH_PARTITIONS", "4")))
     with console.status("starting the embedded stack"):
         stack.start()
     return stack
@@ -403,3 +403,54 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# -- CPU accounting -------------------------------------------------------------------------------
+
+
+def cpu_seconds(stack: DevStack) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each process of the stack and by this one.
+
+    Postgres runs as a tree of server processes under the launcher; they are summed as "postgres"."""
+    import os
+
+    import psutil
+
+    result: dict[str, float] = {}
+    for name, proc in stack.processes.items():
+        try:
+            times = psutil.Process(proc.pid).cpu_times()
+            result[name] = times.user + times.system
+        except psutil.Error:
+            continue
+    me = psutil.Process(os.getpid())
+    own = me.cpu_times()
+    result["load generator (this process)"] = own.user + own.system
+    postgres = 0.0
+    data_dir = str(stack.data_dir.resolve())
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        try:
+            # the postmaster of this stack (its data dir is ours) and the backends it forked
+            if proc.info["name"] != "postgres":
+                continue
+            root = proc if any(data_dir in arg for arg in proc.info["cmdline"] or ()) else proc.parent()
+            if root is None or not any(data_dir in arg for arg in root.cmdline()):
+                continue
+            times = proc.cpu_times()
+            postgres += times.user + times.system
+        except psutil.Error:
+            continue
+    result["postgres"] = postgres
+    return result
+
+
+def cpu_rows(before: dict[str, float], after: dict[str, float], sends: int, seconds: float) -> list[tuple[str, str]]:
+    """Rows for a bench table: per process, cores used over the window and CPU µs per send."""
+    rows = []
+    total = 0.0
+    for name in after:
+        used = after[name] - before.get(name, 0.0)
+        total += used
+        rows.append((f"CPU: {name}", f"{used / seconds:.2f} cores · {used / max(sends, 1) * 1e6:,.0f} µs/send"))
+    rows.append(("CPU: all processes", f"{total / seconds:.2f} cores · {total / max(sends, 1) * 1e6:,.0f} µs/send"))
+    return rows

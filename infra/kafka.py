@@ -16,7 +16,7 @@ def producer_config(settings: Settings) -> dict[str, object]:
         "bootstrap.servers": settings.broker,
         "enable.idempotence": True,
         "acks": "all",
-        "linger.ms": 2,
+        "linger.ms": settings.api_linger_ms,
         # murmur2 is what aiokafka (Faust) uses: a key lands on the same partition whoever writes it
         "partitioner": "murmur2_random",
     }
@@ -40,11 +40,20 @@ class EventProducer:
         if err is not None:
             self._errors.append(str(err))
 
-    def send(self, topic: str, key: str, value: bytes, headers: Headers = ()) -> None:
+    def send(
+        self, topic: str, key: str, value: bytes, headers: Headers = (), partition: int | None = None
+    ) -> None:
+        """`partition` None: the key's partition (murmur2)."""
+        placed = {} if partition is None else {"partition": partition}
         while True:
             try:
                 self._producer.produce(
-                    topic, key=key.encode(), value=value, headers=list(headers), on_delivery=self._on_delivery
+                    topic,
+                    key=key.encode(),
+                    value=value,
+                    headers=list(headers),
+                    on_delivery=self._on_delivery,
+                    **placed,
                 )
                 return
             except BufferError:

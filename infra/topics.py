@@ -160,3 +160,10 @@ def ensure_topics(settings: Settings, timeout: float = 15.0) -> None:
         except Exception as exc:  # noqa: BLE001 - a concurrent creator is fine, anything else is not
             if "TOPIC_ALREADY_EXISTS" not in str(exc) and "already exists" not in str(exc):
                 raise RuntimeError(f"could not create topic {name}: {exc}") from exc
+
+
+def partition_counts(settings: Settings, timeout: float = 15.0) -> dict[str, int]:
+    """How many partitions each of our topics has on the broker (bundles are hashed by them)."""
+    admin = AdminClient({"bootstrap.servers": settings.broker})
+    metadata = admin.list_topics(timeout=timeout).topics
+    return {spec.name: len(metadata[spec.name].partitions) for spec in ALL_TOPICS if spec.name in metadata}

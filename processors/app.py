@@ -72,10 +72,13 @@ class BytesKeyTable:
         self._table.send_changelog(partition, raw_key, value)
 
 
-def create_app(settings: Settings) -> faust.App:
-    """Build the worker app; nothing connects until the worker starts it."""
+def create_app(settings: Settings, partitions: dict[str, int] | None = None) -> faust.App:
+    """Build the worker app; nothing connects until the worker starts it.
+
+    `partitions`: each topic's partition count as the broker has it (`topics.partition_counts`);
+    the command topics' counts decide how follow-up commands are bundled. Missing: as configured."""
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
-    faust_fixes.apply()
+    faust_fixes.apply(settings.worker_fetch_wait_ms)
     app = faust.App(
         "spaktok-worker",
         broker=f"kafka://{settings.broker}",
@@ -95,6 +98,7 @@ def create_app(settings: Settings) -> faust.App:
         # request in flight per partition: every record would cost a full broker round trip
         producer_max_batch_size=1024 * 1024,
         producer_max_request_size=4 * 1024 * 1024,
+        producer_linger=settings.worker_linger_ms / 1000,
         key_serializer="raw",
         value_serializer="raw",
     )
@@ -106,9 +110,19 @@ def create_app(settings: Settings) -> faust.App:
     }
     topic_objects = {spec.name: app.topic(spec.name, internal=False, **raw) for spec in topics.ALL_TOPICS}
 
-    async def send(topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]]) -> Awaitable[Any]:
+    async def send(
+        topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]], partition: int | None = None
+    ) -> Awaitable[Any]:
         # Topic.send hands the record to the producer and returns the future of its acknowledgement
-        return await topic_objects[topic].send(key=key.encode(), value=value, headers=headers)
+        return await topic_objects[topic].send(
+            key=key.encode(), value=value, headers=headers, partition=partition
+        )
+
+    counts = partitions or {}
+    command_partitions = {
+        spec.name: counts.get(spec.name, settings.partitions)
+        for spec in topics.COMMAND_TOPIC_BY_AGGREGATE.values()
+    }
 
     app.spaktok_runners = {}  # type: ignore[attr-defined]
     all_positions: list[tuple[CommandPositions, str]] = []
@@ -136,6 +150,7 @@ def create_app(settings: Settings) -> faust.App:
             outcomes_topic=topics.OUTCOMES.name,
             deadletter_topic=topics.DEADLETTER.name,
             memory=settings.outcome_memory,
+            partitions=command_partitions,
         )
         app.spaktok_runners[spec.aggregate_type] = runner  # type: ignore[attr-defined]
         positions = CommandPositions(BytesKeyTable(states), lambda: app.consumer)
@@ -313,7 +328,7 @@ def _register_agent(
 def run_worker(settings: Settings, loglevel: str = "warn") -> None:
     """Run the worker until SIGINT/SIGTERM (blocks); topics are created first."""
     topics.ensure_topics(settings)
-    app = create_app(settings)
+    app = create_app(settings, topics.partition_counts(settings))
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     # Faust's terminal spinner sets the root logger to DEBUG (and filters in its handler), so every
     # debug call of Faust and aiokafka built a log record: ~10 % of the worker's time under load

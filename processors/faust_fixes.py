@@ -1,7 +1,9 @@
 """Narrow patches to faust-streaming that the dev broker needs; each is measured, not guessed.
 
 1. `fetch_max_wait_ms`: Faust hard-codes aiokafka's 1500 ms. The dev broker answers a fetch only
-   when that wait expires, which put ~0.7 s on every command round trip; 20 ms is cheap.
+   when that wait expires, which put ~0.7 s on every command round trip. The wait is the
+   `worker_fetch_wait_ms` setting instead: each fetch costs the dev broker CPU per partition
+   (docs/decisions.md "Fetch waits"), so it is a trade of latency per hop against broker CPU.
 
 2. Recovery highwaters by fence. Table recovery reads each changelog partition up to the offset
    that ListOffsets(latest) reports. The dev broker reports the *base offset of the last batch*
@@ -25,7 +27,7 @@ import asyncio
 from collections import Counter
 from typing import Any
 
-FETCH_MAX_WAIT_MS = 20
+FETCH_MAX_WAIT_MS = 20  # replaced by `apply(fetch_wait_ms)`
 FENCE_KEY = b"\x00spaktok-recovery-fence"
 FENCE_VALUE = b"fence"
 
@@ -85,9 +87,10 @@ def _resume_from_own_positions() -> None:
 _applied = False
 
 
-def apply() -> None:
+def apply(fetch_wait_ms: int = FETCH_MAX_WAIT_MS) -> None:
     """Idempotent; call before the Faust app is created."""
-    global _applied
+    global _applied, FETCH_MAX_WAIT_MS
+    FETCH_MAX_WAIT_MS = fetch_wait_ms
     if not _applied:
         _shorten_fetch_wait()
         _fence_recovery_highwaters()

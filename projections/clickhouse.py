@@ -15,7 +15,9 @@ from typing import Any
 
 import clickhouse_connect
 import orjson
-from spaktok.projections.runner import Record
+from spaktok.infra.kafka import EventProducer
+from spaktok.projections.runner import ProjectionRunner, Record
+from spaktok.settings import Settings
 
 COLUMNS = [
     "event_id",
@@ -117,11 +119,18 @@ def backfill(ch: ClickHouse, target: str, select: str, before: Any) -> None:
     ch.command(f"INSERT INTO {target} {query}")
 
 
+KNOWN_POSITIONS_KEPT = 1_000_000  # aggregates whose stored sequence the projector keeps in memory
+
+
 class ClickHouseEventsProjector:
     name = "clickhouse-events"
 
     def __init__(self, ch: ClickHouse) -> None:
         self.ch = ch
+        # the highest sequence stored per aggregate, as far as this projector has looked or written:
+        # it is the only writer of `events` (a replay exchanges the table and starts a new projector),
+        # so after the first look an aggregate costs no query per batch
+        self._known: dict[tuple[str, str], int] = {}
 
     def checkpoints(self) -> dict[tuple[str, int], int]:
         rows = self.ch.query(
@@ -130,7 +139,15 @@ class ClickHouseEventsProjector:
         return {(r["topic"], int(r["partition"])): int(r["o"]) for r in rows}
 
     def _positions(self, records: list[Record]) -> dict[tuple[str, str], int]:
-        ids = sorted({r.envelope.aggregate_id for r in records if r.envelope.sequence > 0})
+        """The stored sequence of each aggregate in `records` that the cache does not know yet."""
+        known = self._known
+        ids = sorted(
+            {
+                env.aggregate_id
+                for env in (r.envelope for r in records)
+                if env.sequence > 0 and (env.aggregate_type, env.aggregate_id) not in known
+            }
+        )
         if not ids:
             return {}
         rows = self.ch.query(
@@ -141,18 +158,23 @@ class ClickHouseEventsProjector:
         return {(r["aggregate_type"], r["aggregate_id"]): int(r["s"]) for r in rows}
 
     def apply(self, records: list[Record], skipped: dict[tuple[str, int], int]) -> int:
-        positions = self._positions(records)
+        known = self._known
+        moved = self._positions(records)
         rows: list[list[Any]] = []
         for record in records:
             env = record.envelope
             key = (env.aggregate_type, env.aggregate_id)
             if env.sequence > 0:
-                if env.sequence <= positions.get(key, 0):
+                if env.sequence <= moved.get(key, known.get(key, 0)):
                     continue
-                positions[key] = env.sequence
+                moved[key] = env.sequence
             rows.append(event_row(record))
         if rows:
             self.ch.insert("events", rows, COLUMNS)
+        # only once stored: a failed insert leaves the cache as it was
+        if len(known) + len(moved) > KNOWN_POSITIONS_KEPT:
+            known.clear()
+        known.update(moved)
         # skipped (dead-lettered) offsets leave no row: they are re-read and re-parked after a restart,
         # which the dead-letter consumer tolerates (the original bytes and offset are in the headers)
         return len(rows)
@@ -182,3 +204,15 @@ def event_row(record: Record) -> list[Any]:
         record.offset,
         record.raw.decode() if record.raw else env.to_bytes().decode(),
     ]
+
+
+def events_runner(settings: Settings, ch: ClickHouse, producer: EventProducer) -> ProjectionRunner:
+    """The ClickHouse projector as it runs: inserts gathered for `clickhouse_linger_ms` while the log
+    is busy (ClickHouse wants few large inserts; each chDB insert has a fixed cost of milliseconds)."""
+    return ProjectionRunner(
+        settings,
+        ClickHouseEventsProjector(ch),
+        producer,
+        batch_size=20_000,
+        linger_s=settings.clickhouse_linger_ms / 1000,
+    )

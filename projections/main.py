@@ -25,7 +25,7 @@ def build_runners(
     if include_clickhouse:
         ch = clickhouse.ClickHouse(settings.clickhouse_dsn)
         clickhouse.apply_schema(ch)
-        runners.append(ProjectionRunner(settings, clickhouse.ClickHouseEventsProjector(ch), producer))
+        runners.append(clickhouse.events_runner(settings, ch, producer))
     return runners
 
 

@@ -59,12 +59,21 @@ class ProjectionRunner:
     """Runs one projector in a thread: consume a batch, decode, apply, repeat until stopped."""
 
     def __init__(
-        self, settings: Settings, projector: Projector, producer: EventProducer, batch_size: int = 2000
+        self,
+        settings: Settings,
+        projector: Projector,
+        producer: EventProducer,
+        batch_size: int = 2000,
+        linger_s: float = 0.0,
     ):
+        """`linger_s`: while records keep arriving, gather them this long before applying them as one
+        batch (a store with a high fixed cost per write, like ClickHouse, wants few big inserts);
+        whenever the log has nothing more to give, what was gathered is applied at once."""
         self.settings = settings
         self.projector = projector
         self.producer = producer
         self.batch_size = batch_size
+        self.linger_s = linger_s
         self.stats = ProjectorStats()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -87,17 +96,26 @@ class ProjectionRunner:
                 "auto.offset.reset": "earliest",
                 "session.timeout.ms": self.settings.kafka_session_timeout_ms,
                 "heartbeat.interval.ms": self.settings.kafka_heartbeat_interval_ms,
-                "fetch.wait.max.ms": 50,
+                "fetch.wait.max.ms": self.settings.projector_fetch_wait_ms,
             }
         )
         consumer.subscribe([spec.name for spec in topics.EVENT_TOPICS], on_assign=self._on_assign)
+        pending: list = []
+        gathering_since = 0.0
         try:
             while not self._stop.is_set():
-                messages = consumer.consume(self.batch_size, timeout=0.2)
-                if not messages:
+                messages = consumer.consume(self.batch_size - len(pending), timeout=0.2)
+                if messages and not pending:
+                    gathering_since = time.monotonic()
+                pending += messages
+                if not pending:
                     self.stats.caught_up.set()
                     continue
-                self._apply(messages)
+                full = len(pending) >= self.batch_size
+                if messages and not full and time.monotonic() - gathering_since < self.linger_s:
+                    continue
+                self._apply(pending)
+                pending = []
                 consumer.commit(asynchronous=True)  # informational only; checkpoints live in the store
         finally:
             consumer.close()

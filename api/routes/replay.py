@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from spaktok.api.deps import CurrentUser, ServicesDep
 from spaktok.api.problems import Problem
-from spaktok.projections.clickhouse import ClickHouseEventsProjector
+from spaktok.projections.clickhouse import events_runner
 from spaktok.projections.replay_clickhouse import ClickHouseReplay
 from spaktok.projections.runner import ProjectionRunner
 
@@ -99,9 +99,7 @@ def _run(app: Any, job: ReplayJob, verify: bool, drop_old: bool) -> None:
     finally:
         replay.close()
         if runner._thread is None or not runner._thread.is_alive():  # else it never stopped: keep it
-            resumed = ProjectionRunner(
-                services.settings, ClickHouseEventsProjector(services.clickhouse), runner.producer
-            )
+            resumed = events_runner(services.settings, services.clickhouse, runner.producer)
             resumed.start()
             app.state.clickhouse_runner = resumed
 

@@ -17,6 +17,7 @@ from spaktok.commands import stream_state
 from spaktok.commands.base import Command
 from spaktok.events.base import Event
 from spaktok.events.streams import ViewerJoined
+from spaktok.infra import bundles
 from spaktok.processors.aggregate import AggregateRunner, Incoming, part_key
 from spaktok.processors.streams import STREAMS
 from test_stream_decider import comment, end, join, likes, open_stream
@@ -56,11 +57,20 @@ class Broker:
 
     def __init__(self, *, ack_at_once: bool = True) -> None:
         self.sent: list[tuple[str, str, bytes, list[tuple[str, bytes]]]] = []
+        self.partitions: list[int | None] = []  # the partition each record was sent to (None: its key's)
         self.pending: list[asyncio.Future[None]] = []
         self.ack_at_once = ack_at_once
 
-    async def send(self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]]) -> Any:
+    async def send(
+        self,
+        topic: str,
+        key: str,
+        value: bytes,
+        headers: list[tuple[str, bytes]],
+        partition: int | None = None,
+    ) -> Any:
         self.sent.append((topic, key, value, headers))
+        self.partitions.append(partition)
         ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self.ack_at_once:
             ack.set_result(None)
@@ -74,7 +84,13 @@ class Broker:
         self.pending.clear()
 
     def on(self, topic: str) -> list[dict[str, Any]]:
-        return [orjson.loads(value) for t, _, value, _ in self.sent if t == topic]
+        """What was sent to `topic`, one item per command, event or outcome (bundles unpacked)."""
+        items: list[dict[str, Any]] = []
+        for t, _, value, _ in self.sent:
+            if t == topic:
+                decoded = orjson.loads(value)
+                items.extend(decoded if isinstance(decoded, list) else [decoded])
+        return items
 
 
 def runner(table: Table, broker: Broker, spec: Any = STREAMS) -> AggregateRunner:
@@ -297,3 +313,122 @@ def test_a_batchs_credits_for_one_broadcaster_travel_as_one_command() -> None:
     assert (
         again.on("spaktok.commands.earnings")[0]["command_id"] == credit["command_id"]
     )  # same batch, same id
+
+
+# -- bundles (infra/bundles.py): many commands in one record ----------------------------------------
+
+PARTITIONS = 4
+
+
+def bundled(*commands: Command, partition: int, offset: int = 0) -> Incoming:
+    return Incoming(b"s-1", bundles.encode([c.to_bytes() for c in commands]), "commands", partition, offset)
+
+
+def bundling_runner(table: Table, broker: Broker, spec: Any = STREAMS) -> AggregateRunner:
+    topics = {"commands": PARTITIONS, "spaktok.commands.streams": PARTITIONS}
+    return AggregateRunner(
+        spec,
+        states=table,
+        send=broker.send,
+        outcomes_topic=OUTCOMES,
+        deadletter_topic=DEADLETTER,
+        memory=256,
+        partitions=topics,
+    )
+
+
+def other_stream(partition: int, avoid: int | None = None) -> str:
+    """A stream id that hashes to `partition` (or, with `avoid`, to any other)."""
+    for n in range(1000):
+        home = bundles.partition_for(f"s-{n}", PARTITIONS)
+        if (avoid is None and home == partition) or (avoid is not None and home != avoid):
+            return f"s-{n}"
+    raise AssertionError("no such stream id")
+
+
+def test_a_bundle_is_decided_member_by_member_and_answered_in_one_record() -> None:
+    table, broker = Table(), Broker()
+    home = bundles.partition_for("s-1", PARTITIONS)
+    worker = bundling_runner(table, broker)
+    asyncio.run(worker.handle_batch([bundled(open_stream(), join("ann", 1), join("bob", 2), partition=home)]))
+
+    assert [e["type"] for e in broker.on(EVENTS)] == [
+        "streams.StreamStarted",
+        "streams.ViewerJoined",
+        "streams.ViewerJoined",
+    ]
+    assert [t for t, *_ in broker.sent].count(OUTCOMES) == 1  # three answers, one record
+    assert [o["command_type"] for o in broker.on(OUTCOMES)] == [
+        "streams.OpenStream",
+        "streams.JoinStream",
+        "streams.JoinStream",
+    ]
+    assert sorted(stored_state(table)["viewers"]) == ["ann", "bob"]
+
+    # the same bundle again (a redelivery, an injected copy): answered, nothing decided twice
+    asyncio.run(worker.handle_batch([bundled(open_stream(), join("ann", 1), join("bob", 2), partition=home)]))
+    assert len(broker.on(EVENTS)) == 3
+
+
+def test_a_bundled_command_for_another_partition_is_dead_lettered_and_the_rest_decided() -> None:
+    table, broker = Table(), Broker()
+    home = bundles.partition_for("s-1", PARTITIONS)
+    stray = open_stream(stream_id=other_stream(0, avoid=home), command_id="open-stray")
+    asyncio.run(bundling_runner(table, broker).handle_batch([bundled(open_stream(), stray, partition=home)]))
+
+    assert [e["aggregate_id"] for e in broker.on(EVENTS)] == ["s-1"]
+    [(_, _, value, headers)] = [sent for sent in broker.sent if sent[0] == DEADLETTER]
+    assert orjson.loads(value)["command_id"] == "open-stray"
+    assert ("bundle-member", b"1") in headers
+    assert any(b"hashes to partition" in v for _, v in headers)
+    assert stray.stream_id not in table.values
+
+
+def test_a_bundle_that_is_not_a_list_of_commands_is_dead_lettered_whole() -> None:
+    table, broker = Table(), Broker()
+    broken = Incoming(b"s-1", b"[1, 2]", "commands", 0, 0)
+    asyncio.run(bundling_runner(table, broker).handle_batch([broken, *records(open_stream(), partition=0)]))
+    [dead] = [value for topic, _, value, _ in broker.sent if topic == DEADLETTER]
+    assert dead == b"[1, 2]"
+    assert [e["type"] for e in broker.on(EVENTS)] == ["streams.StreamStarted"]
+
+
+def test_a_batchs_follow_ups_for_one_partition_leave_as_one_bundle_in_order() -> None:
+    from spaktok.processors.wallets import WALLETS
+    from test_money_deciders import FAN, purchase, send
+
+    first = "s-1"
+    home = bundles.partition_for(first, PARTITIONS)
+    same, elsewhere = other_stream(home), other_stream(0, avoid=home)
+    sends = [
+        send(command_id="send-a").model_copy(update={"stream_id": first}),
+        send(command_id="send-b", seconds=2).model_copy(update={"stream_id": elsewhere}),
+        send(command_id="send-c", seconds=3).model_copy(update={"stream_id": same}),
+    ]
+    table, broker = Table(), Broker()
+    wallet_home = bundles.partition_for(FAN, PARTITIONS)
+    batch = [
+        Incoming(FAN.encode(), c.to_bytes(), "spaktok.commands.wallets", wallet_home, n)
+        for n, c in enumerate([purchase(10_000), *sends])
+    ]
+    worker = AggregateRunner(
+        WALLETS,
+        states=table,
+        send=broker.send,
+        outcomes_topic=OUTCOMES,
+        deadletter_topic=DEADLETTER,
+        memory=256,
+        partitions={"spaktok.commands.wallets": PARTITIONS, "spaktok.commands.streams": PARTITIONS},
+    )
+    asyncio.run(worker.handle_batch(batch))
+
+    to_streams = [
+        (value, partition)
+        for (topic, _, value, _), partition in zip(broker.sent, broker.partitions, strict=True)
+        if topic == "spaktok.commands.streams"
+    ]
+    assert [partition for _, partition in to_streams] == [home, bundles.partition_for(elsewhere, PARTITIONS)]
+    together, alone = (orjson.loads(value) for value, _ in to_streams)
+    assert [d["stream_id"] for d in together] == [first, same]  # the wallet's order, one record
+    assert [d["wallet_seq"] for d in together] == [1, 3]
+    assert alone["stream_id"] == elsewhere

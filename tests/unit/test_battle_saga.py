@@ -92,7 +92,7 @@ def _expected_score(log: list[Envelope], stream: str, start: datetime, close: da
 @settings(
     max_examples=150,
     deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.large_base_example],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.large_base_example, HealthCheck.data_too_large],
 )
 @given(
     steps,

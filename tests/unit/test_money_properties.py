@@ -6,6 +6,9 @@ stream, earnings) on an in-memory log. Commands are delivered per key in order, 
 partition, but interleaved at random across keys; records are redelivered (duplicates), and workers
 "crash" after publishing a batch but before storing it (the batch is then decided again). The runners
 remember a single command id, so the aggregates' own idempotency is what is tested.
+The second property runs the same plans with bundles (infra/bundles.py): commands are consumed per
+partition, the runners bundle their follow-ups per partition, and the client's commands reach the
+log bundled per partition too, as the API sends them.
 Afterwards the log must pass `spaktok ledger check`'s audit, and balances must match a model.
 """
 
@@ -25,7 +28,7 @@ from spaktok.commands.gifts import load_catalog
 from spaktok.commands.streams import BanUser, EndStream, OpenStream, UpdateStream
 from spaktok.commands.wallets import PurchaseCoins, SendGift
 from spaktok.events.envelope import decode_envelope, derive_id
-from spaktok.infra import topics
+from spaktok.infra import bundles, topics
 from spaktok.processors.aggregate import AggregateRunner, Incoming
 from spaktok.processors.earnings import EARNINGS
 from spaktok.processors.streams import STREAMS
@@ -62,10 +65,15 @@ class Table:
 
 
 class World:
-    """The runners, their tables, and a log whose command topics are consumed per key in order."""
+    """The runners, their tables, and a log whose command topics are consumed per key in order
+    (or, with `partitions`, per partition in order, with bundles)."""
 
-    def __init__(self, command_topics: dict[str, Any] = COMMAND_TOPICS) -> None:
+    def __init__(
+        self, command_topics: dict[str, Any] = COMMAND_TOPICS, partitions: int | None = None
+    ) -> None:
         self.command_topics = command_topics
+        self.partitions = partitions
+        self.outbox: dict[tuple[str, str], list[Command]] = defaultdict(list)  # the client's, not yet sent
         self.log: list[tuple[str, str, bytes]] = []
         self.queues: dict[tuple[str, str], deque[bytes]] = defaultdict(deque)
         self.consumed: dict[tuple[str, str], list[bytes]] = defaultdict(list)
@@ -78,16 +86,24 @@ class World:
                 outcomes_topic="o",
                 deadletter_topic="d",
                 memory=1,
+                partitions=None if partitions is None else dict.fromkeys(command_topics, partitions),
             )
             for topic, spec in command_topics.items()
         }
         self.clock = 0
         self.sent_by_client: list[Command] = []
 
-    async def send(self, topic: str, key: str, value: bytes, headers: Any) -> Any:
+    def _queue(self, topic: str, key: str, partition: int | None) -> tuple[str, str]:
+        if self.partitions is None:
+            return (topic, key)
+        return (topic, str(bundles.partition_for(key, self.partitions) if partition is None else partition))
+
+    async def send(
+        self, topic: str, key: str, value: bytes, headers: Any, partition: int | None = None
+    ) -> Any:
         self.log.append((topic, key, value))
         if topic in self.command_topics:
-            self.queues[(topic, key)].append(value)
+            self.queues[self._queue(topic, key, partition)].append(value)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done
@@ -98,16 +114,20 @@ class World:
 
     def client(self, command: Command) -> None:
         self.sent_by_client.append(command)
-        asyncio.run(
-            self.send(
-                topics.COMMAND_TOPIC_BY_AGGREGATE[command.aggregate_type].name,
-                command.aggregate_id,
-                command.to_bytes(),
-                [],
-            )
-        )
+        topic = topics.COMMAND_TOPIC_BY_AGGREGATE[command.aggregate_type].name
+        if self.partitions is not None:  # bundled per partition until the log is next read
+            self.outbox[self._queue(topic, command.aggregate_id, None)].append(command)
+            return
+        asyncio.run(self.send(topic, command.aggregate_id, command.to_bytes(), []))
+
+    def _flush_client(self) -> None:
+        for (topic, partition), commands in self.outbox.items():
+            value = bundles.encode([c.to_bytes() for c in commands])
+            asyncio.run(self.send(topic, commands[0].aggregate_id, value, [], int(partition)))
+        self.outbox.clear()
 
     def pending(self) -> list[tuple[str, str]]:
+        self._flush_client()
         return sorted(key for key, queue in self.queues.items() if queue)
 
     def deliver(self, pick: int, size: int, crash: bool) -> None:
@@ -120,7 +140,8 @@ class World:
         topic = key[0]
         table = self.tables[topic]
         before = dict(table.values)
-        incoming = [Incoming(key[1].encode(), value, topic, 0, i) for i, value in enumerate(batch)]
+        partition = 0 if self.partitions is None else int(key[1])
+        incoming = [Incoming(key[1].encode(), value, topic, partition, i) for i, value in enumerate(batch)]
         asyncio.run(self.runners[topic].handle_batch(incoming))
         if crash:  # published, never stored: the records come again and are decided again
             table.values = before
@@ -130,6 +151,7 @@ class World:
             self.consumed[key].extend(batch)
 
     def redeliver(self, pick: int) -> None:
+        self._flush_client()
         keys = sorted(k for k, done in self.consumed.items() if done)
         if keys:
             key = keys[pick % len(keys)]
@@ -191,7 +213,16 @@ opening_balances = st.lists(st.integers(0, 30000), min_size=len(USERS), max_size
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(opening_balances, steps)
 def test_no_coin_is_created_or_lost(opening: list[int], plan: list[tuple[Any, ...]]) -> None:
-    world = World()
+    _run(World(), opening, plan)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(opening_balances, steps)
+def test_no_coin_is_created_or_lost_with_bundles(opening: list[int], plan: list[tuple[Any, ...]]) -> None:
+    _run(World(partitions=2), opening, plan)
+
+
+def _run(world: World, opening: list[int], plan: list[tuple[Any, ...]]) -> None:
     plan = [("buy", user, coins, 9) for user, coins in zip(USERS, opening, strict=True) if coins] + plan
     gifts_on = dict.fromkeys(STREAMS_BY_HOST, True)
     for host, stream in STREAMS_BY_HOST.items():
