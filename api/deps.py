@@ -34,11 +34,15 @@ class Services:
     catalog: dict[str, CatalogGift] = field(default_factory=dict)  # the gift catalog, by id
 
 
-def get_services(request: HTTPConnection) -> Services:
+# Dependencies are `async def` although they never await: FastAPI runs a plain `def` dependency in
+# its thread pool, and that hand-off cost more than the work itself (py-spy, bench/gifts.py).
+
+
+async def get_services(request: HTTPConnection) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
-def current_user(
+async def current_user(
     services: Annotated[Services, Depends(get_services)],
     authorization: Annotated[str | None, Header()] = None,
     access_token: Annotated[str | None, Query(include_in_schema=False)] = None,

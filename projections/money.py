@@ -8,6 +8,7 @@ from the events (each carries the balance after it), never computed by adding he
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from spaktok.events.earnings import EarningsCredited, PayoutCompleted, PayoutFailed, PayoutRequested
 from spaktok.events.envelope import Envelope
@@ -28,7 +29,8 @@ _TRANSACTION = text(
 )
 
 
-def _wallet_event(conn: Connection, env: Envelope) -> int:
+def _wallet_rows(env: Envelope) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The wallet upsert and the history row of one coin movement."""
     e = env.event()
     purchased = spent = refunded = 0
     ref = tx = stream = None
@@ -54,11 +56,10 @@ def _wallet_event(conn: Connection, env: Envelope) -> int:
                 e.refunded_at,
             )
         case _:
-            return 0
+            return None
     user = env.aggregate_id
-    conn.execute(_WALLET, {"u": user, "b": e.balance, "p": purchased, "s": spent, "r": refunded, "at": at})
-    conn.execute(
-        _TRANSACTION,
+    return (
+        {"u": user, "b": e.balance, "p": purchased, "s": spent, "r": refunded, "at": at},
         {
             "id": env.event_id,
             "u": user,
@@ -72,47 +73,72 @@ def _wallet_event(conn: Connection, env: Envelope) -> int:
             "seq": env.sequence,
         },
     )
-    return 2
 
 
-def _gift_received(conn: Connection, env: Envelope) -> int:
-    e = env.event()
-    assert isinstance(e, GiftReceived)
-    row = e.model_dump(
-        exclude={"type", "sender_profile_image", "wallet_seq", "sender_total_coins", "gifts", "gift_revenue"}
-    )
-    row["timestamp"] = row.pop("sent_at")
-    row["stream_id"] = env.aggregate_id
-    columns = ", ".join(f'"{name}"' if name == "timestamp" else name for name in row)
-    values = ", ".join(f":{name}" for name in row)
-    conn.execute(text(f"INSERT INTO stream_gifts ({columns}) VALUES ({values}) ON CONFLICT DO NOTHING"), row)
-    conn.execute(
-        text(
-            "INSERT INTO stream_gifters (stream_id, user_id, username, coins, gifts, last_gift_at) "
-            "VALUES (:s, :u, :n, :c, :g, :at) ON CONFLICT (stream_id, user_id) DO UPDATE SET "
-            "username = EXCLUDED.username, coins = EXCLUDED.coins, "
-            "gifts = stream_gifters.gifts + :g, last_gift_at = EXCLUDED.last_gift_at"
-        ),
-        {
-            "s": env.aggregate_id,
-            "u": e.sender_id,
-            "n": e.sender_username,
-            "c": e.sender_total_coins,
-            "g": e.count,
-            "at": e.sent_at,
-        },
-    )
-    conn.execute(
-        text(
-            "UPDATE live_streams SET gifts = :g, gift_revenue = :r, last_updated = :at WHERE stream_id = :s"
-        ),
-        {"g": e.gifts, "r": e.gift_revenue, "at": e.sent_at, "s": env.aggregate_id},
-    )
-    conn.execute(
-        text("UPDATE stream_viewers SET gifts_sent = gifts_sent + :n WHERE stream_id = :s AND user_id = :u"),
-        {"n": e.count, "s": env.aggregate_id, "u": e.sender_id},
-    )
-    return 4
+def _wallet_events(conn: Connection, envs: list[Envelope]) -> int:
+    rows = [pair for pair in map(_wallet_rows, envs) if pair is not None]
+    if not rows:
+        return 0
+    conn.execute(_WALLET, [wallet for wallet, _ in rows])
+    conn.execute(_TRANSACTION, [history for _, history in rows])
+    return 2 * len(rows)
+
+
+_GIFT_EXCLUDED = {"type", "sender_profile_image", "wallet_seq", "sender_total_coins", "gifts", "gift_revenue"}
+# the streamGifts row: every field of the event but those above, `sent_at` as "timestamp"
+_GIFT_FIELDS = [
+    "timestamp" if name == "sent_at" else name
+    for name in GiftReceived.model_fields
+    if name not in _GIFT_EXCLUDED
+] + ["stream_id"]
+_GIFT = text(
+    f"INSERT INTO stream_gifts ({', '.join(chr(34) + f + chr(34) for f in _GIFT_FIELDS)}) "
+    f"VALUES ({', '.join(':' + f for f in _GIFT_FIELDS)}) ON CONFLICT DO NOTHING"
+)
+_GIFTER = text(
+    "INSERT INTO stream_gifters (stream_id, user_id, username, coins, gifts, last_gift_at) "
+    "VALUES (:s, :u, :n, :c, :g, :at) ON CONFLICT (stream_id, user_id) DO UPDATE SET "
+    "username = EXCLUDED.username, coins = EXCLUDED.coins, "
+    "gifts = stream_gifters.gifts + :g, last_gift_at = EXCLUDED.last_gift_at"
+)
+_STREAM_GIFTS = text(
+    "UPDATE live_streams SET gifts = :g, gift_revenue = :r, last_updated = :at WHERE stream_id = :s"
+)
+_VIEWER_GIFTS = text(
+    "UPDATE stream_viewers SET gifts_sent = gifts_sent + :n WHERE stream_id = :s AND user_id = :u"
+)
+
+
+def _gifts_received(conn: Connection, envs: list[Envelope]) -> int:
+    """The gift rows, the leaderboard, the stream totals and the viewers' gifts_sent, one statement
+    per table for the whole run (each table's writes keep the events' order)."""
+    gifts, gifters, totals, viewers = [], [], [], []
+    for env in envs:
+        e = env.event()
+        assert isinstance(e, GiftReceived)
+        row = e.model_dump(exclude=_GIFT_EXCLUDED)
+        row["timestamp"] = row.pop("sent_at")
+        row["stream_id"] = env.aggregate_id
+        gifts.append(row)
+        gifters.append(
+            {
+                "s": env.aggregate_id,
+                "u": e.sender_id,
+                "n": e.sender_username,
+                "c": e.sender_total_coins,
+                "g": e.count,
+                "at": e.sent_at,
+            }
+        )
+        totals.append({"g": e.gifts, "r": e.gift_revenue, "at": e.sent_at, "s": env.aggregate_id})
+        viewers.append({"n": e.count, "s": env.aggregate_id, "u": e.sender_id})
+    if not envs:
+        return 0
+    conn.execute(_GIFT, gifts)
+    conn.execute(_GIFTER, gifters)
+    conn.execute(_STREAM_GIFTS, totals)
+    conn.execute(_VIEWER_GIFTS, viewers)
+    return 4 * len(envs)
 
 
 _EARNINGS = text(
@@ -129,6 +155,35 @@ _HISTORY = text(
     "payout_id, occurred_at, sequence) VALUES (:id, :o, :k, :c, :b, :s, :tx, :po, :at, :seq) "
     "ON CONFLICT DO NOTHING"
 )
+
+
+def _credits(conn: Connection, envs: list[Envelope]) -> int:
+    """A run of EarningsCredited: one upsert and one history statement for all of them."""
+    figures, history = [], []
+    for env in envs:
+        e = env.event()
+        assert isinstance(e, EarningsCredited)
+        owner = env.aggregate_id
+        figures.append({"o": owner, "b": e.balance, "r": None, "e": e.coins, "p": 0, "at": e.credited_at})
+        history.append(
+            {
+                "id": env.event_id,
+                "o": owner,
+                "k": e.source,
+                "c": e.coins,
+                "b": e.balance,
+                "s": e.stream_id,
+                "tx": e.gift_tx or None,
+                "po": None,
+                "at": e.credited_at,
+                "seq": env.sequence,
+            }
+        )
+    if not envs:
+        return 0
+    conn.execute(_EARNINGS, figures)
+    conn.execute(_HISTORY, history)
+    return 2 * len(envs)
 
 
 def _earnings_event(conn: Connection, env: Envelope) -> int:
@@ -190,12 +245,28 @@ def _earnings_event(conn: Connection, env: Envelope) -> int:
     return 3
 
 
+BatchHandler = Callable[[Connection, list[Envelope]], int]
+
+# the hot path of a gift: a run of consecutive events of one of these kinds is written with one
+# statement per table (psycopg pipelines the rows) instead of one round trip per row
+BATCH_HANDLERS: dict[str, BatchHandler] = {
+    "wallets.CoinsPurchased": _wallet_events,
+    "wallets.GiftDebited": _wallet_events,
+    "wallets.GiftRefunded": _wallet_events,
+    "streams.GiftReceived": _gifts_received,
+    "earnings.EarningsCredited": _credits,
+}
+
+
+def _one(batch: BatchHandler) -> Callable[[Connection, Envelope], int]:
+    def handle(conn: Connection, env: Envelope) -> int:
+        return batch(conn, [env])
+
+    return handle
+
+
 HANDLERS: dict[str, Callable[[Connection, Envelope], int]] = {
-    "wallets.CoinsPurchased": _wallet_event,
-    "wallets.GiftDebited": _wallet_event,
-    "wallets.GiftRefunded": _wallet_event,
-    "streams.GiftReceived": _gift_received,
-    "earnings.EarningsCredited": _earnings_event,
+    **{kind: _one(batch) for kind, batch in BATCH_HANDLERS.items()},
     "earnings.PayoutRequested": _earnings_event,
     "earnings.PayoutCompleted": _earnings_event,
     "earnings.PayoutFailed": _earnings_event,

@@ -288,11 +288,32 @@ class PostgresStreamsProjector:
         with self.engine.begin() as conn:
             postgres.live_lock(conn)
             fresh = postgres.fresh_records(conn, self.name, records)
-            for record in fresh:
-                handler = HANDLERS.get(record.envelope.type)
-                if handler is not None:
-                    rows += handler(conn, record.envelope)
+            for batch, run in _runs(fresh):
+                if batch is not None:
+                    rows += batch(conn, run)
+                    continue
+                for env in run:
+                    handler = HANDLERS.get(env.type)
+                    if handler is not None:
+                        rows += handler(conn, env)
             postgres.save_checkpoints(conn, self.name, records, skipped)
             if fresh:
                 postgres.add_progress(conn, self.name, len(fresh), rows)
         return rows
+
+
+def _runs(records: list[Record]) -> list[tuple[money.BatchHandler | None, list[Envelope]]]:
+    """Consecutive records that one batch handler writes, as one run each; the rest one by one.
+
+    A batch handler writes its run one statement per table: each table still receives its writes
+    in the events' order, and no handler reads a table a batch handler writes while the run lasts,
+    so the result is the same as one event at a time."""
+    runs: list[tuple[money.BatchHandler | None, list[Envelope]]] = []
+    for record in records:
+        env = record.envelope
+        batch = money.BATCH_HANDLERS.get(env.type)
+        if batch is not None and runs and runs[-1][0] is batch:
+            runs[-1][1].append(env)
+        else:
+            runs.append((batch, [env]))
+    return runs

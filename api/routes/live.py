@@ -44,7 +44,7 @@ def _hub(services: Any) -> FeedHub:
 
 @router.websocket("/live")
 async def live(websocket: WebSocket, stream_id: str) -> None:
-    services = get_services(websocket)  # type: ignore[arg-type]
+    services = await get_services(websocket)
     token = websocket.query_params.get("access_token")
     scheme, _, value = websocket.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and value:
