@@ -2,6 +2,7 @@
 
     python bench/gifts.py                       # 256 requests in flight for 20 s over HTTP
     python bench/gifts.py --mode kafka --sends 20000   # SendGift commands straight into Kafka
+    python bench/gifts.py --mode kafka --bundle 1      # ... each command a record of its own
 
 It starts its own dev stack, opens live streams (half with premium broadcasters), gives every sender
 coins, sends gifts and measures:
@@ -35,7 +36,7 @@ from rich.table import Table
 from spaktok.api.auth import mint_token
 from spaktok.commands.gifts import load_catalog
 from spaktok.commands.wallets import SendGift
-from spaktok.infra import topics
+from spaktok.infra import bundles, topics
 from spaktok.infra.devstack import DevStack
 from spaktok.infra.kafka import producer_config
 from spaktok.projections import ledger
@@ -110,14 +111,27 @@ async def _http_gifts(api: str, settings: Settings, streams: list[str], users: l
     return stats
 
 
-def kafka_gifts(stack: DevStack, streams: list[str], users: list[str], sends: int) -> dict[str, float]:
-    """SendGift commands produced straight onto the wallet topic (the API out of the way)."""
+def kafka_gifts(stack: DevStack, streams: list[str], users: list[str], sends: int, bundle: int) -> dict[str, float]:
+    """SendGift commands produced straight onto the wallet topic (the API out of the way).
+
+    With `bundle` > 1 they travel as the API sends them under load: in bundles of up to that many
+    commands per wallet partition (infra/bundles.py); with 1, each command is a record of its own."""
     catalog = load_catalog()
     # the project's producer settings: murmur2 keys, like the worker (the worker refuses a command
     # that lands on another partition than its aggregate's)
     config = {**producer_config(Settings(broker=stack.broker)), "linger.ms": 5, "batch.size": 1 << 20}
     producer = Producer(config)
     rng = random.Random(3)
+    partitions = topics.partition_counts(Settings(broker=stack.broker))[topics.COMMANDS_WALLETS.name]
+    pending: dict[int, list[SendGift]] = {}
+
+    def flush(partition: int) -> None:
+        commands = pending.pop(partition)
+        value = commands[0].to_bytes() if len(commands) == 1 else bundles.encode([c.to_bytes() for c in commands])
+        kind = commands[0].type if len(commands) == 1 else bundles.BUNDLE_TYPE
+        producer.produce(topics.COMMANDS_WALLETS.name, value, commands[0].user_id.encode(),
+                         partition=partition, headers=[("command-type", kind.encode())])
+
     started = time.monotonic()
     for n in range(sends):
         user = rng.choice(users)
@@ -126,10 +140,14 @@ def kafka_gifts(stack: DevStack, streams: list[str], users: list[str], sends: in
             stream_id=rng.choice(streams), sender_name=user, gift=catalog[rng.choice(GIFTS)],
             count=rng.randint(1, 3), coin_value_usd="0.01", combo_window_ms=5000,
         )
-        producer.produce(topics.COMMANDS_WALLETS.name, command.to_bytes(), user.encode(),
-                         headers=[("command-type", command.type.encode())])
+        partition = bundles.partition_for(user, partitions)
+        pending.setdefault(partition, []).append(command)
+        if len(pending[partition]) >= bundle:
+            flush(partition)
         if n % 1000 == 0:
             producer.poll(0)
+    for partition in list(pending):
+        flush(partition)
     producer.flush(60)
     return {"sends": sends, "seconds": time.monotonic() - started, "started": started}
 
@@ -176,6 +194,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20, help="http mode: duration")
     parser.add_argument("--concurrency", type=int, default=256, help="http mode: requests in flight")
     parser.add_argument("--sends", type=int, default=20000, help="kafka mode: SendGift commands")
+    parser.add_argument("--bundle", type=int, default=20,
+                        help="kafka mode: commands per bundle record per partition (1: each alone)")
     args = parser.parse_args()
     settings = Settings()
     stack = start_stack()
@@ -187,7 +207,7 @@ def main() -> None:
             if args.mode == "http":
                 load = asyncio.run(_http_gifts(stack.api_url, settings, streams, users, args.seconds, args.concurrency))
             else:
-                load = kafka_gifts(stack, streams, users, args.sends)
+                load = kafka_gifts(stack, streams, users, args.sends, args.bundle)
         expected = int(load["taken"] + load["pending"]) if args.mode == "http" else args.sends
         gifts, credits, e2e_seconds = wait_projected(stack, load["started"], expected)
         cpu = cpu_rows(cpu_before, cpu_seconds(stack), gifts, e2e_seconds)
@@ -212,7 +232,7 @@ def main() -> None:
         table.add_row("HTTP gifts taken/s (a send carries 1-3)", f"{load['gifts'] / load['seconds']:,.0f}")
         table.add_row("HTTP latency p50 / p99 (ms)", f"{load['p50']:,.0f} / {load['p99']:,.0f}")
     else:
-        table.add_row("SendGift commands produced/s", f"{load['sends'] / load['seconds']:,.0f}")
+        table.add_row("SendGift commands produced/s", f"{load['sends'] / load['seconds']:,.0f}  (bundles of {args.bundle})")
     table.add_row("worker: gift sends taken/s (streams)", f"{taken_rate:,.0f}  ({taken:,} in the log)")
     table.add_row("worker: gifts taken/s (a send carries 1-3)", f"{gift_rate:,.0f}")
     table.add_row("worker: credits/s (earnings)", f"{credit_rate:,.0f}  ({credited:,} in the log)")
