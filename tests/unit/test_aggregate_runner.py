@@ -325,7 +325,7 @@ def bundled(*commands: Command, partition: int, offset: int = 0) -> Incoming:
 
 
 def bundling_runner(table: Table, broker: Broker, spec: Any = STREAMS) -> AggregateRunner:
-    topics = {"commands": PARTITIONS, "spaktok.commands.streams": PARTITIONS}
+    topics = dict.fromkeys(["commands", "spaktok.commands.streams", "spaktok.commands.wallets"], PARTITIONS)
     return AggregateRunner(
         spec,
         states=table,
@@ -411,16 +411,7 @@ def test_a_batchs_follow_ups_for_one_partition_leave_as_one_bundle_in_order() ->
         Incoming(FAN.encode(), c.to_bytes(), "spaktok.commands.wallets", wallet_home, n)
         for n, c in enumerate([purchase(10_000), *sends])
     ]
-    worker = AggregateRunner(
-        WALLETS,
-        states=table,
-        send=broker.send,
-        outcomes_topic=OUTCOMES,
-        deadletter_topic=DEADLETTER,
-        memory=256,
-        partitions={"spaktok.commands.wallets": PARTITIONS, "spaktok.commands.streams": PARTITIONS},
-    )
-    asyncio.run(worker.handle_batch(batch))
+    asyncio.run(bundling_runner(table, broker, WALLETS).handle_batch(batch))
 
     to_streams = [
         (value, partition)
