@@ -19,6 +19,7 @@ dir, creates a few live streams, applies the load, and measures:
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import asyncio
@@ -62,7 +63,7 @@ class Load:
 
 
 def start_stack() -> DevStack:
-    stack = DevStack(data_dir=Path(tempfile.mkdtemp(prefix="spaktok-bench-")), api_port=free_port(), partitions=int(__import__("os").environ.get("BENCH_PARTITIONS", "4")))
+    stack = DevStack(data_dir=Path(tempfile.mkdtemp(prefix="spaktok-bench-")), api_port=free_port(), partitions=4)
     with console.status("starting the embedded stack"):
         stack.start()
     return stack
@@ -412,8 +413,6 @@ def cpu_seconds(stack: DevStack) -> dict[str, float]:
     """CPU seconds (user + system) used so far by each process of the stack and by this one.
 
     Postgres runs as a tree of server processes under the launcher; they are summed as "postgres"."""
-    import os
-
     import psutil
 
     result: dict[str, float] = {}
@@ -444,13 +443,15 @@ def cpu_seconds(stack: DevStack) -> dict[str, float]:
     return result
 
 
-def cpu_rows(before: dict[str, float], after: dict[str, float], sends: int, seconds: float) -> list[tuple[str, str]]:
-    """Rows for a bench table: per process, cores used over the window and CPU µs per send."""
+def cpu_rows(before: dict[str, float], after: dict[str, float], sends: int, seconds: float,
+             unit: str = "send") -> list[tuple[str, str]]:
+    """Rows for a bench table: per process, cores used over the window and CPU µs per `unit`."""
     rows = []
     total = 0.0
     for name in after:
         used = after[name] - before.get(name, 0.0)
         total += used
-        rows.append((f"CPU: {name}", f"{used / seconds:.2f} cores · {used / max(sends, 1) * 1e6:,.0f} µs/send"))
-    rows.append(("CPU: all processes", f"{total / seconds:.2f} cores · {total / max(sends, 1) * 1e6:,.0f} µs/send"))
+        rows.append((f"CPU: {name}", f"{used / seconds:.2f} cores · {used / max(sends, 1) * 1e6:,.0f} µs/{unit}"))
+    rows.append(("CPU: all processes",
+                 f"{total / seconds:.2f} cores · {total / max(sends, 1) * 1e6:,.0f} µs/{unit}"))
     return rows
