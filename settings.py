@@ -58,8 +58,9 @@ class Settings(BaseSettings):
 
     # API behaviour
     command_timeout_s: float = 2.0
-    # commands for one partition sent within this window travel as one bundle record (api/bus.py)
-    command_bundle_window_ms: int = Field(5, ge=0, le=1000)
+    # a partition's commands travel as one bundle record per this window when busy; a command for
+    # a partition quiet for this long goes at once (api/bus.py CommandBundler)
+    command_bundle_window_ms: int = Field(20, ge=0, le=1000)
     edge_batch_window_ms: int = 50
     edge_batch_max: int = 500
 

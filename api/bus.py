@@ -129,10 +129,15 @@ def _resolve_all(waiters: list[asyncio.Future[Outcome]], outcome: Outcome) -> No
 
 
 class CommandBundler:
-    """Commands for one partition of a command topic, sent within `window_ms` of the first, travel
-    as one bundle record (infra/bundles.py): the worker then pays Faust's per-message cost and the
-    dev broker its per-request cost once for all of them. Commands for one aggregate keep their order
-    (one queue per partition, flushed in order). Runs on the event loop; window 0 sends each alone.
+    """Commands for one partition of a command topic travel as bundle records (infra/bundles.py):
+    the worker then pays Faust's per-message cost and the dev broker its per-request cost once for
+    many commands.
+
+    Like Nagle's algorithm: a command for a partition that sent nothing in the last `window_ms`
+    goes at once, alone (no delay when the system is quiet); within the window, commands wait and
+    leave together when it ends, so each partition sends at most one record per window under load.
+    Commands for one aggregate keep their order (one queue per partition, flushed in order). Runs on
+    the event loop; window 0 sends every command alone.
     """
 
     def __init__(
@@ -143,6 +148,7 @@ class CommandBundler:
         self.window = window_ms / 1000
         self.max_members = max_members
         self._pending: dict[tuple[str, int], tuple[list[Command], asyncio.TimerHandle]] = {}
+        self._sent_at: dict[tuple[str, int], float] = {}  # when each partition last sent, loop time
         self.bundles_sent = 0
 
     def send(self, topic: str, command: Command) -> None:
@@ -153,8 +159,14 @@ class CommandBundler:
         slot = (topic, bundles.partition_for(command.aggregate_id, count))
         pending = self._pending.get(slot)
         if pending is None:
-            flusher = asyncio.get_running_loop().call_later(self.window, self._flush, slot)
-            pending = self._pending[slot] = ([], flusher)
+            loop = asyncio.get_running_loop()
+            now = loop.time()
+            due = self._sent_at.get(slot, -self.window) + self.window
+            if now >= due:  # quiet: nothing to wait for
+                self._sent_at[slot] = now
+                self._produce(slot[0], slot[1], [command])
+                return
+            pending = self._pending[slot] = ([], loop.call_at(due, self._flush, slot))
         pending[0].append(command)
         if len(pending[0]) >= self.max_members:
             self._flush(slot)
@@ -169,6 +181,7 @@ class CommandBundler:
             return
         commands, flusher = pending
         flusher.cancel()
+        self._sent_at[slot] = asyncio.get_running_loop().time()
         self._produce(slot[0], slot[1], commands)
 
     def _produce(self, topic: str, partition: int | None, commands: list[Command]) -> None:
