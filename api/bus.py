@@ -149,7 +149,6 @@ class CommandBundler:
         self.max_members = max_members
         self._pending: dict[tuple[str, int], tuple[list[Command], asyncio.TimerHandle]] = {}
         self._sent_at: dict[tuple[str, int], float] = {}  # when each partition last sent, loop time
-        self.bundles_sent = 0
 
     def send(self, topic: str, command: Command) -> None:
         count = self.partitions.get(topic)
@@ -185,16 +184,8 @@ class CommandBundler:
         self._produce(slot[0], slot[1], commands)
 
     def _produce(self, topic: str, partition: int | None, commands: list[Command]) -> None:
-        first = commands[0]
-        if len(commands) == 1:
-            self.producer.send(
-                topic, first.aggregate_id, first.to_bytes(), [("command-type", first.type)], partition
-            )
-            return
-        self.bundles_sent += 1
-        value = bundles.encode([c.to_bytes() for c in commands])
-        headers = [("command-type", bundles.BUNDLE_TYPE)]
-        self.producer.send(topic, first.aggregate_id, value, headers, partition)
+        value, kind = bundles.pack([c.to_bytes() for c in commands], commands[0].type)
+        self.producer.send(topic, commands[0].aggregate_id, value, [("command-type", kind)], partition)
 
 
 class CommandBus:

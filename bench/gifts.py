@@ -127,8 +127,7 @@ def kafka_gifts(stack: DevStack, streams: list[str], users: list[str], sends: in
 
     def flush(partition: int) -> None:
         commands = pending.pop(partition)
-        value = commands[0].to_bytes() if len(commands) == 1 else bundles.encode([c.to_bytes() for c in commands])
-        kind = commands[0].type if len(commands) == 1 else bundles.BUNDLE_TYPE
+        value, kind = bundles.pack([c.to_bytes() for c in commands], commands[0].type)
         producer.produce(topics.COMMANDS_WALLETS.name, value, commands[0].user_id.encode(),
                          partition=partition, headers=[("command-type", kind.encode())])
 

@@ -49,7 +49,11 @@ def register_command(cls: type[Command]) -> type[Command]:
 
 def decode_command(raw: bytes) -> Command:
     """Parse a command; raises ValueError (incl. pydantic's) when malformed or of unknown type."""
-    data: Any = orjson.loads(raw)
+    return command_from(orjson.loads(raw))
+
+
+def command_from(data: Any) -> Command:
+    """The command a decoded JSON value describes; raises ValueError like `decode_command`."""
     if not isinstance(data, dict):
         raise ValueError("a command must be a JSON object")
     cls = COMMAND_TYPES.get(str(data.get("type")))

@@ -30,6 +30,14 @@ def encode(members: Sequence[bytes]) -> bytes:
     return b"[" + b",".join(members) + b"]"
 
 
+def pack(members: Sequence[bytes], single_type: str) -> tuple[bytes, str]:
+    """The value and `command-type` header of a record carrying `members`: a lone member travels
+    as itself (with its own type), several as one bundle."""
+    if len(members) == 1:
+        return members[0], single_type
+    return encode(members), BUNDLE_TYPE
+
+
 def is_bundle(raw: bytes) -> bool:
     """A bundle is an array; a single command or outcome is an object."""
     return raw[:1] == b"["

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import orjson
-from spaktok.commands.base import Command, Rejection, decode_command
+from spaktok.commands.base import Command, Rejection, command_from, decode_command
 from spaktok.commands.outcome import Outcome
 from spaktok.events.base import Event
 from spaktok.events.envelope import TYPE_HEADER, Envelope, derive_id, seal
@@ -120,6 +120,7 @@ class Incoming:
     partition: int
     offset: int
     member: int | None = None  # its index in the bundle record at `offset`; None: a record of its own
+    parsed: dict[str, Any] | None = None  # a bundle member's JSON, decoded with its bundle (once)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +227,9 @@ class AggregateRunner:
                 out.append(self._deadletter(record, poisoned[index], "decide"))
                 continue
             try:
-                command = decode_command(record.value)
+                command = (
+                    decode_command(record.value) if record.parsed is None else command_from(record.parsed)
+                )
                 if command.aggregate_type != self.spec.aggregate_type:
                     raise ValueError(f"{command.type} does not belong on {record.topic}")
                 self._check_member(command, record)
@@ -566,22 +569,25 @@ class AggregateRunner:
         headers = deadletter_headers(
             exc, stage=stage, topic=record.topic, partition=record.partition, offset=record.offset
         )
+        value = record.value
         if record.member is not None:
             headers.append(("bundle-member", str(record.member).encode()))
+            value = orjson.dumps(record.parsed)  # the member alone, not its whole bundle
         key = (record.key or b"").decode("utf-8", "replace")
-        return Outgoing(self.deadletter_topic, key, record.value, headers, "deadletter")
+        return Outgoing(self.deadletter_topic, key, value, headers, "deadletter")
 
 
 def _unbundled(records: list[Incoming]) -> list[Incoming]:
-    """Each member of a bundle as a record of its own (same position); other records as they are.
+    """Each member of a bundle as a record of its own (same position, its JSON decoded once, here);
+    other records as they are.
 
     A bundle that is not an array of objects stays one record: decoding it fails and it is
     dead-lettered whole, with its original bytes."""
-    if not any(bundles.is_bundle(r.value) for r in records):
+    if not any(r.member is None and bundles.is_bundle(r.value) for r in records):
         return records
     result: list[Incoming] = []
     for record in records:
-        if not bundles.is_bundle(record.value):
+        if record.member is not None or not bundles.is_bundle(record.value):
             result.append(record)
             continue
         try:
@@ -592,20 +598,19 @@ def _unbundled(records: list[Incoming]) -> list[Incoming]:
         if not members or not all(isinstance(m, dict) for m in members):
             result.append(record)
             continue
-        result.extend(
-            replace(record, value=orjson.dumps(member), member=index) for index, member in enumerate(members)
-        )
+        result.extend(replace(record, member=index, parsed=member) for index, member in enumerate(members))
     return result
 
 
 def _bundle(records: list[Outgoing], kind: str, partition: int | None) -> list[Outgoing]:
-    """Records of one topic (and partition) as bundle records; a single one travels as it is."""
-    if len(records) <= 1:
-        return [replace(r, partition=partition) for r in records]
+    """Records of one topic (and partition) as bundle records; a lone one travels as it is."""
     headers = [("command-type", bundles.BUNDLE_TYPE.encode())] if kind == "forward" else []
     result = []
     for start in range(0, len(records), bundles.MAX_MEMBERS):
         chunk = records[start : start + bundles.MAX_MEMBERS]
+        if len(chunk) == 1:
+            result.append(replace(chunk[0], partition=partition))
+            continue
         value = bundles.encode([r.value for r in chunk])
         result.append(Outgoing(chunk[0].topic, chunk[0].key, value, headers, kind, partition))
     return result

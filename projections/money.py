@@ -91,10 +91,9 @@ _GIFT_FIELDS = [
     for name in GiftReceived.model_fields
     if name not in _GIFT_EXCLUDED
 ] + ["stream_id"]
-_GIFT = text(
-    f"INSERT INTO stream_gifts ({', '.join(chr(34) + f + chr(34) for f in _GIFT_FIELDS)}) "
-    f"VALUES ({', '.join(':' + f for f in _GIFT_FIELDS)}) ON CONFLICT DO NOTHING"
-)
+_GIFT_COLUMNS = ", ".join(f'"{name}"' for name in _GIFT_FIELDS)
+_GIFT_VALUES = ", ".join(f":{name}" for name in _GIFT_FIELDS)
+_GIFT = text(f"INSERT INTO stream_gifts ({_GIFT_COLUMNS}) VALUES ({_GIFT_VALUES}) ON CONFLICT DO NOTHING")
 _GIFTER = text(
     "INSERT INTO stream_gifters (stream_id, user_id, username, coins, gifts, last_gift_at) "
     "VALUES (:s, :u, :n, :c, :g, :at) ON CONFLICT (stream_id, user_id) DO UPDATE SET "
@@ -186,17 +185,13 @@ def _credits(conn: Connection, envs: list[Envelope]) -> int:
     return 2 * len(envs)
 
 
-def _earnings_event(conn: Connection, env: Envelope) -> int:
+def _payout_event(conn: Connection, env: Envelope) -> int:
+    """A payout's request or settlement (credits are written by `_credits`)."""
     e = env.event()
     owner = env.aggregate_id
     figures = {"o": owner, "b": None, "r": None, "e": 0, "p": 0}
     history = {"id": env.event_id, "o": owner, "s": None, "tx": None, "po": None, "seq": env.sequence}
     match e:
-        case EarningsCredited():
-            figures.update(b=e.balance, e=e.coins, at=e.credited_at)
-            history.update(
-                k=e.source, c=e.coins, b=e.balance, s=e.stream_id, tx=e.gift_tx or None, at=e.credited_at
-            )
         case PayoutRequested():
             figures.update(b=e.balance, r=e.reserved, at=e.requested_at)
             history.update(k="payout_requested", c=-e.coins, b=e.balance, po=e.payout_id, at=e.requested_at)
@@ -267,7 +262,7 @@ def _one(batch: BatchHandler) -> Callable[[Connection, Envelope], int]:
 
 HANDLERS: dict[str, Callable[[Connection, Envelope], int]] = {
     **{kind: _one(batch) for kind, batch in BATCH_HANDLERS.items()},
-    "earnings.PayoutRequested": _earnings_event,
-    "earnings.PayoutCompleted": _earnings_event,
-    "earnings.PayoutFailed": _earnings_event,
+    "earnings.PayoutRequested": _payout_event,
+    "earnings.PayoutCompleted": _payout_event,
+    "earnings.PayoutFailed": _payout_event,
 }

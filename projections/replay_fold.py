@@ -334,7 +334,7 @@ GIFT_EXCLUDE = {"type", "sender_profile_image", "wallet_seq", "sender_total_coin
 
 
 def _gift_received(store: RowStore, env: Envelope) -> int:
-    """money._gift_received: the gift row (if new), the leaderboard, the stream, the viewer."""
+    """money._gifts_received: the gift row (if new), the leaderboard, the stream, the viewer."""
     e = env.event()
     assert isinstance(e, GiftReceived)
     if store.get("stream_gifts", (e.gift_tx,)) is None:
@@ -374,7 +374,7 @@ def _gift_received(store: RowStore, env: Envelope) -> int:
 
 
 def _wallet(store: RowStore, env: Envelope) -> int:
-    """money._wallet_event: the wallet upsert and its history row (if new)."""
+    """money._wallet_events: the wallet upsert and its history row (if new)."""
     e: Any = env.event()
     purchased = spent = refunded = 0
     ref = tx = stream = None
@@ -432,7 +432,7 @@ def _wallet(store: RowStore, env: Envelope) -> int:
 
 
 def _credited(store: RowStore, env: Envelope) -> int:
-    """money._earnings_event for EarningsCredited (payouts take the SQL path)."""
+    """money._credits (payouts take the SQL path, money._payout_event)."""
     e: Any = env.event()
     owner = env.aggregate_id
     row = store.get("earnings", (owner,))
