@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -13,7 +14,7 @@ from spaktok.events.base import Event
 RECIPIENTS_PER_NOTICE = 1000  # one notification record per this many recipients
 
 
-def recipient_batches(recipients: set[str] | dict[str, object]) -> list[list[str]]:
+def recipient_batches(recipients: Iterable[str]) -> list[list[str]]:
     """Recipients in a stable order, cut into notice-sized batches (none when nobody is there)."""
     ordered = sorted(recipients)
     return [ordered[i : i + RECIPIENTS_PER_NOTICE] for i in range(0, len(ordered), RECIPIENTS_PER_NOTICE)]

@@ -647,6 +647,7 @@ def _remove_guest(command: RemoveGuest, state: StreamState) -> list[Event]:
     on_stage = target in state.guests
     if not on_stage and target not in state.guest_invites:
         return []
+    reason: Literal["left", "declined", "removed", "withdrawn"]
     if actor == target:
         reason = "left" if on_stage else "declined"
     else:

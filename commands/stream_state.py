@@ -280,10 +280,10 @@ def evolve(state: StreamState, event: Event) -> StreamState:
             return replace(state, version=version)
         case HeartbeatsRecorded():
             viewers = state.viewers
-            for user_id, at in event.beats.items():
+            for user_id, beat_at in event.beats.items():
                 seen = viewers.get(user_id)
                 if seen is not None:
-                    viewers[user_id] = [seen[0], max(seen[1], millis(at))]
+                    viewers[user_id] = [seen[0], max(seen[1], millis(beat_at))]
             owner_beat = event.beats.get(state.user_id)
             if owner_beat is not None:
                 owner_seen = max(state.owner_seen_ms, millis(owner_beat))
