@@ -3,6 +3,11 @@
 Duplicates are recognised by the wallet itself, not only by the worker's bounded memory of command
 ids: payment refs are kept for good, gift sends for `IDEMPOTENCY_WINDOW_MS` (client retries with the
 same Idempotency-Key), and refunds by the gift's sequence number.
+
+The send ids are kept in buckets of `SEND_BUCKET_MS` by debit time (`split` stores the newest with
+the wallet and, beyond `INLINE_SENDS` ids, each older one as a part): a gift rewrites the newest
+buckets only, never a heavy gifter's whole day, and a bucket is forgotten whole once all of it is
+older than the window.
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ from spaktok.events.base import Event
 from spaktok.events.wallets import CoinsPurchased, GiftDebited, GiftRefunded
 
 IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000  # a retried gift send is recognised this long (Stripe: 24 h)
+SEND_BUCKET_MS = 10 * 60 * 1000  # send ids are kept and stored per 10 minutes of debit time
+SENDS_PART = "sends-"  # stored part name of a bucket: "sends-<bucket number>"
+INLINE_SENDS = 200  # send ids stored with the wallet itself before older buckets become parts
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,25 +37,76 @@ class WalletState:
     gift_seq: int = 0  # gifts debited so far; the next one is gift_seq + 1
     payment_refs: dict[str, int] = field(default_factory=dict)  # ref -> coins credited
     refunded_seqs: dict[str, None] = field(default_factory=dict)  # gift seqs refunded (as str keys)
-    recent_sends: dict[str, int] = field(default_factory=dict)  # SendGift id -> debited at (ms)
+    # debit time // SEND_BUCKET_MS -> {SendGift id: debited at (ms)}, oldest bucket first
+    recent_sends: dict[int, dict[str, int]] = field(default_factory=dict)
 
     def stats(self) -> dict[str, Any]:
         return {"balance": self.balance}
 
+    def sent(self, send_id: str) -> bool:
+        """Whether this SendGift was debited within the window (at most one lookup per bucket)."""
+        return any(send_id in bucket for bucket in self.recent_sends.values())
+
     def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data["recent_sends"] = {str(bucket): sends for bucket, sends in self.recent_sends.items()}
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WalletState:
-        return cls(**data)
+        sends = data.get("recent_sends", {})
+        buckets: dict[int, dict[str, int]] = {}
+        for key, value in sends.items():
+            if isinstance(value, dict):  # bucketed: {"<bucket>": {id: ms}} (JSON keys are strings)
+                buckets[int(key)] = value
+            else:  # stored before buckets: {id: ms}
+                buckets.setdefault(value // SEND_BUCKET_MS, {})[key] = value
+        return cls(**{**data, "recent_sends": dict(sorted(buckets.items()))})
+
+
+def split(state: WalletState) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The stored form: the scalars, the refs and the newest send buckets in the main record (a gift
+    changes them anyway), each older bucket a part of its own once the record holds
+    `INLINE_SENDS` send ids.
+
+    Which buckets are parts only grows from the oldest end (the newest buckets only gain ids), so a
+    bucket is written as a part once, and the worker recognises it as unchanged by identity after
+    that (`AggregateRunner._store`). A wallet that sends a few gifts a day costs one record per gift,
+    as before buckets; a heavy gifter's record stays bounded instead of holding the whole day.
+    """
+    main = state.to_dict()
+    inline: dict[str, dict[str, int]] = {}
+    parts: dict[str, Any] = {}
+    held = 0
+    for bucket, sends in reversed(state.recent_sends.items()):
+        held += len(sends)
+        if not inline or held <= INLINE_SENDS:
+            inline[str(bucket)] = sends
+        else:
+            held = INLINE_SENDS + 1  # every older bucket is a part too
+            parts[f"{SENDS_PART}{bucket}"] = sends
+    main["recent_sends"] = dict(reversed(inline.items()))
+    return main, dict(reversed(parts.items()))
+
+
+def join(main: dict[str, Any], contents: dict[str, Any]) -> WalletState:
+    buckets = {int(name.removeprefix(SENDS_PART)): sends for name, sends in contents.items()}
+    buckets.update((int(bucket), sends) for bucket, sends in main.get("recent_sends", {}).items())
+    return WalletState.from_dict({**main, "recent_sends": buckets})
 
 
 def thaw(state: WalletState) -> WalletState:
+    """A copy whose collections `evolve` may change in place; the buckets before the newest are
+    shared, since `evolve` copies such a bucket before it changes it (they are all but frozen)."""
+    buckets = dict(state.recent_sends)
+    if buckets:
+        newest = next(reversed(buckets))
+        buckets[newest] = dict(buckets[newest])
     return replace(
         state,
         payment_refs=dict(state.payment_refs),
         refunded_seqs=dict(state.refunded_seqs),
-        recent_sends=dict(state.recent_sends),
+        recent_sends=buckets,
     )
 
 
@@ -71,7 +130,7 @@ def decide(command: Command, state: WalletState) -> list[Event]:
                 )
             ]
         case SendGift():
-            if command.command_id in state.recent_sends:
+            if state.sent(command.command_id):
                 return []
             coins = command.coins
             if coins > state.balance:
@@ -121,10 +180,18 @@ def evolve(state: WalletState, event: Event) -> WalletState:
             )
         case GiftDebited():
             at = millis(event.debited_at)
-            sends = state.recent_sends
-            while sends and next(iter(sends.values())) < at - IDEMPOTENCY_WINDOW_MS:
-                del sends[next(iter(sends))]  # oldest first: bounded by the window
-            sends[event.send_id] = at
+            buckets = state.recent_sends
+            while buckets and (next(iter(buckets)) + 1) * SEND_BUCKET_MS <= at - IDEMPOTENCY_WINDOW_MS:
+                del buckets[next(iter(buckets))]  # all of the oldest bucket is past the window
+            bucket = at // SEND_BUCKET_MS
+            newest = next(reversed(buckets), None)
+            if newest is None or bucket > newest:
+                buckets[bucket] = {}  # a new bucket, owned by this state
+            elif bucket < newest:  # a debit stamped earlier than the newest (clocks of two APIs)
+                buckets[bucket] = dict(buckets.get(bucket, {}))  # shared: copy before changing
+                buckets = dict(sorted(buckets.items()))
+                state = replace(state, recent_sends=buckets)
+            buckets[bucket][event.send_id] = at
             return replace(
                 state,
                 version=version,

@@ -133,6 +133,16 @@ class Outgoing:
     partition: int | None = None  # None: the key's partition
 
 
+@dataclass(frozen=True, slots=True)
+class StoredPart:
+    """One part of a big state as the table holds it, and the object it was stored from or loaded
+    as: while the state still holds that very object, the part is unchanged (see `_store`)."""
+
+    version: int
+    raw: bytes
+    content: Any
+
+
 @dataclass(slots=True)
 class Held:
     """An aggregate while a batch is decided: loaded once, stored once."""
@@ -140,7 +150,7 @@ class Held:
     state: Any
     memory: dict[str, Any]
     partition: int
-    parts: dict[str, tuple[int, bytes]] = field(default_factory=dict)  # as stored: name -> (version, bytes)
+    parts: dict[str, StoredPart] = field(default_factory=dict)  # as stored, by name
     changed: bool = False
 
 
@@ -151,7 +161,7 @@ class Decoded:
     stored: bytes
     state: Any
     memory: dict[str, Any]
-    parts: dict[str, tuple[int, bytes]]
+    parts: dict[str, StoredPart]
     partition: int | None = (
         None  # the command partition it is stored from (None: stored before this was kept)
     )
@@ -338,16 +348,15 @@ class AggregateRunner:
         if cached is not None and cached.stored is stored:
             return cached
         data = orjson.loads(stored)
-        parts: dict[str, tuple[int, bytes]] = {}
+        parts: dict[str, StoredPart] = {}
         if "parts" in data:
             assert self.spec.join is not None, f"{aggregate_id} is stored in parts; the spec cannot join them"
             for name, version in data["parts"].items():
                 raw = self.states.get(part_key(aggregate_id, name, version))
                 if raw is None:
                     raise RuntimeError(f"part {name}@{version} of {aggregate_id} is missing from the table")
-                parts[name] = (version, raw)
-            contents = {name: orjson.loads(raw) for name, (_, raw) in parts.items()}
-            state = self.spec.join(data["state"], contents)
+                parts[name] = StoredPart(version, raw, orjson.loads(raw))
+            state = self.spec.join(data["state"], {name: part.content for name, part in parts.items()})
         else:
             state = self.spec.load(data["state"])
         decoded = Decoded(stored, state, dict(data["memory"]), parts, data.get("partition"))
@@ -504,7 +513,9 @@ class AggregateRunner:
         written last, names the versions it uses: a crash before the main record leaves the new
         parts unreferenced and the stored state exactly as it was. Parts a new main record no longer
         names are then deleted. Unchanged parts are not rewritten, and no record grows with the
-        whole state.
+        whole state. A part whose content is the very object stored (or loaded) last is unchanged
+        without being serialised: stored objects are never changed (`thaw` copies whatever `evolve`
+        changes in place), so a spec that keeps its old parts as they are pays nothing for them.
         """
         memory = aggregate.memory
         ids = list(memory)  # insertion order: oldest first
@@ -513,7 +524,7 @@ class AggregateRunner:
         for old in ids[max(0, len(ids) - self.memory) : max(0, len(ids) - ANSWERS_KEPT)]:
             memory[old] = None
         state, partition = aggregate.state, aggregate.partition
-        parts: dict[str, tuple[int, bytes]] = {}
+        parts: dict[str, StoredPart] = {}
         if self.spec.split is None:
             record: dict[str, Any] = {
                 "state": state.to_dict(),
@@ -523,14 +534,17 @@ class AggregateRunner:
         else:
             main, contents = self.spec.split(state)
             for name, content in contents.items():
-                raw = orjson.dumps(content)
                 previous = aggregate.parts.get(name)
-                if previous is not None and previous[1] == raw:
+                if previous is not None and previous.content is content:
                     parts[name] = previous
                     continue
-                parts[name] = (state.version, raw)
+                raw = orjson.dumps(content)
+                if previous is not None and previous.raw == raw:
+                    parts[name] = StoredPart(previous.version, previous.raw, content)
+                    continue
+                parts[name] = StoredPart(state.version, raw, content)
                 self.states.put(part_key(aggregate_id, name, state.version), raw, partition)
-            versions = {name: version for name, (version, _) in parts.items()}
+            versions = {name: part.version for name, part in parts.items()}
             record = {
                 "state": main,
                 "memory": list(memory.items()),
@@ -539,9 +553,10 @@ class AggregateRunner:
             }
         value = orjson.dumps(record)
         self.states.put(aggregate_id, value, partition)
-        for name, (version, _) in aggregate.parts.items():
-            if parts.get(name, (None,))[0] != version:
-                self.states.delete(part_key(aggregate_id, name, version), partition)
+        for name, part in aggregate.parts.items():
+            kept = parts.get(name)
+            if kept is None or kept.version != part.version:
+                self.states.delete(part_key(aggregate_id, name, part.version), partition)
         aggregate.parts = parts
         self._remember(aggregate_id, Decoded(value, state, memory, parts, partition))
 

@@ -59,4 +59,6 @@ WALLETS = AggregateSpec(
     follow_ups=_follow_ups,
     is_final=_is_final,
     thaw=wallet_decide.thaw,
+    split=wallet_decide.split,
+    join=wallet_decide.join,
 )

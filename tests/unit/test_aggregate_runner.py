@@ -271,6 +271,43 @@ def test_a_big_stream_is_stored_in_parts_and_a_batch_rewrites_only_the_parts_it_
     assert stored_state(table)["comments"] == 2
 
 
+def test_a_wallets_older_send_buckets_are_written_once_even_across_a_restart() -> None:
+    """A heavy gifter's day of send ids is not rewritten with every gift: the newest bucket travels
+    in the wallet's record, an older one is written once as a part when the next bucket begins,
+    recognised as unchanged by identity after that (no serialisation), and deleted when it expires."""
+    from gwt import at
+    from spaktok.commands.stream_state import millis
+    from spaktok.commands.wallet_decide import INLINE_SENDS, SEND_BUCKET_MS
+    from spaktok.processors.wallets import WALLETS
+    from test_money_deciders import purchase, send
+
+    bucket_s = SEND_BUCKET_MS / 1000
+    table, broker = Table(), Broker()
+    wallet = runner(table, broker, WALLETS)
+    sends = [send(seconds=1 + i / 10, command_id=f"old-{i}") for i in range(INLINE_SENDS)]
+    asyncio.run(wallet.handle_batch(records(purchase(1000), *sends)))
+    assert table.keys_written == ["fan"]  # one bucket so far: it is in the wallet's record
+
+    table.keys_written.clear()
+    asyncio.run(wallet.handle_batch(records(send(seconds=bucket_s + 1, command_id="new-0"))))
+    old_part = part_key("fan", f"sends-{millis(at(1)) // SEND_BUCKET_MS}", INLINE_SENDS + 2)
+    assert table.keys_written == [old_part, "fan"]  # the first bucket became a part, once
+
+    for n, restarted in enumerate((False, True), start=1):
+        if restarted:
+            wallet = runner(table, broker, WALLETS)  # nothing cached: the part is loaded from the table
+        table.keys_written.clear()
+        asyncio.run(wallet.handle_batch(records(send(seconds=bucket_s + 1 + n, command_id=f"new-{n}"))))
+        assert table.keys_written == ["fan"]
+        assert old_part in table.values
+
+    main = orjson.loads(table.values["fan"])
+    assert main["state"]["gift_seq"] == INLINE_SENDS + 3
+    assert list(main["parts"]) == [old_part.split("\x00")[1]]
+    loaded = runner(table, broker, WALLETS)._decoded_value("fan", table.values["fan"]).state
+    assert loaded.sent("old-7") and loaded.sent("new-2") and loaded.balance == 1000 - INLINE_SENDS - 3
+
+
 def test_parts_written_before_a_crash_are_ignored_until_the_main_record_names_them() -> None:
     table, broker = Table(), Broker()
     asyncio.run(runner(table, broker).handle_batch(records(open_stream(), join("ann", 1))))

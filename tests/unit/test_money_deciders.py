@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 from gwt import Aggregate, at
 from pydantic import ValidationError
@@ -16,9 +17,11 @@ from spaktok.commands.gifts import REVENUE_RULE, CatalogGift, coins_for_usd, loa
 from spaktok.commands.stream_decide import decide as decide_stream
 from spaktok.commands.stream_state import StreamState, evolve, thaw
 from spaktok.commands.streams import DeliverGift, UpdateStream
-from spaktok.commands.wallet_decide import IDEMPOTENCY_WINDOW_MS, WalletState
+from spaktok.commands.wallet_decide import IDEMPOTENCY_WINDOW_MS, INLINE_SENDS, SEND_BUCKET_MS, WalletState
 from spaktok.commands.wallet_decide import decide as decide_wallet
 from spaktok.commands.wallet_decide import evolve as evolve_wallet
+from spaktok.commands.wallet_decide import join as join_wallet
+from spaktok.commands.wallet_decide import split as split_wallet
 from spaktok.commands.wallet_decide import thaw as thaw_wallet
 from spaktok.commands.wallets import PurchaseCoins, RefundGift, SendGift
 from spaktok.events.earnings import EarningsCredited, PayoutCompleted, PayoutFailed, PayoutRequested
@@ -107,12 +110,77 @@ def test_a_retried_send_is_recognised_within_the_window() -> None:
     WALLET.given(purchased(10, 10), debited(1, 1, 9)).when(send(seconds=3600)).then()
 
 
-def test_the_send_memory_forgets_after_the_window() -> None:
-    later = IDEMPOTENCY_WINDOW_MS / 1000 + 10
+def test_a_retried_send_is_recognised_until_the_end_of_the_window() -> None:
+    almost = IDEMPOTENCY_WINDOW_MS / 1000 - 1
+    WALLET.given(
+        purchased(10, 10), debited(1, 1, 9), debited(2, 1, 8, seconds=almost, send_id="send-2")
+    ).when(send(seconds=almost)).then()
+
+
+def test_the_send_memory_forgets_a_bucket_once_all_of_it_is_past_the_window() -> None:
+    later = (IDEMPOTENCY_WINDOW_MS + SEND_BUCKET_MS) / 1000
     state = WALLET.given(
         purchased(10, 10), debited(1, 1, 9), debited(2, 1, 8, seconds=later, send_id="send-2")
     ).state
-    assert list(state.recent_sends) == ["send-2"]
+    assert state.sent("send-2") and not state.sent("send-1")
+    assert len(state.recent_sends) == 1
+
+
+def test_sends_are_kept_in_buckets_of_debit_time() -> None:
+    bucket_s = SEND_BUCKET_MS / 1000
+    state = WALLET.given(
+        purchased(10, 10),
+        debited(1, 1, 9),
+        debited(2, 1, 8, seconds=2, send_id="send-2"),
+        debited(3, 1, 7, seconds=bucket_s + 1, send_id="send-3"),
+    ).state
+    assert [sorted(b) for b in state.recent_sends.values()] == [["send-1", "send-2"], ["send-3"]]
+
+
+def test_a_debit_stamped_before_the_newest_bucket_leaves_the_shared_buckets_alone() -> None:
+    """Two API instances' clocks may disagree: an earlier stamp lands in its own (older) bucket,
+    copied first, since a thawed state shares every bucket but the newest with the stored one."""
+    bucket_s = SEND_BUCKET_MS / 1000
+    stored = WALLET.given(
+        purchased(10, 10), debited(1, 1, 9, seconds=1), debited(2, 1, 8, seconds=2 * bucket_s, send_id="late")
+    ).state
+    before = {bucket: dict(sends) for bucket, sends in stored.recent_sends.items()}
+    state = evolve_wallet(thaw_wallet(stored), debited(3, 1, 7, seconds=2, send_id="skewed"))
+    assert stored.recent_sends == before  # the stored state is untouched
+    assert list(state.recent_sends) == sorted(state.recent_sends)  # buckets stay oldest first
+    assert state.sent("skewed") and state.sent("send-1") and state.sent("late")
+
+
+def test_a_wallet_keeps_its_newest_sends_in_its_record_and_older_buckets_as_parts() -> None:
+    crowd = {f"old-{i}": 1 for i in range(INLINE_SENDS)}
+    state = WalletState(recent_sends={7: {"oldest": 0}, 8: crowd, 9: {"new": 2}})
+    main, parts = split_wallet(state)
+    assert main["recent_sends"] == {"9": {"new": 2}}  # 8 would make it 1 + INLINE_SENDS ids
+    assert parts == {"sends-7": {"oldest": 0}, "sends-8": crowd}
+    assert join_wallet(orjson.loads(orjson.dumps(main)), parts) == state
+
+
+def test_a_heavy_gifters_wallet_record_stays_bounded() -> None:
+    """20,000 sends in 20 hours (a tap every 3.6 s): before buckets, the wallet's one record held
+    every id of the day (~1 MB, the size a broker refuses), rewritten with every gift."""
+    state = WalletState(balance=10**9)
+    for seq in range(1, 20_001):
+        state = evolve_wallet(state, debited(seq, 1, 10**9 - seq, seconds=seq * 3.6, send_id=f"send-{seq}"))
+    main, parts = split_wallet(state)
+    assert len(orjson.dumps(main)) < 30_000
+    assert max(len(orjson.dumps(part)) for part in parts.values()) < 30_000
+    assert state.sent("send-1") and state.sent("send-20000")
+
+
+def test_a_wallet_with_few_sends_is_one_record() -> None:
+    state = WalletState(recent_sends={7: {"a": 0}, 9: {"b": 2}})
+    main, parts = split_wallet(state)
+    assert (main["recent_sends"], parts) == ({"7": {"a": 0}, "9": {"b": 2}}, {})
+
+
+def test_a_wallet_stored_before_buckets_loads_its_sends_into_buckets() -> None:
+    flat = {**WalletState().to_dict(), "recent_sends": {"send-1": 5 * SEND_BUCKET_MS + 7}}
+    assert WalletState.from_dict(flat).recent_sends == {5: {"send-1": 5 * SEND_BUCKET_MS + 7}}
 
 
 def refund(seq: int, coins: int) -> RefundGift:
