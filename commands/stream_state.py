@@ -144,7 +144,7 @@ class StreamState:
         return cls(**data)
 
 
-VIEWERS_PER_PART = 2_000  # the viewer map is stored in parts of about this many viewers
+VIEWERS_PER_PART = 2_000  # the viewer (and gifter) maps are stored in parts of about this many users
 MAX_VIEWER_PARTS = 256
 
 
@@ -162,11 +162,23 @@ def _user_hash(user_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(user_id.encode(), digest_size=4).digest(), "big")
 
 
+def _by_user(name: str, column: dict[str, Any], count: int) -> dict[str, dict[str, Any]]:
+    """`column` in `count` parts by a stable hash of the user id, named `<name>-<count>-<i>`."""
+    if count == 1:  # most streams: no hashing at all
+        return {f"{name}-1-0": column}
+    shards: list[dict[str, Any]] = [{} for _ in range(count)]
+    for user_id, value in column.items():
+        shards[_user_hash(user_id) % count][user_id] = value
+    return {f"{name}-{count}-{i}": shard for i, shard in enumerate(shards) if shard}
+
+
 def split(state: StreamState) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The stored form: scalars in the main record; viewers, watch times and like ids in parts.
+    """The stored form: scalars in the main record; viewers, watch times, gifters and like ids in
+    parts.
 
     A heartbeat batch then rewrites the viewer parts it touched, and a 100k-viewer stream is
-    ~50 records of ~140 KB instead of one of 7 MB (more than a broker accepts).
+    ~50 records of ~140 KB instead of one of 7 MB (more than a broker accepts). The gifters (every
+    sender of the stream, kept for its whole life) are split the same way, by their own count.
     """
     main = state.to_dict()
     for bulky in ("viewers", "watch_time", "recent_like_ids", "gifters", "combos"):
@@ -174,38 +186,35 @@ def split(state: StreamState) -> tuple[dict[str, Any], dict[str, Any]]:
     count = viewer_parts(max(len(state.viewers), len(state.watch_time)))
     contents: dict[str, Any] = {}
     for name, column in (("viewers", state.viewers), ("watch", state.watch_time)):
-        if not column:
-            continue
-        if count == 1:  # most streams: no hashing at all
-            contents[f"{name}-1-0"] = column
-            continue
-        shards: list[dict[str, Any]] = [{} for _ in range(count)]
-        for user_id, value in column.items():
-            shards[_user_hash(user_id) % count][user_id] = value
-        contents.update({f"{name}-{count}-{i}": shard for i, shard in enumerate(shards) if shard})
+        if column:
+            contents.update(_by_user(name, column, count))
+    if state.gifters:
+        contents.update(_by_user("gifters", state.gifters, viewer_parts(len(state.gifters))))
     if state.recent_like_ids:
         contents["likes"] = list(state.recent_like_ids)
-    for name in ("gifters", "combos"):
-        if getattr(state, name):
-            contents[name] = getattr(state, name)
+    if state.combos:
+        contents["combos"] = state.combos
     return main, contents
 
 
 def join(main: dict[str, Any], contents: dict[str, Any]) -> StreamState:
     viewers: dict[str, list[int]] = {}
     watch_time: dict[str, int] = {}
+    gifters: dict[str, list[int]] = {}
     for name, content in contents.items():
         if name.startswith("viewers-"):
             viewers.update(content)
         elif name.startswith("watch-"):
             watch_time.update(content)
+        elif name == "gifters" or name.startswith("gifters-"):  # one part, as stored before splitting
+            gifters.update(content)
     return StreamState.from_dict(
         {
             **main,
             "viewers": viewers,
             "watch_time": watch_time,
             "recent_like_ids": contents.get("likes", []),
-            "gifters": contents.get("gifters", {}),
+            "gifters": gifters,
             "combos": contents.get("combos", {}),
         }
     )

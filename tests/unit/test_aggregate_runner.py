@@ -271,6 +271,24 @@ def test_a_big_stream_is_stored_in_parts_and_a_batch_rewrites_only_the_parts_it_
     assert stored_state(table)["comments"] == 2
 
 
+def test_a_streams_gifters_are_stored_in_parts_and_a_gift_rewrites_its_senders_part_only() -> None:
+    """Every sender of a stream is kept for its whole life (the leaderboard and each wallet's high
+    water mark): in one part, 100,000 gifters would be ~5 MB, more than a producer request holds."""
+    from test_money_deciders import deliver
+
+    table, broker = Table(), Broker()
+    stream = runner(table, broker)
+    fans = [deliver(1, sender=f"fan-{i:05d}", seconds=1) for i in range(5_000)]
+    asyncio.run(stream.handle_batch(records(open_stream(), *fans)))
+    gifter_parts = [k for k in table.values if "\x00gifters-" in k]
+    assert len(gifter_parts) == 4 and all(len(table.values[k]) < 200_000 for k in gifter_parts)
+
+    table.keys_written.clear()
+    asyncio.run(stream.handle_batch(records(deliver(2, sender="fan-00007", seconds=2))))
+    assert len([k for k in table.keys_written if "\x00gifters-" in k]) == 1
+    assert stored_state(table)["gifters"]["fan-00007"] == [2, 2, 2]  # coins, last seq, gifts
+
+
 def test_a_wallets_older_send_buckets_are_written_once_even_across_a_restart() -> None:
     """A heavy gifter's day of send ids is not rewritten with every gift: the newest bucket travels
     in the wallet's record, an older one is written once as a part when the next bucket begins,

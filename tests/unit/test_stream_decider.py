@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -876,6 +877,16 @@ def test_the_stored_form_splits_and_joins_back_to_the_same_state() -> None:
     restored = join_parts(orjson.loads(orjson.dumps(main)), orjson.loads(orjson.dumps(contents)))
     assert restored == state
     assert viewer_parts(0) == 1 and viewer_parts(2_000) == 1 and viewer_parts(100_000) == 64
+
+
+def test_gifters_stored_in_one_part_before_they_were_split_join_back() -> None:
+    from spaktok.commands.stream_state import join as join_parts
+    from spaktok.commands.stream_state import split
+
+    state = replace(STREAM.given(started()).state, gifters={"ann": [5, 1, 1], "bob": [9, 2, 3]})
+    main, contents = split(state)
+    assert list(contents) == ["gifters-1-0"]
+    assert join_parts(main, {"gifters": state.gifters}) == state
 
 
 # --- bans, timeouts and the stream's moderators ------------------------------------------------
