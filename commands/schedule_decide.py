@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from spaktok.commands import parts
 from spaktok.commands.audience_decide import recipient_batches
 from spaktok.commands.base import Command, Rejection
 from spaktok.commands.schedules import (
@@ -48,6 +49,18 @@ class ScheduleState:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ScheduleState:
         return cls(**data)
+
+
+def split(state: ScheduleState) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The reminder holders in parts by user (`commands.parts`): a big creator's event can gather
+    hundreds of thousands, more than one record holds."""
+    main = state.to_dict()
+    del main["reminders"]
+    return main, parts.by_user("reminders", state.reminders)
+
+
+def join(main: dict[str, Any], contents: dict[str, Any]) -> ScheduleState:
+    return ScheduleState.from_dict({**main, "reminders": parts.joined(contents, "reminders")})
 
 
 def thaw(state: ScheduleState) -> ScheduleState:

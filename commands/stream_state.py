@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from functools import lru_cache
 from typing import Any, Literal
 
+from spaktok.commands import parts
 from spaktok.events.base import Event
 from spaktok.events.media import (
     IngestStarted,
@@ -144,37 +143,9 @@ class StreamState:
         return cls(**data)
 
 
-VIEWERS_PER_PART = 2_000  # the viewer (and gifter) maps are stored in parts of about this many users
-MAX_VIEWER_PARTS = 256
-
-
-def viewer_parts(count: int) -> int:
-    """A power of two, so a growing audience re-splits rarely (1 part up to 2,000 viewers)."""
-    parts = 1
-    while parts * VIEWERS_PER_PART < count and parts < MAX_VIEWER_PARTS:
-        parts *= 2
-    return parts
-
-
-@lru_cache(maxsize=1 << 20)
-def _user_hash(user_id: str) -> int:
-    # stable across processes (Python's hash() is not); cached: every store assigns every viewer
-    return int.from_bytes(hashlib.blake2b(user_id.encode(), digest_size=4).digest(), "big")
-
-
-def _by_user(name: str, column: dict[str, Any], count: int) -> dict[str, dict[str, Any]]:
-    """`column` in `count` parts by a stable hash of the user id, named `<name>-<count>-<i>`."""
-    if count == 1:  # most streams: no hashing at all
-        return {f"{name}-1-0": column}
-    shards: list[dict[str, Any]] = [{} for _ in range(count)]
-    for user_id, value in column.items():
-        shards[_user_hash(user_id) % count][user_id] = value
-    return {f"{name}-{count}-{i}": shard for i, shard in enumerate(shards) if shard}
-
-
 def split(state: StreamState) -> tuple[dict[str, Any], dict[str, Any]]:
     """The stored form: scalars in the main record; viewers, watch times, gifters and like ids in
-    parts.
+    parts (`commands.parts`).
 
     A heartbeat batch then rewrites the viewer parts it touched, and a 100k-viewer stream is
     ~50 records of ~140 KB instead of one of 7 MB (more than a broker accepts). The gifters (every
@@ -183,13 +154,12 @@ def split(state: StreamState) -> tuple[dict[str, Any], dict[str, Any]]:
     main = state.to_dict()
     for bulky in ("viewers", "watch_time", "recent_like_ids", "gifters", "combos"):
         del main[bulky]
-    count = viewer_parts(max(len(state.viewers), len(state.watch_time)))
-    contents: dict[str, Any] = {}
-    for name, column in (("viewers", state.viewers), ("watch", state.watch_time)):
-        if column:
-            contents.update(_by_user(name, column, count))
-    if state.gifters:
-        contents.update(_by_user("gifters", state.gifters, viewer_parts(len(state.gifters))))
+    count = parts.part_count(max(len(state.viewers), len(state.watch_time)))  # one hash for both
+    contents: dict[str, Any] = {
+        **parts.by_user("viewers", state.viewers, count),
+        **parts.by_user("watch", state.watch_time, count),
+        **parts.by_user("gifters", state.gifters),
+    }
     if state.recent_like_ids:
         contents["likes"] = list(state.recent_like_ids)
     if state.combos:
@@ -198,23 +168,13 @@ def split(state: StreamState) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def join(main: dict[str, Any], contents: dict[str, Any]) -> StreamState:
-    viewers: dict[str, list[int]] = {}
-    watch_time: dict[str, int] = {}
-    gifters: dict[str, list[int]] = {}
-    for name, content in contents.items():
-        if name.startswith("viewers-"):
-            viewers.update(content)
-        elif name.startswith("watch-"):
-            watch_time.update(content)
-        elif name == "gifters" or name.startswith("gifters-"):  # one part, as stored before splitting
-            gifters.update(content)
     return StreamState.from_dict(
         {
             **main,
-            "viewers": viewers,
-            "watch_time": watch_time,
+            "viewers": parts.joined(contents, "viewers"),
+            "watch_time": parts.joined(contents, "watch"),
             "recent_like_ids": contents.get("likes", []),
-            "gifters": gifters,
+            "gifters": parts.joined(contents, "gifters"),  # "gifters": one part, as stored before
             "combos": contents.get("combos", {}),
         }
     )

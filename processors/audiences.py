@@ -30,6 +30,8 @@ AUDIENCES = AggregateSpec(
     follow_ups=_no_follow_ups,
     is_final=_never_final,
     thaw=audience_decide.thaw,
+    split=audience_decide.split,
+    join=audience_decide.join,
     is_notice=lambda event: event.notice,
     notice_topic=topics.NOTIFICATIONS.name,
 )

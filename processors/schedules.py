@@ -51,6 +51,8 @@ SCHEDULES = AggregateSpec(
     follow_ups=_follow_ups,
     is_final=_is_final,
     thaw=schedule_decide.thaw,
+    split=schedule_decide.split,
+    join=schedule_decide.join,
     is_active=lambda state: state.status == "scheduled",
     is_notice=lambda event: event.notice,
     notice_topic=topics.NOTIFICATIONS.name,

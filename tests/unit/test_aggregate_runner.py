@@ -271,6 +271,22 @@ def test_a_big_stream_is_stored_in_parts_and_a_batch_rewrites_only_the_parts_it_
     assert stored_state(table)["comments"] == 2
 
 
+def test_a_follow_rewrites_one_part_of_a_big_audience_shard() -> None:
+    from spaktok.processors.audiences import AUDIENCES
+    from test_audience_decider import add
+
+    table, broker = Table(), Broker()
+    audience = runner(table, broker, AUDIENCES)
+    asyncio.run(audience.handle_batch(records(*(add(f"fan-{i:05d}") for i in range(5_000)))))
+    assert len([k for k in table.values if k.startswith("star:0\x00followers-")]) == 4
+
+    table.keys_written.clear()
+    asyncio.run(audience.handle_batch(records(add("late-fan"))))
+    assert len(table.keys_written) == 2 and table.keys_written[-1] == "star:0"  # one part, the record
+    restarted = runner(table, broker, AUDIENCES)._decoded_value("star:0", table.values["star:0"]).state
+    assert len(restarted.followers) == 5_001
+
+
 def test_a_streams_gifters_are_stored_in_parts_and_a_gift_rewrites_its_senders_part_only() -> None:
     """Every sender of a stream is kept for its whole life (the leaderboard and each wallet's high
     water mark): in one part, 100,000 gifters would be ~5 MB, more than a producer request holds."""

@@ -868,15 +868,16 @@ def test_without_a_grace_period_a_silent_broadcaster_never_ends_the_stream() -> 
 
 
 def test_the_stored_form_splits_and_joins_back_to_the_same_state() -> None:
+    from spaktok.commands.parts import part_count
     from spaktok.commands.stream_state import join as join_parts
-    from spaktok.commands.stream_state import split, viewer_parts
+    from spaktok.commands.stream_state import split
 
     state = STREAM.given(started(), *(joined(f"v{i}", i) for i in range(4_500)), liked(5, 3, "k1")).state
     main, contents = split(state)
-    assert viewer_parts(4_500) == 4 and len([n for n in contents if n.startswith("viewers-")]) == 4
+    assert part_count(4_500) == 4 and len([n for n in contents if n.startswith("viewers-")]) == 4
     restored = join_parts(orjson.loads(orjson.dumps(main)), orjson.loads(orjson.dumps(contents)))
     assert restored == state
-    assert viewer_parts(0) == 1 and viewer_parts(2_000) == 1 and viewer_parts(100_000) == 64
+    assert part_count(0) == 1 and part_count(2_000) == 1 and part_count(100_000) == 64
 
 
 def test_gifters_stored_in_one_part_before_they_were_split_join_back() -> None:
