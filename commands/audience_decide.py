@@ -38,14 +38,16 @@ class AudienceState:
 
 
 def split(state: AudienceState) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The followers in parts by user (`commands.parts`): a shard of a channel with millions of
-    followers holds ~100,000 of them, stored whole 5.3 MB with uuid user ids (over a producer
-    request) and rewritten by every follow."""
-    return {"version": state.version}, parts.by_user("followers", state.followers)
+    """The followers in the record up to one part's worth, beyond that in parts by user
+    (`commands.parts`): a shard of a channel with millions of followers holds ~100,000 of them,
+    stored whole 5.3 MB with uuid user ids (over a producer request) and rewritten by every follow."""
+    main: dict[str, Any] = {"version": state.version}
+    return main, parts.inline_or_split(main, "followers", state.followers)
 
 
 def join(main: dict[str, Any], contents: dict[str, Any]) -> AudienceState:
-    return AudienceState.from_dict({**main, "followers": parts.joined(contents, "followers")})
+    followers = parts.inline_or_joined(main, contents, "followers")
+    return AudienceState.from_dict({**main, "followers": followers})
 
 
 def thaw(state: AudienceState) -> AudienceState:

@@ -53,3 +53,18 @@ def joined(contents: dict[str, Any], name: str) -> dict[str, Any]:
         if part == name or part.startswith(f"{name}-"):
             column.update(content)
     return column
+
+
+def inline_or_split(main: dict[str, Any], name: str, column: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A map that fits one part stays in the main record (`main[name]`: one record per change, as
+    if it were never split); a bigger one goes to parts, and `main` leaves it out."""
+    if part_count(len(column)) == 1:
+        main[name] = column
+        return {}
+    main.pop(name, None)
+    return by_user(name, column)
+
+
+def inline_or_joined(main: dict[str, Any], contents: dict[str, Any], name: str) -> dict[str, Any]:
+    """The map `inline_or_split` stored."""
+    return main[name] if name in main else joined(contents, name)

@@ -52,15 +52,15 @@ class ScheduleState:
 
 
 def split(state: ScheduleState) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The reminder holders in parts by user (`commands.parts`): a big creator's event can gather
-    hundreds of thousands, more than one record holds."""
+    """The reminder holders in the record up to one part's worth, beyond that in parts by user
+    (`commands.parts`): a big creator's event can gather hundreds of thousands."""
     main = state.to_dict()
-    del main["reminders"]
-    return main, parts.by_user("reminders", state.reminders)
+    return main, parts.inline_or_split(main, "reminders", state.reminders)
 
 
 def join(main: dict[str, Any], contents: dict[str, Any]) -> ScheduleState:
-    return ScheduleState.from_dict({**main, "reminders": parts.joined(contents, "reminders")})
+    reminders = parts.inline_or_joined(main, contents, "reminders")
+    return ScheduleState.from_dict({**main, "reminders": reminders})
 
 
 def thaw(state: ScheduleState) -> ScheduleState:

@@ -46,3 +46,14 @@ def test_a_schedules_reminder_holders_are_stored_in_parts() -> None:
     main, contents = split_schedule(state)
     assert "reminders" not in main and len(contents) == 2
     assert join_schedule(orjson.loads(orjson.dumps(main)), contents) == state
+
+
+def test_a_map_that_fits_one_part_stays_in_the_record() -> None:
+    small = AudienceState(version=2, followers={"ann": 1, "bob": 2})
+    main, contents = split_audience(small)
+    assert (main, contents) == ({"version": 2, "followers": {"ann": 1, "bob": 2}}, {})
+    assert join_audience(main, contents) == small
+    grown = AudienceState(version=9, followers={f"fan-{i}": i for i in range(parts.USERS_PER_PART + 1)})
+    main, contents = split_audience(grown)
+    assert "followers" not in main and len(contents) == 2
+    assert join_audience(main, contents) == grown
