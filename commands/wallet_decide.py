@@ -74,17 +74,17 @@ def split(state: WalletState) -> tuple[dict[str, Any], dict[str, Any]]:
     that (`AggregateRunner._store`). A wallet that sends a few gifts a day costs one record per gift,
     as before buckets; a heavy gifter's record stays bounded instead of holding the whole day.
     """
-    main = state.to_dict()
+    # the scalars and refs as they are: to_dict would first convert every bucket, on every gift
+    main = {name: getattr(state, name) for name in state.__dataclass_fields__ if name != "recent_sends"}
     inline: dict[str, dict[str, int]] = {}
     parts: dict[str, Any] = {}
     held = 0
-    for bucket, sends in reversed(state.recent_sends.items()):
+    for bucket, sends in reversed(state.recent_sends.items()):  # newest first
         held += len(sends)
-        if not inline or held <= INLINE_SENDS:
-            inline[str(bucket)] = sends
-        else:
-            held = INLINE_SENDS + 1  # every older bucket is a part too
+        if parts or (inline and held > INLINE_SENDS):  # from the first that does not fit, all parts
             parts[f"{SENDS_PART}{bucket}"] = sends
+        else:
+            inline[str(bucket)] = sends
     main["recent_sends"] = dict(reversed(inline.items()))
     return main, dict(reversed(parts.items()))
 
