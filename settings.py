@@ -6,7 +6,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+import limits
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-only-secret-change-me-0123456789abcdef"
@@ -35,8 +36,30 @@ class Settings(BaseSettings):
     jwt_private_key: str | None = None  # PEM, for RS256 token minting (dev/CLI only)
     jwt_jwks_url: str | None = None
     jwt_audience: str | None = None
-    jwt_issuer: str = "spaktok"
+    jwt_issuer: str = "spaktok"  # tokens whose `iss` differs are refused
     jwt_ttl_seconds: int = 7 * 24 * 3600
+    # the `kid` header tokens must carry (HS256 secret / PEM key); unset: tokens with a `kid` are refused.
+    # With a JWKS URL the key set names the kids.
+    jwt_key_id: str | None = None
+    jwt_leeway_s: int = Field(30, ge=0, le=300)  # issuer clock ahead of ours: allowed on nbf and iat
+
+    # limits (docs/security.md "Limits"): `limits` rate strings ("120/10 seconds"), per token `sub`,
+    # per client address when the caller has no valid token
+    rate_limits_enabled: bool = True
+    # where counters live: memory:// (one process) or e.g. async+redis://host:6379 shared by several
+    rate_limit_storage_uri: str = "memory://"
+    rate_limit_strategy: Literal["sliding-window-counter", "fixed-window", "moving-window"] = (
+        "sliding-window-counter"
+    )
+    rate_limit_default: str = "120/10 seconds"  # every mutating request (POST/PUT/PATCH/DELETE)
+    rate_limit_anonymous: str = "600/10 seconds"  # the same, per address, for callers without a valid token
+    rate_limit_like_taps: str = "1000/10 seconds"  # likes per user per stream, counted by `count`
+    rate_limit_reports: str = "5/minute"
+    rate_limit_follows: str = "30/minute"  # follow and unfollow together
+    rate_limit_purchases: str = "300/minute"  # coin purchases (admin / payment provider)
+    rate_limit_payouts: str = "10/minute"  # payout requests and settlements
+    rate_limit_media_hooks: str = "1000/10 seconds"  # nginx-rtmp hooks, per media-server address
+    idempotency_key_ttl_s: int = Field(24 * 3600, ge=60)  # a key binds its first body this long
 
     # media (docs/media.md): nginx-rtmp ingest, signed HLS playback and replays
     stream_key_secret: str = DEV_SECRET
@@ -45,7 +68,9 @@ class Settings(BaseSettings):
     recordings_base_url: str = "http://127.0.0.1:8080/recordings"
     # nginx secure_link secret; it is written into nginx's config, so only URL-safe characters
     media_link_secret: str = Field(DEV_SECRET, pattern=r"^[A-Za-z0-9_\-.~+/=]{16,200}$")
-    playback_url_ttl_s: int = Field(6 * 3600, ge=10)  # a viewer's signed playlist URL lives this long
+    # a viewer's signed playlist URL lives this long; the heartbeat's answer carries a fresh one, so a
+    # viewer who loses the right to watch (ban, privacy, suspension) loses playback within it
+    playback_url_ttl_s: int = Field(600, ge=10, le=86_400)
     replay_url_ttl_s: int = Field(3600, ge=10)
     media_dir: Path | None = None  # HLS, incoming and processed recordings; default <data_dir>/media
     media_control_url: str | None = None  # nginx-rtmp's control endpoint, to start recordings
@@ -119,6 +144,22 @@ class Settings(BaseSettings):
     feed_fetch_wait_ms: int = Field(50, ge=1, le=1000)  # the live feed (frames go out per tick anyway)
     projector_fetch_wait_ms: int = Field(50, ge=1, le=1000)  # read models
     clickhouse_linger_ms: int = Field(500, ge=0, le=60_000)  # analytics: few big inserts, not many small
+
+    @field_validator(
+        "rate_limit_default",
+        "rate_limit_anonymous",
+        "rate_limit_like_taps",
+        "rate_limit_reports",
+        "rate_limit_follows",
+        "rate_limit_purchases",
+        "rate_limit_payouts",
+        "rate_limit_media_hooks",
+    )
+    @classmethod
+    def _rate_string(cls, value: str) -> str:
+        """A typo in a limit fails at start-up, not at the first request."""
+        limits.parse(value)
+        return value
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

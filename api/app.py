@@ -11,19 +11,23 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.concurrency import run_in_threadpool
 from spaktok.api.batching import EdgeBatcher
 from spaktok.api.bus import CommandBus, OutcomeListener
 from spaktok.api.deps import Services
+from spaktok.api.idempotency import check_idempotency_key
 from spaktok.api.live import FeedHub
 from spaktok.api.metrics import CountResponses, DeadLetterGauge, HttpCounters
+from spaktok.api.openapi import install_openapi
 from spaktok.api.problems import install_problem_handlers
+from spaktok.api.ratelimit import RateLimits, limit_mutations
 from spaktok.api.recordings import RecordingJanitor
 from spaktok.api.routes import (
     analytics,
     battles,
     chat,
+    enforcement,
     live,
     media,
     moderation,
@@ -99,7 +103,11 @@ def create_app(settings: Settings | None = None, *, host_clickhouse_projector: b
         version="1",
         lifespan=lifespan,
         description="Commands go to Kafka; reads come from Postgres and ClickHouse read models.",
+        # on every route, present and future (docs/security.md "Limits"): rates first, so that a
+        # flood never reaches Postgres for its keys
+        dependencies=[Depends(limit_mutations), Depends(check_idempotency_key)],
     )
+    app.state.rate_limits = RateLimits(settings)
     install_problem_handlers(app)
     app.state.http_counters = HttpCounters()
     app.add_middleware(CountResponses, counters=app.state.http_counters)
@@ -112,6 +120,7 @@ def create_app(settings: Settings | None = None, *, host_clickhouse_projector: b
         social.router,
         schedules.router,
         moderation.router,
+        enforcement.router,
         money.router,
         battles.router,
         media.router,
@@ -119,4 +128,5 @@ def create_app(settings: Settings | None = None, *, host_clickhouse_projector: b
         replay.router,
     ):
         app.include_router(router)
+    install_openapi(app)
     return app

@@ -74,6 +74,9 @@ class EdgeBatcher:
             **{kind: pending.items},
         )
         self.batches_sent += 1
+        # each caller may be sent to the batch's status URL (202): it speaks for all of them
+        users = frozenset(item[1] if kind == "likes" else item[0] for item in pending.items)
+        self.bus.remember_actors(command.command_id, users)
         task = asyncio.ensure_future(self.bus.execute(command))
         task.add_done_callback(lambda t: _resolve(pending.waiters, command.command_id, t))
 

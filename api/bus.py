@@ -22,6 +22,8 @@ from spaktok.settings import Settings
 
 log = logging.getLogger(__name__)
 
+ACTORS_KEPT = 100_000  # command id -> actors remembered by the sending process (~200 bytes each)
+
 
 class OutcomeListener:
     """A consumer thread on the outcomes topic that resolves asyncio futures by correlation id."""
@@ -208,8 +210,30 @@ class CommandBus:
             window_ms=settings.command_bundle_window_ms,
             max_members=bundles.MAX_MEMBERS,
         )
+        # who asked for each command this process sent, for `GET /v1/commands/{id}` (its actor or an
+        # admin only); bounded like the outcome memory, oldest forgotten first
+        self.actors: OrderedDict[str, frozenset[str]] = OrderedDict()
+
+    def remember_actors(self, command_id: str, actors: frozenset[str]) -> None:
+        """Name the users a command speaks for (an edge batch speaks for every user in it)."""
+        self.actors[command_id] = actors
+        if len(self.actors) > ACTORS_KEPT:
+            self.actors.popitem(last=False)
+
+    def actors_of(self, command_id: str) -> frozenset[str] | None:
+        """The users who may read a command's status, if this process knows: it sent the command,
+        or the outcome names its actor. None: unknown here."""
+        actors = self.actors.get(command_id)
+        if actors is not None:
+            return actors
+        outcome = self.status(command_id)
+        if outcome is not None and outcome.actor_id:
+            return frozenset({outcome.actor_id})
+        return None
 
     def send(self, command: Command) -> None:
+        if command.command_id not in self.actors:
+            self.remember_actors(command.command_id, frozenset({command.actor_id}))
         self.bundler.send(topics.COMMAND_TOPIC_BY_AGGREGATE[command.aggregate_type].name, command)
 
     async def execute(self, command: Command, timeout: float | None = None) -> Outcome | None:

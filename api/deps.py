@@ -9,10 +9,11 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Path, Query
 from spaktok import clock
-from spaktok.api.auth import InvalidToken, Principal, decode_token
+from spaktok.api.auth import USER_ID_PATTERN, InvalidToken, Principal, decode_token
 from spaktok.api.batching import EdgeBatcher
 from spaktok.api.bus import CommandBus
 from spaktok.api.chat_filter import ChatFilter
+from spaktok.api.idempotency import request_idempotency_key
 from spaktok.api.problems import Problem
 from spaktok.commands.gifts import CatalogGift
 from spaktok.events.envelope import derive_id
@@ -44,7 +45,8 @@ async def get_services(request: HTTPConnection) -> Services:
 
 async def current_user(
     services: Annotated[Services, Depends(get_services)],
-    authorization: Annotated[str | None, Header()] = None,
+    # shown as the `bearerAuth` scheme (api/openapi.py), not as a free-form header
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
     access_token: Annotated[str | None, Query(include_in_schema=False)] = None,
 ) -> Principal:
     token = access_token
@@ -69,7 +71,11 @@ class CommandMeta:
     issued_at: datetime
 
     @staticmethod
-    def for_request(user: Principal, scope: str, idempotency_key: str | None) -> CommandMeta:
+    def for_request(user: Principal, scope: str, idempotency_key: str | None = None) -> CommandMeta:
+        """Without an explicit key, the request's `Idempotency-Key` header is used (set by the app-wide
+        check in api/idempotency.py), so every command route honours it without declaring it."""
+        if idempotency_key is None:
+            idempotency_key = request_idempotency_key.get()
         if idempotency_key is not None:
             if not 1 <= len(idempotency_key) <= 200:
                 raise Problem(400, "invalid-idempotency-key", "Idempotency-Key must be 1-200 characters")
@@ -81,5 +87,31 @@ class CommandMeta:
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 CurrentUser = Annotated[Principal, Depends(current_user)]
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
-StreamPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
+# checked (400 `invalid-idempotency-key`) where the command is built; declared so clients see it
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="repeat a command with the same key to get its first outcome (API.md)",
+        json_schema_extra={"minLength": 1, "maxLength": 200},
+    ),
+]
+# Path parameters, in one place: the OpenAPI document shows exactly what is accepted, so a generated
+# request (schemathesis, bench/fuzz.py) reaches the route's behaviour instead of its validation.
+ID_PATTERN = r"^[A-Za-z0-9_\-]+$"  # ids this API mints: st_…, comment, battle, schedule, payout ids
+
+
+def _id_path(what: str, max_length: int = 64) -> Any:
+    return Path(min_length=1, max_length=max_length, pattern=ID_PATTERN, description=what)
+
+
+StreamPath = Annotated[str, _id_path("a stream id, e.g. st_3f2a…")]
+CommentPath = Annotated[str, _id_path("a comment id")]
+BattlePath = Annotated[str, _id_path("a PK battle id")]
+SchedulePath = Annotated[str, _id_path("a schedule id")]
+PayoutPath = Annotated[str, _id_path("a payout id")]
+ReportPath = Annotated[str, _id_path("a report id", 128)]
+CommandPath = Annotated[str, _id_path("a command id (the Location of a 202 answer)", 128)]
+UserPath = Annotated[
+    str, Path(min_length=1, max_length=128, pattern=USER_ID_PATTERN, description="a user id (token `sub`)")
+]

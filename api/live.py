@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+from spaktok.api.access import ACCESS_EVENTS, ALLOWED, Access, StreamFacts, Viewer, facts_after, stream_access
 from spaktok.infra import topics
 from spaktok.projections.streams_views import camel
 from spaktok.settings import Settings
@@ -43,12 +44,29 @@ def _item(kind: str, env: dict[str, Any], fields: tuple[str, ...]) -> dict[str, 
 
 
 class Subscription:
-    """One connected client: a bounded queue of frames waiting to be written to its socket."""
+    """One connected client: a bounded queue of frames waiting to be written to its socket.
+
+    `viewer` is who the client is, as the access policy sees them; it is set once the route admitted
+    the client (None until then: nothing to re-check). `refused` holds the policy's slug when a
+    later event took the right to watch away (the socket then closes with 4403)."""
 
     def __init__(self, stream_id: str, max_frames: int) -> None:
         self.stream_id = stream_id
         self.reason = ""
+        self.refused = ""
+        self.viewer: Viewer | None = None
         self._queue: asyncio.Queue[str] = asyncio.Queue(max_frames)
+
+    def recheck(self, facts: StreamFacts) -> Access:
+        """Ask the policy again; a refusal closes the subscription with the slug as its reason."""
+        if self.viewer is None or self.reason:
+            return ALLOWED
+        access = stream_access(facts, self.viewer, "content")
+        if not access.allowed:
+            # a private stream's outsider who was watching knows it exists: name the reason
+            self.refused = "private-stream" if access.status == 404 else access.slug
+            self.close(self.refused)
+        return access
 
     def offer(self, frame: str) -> bool:
         if self.reason:
@@ -108,10 +126,36 @@ class StreamFeed:
     ended: bool = False
     gifters: dict[str, dict[str, Any]] = field(default_factory=dict)  # leaderboard entries changed this tick
     pk_score: dict[str, Any] | None = None  # the latest PK scores of this tick (one item per tick)
+    # the access facts: from the first admitted client's read, then moved on by the events that
+    # change them; those events arriving before that read wait in `access_pending`
+    facts: StreamFacts | None = None
+    access_pending: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def admit(self, sub: Subscription, facts: StreamFacts, viewer: Viewer) -> Access:
+        """Remember the client's viewer and check it against the feed's facts (which may already
+        know of a ban or privacy change the client's read missed)."""
+        if self.facts is None:
+            for kind, payload in self.access_pending:
+                facts = facts_after(facts, kind, payload)
+            self.facts, self.access_pending = facts, []
+        sub.viewer = viewer
+        return sub.recheck(self.facts)
+
+    def _access_changed(self, kind: str, payload: dict[str, Any]) -> None:
+        """A ban, privacy change, suspension (…): re-check every client. Rare, so the per-tick
+        framing stays as cheap as before."""
+        if self.facts is None:
+            self.access_pending.append((kind, payload))
+            return
+        self.facts = facts_after(self.facts, kind, payload)
+        for sub in list(self.subscribers):
+            sub.recheck(self.facts)
 
     def apply(self, env: dict[str, Any]) -> None:
         kind = env["type"]
         payload = env["payload"]
+        if kind in ACCESS_EVENTS:
+            self._access_changed(kind, payload)
         if kind == "streams.CommentPosted":
             fields = ("comment_id", "user_id", "username", "user_profile_image", "text", "comment_type")
             self.items.append(_item("comment", env, fields))
@@ -245,6 +289,11 @@ class FeedHub:
             self._watched = frozenset(self._feeds)
         feed.subscribers.add(sub)
         return sub
+
+    def admit(self, sub: Subscription, facts: StreamFacts, viewer: Viewer) -> Access:
+        """After the route's own policy check: bind the viewer so later events re-check it."""
+        feed = self._feeds.get(sub.stream_id)
+        return feed.admit(sub, facts, viewer) if feed is not None else ALLOWED
 
     def unsubscribe(self, sub: Subscription) -> None:
         feed = self._feeds.get(sub.stream_id)

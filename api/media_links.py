@@ -7,8 +7,9 @@ needed and never stored or logged.
 
 Playback and replay URLs are signed for nginx's `secure_link`: the path carries
 `/{md5}/{expires}/`, where md5 is base64url(MD5("{expires}{resource} {secret}")) without padding.
-For HLS the signed resource is the stream's directory (`/hls/{streamId}`), so the segments the
-playlist names relatively inherit the same token; a replay signs its one file.
+For HLS the signed resource is the stream's directory (`/hls/{streamId}`) and the viewer it was
+issued to (a path segment, inside the MD5), so the segments the playlist names relatively inherit
+the same token; a replay signs its one file.
 """
 
 from __future__ import annotations
@@ -59,10 +60,18 @@ def verify_stream_key(secret: str, key: str) -> KeyClaim | None:
     return KeyClaim(stream_id, generation)
 
 
-def link_token(secret: str, resource: str, expires: int) -> str:
-    """nginx `secure_link_md5 "$expires$resource $secret"`, base64url without padding."""
-    digest = hashlib.md5(f"{expires}{resource} {secret}".encode()).digest()  # noqa: S324 - nginx's scheme
+def link_token(secret: str, resource: str, expires: int, viewer: str | None = None) -> str:
+    """nginx `secure_link_md5 "$expires$resource $secret"` (with a viewer tag:
+    `"$expires$resource $viewer $secret"`), base64url without padding."""
+    signed = f"{expires}{resource} {secret}" if viewer is None else f"{expires}{resource} {viewer} {secret}"
+    digest = hashlib.md5(signed.encode()).digest()  # noqa: S324 - nginx's scheme
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def viewer_tag(user_id: str) -> str:
+    """The user id as one URL path segment (base64url, no padding): any `sub` fits, and it decodes
+    back to who the URL was issued to."""
+    return base64.urlsafe_b64encode(user_id.encode()).decode().rstrip("=")
 
 
 def signed_url(base_url: str, secret: str, resource: str, file: str, expires: int) -> str:
@@ -85,10 +94,15 @@ def expiry(ttl_s: int, now: float | None = None) -> int:
     return int((time.time() if now is None else now) + ttl_s)
 
 
-def playback_url(hls_base_url: str, secret: str, stream_id: str, ttl_s: int, now: float | None = None) -> str:
-    """The signed HLS playlist of a live stream (the playlist and its segments share the token)."""
-    resource = f"{urlsplit(hls_base_url.rstrip('/')).path}/{stream_id}"
-    return signed_url(hls_base_url, secret, resource, "index.m3u8", expiry(ttl_s, now))
+def playback_url(
+    hls_base_url: str, secret: str, stream_id: str, ttl_s: int, now: float | None = None, *, viewer_id: str
+) -> str:
+    """The signed HLS playlist of a live stream for one viewer: `{base}/{md5}/{expires}/{viewer}/
+    {streamId}/index.m3u8`; the playlist and its segments share the token, which covers the viewer."""
+    base = hls_base_url.rstrip("/")
+    resource = f"{urlsplit(base).path}/{stream_id}"
+    expires, tag = expiry(ttl_s, now), viewer_tag(viewer_id)
+    return f"{base}/{link_token(secret, resource, expires, tag)}/{expires}/{tag}/{stream_id}/index.m3u8"
 
 
 def recording_url(

@@ -63,15 +63,24 @@ STATUS_BY_REASON = {
     "stream-in-battle": 409,
     "stream-key-revoked": 403,
     "not-recorded": 409,
+    "account-suspended": 403,  # platform enforcement (docs/security.md)
+    "not-platform-moderator": 403,
+    "report-resolved": 409,
+    "report-not-found": 404,
+    "suspension-in-past": 422,
 }
 
 
 class Problem(Exception):
-    def __init__(self, status: int, type_: str, detail: str, **extra: Any) -> None:
+    def __init__(
+        self, status: int, type_: str, detail: str, *, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
+        """`extra` goes into the body; `headers` onto the response (e.g. Retry-After on a 429)."""
         super().__init__(detail)
         self.status = status
         self.type = type_
         self.detail = detail
+        self.headers = headers or {}
         self.extra = extra
 
     @classmethod
@@ -95,7 +104,10 @@ def problem_response(status: int, type_: str, detail: str, **extra: Any) -> JSON
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
-        return problem_response(exc.status, exc.type, exc.detail, **exc.extra)
+        response = problem_response(exc.status, exc.type, exc.detail, **exc.extra)
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

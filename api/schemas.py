@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from pydantic.alias_generators import to_camel
+from spaktok.commands.access import AllowedUsers
+
+MAX_TAGS = 20
+# a tag as the command models take it (1..40 characters): the body must refuse what they refuse,
+# or the refusal surfaces as a 500 when the route builds the command
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=40)]
 
 
 class Body(BaseModel):
@@ -22,7 +28,7 @@ class LocationBody(Body):
 class StartStreamBody(Body):
     title: str = Field(min_length=1, max_length=200)
     category: str = Field(min_length=1, max_length=64)
-    tags: list[str] = Field(default_factory=list, max_length=20)
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
     language: str = Field("en", min_length=2, max_length=16)
     privacy: Literal["public", "followers", "private"] = "public"
     is_recorded: bool = False
@@ -32,6 +38,7 @@ class StartStreamBody(Body):
     quality: Literal["auto", "720p", "1080p"] = "auto"
     location: LocationBody | None = None
     schedule_id: str | None = Field(None, max_length=64)
+    allowed_user_ids: AllowedUsers = Field(default_factory=list)  # a private stream's invited viewers
 
 
 class CommentBody(Body):
@@ -47,11 +54,12 @@ class UpdateStreamBody(Body):
 
     title: str | None = Field(None, min_length=1, max_length=200)
     category: str | None = Field(None, min_length=1, max_length=64)
-    tags: list[str] | None = Field(None, max_length=20)
+    tags: list[Tag] | None = Field(None, max_length=MAX_TAGS)
     allow_comments: bool | None = None
     allow_gifts: bool | None = None
     privacy: Literal["public", "followers", "private"] | None = None
     slow_mode_seconds: int | None = Field(None, ge=0, le=300)
+    allowed_user_ids: AllowedUsers | None = None  # replaces the whole list
 
 
 class ScheduleBody(Body):
@@ -59,7 +67,7 @@ class ScheduleBody(Body):
     description: str = Field("", max_length=2000)
     thumbnail_url: str | None = Field(None, max_length=500)
     category: str = Field(min_length=1, max_length=64)
-    tags: list[str] = Field(default_factory=list, max_length=20)
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
     scheduled_for: datetime
     notify_followers: bool = True
 
@@ -116,3 +124,28 @@ class BattleBody(Body):
     stream_id: str = Field(min_length=1, max_length=64)
     opponent_stream_id: str = Field(min_length=1, max_length=64)
     duration_seconds: int | None = Field(None, ge=1, description="default and bounds from settings")
+
+
+class SuspendStreamBody(Body):
+    """Platform enforcement (API.md): why the platform team ends this live stream."""
+
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class AccountSuspensionBody(Body):
+    """`until` absent: suspended until reinstated."""
+
+    reason: str = Field(min_length=1, max_length=500)
+    until: datetime | None = None
+
+    @field_validator("until")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("give a time zone, e.g. 2026-12-31T00:00:00Z")
+        return value
+
+
+class ResolveReportBody(Body):
+    action: Literal["dismiss", "suspend-stream", "suspend-user"]
+    note: str | None = Field(None, max_length=1000)

@@ -18,10 +18,10 @@ users (each within the 2 s per-user chat limit) and measures, on the client side
 from __future__ import annotations
 
 import argparse
-import signal
-import sys
 import asyncio
 import itertools
+import signal
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -31,6 +31,7 @@ import aiohttp
 import httpx
 import orjson
 import psutil
+from load import BENCH_LIMITS
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
@@ -177,7 +178,8 @@ async def run(args: argparse.Namespace, stack: DevStack) -> None:
             while time.monotonic() < deadline and any(v.open and v.received < accepted for v in viewers):
                 await asyncio.sleep(0.1)
         held_after = sum(v.open for v in viewers)
-        metrics = httpx.get(f"{stack.api_url}/metrics").text
+        admin = {"Authorization": f"Bearer {mint_token(settings, 'live-bench-admin', roles=['admin'])}"}
+        metrics = httpx.get(f"{stack.api_url}/metrics", headers=admin).text  # admins only
         for w in watchers:
             w.cancel()
         await asyncio.gather(*watchers, return_exceptions=True)
@@ -236,6 +238,7 @@ def main() -> None:
     stack = DevStack(
         data_dir=Path(tempfile.mkdtemp(prefix="spaktok-live-bench-")), api_port=free_port(), partitions=4
     )
+    stack.extra_env.update(BENCH_LIMITS)
     with console.status("starting the embedded stack"):
         stack.start()
     try:

@@ -7,8 +7,21 @@ from typing import Any
 
 from spaktok.commands.base import Command, Rejection
 from spaktok.commands.broadcasters import FollowUser, ReleaseBroadcast, StartStream, UnfollowUser
+from spaktok.commands.channel_enforcement import (
+    ACCOUNT_COMMANDS,
+    decide_account,
+    evolve_account,
+    is_suspended,
+)
 from spaktok.events.base import Event
-from spaktok.events.broadcasters import BroadcastClaimed, BroadcastReleased, UserFollowed, UserUnfollowed
+from spaktok.events.broadcasters import (
+    AccountReinstated,
+    AccountSuspended,
+    BroadcastClaimed,
+    BroadcastReleased,
+    UserFollowed,
+    UserUnfollowed,
+)
 
 FOLLOWING_LIMIT = 10_000  # channels one user may follow (TikTok's limit too)
 
@@ -18,6 +31,9 @@ class BroadcasterState:
     active_stream_id: str | None = None
     version: int = 0
     following: frozenset[str] = frozenset()
+    # platform enforcement (issue #15): suspended until reinstated, or until `suspended_until_ms`
+    suspended: bool = False
+    suspended_until_ms: int | None = None
 
     def stats(self) -> dict[str, Any]:
         return {"activeStreamId": self.active_stream_id}
@@ -27,6 +43,8 @@ class BroadcasterState:
             "active_stream_id": self.active_stream_id,
             "version": self.version,
             "following": sorted(self.following),
+            "suspended": self.suspended,
+            "suspended_until_ms": self.suspended_until_ms,
         }
 
     @classmethod
@@ -37,6 +55,8 @@ class BroadcasterState:
 def decide(command: Command, state: BroadcasterState) -> list[Event]:
     match command:
         case StartStream():
+            if is_suspended(state.suspended, state.suspended_until_ms, command.issued_at):
+                raise Rejection("account-suspended", "your account is suspended: you cannot go live")
             if state.active_stream_id is not None:
                 raise Rejection(
                     "stream-already-active",
@@ -59,6 +79,8 @@ def decide(command: Command, state: BroadcasterState) -> list[Event]:
             if command.followee_id not in state.following:
                 return []
             return [UserUnfollowed(followee_id=command.followee_id, unfollowed_at=command.issued_at)]
+        case _ if isinstance(command, ACCOUNT_COMMANDS):
+            return decide_account(command, state.suspended, state.suspended_until_ms, state.active_stream_id)
     raise Rejection("unsupported-command", f"the broadcaster aggregate does not handle {command.type}")
 
 
@@ -73,4 +95,7 @@ def evolve(state: BroadcasterState, event: Event) -> BroadcasterState:
             return replace(state, version=version, following=state.following | {event.followee_id})
         case UserUnfollowed():
             return replace(state, version=version, following=state.following - {event.followee_id})
+        case AccountSuspended() | AccountReinstated():
+            suspended, until_ms = evolve_account(event)
+            return replace(state, version=version, suspended=suspended, suspended_until_ms=until_ms)
     return replace(state, version=version)

@@ -16,6 +16,7 @@ class Outcome(BaseModel):
     command_type: str
     aggregate_id: str
     status: Literal["accepted", "rejected", "noop"]
+    actor_id: str | None = None  # who asked (None in outcomes recorded before it was carried)
     reason: str | None = None
     detail: str | None = None
     events: list[dict[str, Any]] = []  # the last events decided (type, sequence, payload)

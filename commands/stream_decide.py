@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from spaktok.commands.base import Command, Rejection
+from spaktok.commands.enforcement_decide import ENFORCEMENT_COMMANDS, decide_enforcement
 from spaktok.commands.gifts import REVENUE_RULE, split_revenue, usd
 from spaktok.commands.media_decide import MEDIA_COMMANDS, decide_media
 from spaktok.commands.stream_analytics import age_bucket, record_snapshot
@@ -122,6 +123,8 @@ def decide(command: Command, state: StreamState) -> list[Event]:
             return _unlink_battle(command, state)
         case _ if isinstance(command, MEDIA_COMMANDS):
             return decide_media(command, state)
+        case _ if isinstance(command, ENFORCEMENT_COMMANDS):
+            return decide_enforcement(command, state)
         case RecordAnalyticsSnapshot():
             return record_snapshot(command, state)
     raise Rejection("unsupported-command", f"the stream aggregate does not handle {command.type}")
@@ -200,14 +203,7 @@ def _join(command: JoinStream, state: StreamState) -> list[Event]:
     _require_live(state)
     if command.actor_id in state.viewers:
         return []  # already watching: joining again changes nothing
-    if command.actor_id in state.banned:
-        raise Rejection("user-banned", "you are banned from this stream")
-    if state.privacy == "private" and command.actor_id != state.user_id:
-        raise Rejection("private-stream", "this stream is private")
-    if state.privacy == "followers" and command.actor_id != state.user_id and not command.follows_broadcaster:
-        raise Rejection("followers-only", "follow the broadcaster to watch this stream")
-    if state.is_age_restricted and (command.age is None or command.age < ADULT_AGE):
-        raise Rejection("age-restricted", f"this stream is for viewers aged {ADULT_AGE} or over")
+    _admit_viewer(command, state)
     viewer_count = state.viewer_count + 1
     new_viewer = command.actor_id not in state.watch_time
     return [
@@ -223,6 +219,25 @@ def _join(command: JoinStream, state: StreamState) -> list[Event]:
             age_bucket=age_bucket(command.age),
         )
     ]
+
+
+def _admit_viewer(command: JoinStream, state: StreamState) -> None:
+    """The access policy's rules for watching (api/access.py), in its order: the owner and platform
+    staff pass; a private stream admits its moderators, guests and allowed users only; moderators and
+    guests pass; then bans, followers-only and age apply."""
+    actor = command.actor_id
+    trusted = command.platform_moderator or actor == state.user_id
+    crew = actor in state.moderators or actor in state.guests
+    if state.privacy == "private" and not (trusted or crew or actor in state.allowed_user_ids):
+        raise Rejection("private-stream", "this stream is private")
+    if trusted or crew:
+        return
+    if actor in state.banned:
+        raise Rejection("user-banned", "you are banned from this stream")
+    if state.privacy == "followers" and not command.follows_broadcaster:
+        raise Rejection("followers-only", "follow the broadcaster to watch this stream")
+    if state.is_age_restricted and (command.age is None or command.age < ADULT_AGE):
+        raise Rejection("age-restricted", f"this stream is for viewers aged {ADULT_AGE} or over")
 
 
 def _leave(command: LeaveStream, state: StreamState) -> list[Event]:
@@ -362,7 +377,16 @@ def _pin_comment(command: PinComment, state: StreamState) -> list[Event]:
     ]
 
 
-UPDATABLE = ("title", "category", "tags", "allow_comments", "allow_gifts", "privacy", "slow_mode_seconds")
+UPDATABLE = (
+    "title",
+    "category",
+    "tags",
+    "allow_comments",
+    "allow_gifts",
+    "privacy",
+    "slow_mode_seconds",
+    "allowed_user_ids",
+)
 
 
 def _update(command: UpdateStream, state: StreamState) -> list[Event]:
@@ -375,6 +399,8 @@ def _update(command: UpdateStream, state: StreamState) -> list[Event]:
     for name, current in (("allow_comments", state.allow_comments), ("privacy", state.privacy)):
         if changes.get(name) == current:
             del changes[name]
+    if "allowed_user_ids" in changes and tuple(changes["allowed_user_ids"]) == state.allowed_user_ids:
+        del changes["allowed_user_ids"]
     if not changes:
         return []
     return [StreamUpdated(changes=changes, updated_at=command.issued_at)]
@@ -475,6 +501,8 @@ def _report(command: ReportStream, state: StreamState) -> list[Event]:
     _require_live(state)
     if command.actor_id == state.user_id:
         raise Rejection("cannot-report-own-stream", "you cannot report your own stream")
+    if state.reported_by.get(command.actor_id, state.report_round) < state.report_round:
+        return []  # their report was resolved already: the same reporter does not reopen it
     now_ms = millis(command.issued_at)
     since = now_ms - command.window_s * 1000
     recent = {r for r, at_ms in state.reporters.items() if at_ms > since}
@@ -489,6 +517,7 @@ def _report(command: ReportStream, state: StreamState) -> list[Event]:
             reporters_in_window=count,
             window_s=command.window_s,
             reported_at=now,
+            report_round=state.report_round,
         )
     ]
     if count >= command.suspend_at and state.moderation_status != "suspended":

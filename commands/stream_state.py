@@ -30,6 +30,7 @@ from spaktok.events.streams import (
     LikesRecorded,
     ModeratorAdded,
     ModeratorRemoved,
+    ReportsResolved,
     StreamEnded,
     StreamFlagged,
     StreamReported,
@@ -86,6 +87,11 @@ class StreamState:
     muted_until: dict[str, int] = field(default_factory=dict)  # user -> end of their timeout (ms)
     reporters: dict[str, int] = field(default_factory=dict)  # reporter -> last report (ms), in window
     moderation_status: str = "active"  # active, flagged, suspended
+    # platform enforcement (issue #15): the open report's round, and reporter -> round of their last
+    # report (a reporter whose report was resolved does not reopen it); who may watch when private
+    report_round: int = 1
+    reported_by: dict[str, int] = field(default_factory=dict)
+    allowed_user_ids: tuple[str, ...] = ()
     title: str = ""
     username: str = ""
     allow_gifts: bool = True
@@ -140,6 +146,7 @@ class StreamState:
         data["moderators"] = tuple(data.get("moderators", ()))
         data["guests"] = tuple(data.get("guests", ()))
         data["guest_invites"] = tuple(data.get("guest_invites", ()))
+        data["allowed_user_ids"] = tuple(data.get("allowed_user_ids", ()))
         return cls(**data)
 
 
@@ -196,6 +203,7 @@ def thaw(state: StreamState) -> StreamState:
         banned=dict(state.banned),
         muted_until=dict(state.muted_until),
         reporters=dict(state.reporters),
+        reported_by=dict(state.reported_by),
         gifters=dict(state.gifters),
         combos=dict(state.combos),
     )
@@ -222,6 +230,7 @@ def evolve(state: StreamState, event: Event) -> StreamState:
                 allow_gifts=event.allow_gifts,
                 is_premium=event.is_premium,
                 is_recorded=event.is_recorded,
+                allowed_user_ids=tuple(event.allowed_user_ids),
             )
         case StreamKeyRotated():
             return replace(state, version=version, key_generation=event.generation)
@@ -289,6 +298,7 @@ def evolve(state: StreamState, event: Event) -> StreamState:
                 allow_gifts=changes.get("allow_gifts", state.allow_gifts),
                 privacy=changes.get("privacy", state.privacy),
                 slow_mode_ms=changes.get("slow_mode_seconds", state.slow_mode_ms // 1000) * 1000,
+                allowed_user_ids=tuple(changes.get("allowed_user_ids", state.allowed_user_ids)),
             )
         case UserBanned():
             state.banned[event.user_id] = millis(event.banned_at)
@@ -320,7 +330,10 @@ def evolve(state: StreamState, event: Event) -> StreamState:
             for reporter in [r for r, at_ms in state.reporters.items() if at_ms <= cutoff]:
                 del state.reporters[reporter]  # bounded: only the window's reporters are kept
             state.reporters[event.reporter_id] = reported
+            state.reported_by[event.reporter_id] = event.report_round
             return replace(state, version=version)
+        case ReportsResolved():
+            return replace(state, version=version, report_round=event.report_round + 1)
         case StreamFlagged():
             return replace(state, version=version, moderation_status="flagged")
         case StreamSuspended():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator
+from spaktok.commands.access import AllowedUsers
 from spaktok.commands.base import Command, register_command
 from spaktok.commands.gifts import CatalogGift
 from spaktok.commands.stream_state import COMBO_MEMORY_MS, COMMENT_MEMORY_MS
@@ -42,6 +43,7 @@ class OpenStream(StreamCommand):
     schedule_id: str | None = None
     ingest_url: str
     playback_url: str
+    allowed_user_ids: AllowedUsers = Field(default_factory=list)
 
 
 @register_command
@@ -58,6 +60,7 @@ class JoinStream(StreamCommand):
     age: int | None = None  # from the token's birth year; None when the user did not give it
     follows_broadcaster: bool = False  # from the follows read model, for followers-only streams
     country: str | None = Field(None, pattern=r"^[A-Z]{2}$")  # from the token, for demographics
+    platform_moderator: bool = False  # roles admin/moderation: may join a private stream
 
 
 @register_command
@@ -112,6 +115,7 @@ class UpdateStream(StreamCommand):
     allow_gifts: bool | None = None
     privacy: Privacy | None = None
     slow_mode_seconds: int | None = Field(None, ge=0, le=COMMENT_MEMORY_MS // 1000)
+    allowed_user_ids: AllowedUsers | None = None  # replaces the whole list
 
 
 @register_command

@@ -41,6 +41,27 @@ class UserUnfollowed(BroadcasterEvent):
 
 
 @register_event
+class AccountSuspended(BroadcasterEvent):
+    """The platform team suspended the account: no going live, comments or gifts until reinstated
+    or `until` (None: indefinitely). A suspension while live also ends the live stream."""
+
+    type: Literal["broadcasters.AccountSuspended"] = "broadcasters.AccountSuspended"
+    reason: str
+    until: datetime | None = None
+    suspended_by: str
+    suspended_at: datetime
+    stream_id: str | None = None  # the live stream it ends, if any
+    report_id: str | None = None  # the report it resolves, when it came from the reports queue
+
+
+@register_event
+class AccountReinstated(BroadcasterEvent):
+    type: Literal["broadcasters.AccountReinstated"] = "broadcasters.AccountReinstated"
+    reinstated_by: str
+    reinstated_at: datetime
+
+
+@register_event
 class BroadcasterCommandRejected(BroadcasterEvent):
     type: Literal["broadcasters.CommandRejected"] = "broadcasters.CommandRejected"
     command_type: str

@@ -39,6 +39,7 @@ class StreamStarted(StreamEvent):
     ingest_url: str
     playback_url: str
     started_at: datetime
+    allowed_user_ids: list[str] = []  # who may watch a private stream besides the staff (issue #15)
 
 
 @register_event
@@ -159,6 +160,7 @@ class StreamReported(StreamEvent):
     reporters_in_window: int  # distinct reporters within the window, this one included
     window_s: int  # older reports no longer count (and are forgotten)
     reported_at: datetime
+    report_round: int = 1  # the open report it joins, `<stream id>-<round>` (1 for older events)
 
 
 @register_event
@@ -175,8 +177,28 @@ class StreamSuspended(StreamEvent):
     """Too many distinct reporters: the stream is ended with reason `suspended` right after."""
 
     type: Literal["streams.StreamSuspended"] = "streams.StreamSuspended"
-    reporters_in_window: int
+    reporters_in_window: int = 0  # 0 when the platform suspended it, not the reporters' count
     suspended_at: datetime
+    # added with platform enforcement (issue #15): defaulted, so automatic suspensions still decode
+    reason: str | None = None
+    suspended_by: str = "system"  # a platform moderator's user id, or "system" for the report threshold
+
+
+@register_event
+class ReportsResolved(StreamEvent):
+    """The platform team closed the open report `report_id` (`<stream id>-<round>`) of this stream.
+
+    The next report of a new reporter opens round `report_round + 1`.
+    """
+
+    type: Literal["streams.ReportsResolved"] = "streams.ReportsResolved"
+    report_id: str
+    report_round: int
+    action: Literal["dismiss", "suspend-stream", "suspend-user"]
+    note: str | None = None
+    resolved_by: str
+    reporters: int  # distinct reporters of the round
+    resolved_at: datetime
 
 
 @register_event
@@ -281,6 +303,7 @@ StreamEventUnion = Annotated[
     | StreamReported
     | StreamFlagged
     | StreamSuspended
+    | ReportsResolved
     | ModerationNotified
     | ModeratorAdded
     | ModeratorRemoved

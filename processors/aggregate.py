@@ -469,6 +469,7 @@ class AggregateRunner:
             command_type=command.type,
             aggregate_id=command.aggregate_id,
             status="noop",
+            actor_id=command.actor_id,
             detail="duplicate of a command processed earlier",
             stats=state.stats(),
         )
@@ -496,6 +497,7 @@ class AggregateRunner:
             command_type=command.type,
             aggregate_id=command.aggregate_id,
             status=status,
+            actor_id=command.actor_id,
             reason=rejection.reason if rejection else None,
             detail=rejection.detail if rejection else None,
             events=[

@@ -12,6 +12,7 @@ from spaktok.events.broadcasters import BroadcasterCommandRejected
 from spaktok.events.envelope import Envelope
 from spaktok.infra import topics
 from spaktok.processors.aggregate import AggregateSpec, Forward, follow_up, forward_id, refused_as
+from spaktok.processors.enforcement import end_live_stream
 
 
 def _follow_ups(command: Command, envelopes: list[Envelope], state: BroadcasterState) -> list[Forward]:
@@ -21,7 +22,7 @@ def _follow_ups(command: Command, envelopes: list[Envelope], state: BroadcasterS
             **fields, command_id=forward_id(command, "open-stream"), correlation_id=command.correlation
         )
         return [Forward(topics.COMMANDS_STREAMS.name, open_stream)]
-    forwards = []
+    forwards = end_live_stream(command, envelopes)
     for env in envelopes:
         if env.type in ("broadcasters.UserFollowed", "broadcasters.UserUnfollowed"):
             channel, follower = env.payload["followee_id"], command.aggregate_id

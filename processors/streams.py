@@ -10,6 +10,7 @@ from spaktok.commands.base import Command, Rejection
 from spaktok.commands.battles import BattleGift, CloseBattleSide, RecordBattleLink, ScoreBattle
 from spaktok.commands.broadcasters import ReleaseBroadcast
 from spaktok.commands.earnings import Credit, CreditEarnings
+from spaktok.commands.enforcement import ResolveReports
 from spaktok.commands.media import CheckIngest, ExpireRecordings
 from spaktok.commands.schedules import MarkScheduleStarted
 from spaktok.commands.stream_state import StreamState, evolve, join, split, thaw
@@ -25,6 +26,7 @@ from spaktok.events.envelope import Envelope, derive_id
 from spaktok.events.streams import StreamCommandRejected
 from spaktok.infra import topics
 from spaktok.processors.aggregate import AggregateSpec, Forward, follow_up
+from spaktok.processors.enforcement import suspend_owner
 
 
 def _rejected(command: Command, rejection: Rejection) -> StreamCommandRejected:
@@ -42,6 +44,8 @@ def _follow_ups(command: Command, envelopes: list[Envelope], state: StreamState)
         return _settle_gift(command, envelopes, state) + _score_battle(command, envelopes, state)
     if isinstance(command, LinkBattle):
         return [_link_answer(command, envelopes, state)]
+    if isinstance(command, ResolveReports) and command.action == "suspend-user":
+        return suspend_owner(command, envelopes, state.user_id)
     battle = _battle_closed(command, envelopes)
     started = next((env for env in envelopes if env.type == "streams.StreamStarted"), None)
     if started is not None:

@@ -28,7 +28,12 @@ MODERATION_TYPES = (
     "streams.StreamReported",
     "streams.StreamFlagged",
     "streams.StreamSuspended",
+    # platform enforcement (issue #15); account events live on the channel (`broadcaster`) aggregate
+    "streams.ReportsResolved",
+    "broadcasters.AccountSuspended",
+    "broadcasters.AccountReinstated",
 )
+MODERATION_AGGREGATES = ("stream", "broadcaster")
 
 # column -> SQL over an `events` row; the order is the CSV/Parquet column order
 GIFT_COLUMNS: dict[str, str] = {
@@ -55,21 +60,32 @@ GIFT_COLUMNS: dict[str, str] = {
 MODERATION_ACTOR = (
     "multiIf(JSONHas(payload, 'by'), JSONExtractString(payload, 'by'), "
     "JSONHas(payload, 'deleted_by'), JSONExtractString(payload, 'deleted_by'), "
-    "JSONHas(payload, 'reporter_id'), JSONExtractString(payload, 'reporter_id'), actor_id)"
+    "JSONHas(payload, 'reporter_id'), JSONExtractString(payload, 'reporter_id'), "
+    "JSONHas(payload, 'suspended_by'), JSONExtractString(payload, 'suspended_by'), "
+    "JSONHas(payload, 'resolved_by'), JSONExtractString(payload, 'resolved_by'), "
+    "JSONHas(payload, 'reinstated_by'), JSONExtractString(payload, 'reinstated_by'), actor_id)"
 )
 MODERATION_COLUMNS: dict[str, str] = {
     "occurredAt": "occurred_at",
     "eventId": "event_id",
-    "streamId": "aggregate_id",
+    # an account event's stream is the live stream it ended (empty when none), its user the account
+    "streamId": "if(aggregate_type = 'stream', aggregate_id, JSONExtractString(payload, 'stream_id'))",
     "sequence": "sequence",
-    "action": "replaceOne(type, 'streams.', '')",
-    "userId": "JSONExtractString(payload, 'user_id')",
+    "action": "replaceOne(replaceOne(type, 'streams.', ''), 'broadcasters.', '')",
+    "userId": "if(aggregate_type = 'broadcaster', aggregate_id, JSONExtractString(payload, 'user_id'))",
     "actorId": MODERATION_ACTOR,
     "role": "JSONExtractString(payload, 'role')",
     "reason": "JSONExtractString(payload, 'reason')",
     "details": "payload",
 }
 INTEGER_COLUMNS = {"sequence", "count", "coinCost", "broadcasterShare", "platformShare"}
+
+
+# the range of ClickHouse's DateTime64(3, 'UTC'), the type of `occurred_at`
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2299, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)
+MIN_MILLIS = int(EARLIEST.timestamp() * 1000)
+MAX_MILLIS = int(LATEST.timestamp() * 1000)
 
 
 @dataclass(frozen=True)
@@ -97,16 +113,34 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise ValueError("not a cursor this API returned") from exc
     if not isinstance(millis, int) or not isinstance(event_id, str):
         raise ValueError("not a cursor this API returned")
+    if not MIN_MILLIS <= millis <= MAX_MILLIS:
+        raise ValueError("not a cursor this API returned")
     return datetime.fromtimestamp(millis / 1000, UTC), event_id
+
+
+def in_range(value: datetime) -> datetime:
+    """`value` in UTC (naive means UTC) when ClickHouse's DateTime64 can hold it, else ValueError.
+
+    Outside 1900..2299 ClickHouse refuses the parameter (and clickhouse-connect renders years before
+    1000 unpadded, "1-01-01"), so an out-of-range filter is the caller's mistake, not a server error.
+    """
+    try:
+        utc = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError(f"give a time between {EARLIEST.isoformat()} and {LATEST.isoformat()}") from exc
+    if not EARLIEST <= utc <= LATEST:
+        raise ValueError(f"give a time between {EARLIEST.isoformat()} and {LATEST.isoformat()}")
+    return utc
 
 
 def _conditions(kind: Kind, flt: AuditFilter) -> tuple[list[str], dict[str, Any]]:
     types = GIFT_TYPES if kind == "gifts" else MODERATION_TYPES
     cols = columns(kind)
-    where = ["aggregate_type = 'stream'", "type IN {types:Array(String)}", "sequence > 0"]
-    params: dict[str, Any] = {"types": list(types)}
+    aggregates = ("stream",) if kind == "gifts" else MODERATION_AGGREGATES
+    where = ["aggregate_type IN {aggregates:Array(String)}", "type IN {types:Array(String)}", "sequence > 0"]
+    params: dict[str, Any] = {"types": list(types), "aggregates": list(aggregates)}
     if flt.stream_id:
-        where.append("aggregate_id = {stream:String}")
+        where.append(f"{cols['streamId']} = {{stream:String}}")
         params["stream"] = flt.stream_id
     if flt.user_id:
         if kind == "gifts":
@@ -116,10 +150,10 @@ def _conditions(kind: Kind, flt: AuditFilter) -> tuple[list[str], dict[str, Any]
         params["user"] = flt.user_id
     if flt.since:
         where.append("occurred_at >= {since:DateTime64(3, 'UTC')}")
-        params["since"] = _utc(flt.since)
+        params["since"] = in_range(flt.since)
     if flt.until:
         where.append("occurred_at < {until:DateTime64(3, 'UTC')}")
-        params["until"] = _utc(flt.until)
+        params["until"] = in_range(flt.until)
     return where, params
 
 

@@ -7,19 +7,6 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 
-def replay_subject(engine: Engine, stream_id: str) -> dict[str, Any] | None:
-    """What the replay's access rules need to know about the stream."""
-    with engine.connect() as conn:
-        row = conn.execute(
-            text(
-                "SELECT stream_id, user_id, privacy, is_recorded, is_age_restricted, banned_users, "
-                "moderation_status FROM live_streams WHERE stream_id = :s"
-            ),
-            {"s": stream_id},
-        ).first()
-    return dict(row._mapping) if row is not None else None
-
-
 def recordings_of(engine: Engine, stream_id: str) -> list[dict[str, Any]]:
     """The stream's recordings that still exist, oldest first."""
     with engine.connect() as conn:

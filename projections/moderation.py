@@ -35,6 +35,9 @@ def _log(conn: Connection, env: Envelope, action: str, at: datetime, **fields: A
     conn.execute(LOG, {"id": env.event_id, "s": env.aggregate_id, "action": action, "at": at, **row})
 
 
+log_action = _log  # for the other moderation projections (projections/enforcement.py)
+
+
 def _banned(conn: Connection, env: Envelope) -> int:
     e = env.event()
     assert isinstance(e, UserBanned)
@@ -127,7 +130,10 @@ def _moderation_status(conn: Connection, env: Envelope) -> int:
         text("UPDATE live_streams SET moderation_status = :m, last_updated = :at WHERE stream_id = :s"),
         {"m": status, "at": at, "s": env.aggregate_id},
     )
-    _log(conn, env, "suspend" if status == "suspended" else "flag", at, by="system", role="platform")
+    if isinstance(e, StreamSuspended):  # by the report threshold ("system") or a platform moderator
+        _log(conn, env, "suspend", at, by=e.suspended_by, role="platform", reason=e.reason)
+    else:
+        _log(conn, env, "flag", at, by="system", role="platform")
     return 2
 
 

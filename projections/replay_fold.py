@@ -192,6 +192,7 @@ def _started(store: RowStore, env: Envelope) -> int:
         started_at=e.started_at,
         created_at=e.started_at,
         last_updated=e.started_at,
+        allowed_user_ids=list(e.allowed_user_ids),
     )
     return 1
 
@@ -324,6 +325,7 @@ def _ended(store: RowStore, env: Envelope) -> int:
             gifts=e.gifts,
             gift_revenue=e.gift_revenue,
             last_updated=e.ended_at,
+            end_reason=e.reason,
             ingest_status="waiting" if row["ingest_status"] == "waiting" else "stopped",
         )
         store.touch("live_streams", (env.aggregate_id,))

@@ -18,7 +18,7 @@ from spaktok.events.streams import (
     ViewerJoined,
     ViewerLeft,
 )
-from spaktok.projections import battles, media, moderation, money, postgres, social
+from spaktok.projections import battles, enforcement, media, moderation, money, postgres, social
 from spaktok.projections.runner import Record
 from sqlalchemy import Connection, Engine, text
 
@@ -27,11 +27,12 @@ Handler = Callable[[Connection, Envelope], int]
 INSERT_STREAM = text(
     """INSERT INTO live_streams (stream_id, user_id, username, user_profile_image, title, category, tags,
         language, privacy, status, stream_url, playback_url, is_recorded, is_premium, is_age_restricted,
-        allow_comments, allow_gifts, quality, location, schedule_id, started_at, created_at, last_updated)
+        allow_comments, allow_gifts, quality, location, schedule_id, started_at, created_at, last_updated,
+        allowed_user_ids)
     VALUES (:stream_id, :user_id, :username, :user_profile_image, :title, :category, :tags, :language,
         :privacy, 'live', :ingest_url, :playback_url, :is_recorded, :is_premium, :is_age_restricted,
         :allow_comments, :allow_gifts, :quality, CAST(:location AS jsonb), :schedule_id, :started_at,
-        :started_at, :started_at)
+        :started_at, :started_at, :allowed_user_ids)
     ON CONFLICT (stream_id) DO NOTHING"""
 )
 
@@ -167,6 +168,7 @@ UPDATABLE_COLUMNS = {  # event field -> live_streams column; nothing else can be
     "allow_gifts": "allow_gifts",
     "privacy": "privacy",
     "slow_mode_seconds": "slow_mode_seconds",
+    "allowed_user_ids": "allowed_user_ids",
 }
 
 
@@ -234,7 +236,7 @@ def _ended(conn: Connection, env: Envelope) -> int:
         text(
             """UPDATE live_streams SET status = 'ended', ended_at = :at, duration = :d, viewer_count = 0,
                 peak_viewer_count = :p, total_views = :t, likes = :l, comments = :c, gifts = :g,
-                gift_revenue = :r, last_updated = :at,
+                gift_revenue = :r, last_updated = :at, end_reason = :why,
                 ingest_status = CASE WHEN ingest_status = 'waiting' THEN 'waiting' ELSE 'stopped' END
                 WHERE stream_id = :s"""
         ),
@@ -248,6 +250,7 @@ def _ended(conn: Connection, env: Envelope) -> int:
             "c": e.comments,
             "g": e.gifts,
             "r": e.gift_revenue,
+            "why": e.reason,
         },
     )
     return 1
@@ -267,6 +270,7 @@ HANDLERS: dict[str, Handler] = {
     **money.HANDLERS,
     **battles.HANDLERS,
     **media.HANDLERS,
+    **enforcement.HANDLERS,
     "streams.CommentPinned": _comment_pinned,
     "streams.StreamEnded": _ended,
 }

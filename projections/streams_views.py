@@ -15,7 +15,7 @@ STREAM_COLUMNS = """stream_id, user_id, username, user_profile_image, title, cat
     viewer_count, peak_viewer_count, total_views, likes, comments, gifts, gift_revenue, duration,
     moderation_status, slow_mode_seconds, moderators, banned_users, guest_users, pk_battle_id,
     pk_opponent_id, pk_score, started_at, ended_at, created_at, last_updated, ingest_status,
-    ingest_changed_at, key_generation"""
+    ingest_changed_at, key_generation, allowed_user_ids, end_reason"""
 
 
 def camel(name: str) -> str:
@@ -54,6 +54,15 @@ def get_stream(engine: Engine, stream_id: str) -> dict[str, Any] | None:
     return to_document(row) if row is not None else None
 
 
+VISIBLE = """(user_id = :me OR :me = ANY(moderators) OR :me = ANY(guest_users) OR (
+    (privacy <> 'private' OR :me = ANY(allowed_user_ids))
+    AND NOT (:me = ANY(banned_users))
+    AND (privacy <> 'followers' OR EXISTS (
+        SELECT 1 FROM follows f WHERE f.followee_id = live_streams.user_id AND f.follower_id = :me))
+    AND NOT (is_age_restricted AND CAST(:minor AS boolean))
+    AND moderation_status IS DISTINCT FROM 'suspended'))"""
+
+
 def list_streams(
     engine: Engine,
     *,
@@ -63,10 +72,18 @@ def list_streams(
     language: str | None,
     cursor: str | None,
     limit: int,
+    viewer_id: str = "",
+    staff: bool = False,
+    minor: bool = False,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Streams ordered by viewer count (desc), keyset-paginated."""
-    where = ["privacy <> 'private'"]
-    params: dict[str, Any] = {"limit": limit + 1}
+    """Streams the viewer may watch, ordered by viewer count (desc), keyset-paginated.
+
+    The visibility clause is `api/access.py`'s policy in SQL (keep the two in step): staff see every
+    stream; the owner, its moderators and guests theirs; others a stream when it is not private
+    (or they are allowed), they are not banned, they follow the broadcaster of a followers-only
+    stream, they are not a known minor on an age-restricted one, and it was not suspended."""
+    where = [] if staff else [VISIBLE]
+    params: dict[str, Any] = {"limit": limit + 1, "me": viewer_id, "minor": minor}
     for column, value in (("status", status), ("category", category), ("language", language)):
         if value is not None:
             where.append(f"{column} = :{column}")
@@ -79,7 +96,7 @@ def list_streams(
         where.append("(viewer_count, stream_id) < (:cv, :cs)")
         params.update(cv=int(viewers), cs=str(stream_id))
     sql = (
-        f"SELECT {STREAM_COLUMNS} FROM live_streams WHERE {' AND '.join(where)} "
+        f"SELECT {STREAM_COLUMNS} FROM live_streams WHERE {' AND '.join(where) or 'TRUE'} "
         "ORDER BY viewer_count DESC, stream_id DESC LIMIT :limit"
     )
     with engine.connect() as conn:

@@ -336,3 +336,58 @@ CREATE TABLE IF NOT EXISTS stream_recordings (
     deleted_at         timestamptz
 );
 CREATE INDEX IF NOT EXISTS stream_recordings_stream ON stream_recordings (stream_id, ready_at);
+
+-- platform enforcement (issue #15, docs/security.md): account suspensions, one row per channel,
+-- folded from channels.AccountSuspended / AccountReinstated; `until` NULL = until reinstated
+CREATE TABLE IF NOT EXISTS account_suspensions (
+    user_id            text PRIMARY KEY,
+    reason             text NOT NULL,
+    suspended_by       text NOT NULL,
+    suspended_at       timestamptz NOT NULL,
+    until              timestamptz,
+    reinstated_at      timestamptz,
+    reinstated_by      text
+);
+-- who may watch a private stream besides the broadcaster, its moderators, guests and platform staff
+ALTER TABLE live_streams ADD COLUMN IF NOT EXISTS allowed_user_ids text[] NOT NULL DEFAULT '{}';
+-- why it ended (StreamEnded.reason: ended_by_broadcaster, suspended, broadcaster_lost, ...)
+ALTER TABLE live_streams ADD COLUMN IF NOT EXISTS end_reason text;
+
+-- the platform's reports queue: one report per (stream, round); a resolution closes the round and
+-- the next new reporter opens the next one (docs/security.md "Platform enforcement")
+CREATE TABLE IF NOT EXISTS stream_reports (
+    report_id          text PRIMARY KEY,            -- <stream id>-<round>
+    stream_id          text NOT NULL,
+    report_round       integer NOT NULL,
+    status             text NOT NULL,               -- open | resolved
+    reporters          integer NOT NULL DEFAULT 0,  -- distinct reporters
+    first_reported_at  timestamptz NOT NULL,
+    last_reported_at   timestamptz NOT NULL,
+    action             text,                        -- dismiss | suspend-stream | suspend-user
+    note               text,
+    resolved_by        text,
+    resolved_at        timestamptz
+);
+CREATE INDEX IF NOT EXISTS stream_reports_queue ON stream_reports (status, last_reported_at DESC, report_id);
+
+CREATE TABLE IF NOT EXISTS stream_report_reporters (
+    report_id          text NOT NULL,
+    reporter_id        text NOT NULL,
+    reason             text NOT NULL,               -- the reporter's latest reason
+    reported_at        timestamptz NOT NULL,        -- their latest report within the round
+    PRIMARY KEY (report_id, reporter_id)
+);
+
+-- Idempotency-Key bindings (api/idempotency.py): a key names one intent of one user; the first
+-- request's fingerprint (method, path, canonical body) is kept, another body under it is refused.
+-- API state, not a read model: the event log does not rebuild it. Expired rows are reused/purged.
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    user_id      text NOT NULL,
+    key          text NOT NULL,
+    fingerprint  text NOT NULL,          -- sha256 hex
+    method       text NOT NULL,
+    path         text NOT NULL,
+    created_at   timestamptz NOT NULL,
+    PRIMARY KEY (user_id, key)
+);
+CREATE INDEX IF NOT EXISTS idempotency_keys_created ON idempotency_keys (created_at);

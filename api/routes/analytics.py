@@ -11,10 +11,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from pydantic import AfterValidator
 from spaktok import clock
 from spaktok.api.auth import Principal
 from spaktok.api.deps import CurrentUser, Services, ServicesDep, StreamPath
 from spaktok.api.problems import Problem
+from spaktok.api.readable import AnalyticsStream
 from spaktok.projections import analytics, audit, platform_metrics
 from spaktok.projections.clickhouse import ClickHouse
 
@@ -38,8 +40,11 @@ def _require(user: Principal, roles: frozenset[str], what: str) -> None:
 
 
 @router.get("/v1/streams/{stream_id}/analytics")
-async def stream_analytics(stream_id: StreamPath, user: CurrentUser, services: ServicesDep) -> dict[str, Any]:
-    """getStreamAnalytics: the broadcaster's (or an admin's) view of one stream, live or ended."""
+async def stream_analytics(
+    stream_id: StreamPath, stream: AnalyticsStream, user: CurrentUser, services: ServicesDep
+) -> dict[str, Any]:
+    """getStreamAnalytics: the broadcaster's (or an admin's) view of one stream, live or ended; the
+    access policy decides first (`owner_access`: a private stream's outsider gets 404)."""
     ch = _clickhouse(services)
     result = await run_in_threadpool(
         analytics.stream_analytics,
@@ -120,6 +125,16 @@ async def _audit(
     return {"items": [audit.as_json(r) for r in rows], "nextCursor": next_cursor}
 
 
+def _audit_time(value: datetime | None) -> datetime | None:
+    return None if value is None else audit.in_range(value)
+
+
+# ISO-8601; naive means UTC; the range ClickHouse's DateTime64 holds (a far-past date is a 422)
+AuditTime = Annotated[
+    datetime | None,
+    Query(description="ISO-8601 date-time, naive means UTC, between 1900-01-01 and 2299-12-31"),
+    AfterValidator(_audit_time),
+]
 Stream = Annotated[str | None, Query(max_length=64)]
 User = Annotated[str | None, Query(max_length=128)]
 Cursor = Annotated[str | None, Query(max_length=512)]
@@ -132,8 +147,8 @@ async def gift_audit(
     services: ServicesDep,
     stream: Stream = None,
     user_id: Annotated[str | None, Query(alias="user", max_length=128)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: AuditTime = None,
+    until: AuditTime = None,
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> dict[str, Any]:
@@ -147,8 +162,8 @@ async def moderation_audit(
     services: ServicesDep,
     stream: Stream = None,
     user_id: Annotated[str | None, Query(alias="user", max_length=128)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: AuditTime = None,
+    until: AuditTime = None,
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> dict[str, Any]:

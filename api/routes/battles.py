@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from spaktok.api.auth import Principal
-from spaktok.api.deps import CommandMeta, CurrentUser, IdempotencyKey, Services, ServicesDep
+from spaktok.api.deps import BattlePath, CommandMeta, CurrentUser, IdempotencyKey, Services, ServicesDep
 from spaktok.api.problems import Problem
 from spaktok.api.responses import answer
 from spaktok.api.schemas import BattleBody
@@ -18,8 +18,6 @@ from spaktok.events.envelope import derive_id
 from spaktok.projections import battles, streams_views
 
 router = APIRouter(prefix="/v1/pk-battles", tags=["pk-battles"])
-
-BattlePath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
 
 
 async def _live_stream(services: Services, stream_id: str, which: str) -> dict[str, Any]:
@@ -88,7 +86,7 @@ async def invite(
 async def _answer(
     services: Services, user: Principal, battle_id: str, build: Any, status: str
 ) -> JSONResponse:
-    meta = CommandMeta.for_request(user, f"pk-{status}:{battle_id}", None)
+    meta = CommandMeta.for_request(user, f"pk-{status}:{battle_id}")
     command: Command = build(
         command_id=meta.command_id, issued_at=meta.issued_at, actor_id=user.user_id, battle_id=battle_id
     )

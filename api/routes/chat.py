@@ -5,14 +5,17 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from spaktok.api.deps import CommandMeta, CurrentUser, IdempotencyKey, ServicesDep, StreamPath
+from spaktok.api.deps import CommandMeta, CommentPath, CurrentUser, IdempotencyKey, ServicesDep, StreamPath
 from spaktok.api.problems import Problem
+from spaktok.api.ratelimit import clip_like_taps
+from spaktok.api.readable import StreamContent, admit_participant
 from spaktok.api.responses import answer, event_payload
 from spaktok.api.routes.moderation import is_platform_moderator
 from spaktok.api.schemas import CommentBody, LikeBody
+from spaktok.api.suspension import refuse_if_suspended
 from spaktok.commands.outcome import Outcome
 from spaktok.commands.stream_state import ANONYMOUS_ACTION
 from spaktok.commands.streams import DeleteComment, PinComment, SendComment
@@ -43,6 +46,8 @@ async def send_comment(
         text = await run_in_threadpool(chat_filter.mask, text)  # a model call: off the event loop
     else:
         text = chat_filter.mask(text)
+    await refuse_if_suspended(services, user, "comment")
+    await admit_participant(services, user, stream_id)
     meta = CommandMeta.for_request(user, f"comment:{stream_id}", idempotency_key)
     command = SendComment(
         command_id=meta.command_id,
@@ -78,7 +83,7 @@ async def send_comment(
 @router.get("/comments")
 async def list_comments(
     stream_id: StreamPath,
-    user: CurrentUser,
+    stream: StreamContent,
     services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     before: Annotated[int | None, Query(ge=1)] = None,
@@ -88,9 +93,6 @@ async def list_comments(
     )
     next_before = comments[-1]["sequence"] if len(comments) == limit else None
     return {"comments": comments, "nextBefore": next_before}
-
-
-CommentPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
 
 
 async def _existing_comment(services: Any, stream_id: str, comment_id: str) -> dict[str, Any]:
@@ -113,7 +115,7 @@ async def delete_comment(
     deleted = {"streamId": stream_id, "commentId": comment_id, "isDeleted": True}
     if comment["isDeleted"]:
         return JSONResponse(deleted)
-    meta = CommandMeta.for_request(user, f"delete-comment:{stream_id}:{comment_id}", None)
+    meta = CommandMeta.for_request(user, f"delete-comment:{stream_id}:{comment_id}")
     command = DeleteComment(
         command_id=meta.command_id,
         issued_at=meta.issued_at,
@@ -135,7 +137,7 @@ async def pin_comment(
     comment = await _existing_comment(services, stream_id, comment_id)
     if comment["isDeleted"]:
         raise Problem(409, "comment-deleted", "a deleted comment cannot be pinned")
-    meta = CommandMeta.for_request(user, f"pin-comment:{stream_id}:{comment_id}", None)
+    meta = CommandMeta.for_request(user, f"pin-comment:{stream_id}:{comment_id}")
     command = PinComment(
         command_id=meta.command_id,
         issued_at=meta.issued_at,
@@ -163,20 +165,24 @@ async def like_stream(
     body: LikeBody,
     user: CurrentUser,
     services: ServicesDep,
+    request: Request,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
+    await admit_participant(services, user, stream_id)
     if idempotency_key is not None:
         action_id = derive_id("like", user.user_id, stream_id, idempotency_key)
     else:
         action_id = f"{ANONYMOUS_ACTION}{uuid.uuid4()}"  # no key: nothing to remember
-    batch_id, outcome = await services.batcher.like(stream_id, action_id, user.user_id, body.count)
+    # taps beyond the user's allowance on this stream are dropped; none left -> 429 (api/ratelimit.py)
+    taps = await clip_like_taps(request, user.user_id, stream_id, body.count)
+    batch_id, outcome = await services.batcher.like(stream_id, action_id, user.user_id, taps)
 
     def build(outcome: Outcome) -> dict[str, Any]:
         recorded = event_payload(outcome, "streams.LikesRecorded") or {}
         counted = action_id in recorded.get("action_ids", [])
         return {
             "streamId": stream_id,
-            "accepted": body.count if counted else 0,
+            "accepted": taps if counted else 0,
             "likes": outcome.stats.get("likes"),
         }
 

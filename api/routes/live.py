@@ -14,13 +14,12 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
-from spaktok.api.auth import InvalidToken, decode_token
+from spaktok.api.auth import InvalidToken, Principal, decode_token
 from spaktok.api.deps import CurrentUser, ServicesDep, StreamPath, get_services
 from spaktok.api.live import CLOSED, FeedHub, Subscription
 from spaktok.api.problems import Problem
-from spaktok.projections import streams_views
+from spaktok.api.readable import admit, policy
 
 router = APIRouter(prefix="/v1/streams/{stream_id}", tags=["realtime"])
 
@@ -29,8 +28,11 @@ SNAPSHOT_FIELDS = ("status", "viewerCount", "peakViewerCount", "totalViews", "li
 
 # WebSocket close codes. Refusals are sent after accepting, because a browser cannot read the HTTP
 # status of a refused handshake but can read a close code and reason: 4401 no valid token,
-# 4404 no such stream; 1013 (try again later) for a client too slow to keep up; 1000 when it ended.
+# 4404 no such stream (or a private one the caller may not know of), 4403 refused by the access
+# policy with its slug as the reason (at connect, or later when a ban, privacy change or suspension
+# takes the right away); 1013 (try again later) for a client too slow to keep up; 1000 when it ended.
 CLOSE_UNAUTHORIZED, CLOSE_NOT_FOUND, CLOSE_TOO_SLOW, CLOSE_ENDED = 4401, 4404, 1013, 1000
+CLOSE_REFUSED = 4403
 
 
 def _snapshot(doc: dict[str, Any]) -> str:
@@ -50,7 +52,7 @@ async def live(websocket: WebSocket, stream_id: str) -> None:
     if scheme.lower() == "bearer" and value:
         token = value.strip()
     try:
-        decode_token(services.settings, token or "")
+        user = decode_token(services.settings, token or "")
     except InvalidToken as exc:
         await websocket.accept()
         await websocket.close(CLOSE_UNAUTHORIZED, f"a valid bearer token is required: {exc}"[:120])
@@ -58,11 +60,16 @@ async def live(websocket: WebSocket, stream_id: str) -> None:
     hub = _hub(services)
     sub = hub.subscribe(stream_id)
     try:
-        doc = await run_in_threadpool(streams_views.get_stream, services.engine, stream_id)
-        await websocket.accept()
-        if doc is None:
-            await websocket.close(CLOSE_NOT_FOUND, "no stream with this id")
+        try:
+            doc = await _admitted(services, hub, sub, user, stream_id)
+        except Problem as refused:
+            await websocket.accept()
+            if refused.status == 404:
+                await websocket.close(CLOSE_NOT_FOUND, "no stream with this id")
+            else:
+                await websocket.close(CLOSE_REFUSED, refused.type)
             return
+        await websocket.accept()
         await websocket.send_text(_snapshot(doc))
         if doc["status"] != "live":
             await websocket.close(CLOSE_ENDED, "the stream is not live")
@@ -87,8 +94,22 @@ async def _send_frames(websocket: WebSocket, sub: Subscription) -> None:
     with contextlib.suppress(WebSocketDisconnect, RuntimeError):
         while (frame := await sub.next()) != CLOSED:
             await websocket.send_text(frame)
-        code = CLOSE_TOO_SLOW if sub.reason.startswith("too-slow") else CLOSE_ENDED
+        if sub.refused:
+            code = CLOSE_REFUSED
+        else:
+            code = CLOSE_TOO_SLOW if sub.reason.startswith("too-slow") else CLOSE_ENDED
         await websocket.close(code, sub.reason[:120])
+
+
+async def _admitted(
+    services: Any, hub: FeedHub, sub: Subscription, user: Principal, stream_id: str
+) -> dict[str, Any]:
+    """The stream's document once the access policy let `user` watch its feed; the subscription
+    remembers the viewer (with the follow relation, for a later switch to followers-only), so a
+    ban, privacy change or suspension on the feed re-checks it. Raises the refusal as a problem."""
+    admitted = await admit(services, user, stream_id, policy("content"), always_follows=True)
+    hub.admit(sub, admitted.facts, admitted.viewer).check()  # the feed may know of a newer ban
+    return admitted.doc
 
 
 @router.get("/events", response_class=StreamingResponse)
@@ -96,10 +117,11 @@ async def events(stream_id: StreamPath, user: CurrentUser, services: ServicesDep
     """Server-sent events: one `items` event per frame, a comment line every 15 s to keep proxies open."""
     hub = _hub(services)
     sub = hub.subscribe(stream_id)
-    doc = await run_in_threadpool(streams_views.get_stream, services.engine, stream_id)
-    if doc is None:
+    try:
+        doc = await _admitted(services, hub, sub, user, stream_id)
+    except Problem:
         hub.unsubscribe(sub)
-        raise Problem(404, "stream-not-found", "no stream with this id")
+        raise
 
     async def frames() -> AsyncIterator[str]:
         try:
@@ -113,7 +135,8 @@ async def events(stream_id: StreamPath, user: CurrentUser, services: ServicesDep
                     yield ": keepalive\n\n"
                     continue
                 if frame == CLOSED:
-                    yield f"event: end\ndata: {orjson.dumps({'reason': sub.reason}).decode()}\n\n"
+                    end = {"reason": sub.reason, **({"status": 403} if sub.refused else {})}
+                    yield f"event: end\ndata: {orjson.dumps(end).decode()}\n\n"
                     return
                 yield f"event: items\ndata: {frame}\n\n"
         finally:

@@ -18,16 +18,15 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from spaktok import clock
 from spaktok.api import media_links, recordings
-from spaktok.api.auth import Principal
 from spaktok.api.deps import CommandMeta, CurrentUser, IdempotencyKey, Services, ServicesDep, StreamPath
 from spaktok.api.problems import Problem
+from spaktok.api.readable import WatchableStream
 from spaktok.api.responses import answer, event_payload
-from spaktok.api.routes.viewers import youngest_age
 from spaktok.commands.media import CompleteRecording, RotateStreamKey, StartIngest, StopIngest
 from spaktok.commands.outcome import Outcome
 from spaktok.events.envelope import derive_id
 from spaktok.infra.nginx import MediaLayout
-from spaktok.projections import media_views, social
+from spaktok.projections import media_views
 from spaktok.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -181,14 +180,11 @@ async def rotate_stream_key(
 
 
 @router.get("/v1/streams/{stream_id}/replay")
-async def get_replay(stream_id: StreamPath, user: CurrentUser, services: ServicesDep) -> dict[str, Any]:
-    """getStreamReplay (spec §3.6): signed, expiring URLs, for users the stream's privacy admits."""
-    stream = await run_in_threadpool(media_views.replay_subject, services.engine, stream_id)
-    if stream is None:
-        raise Problem(404, "stream-not-found", f"no stream {stream_id!r}")
-    await _may_watch_replay(services, user, stream)
+async def get_replay(stream_id: StreamPath, stream: WatchableStream, services: ServicesDep) -> dict[str, Any]:
+    """getStreamReplay (spec §3.6): signed, expiring URLs, for users the access policy lets watch
+    (`watch`: the live rules, a suspended stream's replay withheld, age-restricted needs a known adult)."""
     parts = await run_in_threadpool(media_views.recordings_of, services.engine, stream_id)
-    if not stream["is_recorded"] or not parts:
+    if not stream.doc["isRecorded"] or not parts:
         detail = "this stream has no replay (not recorded, not ready yet, or expired)"
         raise Problem(404, "replay-not-found", detail)
     settings = services.settings
@@ -218,24 +214,3 @@ async def get_replay(stream_id: StreamPath, user: CurrentUser, services: Service
         "expiresIn": settings.replay_url_ttl_s,
         "parts": signed,
     }
-
-
-async def _may_watch_replay(services: Services, user: Principal, stream: dict[str, Any]) -> None:
-    """The live privacy rules apply to the replay: bans, private, followers-only, age restriction."""
-    if user.user_id == stream["user_id"] or user.roles & {"admin", "moderation"}:
-        return
-    if stream["moderation_status"] == "suspended":
-        raise Problem(403, "stream-suspended", "this stream was suspended; its replay is not available")
-    if user.user_id in stream["banned_users"]:
-        raise Problem(403, "user-banned", "you are banned from this stream")
-    if stream["privacy"] == "private":
-        raise Problem(403, "private-stream", "this stream is private")
-    if stream["privacy"] == "followers":
-        follows = await run_in_threadpool(
-            social.follows_channel_of_stream, services.engine, user.user_id, stream["stream_id"]
-        )
-        if not follows:
-            raise Problem(403, "followers-only", "follow the broadcaster to watch this replay")
-    age = youngest_age(user.birth_year)
-    if stream["is_age_restricted"] and (age is None or age < 18):
-        raise Problem(403, "age-restricted", "this replay is for viewers aged 18 or over")

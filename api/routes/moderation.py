@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from spaktok.api.auth import Principal
-from spaktok.api.deps import CommandMeta, CurrentUser, Services, ServicesDep, StreamPath
-from spaktok.api.problems import Problem
+from spaktok.api.deps import CommandMeta, CurrentUser, Services, ServicesDep, StreamPath, UserPath
+from spaktok.api.readable import ModeratedStream, admit_participant
 from spaktok.api.responses import answer
 from spaktok.api.schemas import BanBody, ModeratorBody, ReportBody, TimeoutBody
 from spaktok.commands.base import Command
@@ -24,11 +24,10 @@ from spaktok.commands.streams import (
     TimeoutUser,
     UnbanUser,
 )
-from spaktok.projections import moderation, streams_views
+from spaktok.projections import moderation
 
 router = APIRouter(prefix="/v1/streams/{stream_id}", tags=["moderation"])
 
-UserPath = Annotated[str, Path(min_length=1, max_length=128)]
 PLATFORM_MODERATION_ROLES = frozenset({"moderation", "admin"})
 
 
@@ -39,7 +38,7 @@ def is_platform_moderator(user: Principal) -> bool:
 async def _execute(
     services: Services, user: Principal, scope: str, build: Any, answer_with: dict[str, Any]
 ) -> JSONResponse:
-    meta = CommandMeta.for_request(user, scope, None)
+    meta = CommandMeta.for_request(user, scope)
     command: Command = build(command_id=meta.command_id, issued_at=meta.issued_at, actor_id=user.user_id)
     outcome = await services.bus.execute(command)
     return answer(outcome, meta.command_id, lambda o: answer_with)
@@ -126,7 +125,9 @@ async def remove_moderator(
 async def report(
     stream_id: StreamPath, body: ReportBody, user: CurrentUser, services: ServicesDep
 ) -> JSONResponse:
-    """Counted once per reporter per window; enough distinct reporters flag, then suspend the stream."""
+    """Counted once per reporter per window; enough distinct reporters flag, then suspend the stream.
+    A reporter must be able to see the stream; a user banned from it still may report it."""
+    await admit_participant(services, user, stream_id, banned_may=True)
     settings = services.settings
 
     def build(**meta: Any) -> ReportStream:
@@ -146,19 +147,11 @@ async def report(
 @router.get("/moderation-log")
 async def moderation_log(
     stream_id: StreamPath,
-    user: CurrentUser,
+    stream: ModeratedStream,
     services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
-    """The broadcaster, the stream's moderators and the platform's moderation team."""
-    doc = await run_in_threadpool(streams_views.get_stream, services.engine, stream_id)
-    if doc is None:
-        raise Problem(404, "stream-not-found", "no stream with this id")
-    allowed = (
-        user.user_id == doc["userId"] or user.user_id in doc["moderators"] or is_platform_moderator(user)
-    )
-    if not allowed:
-        raise Problem(403, "not-moderator", "only the broadcaster or a moderator can read the moderation log")
+    """The broadcaster, the stream's moderators and the platform's moderation team (`moderator_access`)."""
     entries = await run_in_threadpool(moderation.moderation_log, services.engine, stream_id, limit=limit)
     return {"streamId": stream_id, "entries": entries}
 

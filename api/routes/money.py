@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from spaktok import clock
 from spaktok.api.auth import Principal
-from spaktok.api.deps import CommandMeta, CurrentUser, IdempotencyKey, ServicesDep, StreamPath
+from spaktok.api.deps import CommandMeta, CurrentUser, IdempotencyKey, PayoutPath, ServicesDep, StreamPath
 from spaktok.api.problems import STATUS_BY_REASON, Problem
+from spaktok.api.readable import StreamContent, admit_participant
 from spaktok.api.responses import answer, event_payload
 from spaktok.api.schemas import CompletePayoutBody, FailPayoutBody, GiftBody, PayoutBody, PurchaseBody
+from spaktok.api.suspension import refuse_if_suspended
 from spaktok.commands.earnings import CompletePayout, FailPayout, RequestPayout
 from spaktok.commands.gifts import coins_for_usd, usd
 from spaktok.commands.outcome import Outcome
@@ -24,7 +26,6 @@ router = APIRouter(tags=["money"])
 
 # who may credit coins and settle payouts: platform admins and the payment provider's service token
 PAYMENT_ROLES = frozenset({"admin", "payments"})
-PayoutPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
 
 
 def _require_payments_role(user: Principal) -> None:
@@ -64,6 +65,8 @@ async def send_gift(
     gift = services.catalog.get(body.gift_id)
     if gift is None:
         raise Problem(404, "gift-not-found", f"no gift {body.gift_id!r} in the catalog (GET /v1/gifts)")
+    await refuse_if_suspended(services, user, "send gifts")
+    await admit_participant(services, user, stream_id)
     settings = services.settings
     meta = CommandMeta.for_request(user, f"gift:{stream_id}", idempotency_key)
     command = SendGift(
@@ -116,7 +119,7 @@ async def send_gift(
 @router.get("/v1/streams/{stream_id}/leaderboard")
 async def leaderboard(
     stream_id: StreamPath,
-    user: CurrentUser,
+    stream: StreamContent,
     services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> dict[str, Any]:
@@ -234,7 +237,7 @@ async def _settle_payout(services: Any, user: Principal, payout_id: str, make: A
         raise Problem(
             404, "payout-not-found", f"no payout {payout_id} (a just-requested one may take a moment)"
         )
-    meta = CommandMeta.for_request(user, f"settle:{payout_id}", None)
+    meta = CommandMeta.for_request(user, f"settle:{payout_id}")
     command = make(
         command_id=meta.command_id,
         issued_at=meta.issued_at,

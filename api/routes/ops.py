@@ -7,10 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
-from spaktok.api.deps import CurrentUser, ServicesDep, StreamPath
+from spaktok.api.deps import CommandPath, CurrentUser, ServicesDep, StreamPath
 from spaktok.api.problems import Problem
+from spaktok.api.readable import EventLogStream
 from spaktok.api.routes import analytics
-from spaktok.projections import streams_views
 from sqlalchemy import text
 
 router = APIRouter(tags=["operations"])
@@ -50,8 +50,16 @@ async def readyz(services: ServicesDep) -> JSONResponse:
 
 
 @router.get("/v1/commands/{command_id}")
-async def command_status(command_id: str, services: ServicesDep, user: CurrentUser) -> dict[str, Any]:
+async def command_status(command_id: CommandPath, services: ServicesDep, user: CurrentUser) -> dict[str, Any]:
+    """The command's actor or an admin only (docs/security.md "Command status"). Anyone else gets
+    404 `command-not-found`, the answer an id that never existed gets, so ids cannot be probed. An id
+    this process knows nothing of is `pending` for every caller: it may be on its way from another
+    API process, and the answer reveals nothing."""
     outcome = services.bus.status(command_id)
+    actors = services.bus.actors_of(command_id)
+    known = actors is not None or outcome is not None
+    if known and not user.is_admin and (actors is None or user.user_id not in actors):
+        raise Problem(404, "command-not-found", f"no command {command_id!r} of yours")
     if outcome is None:
         return {"commandId": command_id, "status": "pending"}
     body: dict[str, Any] = {
@@ -68,18 +76,13 @@ async def command_status(command_id: str, services: ServicesDep, user: CurrentUs
 @router.get("/v1/streams/{stream_id}/log")
 async def stream_event_log(
     stream_id: StreamPath,
-    user: CurrentUser,
+    stream: EventLogStream,
     services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> dict[str, Any]:
     """The stream's events as stored in ClickHouse (owner or admin): what the log says happened."""
     if services.clickhouse is None:
         raise Problem(503, "analytics-unavailable", "ClickHouse is not configured for this API process")
-    doc = await run_in_threadpool(streams_views.get_stream, services.engine, stream_id)
-    if doc is None:
-        raise Problem(404, "stream-not-found", f"no stream {stream_id!r}")
-    if doc["userId"] != user.user_id and not user.is_admin:
-        raise Problem(403, "forbidden", "only the broadcaster or an admin can read a stream's event log")
     rows = await run_in_threadpool(
         services.clickhouse.query,
         "SELECT event_id, type, sequence, occurred_at, actor_id, user_id, payload FROM events FINAL "
@@ -93,9 +96,12 @@ async def stream_event_log(
 
 
 @router.get("/metrics")
-async def metrics(request: Request, services: ServicesDep) -> PlainTextResponse:
+async def metrics(request: Request, services: ServicesDep, user: CurrentUser) -> PlainTextResponse:
     """Prometheus text format: command traffic, projector progress hosted by this process, and the
-    platform metrics of spec §10.1 (api/routes/analytics.py)."""
+    platform metrics of spec §10.1 (api/routes/analytics.py). Admins only: it shows revenue and
+    traffic (a scraper sends an admin bearer token, `authorization` in Prometheus' scrape config)."""
+    if not user.is_admin:
+        raise Problem(403, "forbidden", "/metrics is for admins; scrape it with an admin token")
     lines = [
         "# TYPE spaktok_edge_batches_sent_total counter",
         f"spaktok_edge_batches_sent_total {services.batcher.batches_sent}",

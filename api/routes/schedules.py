@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from spaktok.api.deps import CommandMeta, CurrentUser, IdempotencyKey, ServicesDep
+from spaktok.api.deps import CommandMeta, CurrentUser, IdempotencyKey, SchedulePath, ServicesDep
 from spaktok.api.problems import Problem
 from spaktok.api.responses import answer
 from spaktok.api.schemas import ScheduleBody
@@ -17,8 +17,6 @@ from spaktok.events.envelope import derive_id
 from spaktok.projections import social
 
 router = APIRouter(prefix="/v1/schedules", tags=["schedules"])
-
-SchedulePath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
 
 
 @router.post("", status_code=201)
@@ -82,7 +80,7 @@ async def cancel_schedule(
     schedule_id: SchedulePath, user: CurrentUser, services: ServicesDep
 ) -> JSONResponse:
     """Broadcaster only; everyone who set a reminder is notified."""
-    meta = CommandMeta.for_request(user, f"cancel-schedule:{schedule_id}", None)
+    meta = CommandMeta.for_request(user, f"cancel-schedule:{schedule_id}")
     command = CancelSchedule(
         command_id=meta.command_id, issued_at=meta.issued_at, actor_id=user.user_id, schedule_id=schedule_id
     )
@@ -93,7 +91,7 @@ async def cancel_schedule(
 @router.post("/{schedule_id}/reminders")
 async def set_reminder(schedule_id: SchedulePath, user: CurrentUser, services: ServicesDep) -> JSONResponse:
     """Setting it twice is a no-op; the reminder fires when the scheduled time comes."""
-    meta = CommandMeta.for_request(user, f"reminder:{schedule_id}", None)
+    meta = CommandMeta.for_request(user, f"reminder:{schedule_id}")
     command = SetReminder(
         command_id=meta.command_id, issued_at=meta.issued_at, actor_id=user.user_id, schedule_id=schedule_id
     )

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from spaktok.api.auth import Principal
-from spaktok.api.deps import CommandMeta, CurrentUser, Services, ServicesDep
+from spaktok.api.deps import CommandMeta, CurrentUser, Services, ServicesDep, UserPath
 from spaktok.api.problems import Problem
 from spaktok.api.responses import answer
 from spaktok.commands.broadcasters import FollowUser, UnfollowUser
 from spaktok.projections import social
 
 router = APIRouter(tags=["social"])
-
-UserPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@\-]+$")]
 
 
 @router.post("/v1/users/{user_id}/follow")
@@ -34,7 +32,7 @@ async def _change_follow(
     kind: type[FollowUser] | type[UnfollowUser], followee: str, user: Principal, services: Services
 ) -> JSONResponse:
     following = kind is FollowUser
-    meta = CommandMeta.for_request(user, f"{'follow' if following else 'unfollow'}:{followee}", None)
+    meta = CommandMeta.for_request(user, f"{'follow' if following else 'unfollow'}:{followee}")
     command = kind(
         command_id=meta.command_id,
         issued_at=meta.issued_at,

@@ -9,8 +9,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic.alias_generators import to_camel
 from spaktok.api import media_links
+from spaktok.api.access import STAFF_ROLES
 from spaktok.api.deps import CommandMeta, CurrentUser, IdempotencyKey, ServicesDep, StreamPath
 from spaktok.api.problems import Problem
+from spaktok.api.readable import ReadableStream, is_known_minor
 from spaktok.api.responses import answer, event_payload
 from spaktok.api.schemas import StartStreamBody, UpdateStreamBody
 from spaktok.commands.broadcasters import StartStream
@@ -27,10 +29,15 @@ def stream_key(settings: Settings, stream_id: str, generation: int = 1) -> str:
     return media_links.stream_key(settings.stream_key_secret, stream_id, generation)
 
 
-def playback_url(settings: Settings, stream_id: str) -> str:
-    """A signed HLS URL that expires after `SPAKTOK_PLAYBACK_URL_TTL_S` (nginx secure_link)."""
+def playback_url(settings: Settings, stream_id: str, viewer_id: str) -> str:
+    """A signed HLS URL for one viewer that expires after `SPAKTOK_PLAYBACK_URL_TTL_S` (nginx
+    secure_link). Issue it only once the access policy allowed `viewer_id` to watch."""
     return media_links.playback_url(
-        settings.hls_base_url, settings.media_link_secret, stream_id, settings.playback_url_ttl_s
+        settings.hls_base_url,
+        settings.media_link_secret,
+        stream_id,
+        settings.playback_url_ttl_s,
+        viewer_id=viewer_id,
     )
 
 
@@ -62,7 +69,7 @@ async def start_stream(
             "streamId": stream_id,
             "streamKey": stream_key(settings, stream_id),
             "ingestUrl": settings.rtmp_ingest_url,
-            "playbackUrl": playback_url(settings, stream_id),
+            "playbackUrl": playback_url(settings, stream_id, user.user_id),  # the owner's own
             "status": "live",
         }
 
@@ -90,6 +97,9 @@ async def discover_streams(
             language=language,
             cursor=cursor,
             limit=limit,
+            viewer_id=user.user_id,
+            staff=bool(user.roles & STAFF_ROLES),
+            minor=is_known_minor(user),
         )
     except (ValueError, TypeError) as exc:
         raise Problem(400, "invalid-cursor", "the cursor is not one this API returned") from exc
@@ -97,13 +107,14 @@ async def discover_streams(
 
 
 @router.get("/{stream_id}")
-async def get_stream(stream_id: StreamPath, services: ServicesDep, user: CurrentUser) -> dict[str, Any]:
-    doc = await run_in_threadpool(streams_views.get_stream, services.engine, stream_id)
-    if doc is None:
-        raise Problem(404, "stream-not-found", f"no stream {stream_id!r}")
+async def get_stream(
+    stream_id: StreamPath, stream: ReadableStream, user: CurrentUser, services: ServicesDep
+) -> dict[str, Any]:
+    """The document, for whoever the access policy lets see it (a hidden private stream is a 404)."""
+    doc = stream.doc
     if doc["userId"] == user.user_id:
         doc["streamKey"] = stream_key(services.settings, stream_id, doc["keyGeneration"])
-        doc["playbackUrl"] = playback_url(services.settings, stream_id)
+        doc["playbackUrl"] = playback_url(services.settings, stream_id, user.user_id)
         return doc
     return _public(doc)
 
@@ -144,7 +155,7 @@ async def update_stream(
     fields = body.model_dump(exclude_none=True)
     if not fields:
         raise Problem(422, "invalid-update", "send at least one field to change")
-    meta = CommandMeta.for_request(user, f"update:{stream_id}", None)
+    meta = CommandMeta.for_request(user, f"update:{stream_id}")
     command = UpdateStream(
         command_id=meta.command_id,
         issued_at=meta.issued_at,
@@ -165,4 +176,5 @@ def _public(doc: dict[str, Any]) -> dict[str, Any]:
     doc.pop("streamKey", None)
     doc.pop("keyGeneration", None)
     doc.pop("bannedUsers", None)  # for the broadcaster and moderators only
+    doc.pop("allowedUserIds", None)  # who may watch a private stream: the broadcaster's to know
     return doc

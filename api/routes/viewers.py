@@ -8,10 +8,14 @@ from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from spaktok import clock
-from spaktok.api.deps import CommandMeta, CurrentUser, IdempotencyKey, ServicesDep, StreamPath
+from spaktok.api.access import STAFF_ROLES, StreamFacts, stream_access
+from spaktok.api.auth import Principal
+from spaktok.api.deps import CommandMeta, CurrentUser, IdempotencyKey, Services, ServicesDep, StreamPath
 from spaktok.api.problems import Problem
+from spaktok.api.readable import StreamContent, shared_facts, viewer_of, with_follows, youngest_age
 from spaktok.api.responses import answer, event_payload
 from spaktok.api.routes import streams
+from spaktok.api.suspension import account_suspended
 from spaktok.commands.outcome import Outcome
 from spaktok.commands.streams import JoinStream, LeaveStream
 from spaktok.projections import social, streams_views
@@ -23,10 +27,19 @@ router = APIRouter(prefix="/v1/streams/{stream_id}", tags=["viewers"])
 async def join_stream(
     stream_id: StreamPath, user: CurrentUser, services: ServicesDep, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
+    """Refused before the command is sent when the read model's policy refuses (a private stream's
+    outsider gets the 404 of a missing stream); the decider keeps its own checks."""
     meta = CommandMeta.for_request(user, f"join:{stream_id}", idempotency_key)
-    follows = await run_in_threadpool(
-        social.follows_channel_of_stream, services.engine, user.user_id, stream_id
-    )
+    doc = await run_in_threadpool(streams_views.get_stream, services.engine, stream_id)
+    if doc is not None:  # a stream not projected yet is the decider's to judge
+        facts = StreamFacts.from_document(doc)
+        viewer = await with_follows(services.engine, facts, viewer_of(user))
+        stream_access(facts, viewer, "watch").check()
+        follows = viewer.follows
+    else:
+        follows = await run_in_threadpool(
+            social.follows_channel_of_stream, services.engine, user.user_id, stream_id
+        )
     command = JoinStream(
         command_id=meta.command_id,
         issued_at=meta.issued_at,
@@ -36,6 +49,7 @@ async def join_stream(
         user_profile_image=user.picture,
         age=youngest_age(user.birth_year),
         follows_broadcaster=follows,
+        platform_moderator=bool(user.roles & STAFF_ROLES),
         country=country_code(user.country),
     )
     outcome = await services.bus.execute(command)
@@ -43,7 +57,7 @@ async def join_stream(
     def build(outcome: Outcome) -> dict[str, Any]:
         return {
             "streamId": stream_id,
-            "playbackUrl": streams.playback_url(services.settings, stream_id),
+            "playbackUrl": streams.playback_url(services.settings, stream_id, user.user_id),
             "viewerCount": outcome.stats.get("viewerCount"),
             "alreadyWatching": outcome.status == "noop",
         }
@@ -72,12 +86,6 @@ async def leave_stream(
     return answer(outcome, meta.command_id, build)
 
 
-def youngest_age(birth_year: int | None) -> int | None:
-    """Only the birth year is known: the youngest age it allows (no birthday yet this year), so an
-    age limit never lets a minor through."""
-    return clock.now().year - birth_year - 1 if birth_year is not None else None
-
-
 def country_code(claim: object) -> str | None:
     """The token's `country` as ISO-3166 alpha-2 for demographics; anything else counts as unknown
     (a malformed claim must not refuse a join)."""
@@ -88,19 +96,50 @@ def country_code(claim: object) -> str | None:
 
 @router.post("/heartbeat")
 async def heartbeat(stream_id: StreamPath, user: CurrentUser, services: ServicesDep) -> JSONResponse:
+    """The current stats and a fresh `playbackUrl`, or `playbackUrl: null` with `playbackRefused`
+    (the problem slug) once the viewer may no longer watch: banned, refused by the policy after a
+    privacy change or suspension, or the account suspended. Playback then stops within the TTL."""
     at_ms = int(clock.now().timestamp() * 1000)
     batch_id, outcome = await services.batcher.heartbeat(stream_id, user.user_id, at_ms)
     if outcome is not None and outcome.status == "accepted":
         beats = event_payload(outcome, "streams.HeartbeatsRecorded") or {}
         if user.user_id not in beats.get("beats", {}):
             raise Problem(409, "not-watching", "join the stream before sending heartbeats")
-    return answer(outcome, batch_id, lambda o: {"streamId": stream_id, **o.stats})
+    refused = await playback_refusal(services, user, stream_id)
+
+    def build(o: Outcome) -> dict[str, Any]:
+        body: dict[str, Any] = {"streamId": stream_id, **o.stats}
+        if refused is None:
+            body["playbackUrl"] = streams.playback_url(services.settings, stream_id, user.user_id)
+        else:
+            body.update(playbackUrl=None, playbackRefused=refused)
+        return body
+
+    return answer(outcome, batch_id, build)
+
+
+async def playback_refusal(services: Services, user: Principal, stream_id: str) -> str | None:
+    """Why `user` may get no new playback URL of the stream now, as a problem slug; None if they may.
+
+    The stream's facts are shared between heartbeats for a second (`readable.recent_facts`)."""
+    facts = await shared_facts(services.engine, stream_id)
+    if facts is None:
+        return "stream-not-found"
+    if facts.status != "live":
+        return "stream-not-live"
+    viewer = await with_follows(services.engine, facts, viewer_of(user))
+    access = stream_access(facts, viewer, "watch")
+    if not access.allowed:  # a viewer who was watching knows a now-private stream exists
+        return "private-stream" if access.status == 404 else access.slug
+    if await account_suspended(services, user):
+        return "account-suspended"
+    return None
 
 
 @router.get("/viewers")
 async def list_viewers(
     stream_id: StreamPath,
-    user: CurrentUser,
+    stream: StreamContent,
     services: ServicesDep,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,

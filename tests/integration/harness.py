@@ -15,6 +15,9 @@ import httpx
 from spaktok.infra.devstack import DevStack, free_port
 
 LIVE_VIEWER_COUNT_INTERVAL_MS = 1000
+# a load test is a few users making the traffic of many (a bench in miniature): their per-user rate is
+# raised, the per-stream like cap and the named classes keep their defaults (docs/security.md "Limits")
+LOAD_TEST_LIMITS = {"SPAKTOK_RATE_LIMIT_DEFAULT": "100000/10 seconds"}
 
 
 def _docker_available() -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -98,3 +100,54 @@ def test_undecodable_records_are_dead_lettered_and_processing_continues(
     api = user(f"after-dlq-{marker[:6]}")
     response = api.post("/v1/streams", json={"title": "still alive", "category": "chat"})
     assert response.status_code == 201, response.text
+
+
+def _assert_problem(response: httpx.Response, status: int, slug: str) -> None:
+    assert response.status_code == status, (response.request.method, response.request.url, response.text)
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["type"].endswith(f"/{slug}") and body["status"] == status and body["detail"]
+
+
+def _cursor(millis: int, event_id: str = "x") -> str:
+    return base64.urlsafe_b64encode(json.dumps([millis, event_id]).encode()).decode()
+
+
+def test_fuzz_findings_are_problems_not_500s(stack: DevStack, user: Callable[..., Api]) -> None:
+    """Each case is one 5xx a fuzzer found (issue 15, bench/fuzz.py), kept so it cannot come back."""
+    admin = user(f"bad-admin-{uuid.uuid4().hex[:6]}", roles=["admin"])
+    owner = user(f"bad-owner-{uuid.uuid4().hex[:6]}")
+    started = owner.post("/v1/streams", json={"title": "tags", "category": "chat"})
+    assert started.status_code == 201, started.text
+    stream_id = started.json()["streamId"]
+    cases: list[tuple[httpx.Response, int, str]] = []
+    for kind in ("gifts", "moderation"):
+        path = f"/v1/audit/{kind}"
+        # ClickHouse's DateTime64 holds 1900..2299; year 1 was rendered "1-01-01" and refused by it
+        for bad in ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"):
+            cases.append((admin.get(path, params={"since": bad}), 422, "validation-error"))
+            cases.append((admin.get(path, params={"until": bad}), 422, "validation-error"))
+        cases.append((admin.get(path, params={"since": "1899-12-31T23:59:59Z"}), 422, "validation-error"))
+        cases.append((admin.get(path, params={"cursor": _cursor(-62135596800000)}), 400, "invalid-cursor"))
+        cases.append((admin.get(path, params={"cursor": _cursor(10**17)}), 400, "invalid-cursor"))
+    # the command model refused empty tags the request body let through
+    for target in (stream_id, "st_nope", "a" * 64):
+        cases.append(
+            (owner.patch(f"/v1/streams/{target}", json={"tags": [""] * 19}), 422, "validation-error")
+        )
+    cases.append(
+        (owner.patch(f"/v1/streams/{stream_id}", json={"tags": ["x" * 41]}), 422, "validation-error")
+    )
+    cases.append(
+        (
+            owner.post("/v1/streams", json={"title": "t", "category": "c", "tags": [""]}),
+            422,
+            "validation-error",
+        )
+    )
+    for response, status, slug in cases:
+        _assert_problem(response, status, slug)
+    # and the good requests next to them still work
+    assert admin.get("/v1/audit/gifts", params={"since": "1900-01-01T00:00:00Z"}).status_code == 200
+    assert admin.get("/v1/audit/moderation", params={"until": "2299-12-31T00:00:00Z"}).status_code == 200
+    assert owner.patch(f"/v1/streams/{stream_id}", json={"tags": ["ok"]}).status_code in (200, 202)

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-from harness import Api, eventually, start_stack
+from harness import LOAD_TEST_LIMITS, Api, eventually, start_stack
 from spaktok.api.auth import mint_token
 from spaktok.infra import topics
 from spaktok.infra.devstack import DevStack
@@ -25,7 +25,7 @@ from sqlalchemy import create_engine, text
 
 @pytest.fixture(scope="module")
 def crash_stack() -> Iterator[DevStack]:
-    stack, cleanup = start_stack("crash")
+    stack, cleanup = start_stack("crash", env=LOAD_TEST_LIMITS)
     try:
         yield stack
     finally:

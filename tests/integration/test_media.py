@@ -19,7 +19,7 @@ import pytest
 from harness import Api, eventually, problem, start_stack, uid
 from spaktok import clock
 from spaktok.api.auth import mint_token
-from spaktok.api.media_links import playback_url, stream_key
+from spaktok.api.media_links import playback_url, stream_key, viewer_tag
 from spaktok.infra.devstack import DevStack
 from spaktok.infra.nginx import INSTALL_HINT, missing_media_tools
 from spaktok.settings import Settings
@@ -111,8 +111,16 @@ def test_publish_play_end_after_grace_and_replay(stack: DevStack) -> None:
         assert httpx.get(bad_token, timeout=5).status_code == 403
         tampered = url.replace(sid, sid[:-1] + ("0" if sid[-1] != "0" else "1"))
         assert httpx.get(tampered, timeout=5).status_code == 403
+        fan_id = url.split("/hls/")[1].split("/")[2]  # the viewer segment (base64url of fan's id)
+        others = url.replace(f"/{fan_id}/", f"/{viewer_tag('someone-else')}/")
+        assert httpx.get(others, timeout=5).status_code == 403  # the token covers the viewer
         expired = playback_url(
-            f"{stack.media_http_url}/hls", settings.media_link_secret, sid, ttl_s=10, now=time.time() - 60
+            f"{stack.media_http_url}/hls",
+            settings.media_link_secret,
+            sid,
+            ttl_s=10,
+            now=time.time() - 60,
+            viewer_id="someone",
         )
         assert httpx.get(expired, timeout=5).status_code == 410
         assert httpx.get(f"{stack.media_http_url}/hls/{sid}/index.m3u8", timeout=5).status_code == 404

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
-from harness import Api, start_stack
+from harness import LOAD_TEST_LIMITS, Api, start_stack
 from spaktok.api.auth import mint_token
 from spaktok.commands.gifts import load_catalog, split_revenue
 from spaktok.infra import topics
@@ -35,7 +35,7 @@ GIFT_CHOICES = ("rose", "finger-heart", "perfume", "doughnut", "hand-hearts")
 
 @pytest.fixture(scope="module")
 def fault_stack() -> Iterator[DevStack]:
-    stack, cleanup = start_stack("money-faults")
+    stack, cleanup = start_stack("money-faults", env=LOAD_TEST_LIMITS)
     try:
         yield stack
     finally:

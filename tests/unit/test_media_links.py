@@ -12,6 +12,7 @@ from spaktok.api.media_links import (
     recording_url,
     stream_key,
     verify_stream_key,
+    viewer_tag,
 )
 
 SECRET = "test-secret-0123456789"
@@ -43,10 +44,29 @@ def test_the_link_token_is_nginx_secure_link_md5() -> None:
     assert link_token("s3cret", "/hls/st_1", 2_000_000_000) == expected.decode()
 
 
-def test_playback_urls_sign_the_stream_directory_and_expire() -> None:
-    url = playback_url("http://media:8080/hls/", SECRET, "st_1", ttl_s=60, now=1_000)
-    token = link_token(SECRET, "/hls/st_1", 1_060)
-    assert url == f"http://media:8080/hls/{token}/1060/st_1/index.m3u8"
+def test_playback_urls_sign_the_stream_directory_and_the_viewer_and_expire() -> None:
+    url = playback_url("http://media:8080/hls/", SECRET, "st_1", ttl_s=60, now=1_000, viewer_id="ann")
+    tag = viewer_tag("ann")
+    token = link_token(SECRET, "/hls/st_1", 1_060, tag)
+    assert url == f"http://media:8080/hls/{token}/1060/{tag}/st_1/index.m3u8"
+    expected = base64.urlsafe_b64encode(hashlib.md5(f"1060/hls/st_1 {tag} {SECRET}".encode()).digest())
+    assert token == expected.rstrip(b"=").decode()  # nginx: "$sl_expires/hls/$sl_stream $sl_viewer secret"
+
+
+def test_a_playback_url_of_another_viewer_has_another_token() -> None:
+    ann = playback_url("http://media:8080/hls", SECRET, "st_1", ttl_s=60, now=1_000, viewer_id="ann")
+    bob = playback_url("http://media:8080/hls", SECRET, "st_1", ttl_s=60, now=1_000, viewer_id="bob")
+    ann_token, bob_token = ann.split("/")[4], bob.split("/")[4]
+    assert ann_token != bob_token
+    # bob's viewer segment with ann's token is not a URL we issued: nginx recomputes bob's token
+    assert ann.replace(viewer_tag("ann"), viewer_tag("bob")) != bob
+
+
+def test_viewer_tags_are_one_url_safe_path_segment_for_any_user_id() -> None:
+    for user_id in ("ann", "user@example.com", "ü/../x y", "x" * 128):
+        tag = viewer_tag(user_id)
+        assert tag and len(tag) <= 172 and all(c.isalnum() or c in "-_" for c in tag)
+        assert base64.urlsafe_b64decode(tag + "=" * (-len(tag) % 4)).decode() == user_id
 
 
 def test_replay_urls_sign_one_file() -> None:

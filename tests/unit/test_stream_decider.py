@@ -834,6 +834,30 @@ def test_a_private_stream_admits_only_its_broadcaster() -> None:
     )
 
 
+def test_a_private_stream_admits_the_access_policys_insiders() -> None:
+    """Allowed users, stream moderators and platform staff, as api/access.py admits them."""
+    private = STREAM.given(
+        started(privacy="private", allowed_user_ids=["ann"]), ModeratorAdded(user_id="mod", added_at=at(1))
+    )
+    assert len(private.when(join("ann", 5)).events()) == 1
+    assert len(private.when(join("mod", 5)).events()) == 1
+    assert len(private.when(join("staff", 5).model_copy(update={"platform_moderator": True})).events()) == 1
+    private.when(join("bob", 5)).then_rejected("private-stream")
+
+
+def test_a_followers_only_age_restricted_stream_lets_its_moderators_and_staff_watch() -> None:
+    """Moderators and platform staff pass the followers and age rules, as api/access.py lets them read;
+    a follower of unknown age and a stranger are refused."""
+    world = STREAM.given(
+        started(privacy="followers", is_age_restricted=True), ModeratorAdded(user_id="mod", added_at=at(1))
+    )
+    assert len(world.when(join("mod", 5)).events()) == 1
+    assert len(world.when(join("staff", 5).model_copy(update={"platform_moderator": True})).events()) == 1
+    world.when(join("bob", 5)).then_rejected("followers-only")
+    fan = join("fan", 5).model_copy(update={"follows_broadcaster": True})
+    world.when(fan).then_rejected("age-restricted")
+
+
 def test_an_age_restricted_stream_refuses_minors_and_unknown_ages() -> None:
     restricted = STREAM.given(started(is_age_restricted=True))
     restricted.when(join("kid", 5).model_copy(update={"age": 17})).then_rejected("age-restricted")
