@@ -50,44 +50,54 @@ def token_for() -> Callable[[str, str], str]:
     return token
 
 
+def _fuzz(
+    operation: Any,
+    mode: GenerationMode,
+    token_for: Callable[[str, str], str],
+    failures: list[str],
+    counter: list[int],
+) -> None:
+    """Run one operation's generated cases of one mode; failures are collected, not raised."""
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(
+        max_examples=EXAMPLES_PER_OPERATION,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    def run(case: Any) -> None:
+        token = token_for(case.method, case.path)
+        headers = {"Authorization": f"Bearer {token}"}
+        counter[0] += 1
+        try:
+            case.call_and_validate(
+                headers=headers, checks=[not_a_server_error, response_schema_conformance], timeout=30
+            )
+        except FailureGroup as exc:
+            failures.append(f"{case.method} {case.path} ({mode.value}): {exc}\n{case.as_curl_command()}")
+
+    run()
+
+
 def test_api_never_answers_5xx_and_matches_its_document(
     api_schema: Any, token_for: Callable[[str, str], str]
 ) -> None:
     # schemathesis's lazy pytest loader (`from_fixture`) needs pytest < 9, so the operations are
     # driven here: every operation, positive and negative cases, all failures collected then shown
     failures: list[str] = []
-    calls = operations = 0
+    counter = [0]  # calls made
+    operations = 0
     for result in api_schema.get_all_operations():
         operation = result.ok()
         operations += 1
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-
-            @given(case=operation.as_strategy(generation_mode=mode))
-            @settings(
-                max_examples=EXAMPLES_PER_OPERATION,
-                deadline=None,
-                derandomize=True,
-                database=None,
-                phases=[Phase.explicit, Phase.generate],
-                suppress_health_check=list(HealthCheck),
-            )
-            def run(case: Any, mode: GenerationMode = mode) -> None:
-                nonlocal calls
-                token = token_for(case.method, case.path)
-                headers = {"Authorization": f"Bearer {token}"}
-                calls += 1
-                try:
-                    case.call_and_validate(
-                        headers=headers, checks=[not_a_server_error, response_schema_conformance], timeout=30
-                    )
-                except FailureGroup as exc:
-                    failures.append(
-                        f"{case.method} {case.path} ({mode.value}): {exc}\n{case.as_curl_command()}"
-                    )
-
             try:
-                run()
+                _fuzz(operation, mode, token_for, failures, counter)
             except Unsatisfiable:
                 continue  # e.g. no negative case exists for an operation without parameters
+    calls = counter[0]
     assert operations > 50 and calls >= operations * EXAMPLES_PER_OPERATION  # the run did happen
     assert not failures, "\n\n".join(failures[:20]) + f"\n\n{len(failures)} failures in {calls} calls"
