@@ -189,6 +189,14 @@ def ledger_check(
     log_only: Annotated[
         bool, typer.Option("--log-only", help="check the event log, not the read models")
     ] = False,
+    receipts: Annotated[
+        Path | None,
+        typer.Option(help="a client's receipts (JSON lines, docs/money.md) to reconcile with the log"),
+    ] = None,
+    receipts_complete: Annotated[
+        bool,
+        typer.Option("--receipts-complete", help="the receipts name every transaction: fail on any other"),
+    ] = False,
 ) -> None:
     """Replay every coin movement from the log, check the invariants and compare the read models.
 
@@ -199,6 +207,7 @@ def ledger_check(
     from sqlalchemy import create_engine
 
     settings = get_settings()
+    kept = _read_receipts(receipts) if receipts is not None else None
     engine = None if log_only else create_engine(postgres_dsn or settings.postgres_dsn)
     try:
         with console.status("reading the money events from the log…"):
@@ -212,6 +221,8 @@ def ledger_check(
         table.add_row(name, f"{value:,}")
     out.print(table)
     problems = report.problems + differences
+    if kept is not None:
+        problems += _reconcile_receipts(kept, report.transactions, receipts_complete)
     for problem in problems[:200]:
         out.print(f"[red]✗[/red] {problem}", highlight=False)
     if len(problems) > 200:
@@ -223,6 +234,32 @@ def ledger_check(
         out.print(f"[yellow]{pending} gift(s) still in flight[/yellow]; run again, or pass --wait 30")
         raise typer.Exit(2)
     out.print("[green]✓ every coin accounted for[/green]")
+
+
+def _read_receipts(path: Path) -> Any:
+    """The receipts file parsed, or exit 1 saying which line is wrong."""
+    from spaktok.projections.receipts import read_receipts
+
+    try:
+        with path.open("rb") as lines:
+            return read_receipts(lines)
+    except (OSError, ValueError) as exc:
+        console.print(f"[red]cannot read the receipts:[/red] {exc}")
+        raise typer.Exit(1) from exc
+
+
+def _reconcile_receipts(kept: Any, transactions: Any, complete: bool) -> list[str]:
+    """Print how the receipts matched the log; the failures, each with its transaction ids."""
+    from rich.table import Table
+    from spaktok.projections.receipts import reconcile
+
+    result = reconcile(kept, transactions, complete=complete)
+    table = Table(title="receipts", show_header=False)
+    table.add_row("receipts", f"{result.receipts:,}")
+    for outcome, n in sorted(result.counts.items()):
+        table.add_row(outcome, f"{n:,}")
+    out.print(table)
+    return result.problems()
 
 
 @app.command()

@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None, *, host_clickhouse_projector: b
         engine = postgres.make_engine(settings.postgres_dsn)
         await run_in_threadpool(postgres.apply_schema, engine)
         producer = EventProducer(settings)
-        listener = OutcomeListener(settings)
+        listener = OutcomeListener(settings, deadletters=producer)
         await run_in_threadpool(listener.start, asyncio.get_running_loop())
         ch = await run_in_threadpool(clickhouse.ClickHouse, settings.clickhouse_dsn)
         await run_in_threadpool(clickhouse.apply_schema, ch)

@@ -13,11 +13,12 @@ import uuid
 from collections import OrderedDict
 
 import orjson
-from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+from confluent_kafka import OFFSET_END, Consumer, Message, TopicPartition
 from spaktok.commands.base import Command
 from spaktok.commands.outcome import Outcome
 from spaktok.infra import bundles, topics
 from spaktok.infra.kafka import EventProducer
+from spaktok.processors.deadletter import deadletter_headers, text_key
 from spaktok.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -28,11 +29,16 @@ ACTORS_KEPT = 100_000  # command id -> actors remembered by the sending process 
 class OutcomeListener:
     """A consumer thread on the outcomes topic that resolves asyncio futures by correlation id."""
 
-    def __init__(self, settings: Settings, memory: int = 50_000) -> None:
+    def __init__(
+        self, settings: Settings, memory: int = 50_000, deadletters: EventProducer | None = None
+    ) -> None:
+        """`deadletters`: where a record that is not an outcome is parked (None: only logged)."""
         self.settings = settings
         self.memory = memory
+        self.deadletters = deadletters
         self.recent: OrderedDict[str, Outcome] = OrderedDict()
         self.received = 0
+        self.refused = 0  # records (or bundle members) on the topic that were not outcomes
         self._waiters: dict[str, list[asyncio.Future[Outcome]]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -95,22 +101,51 @@ class OutcomeListener:
             while not self._stop.is_set():
                 for msg in consumer.consume(500, timeout=0.1):
                     if msg.error() is None:
-                        self._deliver(msg.value())
+                        self._deliver(msg)
         except Exception:  # noqa: BLE001
             log.exception("outcome listener stopped")
         finally:
             consumer.close()
 
-    def _deliver(self, raw: bytes) -> None:
-        """One outcome, or a worker batch's outcomes bundled into one array record."""
+    def _deliver(self, msg: Message) -> None:
+        """One outcome, or a worker batch's outcomes bundled into one array record; anything else
+        (or any bundle member that is not an outcome) is parked and the rest still delivered."""
+        raw = msg.value() or b""
         try:
-            if bundles.is_bundle(raw):
-                for item in orjson.loads(raw):
-                    self._resolve(Outcome.model_validate(item))
-            else:
-                self._resolve(Outcome.from_bytes(raw))
-        except Exception:  # noqa: BLE001 - a foreign record on the topic is ignored
-            log.warning("ignoring an undecodable outcome record")
+            items = orjson.loads(raw) if bundles.is_bundle(raw) else [raw]
+            if not isinstance(items, list):
+                raise ValueError("an outcome bundle must be a JSON array")
+        except Exception as exc:  # noqa: BLE001 - a foreign record must not stop the listener
+            self._refuse(msg, raw, exc, None)
+            return
+        for index, item in enumerate(items):
+            try:
+                whole = isinstance(item, bytes)
+                outcome = Outcome.from_bytes(item) if whole else Outcome.model_validate(item)
+            except Exception as exc:  # noqa: BLE001
+                member = None if whole else index
+                self._refuse(msg, raw if member is None else orjson.dumps(item), exc, member)
+                continue
+            self._resolve(outcome)
+
+    def _refuse(self, msg: Message, value: bytes, exc: Exception, member: int | None) -> None:
+        """Park a record that is not an outcome. Every API process tails the whole topic, so each
+        parks its own copy: the copies name the same source topic, partition and offset."""
+        self.refused += 1
+        log.warning("an outcome record at %s/%s is not an outcome: %s", msg.partition(), msg.offset(), exc)
+        if self.deadletters is None:
+            return
+        headers = deadletter_headers(
+            exc,
+            stage="outcomes",
+            topic=msg.topic() or topics.OUTCOMES.name,
+            partition=msg.partition() or 0,
+            offset=msg.offset() or 0,
+            key=msg.key(),
+        )
+        if member is not None:
+            headers.append(("bundle-member", str(member).encode()))
+        self.deadletters.send(topics.DEADLETTER.name, text_key(msg.key()), value, headers)
 
     def _resolve(self, outcome: Outcome) -> None:
         with self._lock:

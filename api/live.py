@@ -335,7 +335,8 @@ class FeedHub:
                     for m in batch
                     if m.error() is None
                     and m.key() is not None
-                    and (m.topic() == battles or m.key().decode() in watched)
+                    # a key that is not UTF-8 (poison) matches no stream instead of stopping the feed
+                    and (m.topic() == battles or m.key().decode("utf-8", "replace") in watched)
                 ]
                 if wanted and self._loop is not None:
                     self._loop.call_soon_threadsafe(self._ingest, wanted)

@@ -162,8 +162,11 @@ class RecordingJanitor:
                     kind = dict(message.headers() or []).get(TYPE_HEADER)
                     if message.error() is not None or kind != wanted:
                         continue
-                    payload = decode_envelope(message.value() or b"").payload
-                    self.removed += remove(self.layout, payload.get("path"), payload.get("thumbnail"))
+                    try:
+                        payload = decode_envelope(message.value() or b"").payload
+                        self.removed += remove(self.layout, payload.get("path"), payload.get("thumbnail"))
+                    except Exception:  # noqa: BLE001 - poison (the projectors park it) must not stop us
+                        log.warning("the recording janitor skipped an undecodable RecordingDeleted")
                 if batch:
                     consumer.commit(asynchronous=False)
         except Exception:  # noqa: BLE001 - logged; the API keeps serving

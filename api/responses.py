@@ -16,15 +16,25 @@ def answer(
     build: Callable[[Outcome], dict[str, Any]],
     *,
     status: int = 200,
+    extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
+    """`extra` (e.g. a gift's `transactionId`) is added to the 202 and to a rejection's problem too,
+    so a client can name the intent in its receipt whatever the answer was."""
     if outcome is None:
         return JSONResponse(
-            {"commandId": command_id, "status": "pending", "statusUrl": f"/v1/commands/{command_id}"},
+            {
+                "commandId": command_id,
+                "status": "pending",
+                "statusUrl": f"/v1/commands/{command_id}",
+                **(extra or {}),
+            },
             status_code=202,
             headers={"Location": f"/v1/commands/{command_id}"},
         )
     if outcome.status == "rejected":
-        raise Problem.from_rejection(outcome.reason, outcome.detail)
+        problem = Problem.from_rejection(outcome.reason, outcome.detail)
+        problem.extra.update(extra or {})
+        raise problem
     return JSONResponse(build(outcome), status_code=status)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from spaktok.commands.base import Command, Rejection
 from spaktok.commands.stream_state import millis
-from spaktok.commands.wallets import PurchaseCoins, RefundGift, SendGift
+from spaktok.commands.wallets import PurchaseCoins, RefundGift, SendGift, gift_transaction_id
 from spaktok.events.base import Event
 from spaktok.events.wallets import CoinsPurchased, GiftDebited, GiftRefunded
 
@@ -141,7 +141,7 @@ def decide(command: Command, state: WalletState) -> list[Event]:
             seq = state.gift_seq + 1
             return [
                 GiftDebited(
-                    gift_tx=f"{command.user_id}:{seq}",
+                    gift_tx=gift_transaction_id(command.command_id),  # one intent, one id
                     seq=seq,
                     send_id=command.command_id,
                     stream_id=command.stream_id,

@@ -8,8 +8,22 @@ from pydantic import Field
 from spaktok.commands.base import Command, register_command
 from spaktok.commands.gifts import MAX_GIFTS_PER_SEND, CatalogGift
 from spaktok.commands.stream_state import COMBO_MEMORY_MS
+from spaktok.events.envelope import derive_id
 
 MAX_PURCHASE_COINS = 10_000_000
+GIFT_TX_PREFIX = "tx_"  # new-shape ids; gifts debited before issue #16 keep "{sender}:{seq}"
+
+
+def gift_transaction_id(send_id: str) -> str:
+    """The id of the gift transaction started by SendGift `send_id` (its command id, derived from the
+    client's Idempotency-Key when one was given): "tx_" + 24 hex digits of a uuid5 of it.
+
+    A function of the intent alone, never of the wallet's state (as the old "{sender}:{seq}" was), so
+    a send wrongly debited twice carries one id twice and the ledger audit sees it, while two intents
+    never share one. Every event of the saga (debit, delivery or refusal, refund, credit, battle
+    score) carries it, and the API answers it as `transactionId` for the client's receipt.
+    """
+    return GIFT_TX_PREFIX + derive_id(send_id, "gift-tx").replace("-", "")[:24]
 
 
 class WalletCommand(Command):

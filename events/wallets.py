@@ -30,7 +30,9 @@ class GiftDebited(WalletEvent):
     """The first step of the gift saga: the sender paid; the stream decides delivery next."""
 
     type: Literal["wallets.GiftDebited"] = "wallets.GiftDebited"
-    gift_tx: str  # "{sender}:{seq}": names the gift through the whole saga
+    # names the gift through the whole saga: "tx_…" derived from send_id (commands/wallets.py
+    # gift_transaction_id); debits logged before issue #16 carry "{sender}:{seq}", still valid
+    gift_tx: str
     seq: int  # the wallet's gift counter: the stream drops a sender's gifts it has seen by it
     send_id: str  # the SendGift command id: a client retry within the idempotency window is a no-op
     stream_id: str

@@ -28,12 +28,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import orjson
+from pydantic import ValidationError
 from spaktok.commands.base import Command, Rejection, command_from, decode_command
 from spaktok.commands.outcome import Outcome
 from spaktok.events.base import Event
 from spaktok.events.envelope import TYPE_HEADER, Envelope, derive_id, seal
 from spaktok.infra import bundles
-from spaktok.processors.deadletter import deadletter_headers
+from spaktok.processors.deadletter import deadletter_headers, text_key
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,11 @@ class AggregateSpec:
     # `merge` turns their JSON forms (in order) into one (fewer messages for the next aggregate)
     merge_types: frozenset[str] = frozenset()
     merge: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None
+    # a refusal is remembered like a decision, so the same command again (a client's retry with its
+    # Idempotency-Key, a redelivered or duplicated record) gets the first answer instead of being
+    # decided anew against a state that may have changed: a gift refused for `insufficient-coins`
+    # must not be debited after a top-up (found by bench/chaos.py and the reference model)
+    remember_refusals: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,10 +247,10 @@ class AggregateRunner:
                     decode_command(record.value) if record.parsed is None else command_from(record.parsed)
                 )
                 if command.aggregate_type != self.spec.aggregate_type:
-                    raise ValueError(f"{command.type} does not belong on {record.topic}")
+                    raise WrongTopic(f"{command.type} does not belong on {record.topic}")
                 self._check_member(command, record)
             except Exception as exc:  # noqa: BLE001 - bad input must never stop the worker
-                out.append(self._deadletter(record, exc, "decode"))
+                out.append(self._deadletter(record, exc, _stage_of(exc)))
                 continue
             try:
                 self._decide(command, record.partition, held, out)
@@ -434,7 +440,7 @@ class AggregateRunner:
             assert self.spec.notice_topic is not None, "a spec with notices names their topic"
             out.append(self._record(self.spec.notice_topic, env))
         self._answer(forward_records, outcome, out)
-        if decided:
+        if decided or (rejection is not None and self.spec.remember_refusals):
             aggregate.state = state
             aggregate.memory[command.command_id] = {"forwards": forward_records, "outcome": outcome}
             aggregate.changed = True
@@ -584,14 +590,25 @@ class AggregateRunner:
 
     def _deadletter(self, record: Incoming, exc: BaseException, stage: str) -> Outgoing:
         headers = deadletter_headers(
-            exc, stage=stage, topic=record.topic, partition=record.partition, offset=record.offset
+            exc,
+            stage=stage,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
         )
         value = record.value
         if record.member is not None:
             headers.append(("bundle-member", str(record.member).encode()))
             value = orjson.dumps(record.parsed)  # the member alone, not its whole bundle
-        key = (record.key or b"").decode("utf-8", "replace")
-        return Outgoing(self.deadletter_topic, key, value, headers, "deadletter")
+        return Outgoing(self.deadletter_topic, text_key(record.key), value, headers, "deadletter")
+
+
+def _stage_of(exc: Exception) -> str:
+    """`decode`: not a command at all (not JSON, not an object, no known type); `validate`: a known
+    command that its model refuses (a field out of range, say negative coins) or that does not
+    belong where it came (another aggregate's topic, another partition)."""
+    return "validate" if isinstance(exc, ValidationError | WrongTopic | WrongPartition) else "decode"
 
 
 def _unbundled(records: list[Incoming]) -> list[Incoming]:
@@ -635,6 +652,10 @@ def _bundle(records: list[Outgoing], kind: str, partition: int | None) -> list[O
 
 class WrongPartition(ValueError):
     """A command arrived on another partition than the one its aggregate is written from."""
+
+
+class WrongTopic(ValueError):
+    """A command of another aggregate arrived on this aggregate's command topic."""
 
 
 class _Unchanged(Exception):

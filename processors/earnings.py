@@ -31,4 +31,5 @@ EARNINGS = AggregateSpec(
     follow_ups=_no_follow_ups,
     is_final=_is_final,
     thaw=earnings_decide.thaw,
+    remember_refusals=True,  # a refused payout request stays refused under its key
 )

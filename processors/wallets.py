@@ -61,4 +61,5 @@ WALLETS = AggregateSpec(
     thaw=wallet_decide.thaw,
     split=wallet_decide.split,
     join=wallet_decide.join,
+    remember_refusals=True,  # a refused send stays refused under its key
 )

@@ -13,7 +13,9 @@ dropped by aggregate sequence, as every consumer does) and checks, for every coi
   names; no bonus is credited that no battle result names;
 - globally: coins purchased == coins in wallets + coins spent (debits − refunds), and coins spent ==
   broadcaster shares + platform shares (+ gifts still in flight, which a settled system has none of);
-  earnings credited == gift shares credited + PK bonuses credited == available + reserved + paid out.
+  earnings credited == gift shares credited + PK bonuses credited == available + reserved + paid out;
+- per transaction id (projections/ledger_invariants.py): each send id debited once, each payment
+  ref credited once, each gift saga in one final state, each payout reserved once and settled once.
 
 `compare_read_models` then checks the Postgres read models hold exactly the replayed figures.
 """
@@ -33,6 +35,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from spaktok.commands.earnings import PK_BONUS_PREFIX
 from spaktok.events.envelope import Envelope, decode_envelope
 from spaktok.infra import topics
+from spaktok.projections import ledger_invariants
+from spaktok.projections.ledger_invariants import Kind, Transaction
 from sqlalchemy import Engine, text
 
 LEDGER_TOPICS = (topics.EVENTS_WALLETS, topics.EVENTS_STREAMS, topics.EVENTS_EARNINGS, topics.EVENTS_BATTLES)
@@ -83,6 +87,8 @@ class LedgerReport:
     gift_credits: int = 0
     pk_bonuses: int = 0
     problems: list[str] = field(default_factory=list)
+    # (kind, transaction id) -> what the log holds under it (projections/ledger_invariants.py)
+    transactions: dict[tuple[Kind, str], Transaction] = field(default_factory=dict)
 
     @property
     def settled(self) -> bool:
@@ -152,6 +158,8 @@ def audit(envelopes: Iterable[Envelope]) -> LedgerReport:
     _sagas(report, debits, decided, refunds, credits)
     _bonuses(report, bonuses_won, bonuses_credited)
     _conservation(report)
+    report.transactions = ledger_invariants.index(ordered)
+    report.problems += ledger_invariants.check(ordered, report.transactions)
     return report
 
 

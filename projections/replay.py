@@ -28,7 +28,7 @@ from importlib import resources
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from spaktok.events.base import EVENT_TYPES
-from spaktok.events.envelope import decode_envelope
+from spaktok.events.envelope import decode_projectable
 from spaktok.infra import topics
 from spaktok.projections import postgres
 from spaktok.projections.replay_fold import FOLDED_TABLES, FOLDS, RowStore
@@ -148,7 +148,7 @@ class LogReader:
             self.stats.records += 1
             self.offsets[key] = msg.offset()
             try:
-                envelope = decode_envelope(msg.value())
+                envelope = decode_projectable(msg.value())
             except Exception:  # noqa: BLE001 - the live projector parked it; so does the replay
                 self.stats.undecodable += 1
                 skipped[key] = msg.offset()

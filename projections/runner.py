@@ -15,10 +15,10 @@ from typing import Protocol
 
 import spaktok.events.catalog  # noqa: F401 - every event type must be decodable here
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
-from spaktok.events.envelope import Envelope, decode_envelope
+from spaktok.events.envelope import Envelope, decode_projectable
 from spaktok.infra import topics
 from spaktok.infra.kafka import EventProducer
-from spaktok.processors.deadletter import deadletter_headers
+from spaktok.processors.deadletter import deadletter_headers, text_key
 from spaktok.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,7 @@ class Record:
     offset: int
     envelope: Envelope
     raw: bytes = b""  # the record's bytes as the log holds them (ClickHouse archives them for restores)
+    key: bytes | None = None  # the record's key as the log holds it (a dead letter carries it)
 
 
 class Projector(Protocol):
@@ -138,12 +139,14 @@ class ProjectionRunner:
                     log.warning("consume error on %s: %s", msg.topic(), err)
                 continue
             try:
-                envelope = decode_envelope(msg.value())
+                envelope = decode_projectable(msg.value())
             except Exception as exc:  # noqa: BLE001 - undecodable events are parked, never fatal
                 self._deadletter(msg, exc)
                 skipped[(msg.topic(), msg.partition())] = msg.offset()
                 continue
-            records.append(Record(msg.topic(), msg.partition(), msg.offset(), envelope, msg.value()))
+            records.append(
+                Record(msg.topic(), msg.partition(), msg.offset(), envelope, msg.value(), msg.key())
+            )
         rows = self._apply_with_retry(records, skipped)
         self.stats.records += len(records)
         self.stats.rows += rows
@@ -172,24 +175,49 @@ class ProjectionRunner:
                 return self._apply_one_by_one(records, skipped)
 
     def _apply_one_by_one(self, records: list[Record], skipped: dict[tuple[str, int], int]) -> int:
-        rows = self.projector.apply([], skipped)
+        """Each record in its own transaction; one that fails on its own is parked and passed.
+
+        The batch's skipped offsets are stored last, with the highest offset of every partition:
+        stored first (as they were), they moved a checkpoint past records not yet applied, which a
+        crash right then would have lost, and the next record's checkpoint then moved it back."""
+        rows = 0
         for record in records:
             try:
-                rows += self.projector.apply([record], {})
+                rows += self._waiting_out_outages([record])
             except Exception as exc:  # noqa: BLE001
-                self.stats.deadlettered += 1
-                headers = deadletter_headers(
-                    exc,
-                    stage=f"project:{self.projector.name}",
-                    topic=record.topic,
-                    partition=record.partition,
-                    offset=record.offset,
-                )
-                self.producer.send(
-                    topics.DEADLETTER.name, record.envelope.aggregate_id, record.envelope.to_bytes(), headers
-                )
+                if is_transient(exc):
+                    raise  # stopping during an outage: nothing is parked, the batch is read again
+                self._deadletter_record(record, exc)
                 self.projector.apply([], {(record.topic, record.partition): record.offset})
-        return rows
+        return rows + self.projector.apply([], highest_offsets(records, skipped))
+
+    def _waiting_out_outages(self, records: list[Record]) -> int:
+        """Apply `records`, retried with backoff while the store is unreachable (until stopped)."""
+        delay = 0.2
+        while True:
+            try:
+                return self.projector.apply(records, {})
+            except Exception as exc:  # noqa: BLE001
+                if not is_transient(exc) or self._stop.is_set():
+                    raise
+                log.warning("%s: store unavailable (%s); retrying in %.1f s", self.projector.name, exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _deadletter_record(self, record: Record, exc: BaseException) -> None:
+        """Park a decoded record its projector refused: its original key and bytes, not a re-encoding."""
+        self.stats.deadlettered += 1
+        headers = deadletter_headers(
+            exc,
+            stage=f"project:{self.projector.name}",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+        )
+        value = record.raw or record.envelope.to_bytes()
+        key = text_key(record.key) if record.key is not None else record.envelope.aggregate_id
+        self.producer.send(topics.DEADLETTER.name, key, value, headers)
 
     def _deadletter(self, msg, exc: BaseException) -> None:  # type: ignore[no-untyped-def]
         self.stats.deadlettered += 1
@@ -199,9 +227,9 @@ class ProjectionRunner:
             topic=msg.topic(),
             partition=msg.partition(),
             offset=msg.offset(),
+            key=msg.key(),
         )
-        key = (msg.key() or b"").decode("utf-8", "replace")
-        self.producer.send(topics.DEADLETTER.name, key, msg.value() or b"", headers)
+        self.producer.send(topics.DEADLETTER.name, text_key(msg.key()), msg.value() or b"", headers)
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -18,7 +18,7 @@ from spaktok.api.suspension import refuse_if_suspended
 from spaktok.commands.earnings import CompletePayout, FailPayout, RequestPayout
 from spaktok.commands.gifts import coins_for_usd, usd
 from spaktok.commands.outcome import Outcome
-from spaktok.commands.wallets import PurchaseCoins, SendGift
+from spaktok.commands.wallets import PurchaseCoins, SendGift, gift_transaction_id
 from spaktok.events.envelope import derive_id
 from spaktok.projections import money_views
 
@@ -83,6 +83,9 @@ async def send_gift(
         combo_window_ms=settings.gift_combo_window_ms,
     )
     outcome = await services.bus.execute(command)
+    # the intent's one id (docs/money.md "What exactly once means here"), in every answer: taken,
+    # refused, rejected, pending or a late retry's "duplicate"
+    tx = gift_transaction_id(meta.command_id)
 
     def build(outcome: Outcome) -> dict[str, Any]:
         refused = event_payload(outcome, "streams.GiftRefused")
@@ -92,11 +95,14 @@ async def send_gift(
                 STATUS_BY_REASON.get(reason, 409),
                 reason,
                 f"the stream refused the gift ({reason}); your {refused['coin_cost']} coins are refunded",
+                transactionId=refused["gift_tx"],
             )
         received = event_payload(outcome, "streams.GiftReceived")
         if received is None:  # a retry of a send decided long ago: it had its one effect then
-            return {"streamId": stream_id, "status": "duplicate", "detail": outcome.detail}
+            detail = outcome.detail
+            return {"transactionId": tx, "streamId": stream_id, "status": "duplicate", "detail": detail}
         return {
+            "transactionId": received["gift_tx"],
             "giftTx": received["gift_tx"],
             "streamId": stream_id,
             "giftId": received["gift_id"],
@@ -113,7 +119,7 @@ async def send_gift(
             "timestamp": received["sent_at"],
         }
 
-    return answer(outcome, meta.command_id, build)
+    return answer(outcome, meta.command_id, build, extra={"transactionId": tx})
 
 
 @router.get("/v1/streams/{stream_id}/leaderboard")
@@ -163,13 +169,14 @@ async def purchase_coins(body: PurchaseBody, user: CurrentUser, services: Servic
 
     def build(outcome: Outcome) -> dict[str, Any]:
         return {
+            "transactionId": body.payment_ref,  # a purchase's transaction is its payment ref
             "userId": body.user_id,
             "paymentRef": body.payment_ref,
             "coins": body.coins,
             "balance": outcome.stats.get("balance"),
         }
 
-    return answer(outcome, command.command_id, build, status=201)
+    return answer(outcome, command.command_id, build, status=201, extra={"transactionId": body.payment_ref})
 
 
 @router.get("/v1/earnings")
@@ -210,6 +217,7 @@ async def request_payout(
 
     def build(outcome: Outcome) -> dict[str, Any]:
         return {
+            "transactionId": payout_id,  # a payout's transaction is its id
             "payoutId": payout_id,
             "status": "pending",
             "method": body.method,
@@ -219,7 +227,7 @@ async def request_payout(
             "reservedCoins": outcome.stats.get("reserved"),
         }
 
-    return answer(outcome, meta.command_id, build, status=201)
+    return answer(outcome, meta.command_id, build, status=201, extra={"transactionId": payout_id})
 
 
 @router.get("/v1/payouts")

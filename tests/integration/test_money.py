@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from harness import Api, eventually, problem, uid
@@ -263,3 +265,65 @@ def test_the_ledger_check_passes_and_catches_a_tampered_read_model(
     finally:
         with pg.begin() as conn:
             conn.execute(text("UPDATE wallets SET balance = balance - 5 WHERE user_id = :u"), {"u": fan_id})
+
+
+def test_one_intent_is_one_transaction_id_and_the_receipts_reconcile(
+    stack: DevStack, user: Callable[..., Api], tmp_path: Path
+) -> None:
+    """Issue #16: the answer names the transaction (retry: the same id; another key: another id), the
+    saga's rows carry it, and `ledger check --receipts` matches the client's receipts with the log."""
+    host_id, fan_id = uid("host"), uid("fan")
+    host, fan, admin = user(host_id), user(fan_id), user(uid("admin"), roles=["admin"])
+    sid = host.post("/v1/streams", json={"title": "Receipts", "category": "talk"}).json()["streamId"]
+    closed = (
+        user(uid("host"))
+        .post(  # one live stream per broadcaster: another host's
+            "/v1/streams", json={"title": "Closed", "category": "talk", "allowGifts": False}
+        )
+        .json()["streamId"]
+    )
+    ref = uid("pay")
+    bought = buy(admin, fan_id, 100, ref=ref)
+    receipts = [_receipt(bought["transactionId"], "purchase", 100, "accepted", fan_id)]
+
+    def send(stream: str, gift: str, key: str) -> Any:
+        keyed = {"Idempotency-Key": key}
+        return fan.post(f"/v1/streams/{stream}/gifts", json={"giftId": gift}, headers=keyed)
+
+    first, retry, other = send(sid, "perfume", "k1"), send(sid, "perfume", "k1"), send(sid, "perfume", "k2")
+    assert (first.status_code, retry.status_code, other.status_code) == (200, 200, 200), first.text
+    tx = first.json()["transactionId"]
+    assert tx.startswith("tx_") and tx == first.json()["giftTx"] == retry.json()["transactionId"]
+    assert other.json()["transactionId"] not in (tx, None)
+    refused = send(closed, "perfume", "k3")
+    poor = send(sid, "lion", "k4")
+    problem(refused, 403, "gifts-disabled")
+    problem(poor, 409, "insufficient-coins")
+    receipts += [
+        _receipt(tx, "gift", 20, "accepted", fan_id),
+        _receipt(tx, "gift", 20, "accepted", fan_id),  # the retry's answer, kept too
+        _receipt(other.json()["transactionId"], "gift", 20, "accepted", fan_id),
+        _receipt(refused.json()["transactionId"], "gift", 20, "rejected", fan_id),
+        _receipt(poor.json()["transactionId"], "gift", 29999, "rejected", fan_id),
+    ]
+    balance(fan, 60)
+    rows = eventually(lambda: _kinds(fan, 5))  # the purchase, 3 debits, the refusal's refund
+    assert sorted(rows) == ["gift", "gift", "gift", "purchase", "refund"]
+    txs = {t["giftTx"] for t in fan.get("/v1/wallet/transactions").json()["transactions"]}
+    assert {tx, refused.json()["transactionId"]} <= txs
+
+    kept = tmp_path / "receipts.jsonl"
+    kept.write_text("".join(receipts))
+    passed = ledger_check(stack, "--wait", "30", "--receipts", str(kept))
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert "accepted: matched" in passed.stdout
+    lost = "tx_" + "0" * 24
+    kept.write_text("".join([*receipts, _receipt(lost, "gift", 20, "accepted", fan_id)]))
+    failed = ledger_check(stack, "--receipts", str(kept))
+    assert failed.returncode == 1, failed.stdout
+    assert f"accepted receipts missing from the log: 1 (gift {lost})" in failed.stdout
+
+
+def _receipt(tx: str, kind: str, coins: int, status: str, user_id: str) -> str:
+    fields = {"transactionId": tx, "kind": kind, "coins": coins, "status": status, "userId": user_id}
+    return json.dumps(fields) + "\n"

@@ -496,3 +496,34 @@ def test_a_batchs_follow_ups_for_one_partition_leave_as_one_bundle_in_order() ->
     assert [d["stream_id"] for d in together] == [first, same]  # the wallet's order, one record
     assert [d["wallet_seq"] for d in together] == [1, 3]
     assert alone["stream_id"] == elsewhere
+
+
+def test_a_refused_gift_stays_refused_under_its_key_after_a_top_up() -> None:
+    """The same SendGift again (a client's retry, a redelivered or duplicated record) gets its first
+    answer, `insufficient-coins`, even once the wallet could pay: one intent, one outcome. Before
+    `remember_refusals` the second copy was debited (bench/chaos.py found it)."""
+    from spaktok.processors.wallets import WALLETS
+    from test_money_deciders import purchase, send
+
+    table, broker = Table(), Broker()
+    wallet = runner(table, broker, WALLETS)
+    asyncio.run(wallet.handle_batch(records(send(command_id="k-1"))))
+    asyncio.run(wallet.handle_batch(records(purchase(1000), send(command_id="k-1"))))
+    answers = [(o["status"], o["reason"]) for o in broker.on(OUTCOMES) if o["command_id"] == "k-1"]
+    assert answers == [("rejected", "insufficient-coins")] * 2
+    assert "wallets.GiftDebited" not in [e["type"] for e in broker.on("spaktok.events.wallets")]
+    restarted = runner(table, broker, WALLETS)  # the refusal is in the stored memory, not only cached
+    asyncio.run(restarted.handle_batch(records(send(command_id="k-1"))))
+    assert [o["status"] for o in broker.on(OUTCOMES) if o["command_id"] == "k-1"] == ["rejected"] * 3
+    assert "wallets.GiftDebited" not in [e["type"] for e in broker.on("spaktok.events.wallets")]
+
+
+def test_a_stream_refusal_is_decided_anew_when_asked_again() -> None:
+    """Only the money aggregates remember refusals: a join refused before the stream started is
+    decided again (a stream's refusals depend on facts that are meant to change)."""
+    table, broker = Table(), Broker()
+    aggregate = runner(table, broker)
+    asyncio.run(aggregate.handle_batch(records(join("ann", 1))))
+    asyncio.run(aggregate.handle_batch(records(open_stream(), join("ann", 1))))
+    answers = [o["status"] for o in broker.on(OUTCOMES) if o["command_type"] == "streams.JoinStream"]
+    assert answers == ["rejected", "accepted"]

@@ -23,7 +23,7 @@ from spaktok.commands.wallet_decide import evolve as evolve_wallet
 from spaktok.commands.wallet_decide import join as join_wallet
 from spaktok.commands.wallet_decide import split as split_wallet
 from spaktok.commands.wallet_decide import thaw as thaw_wallet
-from spaktok.commands.wallets import PurchaseCoins, RefundGift, SendGift
+from spaktok.commands.wallets import PurchaseCoins, RefundGift, SendGift, gift_transaction_id
 from spaktok.events.earnings import EarningsCredited, PayoutCompleted, PayoutFailed, PayoutRequested
 from spaktok.events.streams import GiftReceived, GiftRefused, StreamUpdated
 from spaktok.events.wallets import CoinsPurchased, GiftDebited, GiftRefunded
@@ -70,7 +70,7 @@ def send(
 
 def debited(seq: int, coins: int, balance: int, seconds: float = 1, send_id: str = "send-1") -> GiftDebited:
     return GiftDebited(
-        gift_tx=f"{FAN}:{seq}",
+        gift_tx=gift_transaction_id(send_id),
         seq=seq,
         send_id=send_id,
         stream_id="s-1",
@@ -213,6 +213,28 @@ def test_a_refused_gift_is_refunded_once() -> None:
     given = (purchased(10, 10), debited(1, 4, 6))
     WALLET.given(*given).when(refund(1, 4)).then(refunded(1, 4, 10))
     WALLET.given(*given, refunded(1, 4, 10)).when(refund(1, 4)).then()
+
+
+def test_the_transaction_id_is_the_intents_across_retries_whatever_the_wallet_holds() -> None:
+    """Issue #16: were a retried send ever debited again (its id forgotten, a state rolled back), the
+    second debit must carry the first one's transaction id, so the ledger audit sees one intent
+    debited twice; the old "{sender}:{seq}" id changed with the wallet's counter and hid it."""
+    first = WALLET.given(purchased(10, 10)).when(send(seconds=1, command_id="key-a")).events()
+    # the same intent decided again on a wallet that has moved on (another gift debited since)
+    later = WALLET.given(purchased(10, 10), debited(1, 1, 9, send_id="other"))
+    again = later.when(send(seconds=7, command_id="key-a")).events()
+    assert isinstance(first[0], GiftDebited) and isinstance(again[0], GiftDebited)
+    assert (first[0].seq, again[0].seq) == (1, 2)
+    assert first[0].gift_tx == again[0].gift_tx == gift_transaction_id("key-a")
+    assert first[0].gift_tx.startswith("tx_") and len(first[0].gift_tx) == 27
+
+
+def test_two_intents_have_two_transaction_ids() -> None:
+    given = WALLET.given(purchased(10, 10))
+    a = given.when(send(command_id="key-a")).events()[0]
+    b = given.when(send(command_id="key-b")).events()[0]
+    assert isinstance(a, GiftDebited) and isinstance(b, GiftDebited)
+    assert a.gift_tx != b.gift_tx
 
 
 def test_a_refund_of_a_gift_never_debited_changes_nothing() -> None:

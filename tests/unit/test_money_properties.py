@@ -280,7 +280,9 @@ def _run(world: World, opening: list[int], plan: list[tuple[Any, ...]]) -> None:
             _, host, coins, settle_first = step
             if settle_first:  # let the credits arrive first (otherwise most requests overdraw)
                 world.drain()
-            payout_id = f"po-{len(payouts[host])}"
+            # payout ids are global (the API's derive from the command id; Postgres keys payouts by
+            # id), and the ledger names an id reserved twice, by any broadcasters
+            payout_id = f"po-{host}-{len(payouts[host])}"
             payouts[host].append(payout_id)
             world.client(
                 RequestPayout(
