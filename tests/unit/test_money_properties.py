@@ -40,6 +40,7 @@ USERS = ("ann", "bob", "cy")
 STREAMS_BY_HOST = {"h1": "s1", "h2": "s2"}
 CATALOG = load_catalog()
 GIFTS = ("rose", "doughnut", "galaxy", "galaxy")
+EXAMPLES = max(500, settings.default.max_examples)  # the floor; HYPOTHESIS_PROFILE=soak raises it
 COMMAND_TOPICS = {
     topics.COMMANDS_WALLETS.name: WALLETS,
     topics.COMMANDS_STREAMS.name: STREAMS,
@@ -210,13 +211,13 @@ steps = st.lists(
 opening_balances = st.lists(st.integers(0, 30000), min_size=len(USERS), max_size=len(USERS))
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(opening_balances, steps)
 def test_no_coin_is_created_or_lost(opening: list[int], plan: list[tuple[Any, ...]]) -> None:
     _run(World(), opening, plan)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(opening_balances, steps)
 def test_no_coin_is_created_or_lost_with_bundles(opening: list[int], plan: list[tuple[Any, ...]]) -> None:
     _run(World(partitions=2), opening, plan)
