@@ -68,6 +68,9 @@ from spaktok.settings import Settings
 console = Console()
 # the bench's raised per-user limits, payouts too (10/minute would turn the payout client into a 429 loop)
 LIMITS = {**BENCH_LIMITS, "SPAKTOK_RATE_LIMIT_PAYOUTS": "1000000/minute"}
+# the hosts send no heartbeats: without this their streams end after 5 minutes of soak
+# (`broadcaster_lost`) and every later gift is refused and refunded instead of taken
+STACK_ENV = {**LIMITS, "SPAKTOK_BROADCASTER_GRACE_S": "0"}
 FAULTS = ("worker", "projector", "api", "postgres")
 GIFTS = {"rose": 1, "finger-heart": 5, "perfume": 20, "doughnut": 30}
 PAYOUT_USD = "10.00"  # the minimum payout: 1,000 coins at $0.01
@@ -699,7 +702,7 @@ def main(argv: list[str] | None = None) -> Summary:
     console.print(f"seed={args.seed}")  # first: any failure replays with this seed
     rng = random.Random(args.seed)
     data_dir = Path(tempfile.mkdtemp(prefix="spaktok-chaos-"))
-    stack = DevStack(data_dir=data_dir, api_port=free_port(), partitions=4, extra_env=dict(LIMITS))
+    stack = DevStack(data_dir=data_dir, api_port=free_port(), partitions=4, extra_env=dict(STACK_ENV))
     books = Books()
     stop = threading.Event()
     kills: Counter[str] = Counter()

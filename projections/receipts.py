@@ -122,7 +122,10 @@ def reconcile(
         if outcome in ("missing", "doubled", "mismatched", "unexpected"):
             getattr(report, outcome).append(f"{receipt.kind} {receipt.transaction_id}")
     if complete:
-        named = {(r.kind, r.transaction_id) for r in receipts if r.status != "rejected"}
+        # a rejected receipt names its transaction too: a gift refused after its debit (the stream
+        # ended meanwhile) is in the log as a debit and its refund, and `_judge` already says
+        # whether that rejection left an effect
+        named = {(r.kind, r.transaction_id) for r in receipts}
         for (kind, tx), t in sorted(txs.items()):
             if t.effects and (kind, tx) not in named:
                 report.unreceipted.append(f"{kind} {tx}")
