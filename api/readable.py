@@ -113,27 +113,29 @@ FACTS_KEPT = 10_000
 _recent: dict[tuple[int, str], tuple[float, StreamFacts | None]] = {}
 
 
-def recent_facts(engine: Engine, stream_id: str) -> StreamFacts | None:
-    """The stream's facts read at most `FACTS_TTL_S` ago (blocking; call in a worker thread)."""
-    key, now = (id(engine), stream_id), time.monotonic()
+def _fresh(key: tuple[int, str]) -> tuple[float, StreamFacts | None] | None:
     cached = _recent.get(key)
-    if cached is not None and now - cached[0] < FACTS_TTL_S:
-        return cached[1]
-    doc = streams_views.get_stream(engine, stream_id)
+    return cached if cached is not None and time.monotonic() - cached[0] < FACTS_TTL_S else None
+
+
+def _read_facts(engine: Engine, key: tuple[int, str]) -> StreamFacts | None:
+    """Read the stream's facts and share them (blocking: runs in a worker thread)."""
+    doc = streams_views.get_stream(engine, key[1])
     facts = StreamFacts.from_document(doc) if doc is not None else None
     if len(_recent) >= FACTS_KEPT:
         del _recent[next(iter(_recent))]
-    _recent[key] = (now, facts)
+    _recent[key] = (time.monotonic(), facts)
     return facts
 
 
 async def shared_facts(engine: Engine, stream_id: str) -> StreamFacts | None:
-    """`recent_facts` without a worker-thread hop when the shared copy is fresh (the common case on a
-    busy stream: every comment, like batch and gift asks)."""
-    cached = _recent.get((id(engine), stream_id))
-    if cached is not None and time.monotonic() - cached[0] < FACTS_TTL_S:
+    """The stream's facts read at most `FACTS_TTL_S` ago, shared by every request of this process
+    (every comment, like batch, gift and heartbeat asks); no worker-thread hop while fresh."""
+    key = (id(engine), stream_id)
+    cached = _fresh(key)
+    if cached is not None:
         return cached[1]
-    return await run_in_threadpool(recent_facts, engine, stream_id)
+    return await run_in_threadpool(_read_facts, engine, key)
 
 
 async def admit_participant(

@@ -121,7 +121,7 @@ async def heartbeat(stream_id: StreamPath, user: CurrentUser, services: Services
 async def playback_refusal(services: Services, user: Principal, stream_id: str) -> str | None:
     """Why `user` may get no new playback URL of the stream now, as a problem slug; None if they may.
 
-    The stream's facts are shared between heartbeats for a second (`readable.recent_facts`)."""
+    The stream's facts are shared between heartbeats for a second (`readable.shared_facts`)."""
     facts = await shared_facts(services.engine, stream_id)
     if facts is None:
         return "stream-not-found"
