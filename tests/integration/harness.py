@@ -88,12 +88,16 @@ class Api:
 
 
 def eventually(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
-    """Poll until `check` returns without AssertionError (read models are eventually consistent)."""
+    """Poll until `check` returns without AssertionError (read models are eventually consistent).
+
+    A KeyError is retried too: a read of a stream the projection has not written yet answers a 404
+    problem, whose body lacks the list the check indexes (a CI run failed on exactly that). Either
+    error still raises once the timeout has passed."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             return check()
-        except AssertionError:
+        except (AssertionError, KeyError):
             if time.monotonic() > deadline:
                 raise
             time.sleep(interval)
