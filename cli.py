@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import typer
 from rich.console import Console
+
 from spaktok.settings import get_settings
 
 app = typer.Typer(
@@ -151,6 +152,7 @@ def api(
 ) -> None:
     """Run the API alone (hosts the ClickHouse projector when the DSN is chdb:)."""
     import uvicorn
+
     from spaktok.api.app import create_app
 
     _logging(log_level)
@@ -203,8 +205,9 @@ def ledger_check(
     Exits 1 on any difference (with each one listed), 2 when gifts are still in flight.
     """
     from rich.table import Table
-    from spaktok.projections import ledger
     from sqlalchemy import create_engine
+
+    from spaktok.projections import ledger
 
     settings = get_settings()
     kept = _read_receipts(receipts) if receipts is not None else None
@@ -251,6 +254,7 @@ def _read_receipts(path: Path) -> Any:
 def _reconcile_receipts(kept: Any, transactions: Any, complete: bool) -> list[str]:
     """Print how the receipts matched the log; the failures, each with its transaction ids."""
     from rich.table import Table
+
     from spaktok.projections.receipts import reconcile
 
     result = reconcile(kept, transactions, complete=complete)
@@ -329,6 +333,7 @@ def _replay_postgres(
 ) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
+
     from spaktok.projections.replay import PostgresReplay, compare_schemas
 
     settings = get_settings()
@@ -543,6 +548,7 @@ def log_export(
 ) -> None:
     """Write every topic of the broker (or only the event topics) to an archive file, in offset order."""
     from rich.progress import Progress, SpinnerColumn, TextColumn
+
     from spaktok.infra import archive
 
     try:
@@ -576,6 +582,7 @@ def restore(
 ) -> None:
     """Republish an archived log into an empty broker, record for record (docs/replay.md)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     from spaktok.infra import archive
 
     settings = get_settings()
@@ -651,6 +658,7 @@ def audit_export(
 ) -> None:
     """Export the gift or moderation audit to CSV or Parquet, oldest first (docs/analytics.md)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+
     from spaktok.projections import audit, audit_export
 
     def utc(value: datetime | None) -> datetime | None:
@@ -705,6 +713,7 @@ def report(
 ) -> None:
     """Write a PNG and/or HTML report of a stream's analytics: viewers, gift revenue, top gifters."""
     from rich.table import Table
+
     from spaktok.projections import analytics_report
 
     source = api or clickhouse_dsn or get_settings().clickhouse_dsn
@@ -790,6 +799,7 @@ def _clickhouse(dsn: str) -> tuple[Any, str]:
 
 def _api_pages(api: str, token: str | None, kind: str, flt: Any) -> Any:
     import httpx
+
     from spaktok.projections import audit_export
 
     if not token:

@@ -90,7 +90,7 @@ class Settings(BaseSettings):
     edge_batch_max: int = 500
 
     # realtime feed (api/live.py)
-    live_tick_ms: int = Field(250, ge=10, le=5000)  # frames go out at most this often per stream
+    live_tick_ms: int = Field(250, ge=10, le=5000)  # a client gets at most one message per this
     live_likes_interval_ms: int = Field(1000, ge=10)  # likes summed over this window
     live_viewer_count_interval_ms: int = Field(5000, ge=10)  # viewer count at most this often
     live_queue_frames: int = Field(240, ge=2)  # unsent frames per client before it counts as too slow

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 from fastapi.concurrency import run_in_threadpool
+
 from spaktok.api.batching import EdgeBatcher
 from spaktok.api.bus import CommandBus, OutcomeListener
 from spaktok.api.deps import Services

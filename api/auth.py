@@ -9,6 +9,7 @@ from functools import lru_cache
 from typing import Any
 
 import jwt
+
 from spaktok.settings import Settings
 
 

@@ -14,6 +14,7 @@ from collections import OrderedDict
 
 import orjson
 from confluent_kafka import OFFSET_END, Consumer, Message, TopicPartition
+
 from spaktok.commands.base import Command
 from spaktok.commands.outcome import Outcome
 from spaktok.infra import bundles, topics

@@ -8,6 +8,9 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Path, Query
+from sqlalchemy import Engine
+from starlette.requests import HTTPConnection
+
 from spaktok import clock
 from spaktok.api.auth import USER_ID_PATTERN, InvalidToken, Principal, decode_token
 from spaktok.api.batching import EdgeBatcher
@@ -19,8 +22,6 @@ from spaktok.commands.gifts import CatalogGift
 from spaktok.events.envelope import derive_id
 from spaktok.projections.clickhouse import ClickHouse
 from spaktok.settings import Settings
-from sqlalchemy import Engine
-from starlette.requests import HTTPConnection
 
 
 @dataclass

@@ -24,13 +24,14 @@ from itertools import count
 
 import orjson
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import Engine, text
+from starlette.requests import HTTPConnection, Request
+
 from spaktok import clock
 from spaktok.api.auth import InvalidToken, decode_token
 from spaktok.api.problems import Problem
 from spaktok.api.ratelimit import MUTATING
 from spaktok.settings import Settings
-from sqlalchemy import Engine, text
-from starlette.requests import HTTPConnection, Request
 
 MAX_KEY_LENGTH = 200
 PURGE_EVERY = 1000  # every this many bindings, expired rows are deleted

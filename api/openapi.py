@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
+
 from spaktok.api.deps import current_user
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"

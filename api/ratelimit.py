@@ -22,10 +22,11 @@ import limits.aio.storage
 import limits.aio.strategies
 import limits.storage
 import limits.strategies
+from starlette.requests import HTTPConnection
+
 from spaktok.api.auth import InvalidToken, decode_token
 from spaktok.api.problems import Problem
 from spaktok.settings import Settings
-from starlette.requests import HTTPConnection
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MEDIA_HOOKS_PREFIX = "/v1/hooks/rtmp/"

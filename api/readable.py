@@ -15,6 +15,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import Engine
+
 from spaktok import clock
 from spaktok.api.access import (
     ADULT_AGE,
@@ -31,7 +33,6 @@ from spaktok.api.access import (
 from spaktok.api.auth import Principal
 from spaktok.api.deps import CurrentUser, Services, ServicesDep, StreamPath
 from spaktok.projections import social, streams_views
-from sqlalchemy import Engine
 
 Rule = Callable[[StreamFacts, Viewer], Access]
 

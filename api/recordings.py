@@ -140,6 +140,7 @@ class RecordingJanitor:
 
     def _run(self) -> None:
         from confluent_kafka import Consumer
+
         from spaktok.events.envelope import TYPE_HEADER, decode_envelope
         from spaktok.infra import topics
 

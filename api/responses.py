@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi.responses import JSONResponse
+
 from spaktok.api.problems import Problem
 from spaktok.commands.outcome import Outcome
 

@@ -13,12 +13,13 @@ import time
 from datetime import datetime
 
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import Engine
+
 from spaktok import clock
 from spaktok.api.auth import Principal
 from spaktok.api.deps import Services
 from spaktok.api.problems import Problem
 from spaktok.projections.enforcement import suspended_accounts
-from sqlalchemy import Engine
 
 SNAPSHOT_TTL_S = 1.0  # how long the process trusts its copy of the suspended accounts
 

@@ -12,6 +12,7 @@ import hashlib
 from typing import ClassVar, Literal
 
 from pydantic import Field
+
 from spaktok.commands.base import Command, register_command
 
 AUDIENCE_SHARDS = 16  # fixed: changing it would need the shards rebuilt from the follow events

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
+
 from spaktok.events.base import Event
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 from pydantic import Field
+
 from spaktok.commands.access import AllowedUsers
 from spaktok.commands.base import Command, register_command
 from spaktok.events.streams import Privacy, Quality

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
 from spaktok.commands.base import Command, register_command
 from spaktok.events.earnings import PayoutMethod
 

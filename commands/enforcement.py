@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import Field
+
 from spaktok.commands.base import register_command
 from spaktok.commands.broadcasters import BroadcasterCommand
 from spaktok.commands.streams import StreamCommand

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field
+
 from spaktok.commands.base import register_command
 from spaktok.commands.streams import StreamCommand
 

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
+
 from spaktok.commands.base import Command, register_command
 
 

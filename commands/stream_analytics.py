@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from spaktok.commands.stream_state import StreamState, millis
+from spaktok.commands.stream.state import StreamState, millis
 from spaktok.commands.streams import RecordAnalyticsSnapshot
 from spaktok.events.base import Event
 from spaktok.events.streams import StreamAnalyticsRecorded

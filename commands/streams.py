@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator
+
 from spaktok.commands.access import AllowedUsers
 from spaktok.commands.base import Command, register_command
 from spaktok.commands.gifts import CatalogGift
-from spaktok.commands.stream_state import COMBO_MEMORY_MS, COMMENT_MEMORY_MS
+from spaktok.commands.stream.state import COMBO_MEMORY_MS, COMMENT_MEMORY_MS
 from spaktok.events.streams import Privacy, Quality
 
 

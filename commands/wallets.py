@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 from pydantic import Field
+
 from spaktok.commands.base import Command, register_command
 from spaktok.commands.gifts import MAX_GIFTS_PER_SEND, CatalogGift
 from spaktok.commands.stream_state import COMBO_MEMORY_MS

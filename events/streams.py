@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
+
 from spaktok.events.base import Event, register_event
 
 Privacy = Literal["public", "followers", "private"]

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+
 from spaktok.infra import topics
 from spaktok.infra.kafka import producer_config
 from spaktok.settings import Settings

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Sequence
 
 from confluent_kafka import Producer
+
 from spaktok.settings import Settings
 
 Headers = Sequence[tuple[str, bytes | str]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from confluent_kafka.admin import AdminClient, NewTopic
+
 from spaktok.settings import Settings
 
 DAY_MS = 24 * 3600 * 1000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -10,6 +11,8 @@ from datetime import datetime
 from typing import Any
 
 import faust
+from faust.tables.manager import TableManager
+
 import spaktok.commands.catalog  # noqa: F401 - every command type must be decodable here
 from spaktok import clock
 from spaktok.commands import battle_decide
@@ -266,10 +269,19 @@ def _system(issued_at: datetime) -> dict[str, Any]:
     return {"command_id": str(uuid.uuid4()), "issued_at": issued_at, "actor_id": SYSTEM_ACTOR}
 
 
+def _recovery_completed(app: faust.App) -> asyncio.Event:
+    """Set once Faust has restored every table: a timer or agent deciding before then would pick wrongly."""
+    tables = app.tables
+    # App.tables is typed as the TableManagerT interface, which has no `recovery`; the object is the
+    # concrete TableManager (conf.TableManager is left at its default)
+    assert isinstance(tables, TableManager)
+    return tables.recovery.completed
+
+
 def _register_timer(
     app: faust.App, settings: Settings, timer: Timer, runner: AggregateRunner, send: Any
 ) -> None:
-    recovered = app.tables.recovery.completed
+    recovered = _recovery_completed(app)
 
     async def tick() -> None:
         if not recovered.is_set():
@@ -298,7 +310,7 @@ def _register_agent(
     batch_size: int,
     batch_wait: float,
 ) -> None:
-    recovered = app.tables.recovery.completed
+    recovered = _recovery_completed(app)
 
     async def decide_commands(stream: Any) -> None:
         async for events in stream.take_events(batch_size, within=batch_wait):

@@ -6,16 +6,16 @@ from spaktok.commands import audience_decide
 from spaktok.commands.audience_decide import AudienceState
 from spaktok.commands.base import Command
 from spaktok.events.audiences import AudienceCommandRejected
-from spaktok.events.envelope import Envelope
 from spaktok.infra import topics
 from spaktok.processors.aggregate import AggregateSpec, Forward, refused_as
+from spaktok.processors.core import Sealed
 
 
-def _no_follow_ups(command: Command, envelopes: list[Envelope], state: AudienceState) -> list[Forward]:
+def _no_follow_ups(command: Command, envelopes: list[Sealed], state: AudienceState) -> list[Forward]:
     return []
 
 
-def _never_final(command: Command, envelopes: list[Envelope]) -> bool:
+def _never_final(command: Command, envelopes: list[Sealed]) -> bool:
     return False  # only processors send these commands; nobody waits for an answer
 
 

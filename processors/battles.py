@@ -9,12 +9,12 @@ from spaktok.commands.battles import CloseBattleSide, EndBattle, ExpireBattle, R
 from spaktok.commands.earnings import Credit, CreditEarnings, pk_bonus_line
 from spaktok.commands.streams import LinkBattle, UnlinkBattle
 from spaktok.events.battles import BattleCommandRejected
-from spaktok.events.envelope import Envelope
 from spaktok.infra import topics
 from spaktok.processors.aggregate import AggregateSpec, Forward, follow_up, refused_as
+from spaktok.processors.core import Sealed
 
 
-def _follow_ups(command: Command, envelopes: list[Envelope], state: BattleState) -> list[Forward]:
+def _follow_ups(command: Command, envelopes: list[Sealed], state: BattleState) -> list[Forward]:
     if isinstance(command, RecordBattleLink) and command.linked and not _wants_link(state, command.stream_id):
         return _unlink(command, state, [command.stream_id])
     forwards: list[Forward] = []
@@ -79,7 +79,7 @@ def _unlink(command: Command, state: BattleState, streams: list[str]) -> list[Fo
     ]
 
 
-def _bonus(command: Command, ended: Envelope) -> Forward:
+def _bonus(command: Command, ended: Sealed) -> Forward:
     """The winner's bonus goes through the ledger like a gift share (source `pk_bonus`)."""
     credit = CreditEarnings(
         **follow_up(command, "pk-bonus"),
@@ -100,7 +100,7 @@ def _bonus(command: Command, ended: Envelope) -> Forward:
 INTERNAL = ExpireBattle | RecordBattleLink | ScoreBattle | CloseBattleSide
 
 
-def _is_final(command: Command, envelopes: list[Envelope]) -> bool:
+def _is_final(command: Command, envelopes: list[Sealed]) -> bool:
     """The broadcasters' own commands are answered; the saga's and the timer's are not."""
     if isinstance(command, EndBattle) and command.reason == "time_up":
         return False

@@ -9,13 +9,13 @@ from spaktok.commands.broadcaster_decide import BroadcasterState
 from spaktok.commands.broadcasters import StartStream
 from spaktok.commands.streams import OpenStream
 from spaktok.events.broadcasters import BroadcasterCommandRejected
-from spaktok.events.envelope import Envelope
 from spaktok.infra import topics
 from spaktok.processors.aggregate import AggregateSpec, Forward, follow_up, forward_id, refused_as
+from spaktok.processors.core import Sealed
 from spaktok.processors.enforcement import end_live_stream
 
 
-def _follow_ups(command: Command, envelopes: list[Envelope], state: BroadcasterState) -> list[Forward]:
+def _follow_ups(command: Command, envelopes: list[Sealed], state: BroadcasterState) -> list[Forward]:
     if isinstance(command, StartStream) and any(e.type == "broadcasters.BroadcastClaimed" for e in envelopes):
         fields = command.model_dump(exclude={"type", "command_id", "correlation_id", "user_id"})
         open_stream = OpenStream(
@@ -38,7 +38,7 @@ def _follow_ups(command: Command, envelopes: list[Envelope], state: BroadcasterS
     return forwards
 
 
-def _is_final(command: Command, envelopes: list[Envelope]) -> bool:
+def _is_final(command: Command, envelopes: list[Sealed]) -> bool:
     # an accepted StartStream is answered by the stream's StreamStarted, not here
     return not isinstance(command, StartStream)
 

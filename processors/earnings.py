@@ -7,16 +7,16 @@ from spaktok.commands.base import Command
 from spaktok.commands.earnings import CreditEarnings
 from spaktok.commands.earnings_decide import EarningsState
 from spaktok.events.earnings import EarningsCommandRejected
-from spaktok.events.envelope import Envelope
 from spaktok.infra import topics
 from spaktok.processors.aggregate import AggregateSpec, Forward, refused_as
+from spaktok.processors.core import Sealed
 
 
-def _no_follow_ups(command: Command, envelopes: list[Envelope], state: EarningsState) -> list[Forward]:
+def _no_follow_ups(command: Command, envelopes: list[Sealed], state: EarningsState) -> list[Forward]:
     return []
 
 
-def _is_final(command: Command, envelopes: list[Envelope]) -> bool:
+def _is_final(command: Command, envelopes: list[Sealed]) -> bool:
     return not isinstance(command, CreditEarnings)  # credits are the end of a gift's saga
 
 

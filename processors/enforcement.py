@@ -10,12 +10,12 @@ from __future__ import annotations
 from spaktok.commands.base import Command
 from spaktok.commands.enforcement import ResolveReports, SuspendAccount, SuspendStream
 from spaktok.commands.enforcement_decide import UPHELD
-from spaktok.events.envelope import Envelope
 from spaktok.infra import topics
 from spaktok.processors.aggregate import Forward, follow_up
+from spaktok.processors.core import Sealed
 
 
-def suspend_owner(command: ResolveReports, envelopes: list[Envelope], owner_id: str) -> list[Forward]:
+def suspend_owner(command: ResolveReports, envelopes: list[Sealed], owner_id: str) -> list[Forward]:
     """`suspend-user`: the stream's owner is suspended by the moderator who resolved the report."""
     resolved = next((env for env in envelopes if env.type == "streams.ReportsResolved"), None)
     if resolved is None or command.action != "suspend-user":
@@ -31,7 +31,7 @@ def suspend_owner(command: ResolveReports, envelopes: list[Envelope], owner_id: 
     return [Forward(topics.COMMANDS_BROADCASTERS.name, suspend)]
 
 
-def end_live_stream(command: Command, envelopes: list[Envelope]) -> list[Forward]:
+def end_live_stream(command: Command, envelopes: list[Sealed]) -> list[Forward]:
     """A suspended account that is live: its stream ends with reason `suspended`."""
     forwards = []
     for env in envelopes:

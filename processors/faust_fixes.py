@@ -25,7 +25,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from faust.transport.drivers.aiokafka import Transport
+    from faust.types import TP
+    from faust.types.transports import ConsumerT
 
 FETCH_MAX_WAIT_MS = 20  # replaced by `apply(fetch_wait_ms)`
 FENCE_KEY = b"\x00spaktok-recovery-fence"
@@ -38,33 +43,36 @@ def _shorten_fetch_wait() -> None:
     thread_cls = driver.AIOKafkaConsumerThread
     original = thread_cls._create_worker_consumer
 
-    def create_worker_consumer(self: Any, transport: Any) -> Any:
+    def create_worker_consumer(self: driver.AIOKafkaConsumerThread, transport: Transport) -> Any:
+        # Any: the AIOKafkaConsumer, and aiokafka ships no types
         consumer = original(self, transport)
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
         return consumer
 
-    thread_cls._create_worker_consumer = create_worker_consumer
+    # A deliberate patch (mypy still checks that the signature matches: [assignment])
+    thread_cls._create_worker_consumer = create_worker_consumer  # type: ignore[method-assign]
 
 
 def _fence_recovery_highwaters() -> None:
     from faust.tables.recovery import Recovery
 
     async def build_highwaters(
-        self: Any, consumer: Any, tps: set[Any], destination: Counter[Any], title: str
+        self: Recovery, consumer: ConsumerT, tps: set[TP], destination: Counter[TP], title: str
     ) -> None:
-        tps = sorted(tps)
+        ordered = sorted(tps)
         acks = await asyncio.gather(
             *(
                 self.app.producer.send_and_wait(tp.topic, FENCE_KEY, FENCE_VALUE, tp.partition, None, None)
-                for tp in tps
+                for tp in ordered
             )
         )
         # Faust reads a partition until its offset reaches the highwater: the fence is the last record
         destination.clear()
-        destination.update({tp: ack.offset for tp, ack in zip(tps, acks, strict=True)})
+        destination.update({tp: ack.offset for tp, ack in zip(ordered, acks, strict=True)})
         self.log.info("Recovery highwaters (%s) fenced at %s", title, dict(destination))
 
-    Recovery._build_highwaters = build_highwaters
+    # A deliberate patch (mypy still checks that the signature matches: [assignment])
+    Recovery._build_highwaters = build_highwaters  # type: ignore[method-assign]
 
 
 def _resume_from_own_positions() -> None:
@@ -72,7 +80,7 @@ def _resume_from_own_positions() -> None:
 
     original = Consumer.perform_seek
 
-    async def perform_seek(self: Any) -> None:
+    async def perform_seek(self: Consumer) -> None:
         await original(self)
         resume_offsets = getattr(self.app, "spaktok_resume_offsets", None)
         if resume_offsets is not None:
@@ -81,7 +89,8 @@ def _resume_from_own_positions() -> None:
                 await self.seek(tp, offset)
             self.log.info("Resumed command partitions at the worker's own positions: %s", offsets)
 
-    Consumer.perform_seek = perform_seek
+    # A deliberate patch (mypy still checks that the signature matches: [assignment])
+    Consumer.perform_seek = perform_seek  # type: ignore[method-assign]
 
 
 _applied = False

@@ -7,13 +7,13 @@ from spaktok.commands.audiences import AUDIENCE_SHARDS, NotifyFollowers
 from spaktok.commands.base import Command
 from spaktok.commands.schedule_decide import ScheduleState, notification_id
 from spaktok.commands.schedules import FireSchedule, MarkScheduleStarted
-from spaktok.events.envelope import Envelope
 from spaktok.events.schedules import ScheduleCommandRejected
 from spaktok.infra import topics
 from spaktok.processors.aggregate import AggregateSpec, Forward, follow_up, refused_as
+from spaktok.processors.core import Sealed
 
 
-def _follow_ups(command: Command, envelopes: list[Envelope], state: ScheduleState) -> list[Forward]:
+def _follow_ups(command: Command, envelopes: list[Sealed], state: ScheduleState) -> list[Forward]:
     """When the time comes, the channel's followers hear of it too (if the broadcaster asked)."""
     if not state.notify_followers or not any(e.type == "schedules.ScheduleDue" for e in envelopes):
         return []
@@ -36,7 +36,7 @@ def _follow_ups(command: Command, envelopes: list[Envelope], state: ScheduleStat
     ]
 
 
-def _is_final(command: Command, envelopes: list[Envelope]) -> bool:
+def _is_final(command: Command, envelopes: list[Sealed]) -> bool:
     return not isinstance(command, FireSchedule | MarkScheduleStarted)  # processors' own commands
 
 

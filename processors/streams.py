@@ -22,10 +22,11 @@ from spaktok.commands.streams import (
     UnlinkBattle,
 )
 from spaktok.commands.wallets import RefundGift
-from spaktok.events.envelope import Envelope, derive_id
-from spaktok.events.streams import StreamCommandRejected
+from spaktok.events.envelope import derive_id
+from spaktok.events.streams import GiftReceived, GiftRefused, StreamCommandRejected
 from spaktok.infra import topics
 from spaktok.processors.aggregate import AggregateSpec, Forward, follow_up
+from spaktok.processors.core import Sealed
 from spaktok.processors.enforcement import suspend_owner
 
 
@@ -39,7 +40,7 @@ def _rejected(command: Command, rejection: Rejection) -> StreamCommandRejected:
     )
 
 
-def _follow_ups(command: Command, envelopes: list[Envelope], state: StreamState) -> list[Forward]:
+def _follow_ups(command: Command, envelopes: list[Sealed], state: StreamState) -> list[Forward]:
     if isinstance(command, DeliverGift):
         return _settle_gift(command, envelopes, state) + _score_battle(command, envelopes, state)
     if isinstance(command, LinkBattle):
@@ -61,17 +62,18 @@ def _follow_ups(command: Command, envelopes: list[Envelope], state: StreamState)
     return battle
 
 
-def _settle_gift(command: DeliverGift, envelopes: list[Envelope], state: StreamState) -> list[Forward]:
+def _settle_gift(command: DeliverGift, envelopes: list[Sealed], state: StreamState) -> list[Forward]:
     """The saga's last step: credit the broadcaster's share, or refund the sender (compensation)."""
     forwards = []
-    for env in envelopes:
-        if env.type == "streams.GiftReceived":
+    for sealed in envelopes:
+        event = sealed.event
+        if isinstance(event, GiftReceived):
             share = Credit(
                 stream_id=state.stream_id,
-                stream_sequence=env.sequence,
+                stream_sequence=sealed.sequence,
                 gift_tx=command.gift_tx,
                 sender_id=command.sender_id,
-                coins=env.payload["broadcaster_share"],
+                coins=event.broadcaster_share,
             )
             credit = CreditEarnings(
                 **follow_up(command, "credit-earnings"),
@@ -80,7 +82,7 @@ def _settle_gift(command: DeliverGift, envelopes: list[Envelope], state: StreamS
                 credits=[share],
             )
             forwards.append(Forward(topics.COMMANDS_EARNINGS.name, credit))
-        elif env.type == "streams.GiftRefused":
+        elif isinstance(event, GiftRefused):
             refund = RefundGift(
                 **follow_up(command, "refund-gift"),
                 actor_id=command.sender_id,
@@ -89,26 +91,26 @@ def _settle_gift(command: DeliverGift, envelopes: list[Envelope], state: StreamS
                 seq=command.wallet_seq,
                 stream_id=command.stream_id,
                 coins=command.coins,
-                reason=env.payload["reason"],
+                reason=event.reason,
             )
             forwards.append(Forward(topics.COMMANDS_WALLETS.name, refund))
     return forwards
 
 
-def _score_battle(command: DeliverGift, envelopes: list[Envelope], state: StreamState) -> list[Forward]:
+def _score_battle(command: DeliverGift, envelopes: list[Sealed], state: StreamState) -> list[Forward]:
     """PK battle: a gift taken while linked goes to the battle, which decides whether it counts."""
     if not state.pk_battle_id:
         return []
     gifts = [
         BattleGift(
-            stream_sequence=env.sequence,
+            stream_sequence=sealed.sequence,
             gift_tx=command.gift_tx,
             sender_id=command.sender_id,
-            coins=env.payload["coin_cost"],
+            coins=sealed.event.coin_cost,
             sent_at=command.issued_at,
         )
-        for env in envelopes
-        if env.type == "streams.GiftReceived"
+        for sealed in envelopes
+        if isinstance(sealed.event, GiftReceived)
     ]
     if not gifts:
         return []
@@ -122,11 +124,16 @@ def _score_battle(command: DeliverGift, envelopes: list[Envelope], state: Stream
     return [Forward(topics.COMMANDS_BATTLES.name, score)]
 
 
-def _link_answer(command: LinkBattle, envelopes: list[Envelope], state: StreamState) -> Forward:
+def _link_answer(command: LinkBattle, envelopes: list[Sealed], state: StreamState) -> Forward:
     """Linked or not, the battle hears it (an unknown stream records nothing, but answers too)."""
     linked = state.pk_battle_id == command.battle_id
     refused = next((env for env in envelopes if env.type == "streams.BattleLinkRefused"), None)
-    reason = "" if linked else (refused.payload["reason"] if refused else "stream-not-found")
+    if linked:
+        reason = ""
+    elif refused is not None:
+        reason = refused.payload["reason"]
+    else:
+        reason = "stream-left-battle" if command.battle_id in state.pk_left else "stream-not-found"
     answer = RecordBattleLink(
         **follow_up(command, "battle-link"),
         actor_id=command.actor_id,
@@ -138,7 +145,7 @@ def _link_answer(command: LinkBattle, envelopes: list[Envelope], state: StreamSt
     return Forward(topics.COMMANDS_BATTLES.name, answer)
 
 
-def _battle_closed(command: Command, envelopes: list[Envelope]) -> list[Forward]:
+def _battle_closed(command: Command, envelopes: list[Sealed]) -> list[Forward]:
     """The stream left its battle (asked to, or ending): after every gift it forwarded, it says so.
 
     Asked to leave a battle it is not in, it says so too, so a battle never waits for it forever.
@@ -157,7 +164,7 @@ def _battle_closed(command: Command, envelopes: list[Envelope]) -> list[Forward]
     return [Forward(topics.COMMANDS_BATTLES.name, close)]
 
 
-def _notify_followers(command: Command, started: Envelope) -> list[Forward]:
+def _notify_followers(command: Command, started: Sealed) -> list[Forward]:
     """One notify command per audience shard of the broadcaster: the fan-out runs in parallel."""
     channel = started.payload["user_id"]
     notification_id = derive_id(started.event_id, "followers-notified")
@@ -179,7 +186,7 @@ def _notify_followers(command: Command, started: Envelope) -> list[Forward]:
     ]
 
 
-def _link_schedule(command: Command, started: Envelope) -> list[Forward]:
+def _link_schedule(command: Command, started: Sealed) -> list[Forward]:
     schedule_id = started.payload.get("schedule_id")
     if not schedule_id:
         return []
@@ -209,7 +216,7 @@ def _merge_lists(commands: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _is_final(command: Command, envelopes: list[Envelope]) -> bool:
+def _is_final(command: Command, envelopes: list[Sealed]) -> bool:
     # nobody waits for the answer to the worker's own timers, or to a battle's link and unlink
     internal = (
         SweepViewers | RecordAnalyticsSnapshot | CheckIngest | ExpireRecordings | LinkBattle | UnlinkBattle

@@ -7,18 +7,19 @@ from spaktok.commands.base import Command
 from spaktok.commands.streams import DeliverGift
 from spaktok.commands.wallet_decide import WalletState
 from spaktok.commands.wallets import SendGift
-from spaktok.events.envelope import Envelope
-from spaktok.events.wallets import WalletCommandRejected
+from spaktok.events.wallets import GiftDebited, WalletCommandRejected
 from spaktok.infra import topics
 from spaktok.processors.aggregate import AggregateSpec, Forward, forward_id, refused_as
+from spaktok.processors.core import Sealed
 
 
-def _follow_ups(command: Command, envelopes: list[Envelope], state: WalletState) -> list[Forward]:
+def _follow_ups(command: Command, envelopes: list[Sealed], state: WalletState) -> list[Forward]:
     if not isinstance(command, SendGift):
         return []
     forwards = []
-    for env in envelopes:
-        if env.type != "wallets.GiftDebited":
+    for sealed in envelopes:
+        debited = sealed.event
+        if not isinstance(debited, GiftDebited):
             continue
         deliver = DeliverGift(
             command_id=forward_id(command, "deliver-gift"),
@@ -29,11 +30,11 @@ def _follow_ups(command: Command, envelopes: list[Envelope], state: WalletState)
             sender_id=command.user_id,
             sender_name=command.sender_name,
             sender_profile_image=command.sender_profile_image,
-            gift_tx=env.payload["gift_tx"],
-            wallet_seq=env.payload["seq"],
+            gift_tx=debited.gift_tx,
+            wallet_seq=debited.seq,
             gift=command.gift,
             count=command.count,
-            coins=env.payload["coins"],
+            coins=debited.coins,
             coin_value_usd=command.coin_value_usd,
             combo_window_ms=command.combo_window_ms,
         )
@@ -41,7 +42,7 @@ def _follow_ups(command: Command, envelopes: list[Envelope], state: WalletState)
     return forwards
 
 
-def _is_final(command: Command, envelopes: list[Envelope]) -> bool:
+def _is_final(command: Command, envelopes: list[Sealed]) -> bool:
     # a debited gift is answered by the stream's delivery decision; refunds answer nobody
     if isinstance(command, SendGift):
         return not envelopes

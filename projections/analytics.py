@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+
 from spaktok.commands.audiences import AUDIENCE_SHARDS
 from spaktok.commands.gifts import usd
 from spaktok.projections.clickhouse import ClickHouse

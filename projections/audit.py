@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
+
 from spaktok.projections.clickhouse import ClickHouse
 
 Kind = Literal["gifts", "moderation"]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import orjson
+
 from spaktok.projections import audit
 from spaktok.projections.clickhouse import ClickHouse
 

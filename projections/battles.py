@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import Connection, Engine, text
+
 from spaktok.events.battles import BattleInvited, BattleScored
 from spaktok.events.envelope import Envelope
 from spaktok.events.streams import BattleLinked
 from spaktok.projections.streams_views import to_document
-from sqlalchemy import Connection, Engine, text
 
 GIFTS_SHOWN = 500  # per side in GET /v1/pk-battles/{id}; the totals are the scores
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import clickhouse_connect
 import orjson
+
 from spaktok.infra.kafka import EventProducer
 from spaktok.projections.runner import ProjectionRunner, Record
 from spaktok.settings import Settings

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Connection, Engine, text
+
 from spaktok import clock
 from spaktok.commands.enforcement_decide import report_id
 from spaktok.events.broadcasters import AccountReinstated, AccountSuspended
@@ -18,7 +20,6 @@ from spaktok.events.envelope import Envelope
 from spaktok.events.streams import ReportsResolved, StreamReported
 from spaktok.projections import moderation
 from spaktok.projections.streams_views import decode_cursor, encode_cursor
-from sqlalchemy import Connection, Engine, text
 
 
 def is_account_suspended(engine: Engine, user_id: str, *, now: datetime | None = None) -> bool:

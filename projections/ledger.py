@@ -30,14 +30,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-import spaktok.events.catalog  # noqa: F401 - every money event must be decodable here
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from sqlalchemy import Engine, text
+
+import spaktok.events.catalog  # noqa: F401 - every money event must be decodable here
 from spaktok.commands.earnings import PK_BONUS_PREFIX
 from spaktok.events.envelope import Envelope, decode_envelope
 from spaktok.infra import topics
 from spaktok.projections import ledger_invariants
 from spaktok.projections.ledger_invariants import Kind, Transaction
-from sqlalchemy import Engine, text
 
 LEDGER_TOPICS = (topics.EVENTS_WALLETS, topics.EVENTS_STREAMS, topics.EVENTS_EARNINGS, topics.EVENTS_BATTLES)
 GIFT_EVENTS = {"streams.GiftReceived", "streams.GiftRefused"}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sqlalchemy import Connection, text
+
 from spaktok.events.envelope import Envelope
 from spaktok.events.media import (
     IngestStarted,
@@ -12,7 +14,6 @@ from spaktok.events.media import (
     RecordingReady,
     StreamKeyRotated,
 )
-from sqlalchemy import Connection, text
 
 
 def _key_rotated(conn: Connection, env: Envelope) -> int:

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Connection, Engine, text
+
 from spaktok.events.envelope import Envelope
 from spaktok.events.streams import (
     CommentDeleted,
@@ -20,7 +22,6 @@ from spaktok.events.streams import (
     UserUnbanned,
 )
 from spaktok.projections.streams_views import to_document
-from sqlalchemy import Connection, Engine, text
 
 LOG = text(
     """INSERT INTO stream_moderation_log (event_id, stream_id, moderator_id, role, action, target_user_id,

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import Connection, text
+
 from spaktok.events.earnings import EarningsCredited, PayoutCompleted, PayoutFailed, PayoutRequested
 from spaktok.events.envelope import Envelope
 from spaktok.events.streams import GiftReceived
 from spaktok.events.wallets import CoinsPurchased, GiftDebited, GiftRefunded
-from sqlalchemy import Connection, text
 
 _WALLET = text(
     "INSERT INTO wallets (user_id, balance, purchased, spent, refunded, updated_at) "

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import Engine, text
+
 from spaktok.commands.gifts import usd
 from spaktok.projections.streams_views import to_document
-from sqlalchemy import Engine, text
 
 
 def get_wallet(engine: Engine, user_id: str) -> dict[str, Any]:

@@ -8,10 +8,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Engine, text
+
 from spaktok.commands.gifts import usd
 from spaktok.projections.analytics import VIEWER_WATCH, WATCH_TIME, iso
 from spaktok.projections.clickhouse import ClickHouse
-from sqlalchemy import Engine, text
 
 STARTED_IN_WINDOW = (
     "SELECT aggregate_id FROM events FINAL WHERE aggregate_type = 'stream' AND sequence > 0 "

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from importlib import resources
 
+from sqlalchemy import Connection, Engine, create_engine, text
+
 from spaktok.events.base import EVENT_TYPES
 from spaktok.events.envelope import Envelope
 from spaktok.projections.runner import Record, highest_offsets
-from sqlalchemy import Connection, Engine, create_engine, text
 
 # taken shared by every batch of the live projector and exclusively by `spaktok replay` to switch
 PROJECTOR_LOCK = 424243

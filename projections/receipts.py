@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 import orjson
+
 from spaktok.projections.ledger_invariants import Kind, Transaction
 
 Status = Literal["accepted", "rejected", "pending"]

@@ -27,6 +27,9 @@ from datetime import UTC, datetime
 from importlib import resources
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
 from spaktok.events.base import EVENT_TYPES
 from spaktok.events.envelope import decode_projectable
 from spaktok.infra import topics
@@ -34,8 +37,6 @@ from spaktok.projections import postgres
 from spaktok.projections.replay_fold import FOLDED_TABLES, FOLDS, RowStore
 from spaktok.projections.runner import Record
 from spaktok.projections.streams import HANDLERS, PostgresStreamsProjector
-from sqlalchemy import Connection, Engine, create_engine, text
-from sqlalchemy.engine import make_url
 
 log = logging.getLogger(__name__)
 

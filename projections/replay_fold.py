@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from psycopg.types.json import Jsonb
+from sqlalchemy import Connection, text
+
 from spaktok.events.envelope import Envelope
 from spaktok.events.streams import GiftReceived
-from sqlalchemy import Connection, text
 
 Row = dict[str, Any]
 Key = tuple[Any, ...]

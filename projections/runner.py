@@ -13,8 +13,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import spaktok.events.catalog  # noqa: F401 - every event type must be decodable here
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+import spaktok.events.catalog  # noqa: F401 - every event type must be decodable here
 from spaktok.events.envelope import Envelope, decode_projectable
 from spaktok.infra import topics
 from spaktok.infra.kafka import EventProducer

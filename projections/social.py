@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import Connection, Engine, text
+
 from spaktok.events.audiences import FollowersNotified
 from spaktok.events.battles import BattleNotified
 from spaktok.events.broadcasters import UserFollowed, UserUnfollowed
@@ -19,7 +21,6 @@ from spaktok.events.schedules import (
 )
 from spaktok.events.streams import ModerationNotified
 from spaktok.projections.streams_views import decode_cursor, encode_cursor, to_document
-from sqlalchemy import Connection, Engine, text
 
 
 def _followed(conn: Connection, env: Envelope) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import orjson
+from sqlalchemy import Connection, Engine, text
+
 from spaktok.events.envelope import Envelope
 from spaktok.events.streams import (
     CommentDeleted,
@@ -20,7 +22,6 @@ from spaktok.events.streams import (
 )
 from spaktok.projections import battles, enforcement, media, moderation, money, postgres, social
 from spaktok.projections.runner import Record
-from sqlalchemy import Connection, Engine, text
 
 Handler = Callable[[Connection, Envelope], int]
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import AfterValidator
+
 from spaktok import clock
 from spaktok.api.auth import Principal
 from spaktok.api.deps import CurrentUser, Services, ServicesDep, StreamPath

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+
 from spaktok.api.auth import Principal
 from spaktok.api.deps import BattlePath, CommandMeta, CurrentUser, IdempotencyKey, Services, ServicesDep
 from spaktok.api.problems import Problem

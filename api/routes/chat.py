@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+
 from spaktok.api.deps import CommandMeta, CommentPath, CurrentUser, IdempotencyKey, ServicesDep, StreamPath
 from spaktok.api.problems import Problem
 from spaktok.api.ratelimit import clip_like_taps

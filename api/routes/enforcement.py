@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+
 from spaktok.api.auth import Principal
 from spaktok.api.deps import (
     CommandMeta,

@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
+
 from spaktok.api.auth import InvalidToken, Principal, decode_token
 from spaktok.api.deps import CurrentUser, ServicesDep, StreamPath, get_services
 from spaktok.api.live import CLOSED, FeedHub, Subscription
@@ -74,30 +76,24 @@ async def live(websocket: WebSocket, stream_id: str) -> None:
         if doc["status"] != "live":
             await websocket.close(CLOSE_ENDED, "the stream is not live")
             return
-        sender = asyncio.create_task(_send_frames(websocket, sub))
-        try:
+        # the hub writes frames from here on (what arrived since the subscription first)
+        sub.attach(websocket.send_text, partial(_close, websocket))
+        with contextlib.suppress(WebSocketDisconnect):
             while True:  # the client sends nothing we need; reading notices it leaving
                 message = await websocket.receive()
                 if message["type"] == "websocket.disconnect":
                     break
-        except WebSocketDisconnect:
-            pass
-        finally:
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
     finally:
         hub.unsubscribe(sub)
 
 
-async def _send_frames(websocket: WebSocket, sub: Subscription) -> None:
+async def _close(websocket: WebSocket, sub: Subscription) -> None:
+    """End the connection after the last frame, with the code its reason calls for."""
+    if sub.refused:
+        code = CLOSE_REFUSED
+    else:
+        code = CLOSE_TOO_SLOW if sub.reason.startswith("too-slow") else CLOSE_ENDED
     with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-        while (frame := await sub.next()) != CLOSED:
-            await websocket.send_text(frame)
-        if sub.refused:
-            code = CLOSE_REFUSED
-        else:
-            code = CLOSE_TOO_SLOW if sub.reason.startswith("too-slow") else CLOSE_ENDED
         await websocket.close(code, sub.reason[:120])
 
 

@@ -16,6 +16,7 @@ import httpx
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+
 from spaktok import clock
 from spaktok.api import media_links, recordings
 from spaktok.api.deps import CommandMeta, CurrentUser, IdempotencyKey, Services, ServicesDep, StreamPath

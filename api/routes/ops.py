@@ -7,11 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
+from sqlalchemy import text
+
 from spaktok.api.deps import CommandPath, CurrentUser, ServicesDep, StreamPath
 from spaktok.api.problems import Problem
 from spaktok.api.readable import EventLogStream
 from spaktok.api.routes import analytics
-from sqlalchemy import text
 
 router = APIRouter(tags=["operations"])
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+
 from spaktok.api.deps import CurrentUser, ServicesDep
 from spaktok.api.problems import Problem
 from spaktok.projections.clickhouse import events_runner

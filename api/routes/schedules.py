@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+
 from spaktok.api.deps import CommandMeta, CurrentUser, IdempotencyKey, SchedulePath, ServicesDep
 from spaktok.api.problems import Problem
 from spaktok.api.responses import answer

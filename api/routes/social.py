@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+
 from spaktok.api.auth import Principal
 from spaktok.api.deps import CommandMeta, CurrentUser, Services, ServicesDep, UserPath
 from spaktok.api.problems import Problem

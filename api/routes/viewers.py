@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+
 from spaktok import clock
 from spaktok.api.access import STAFF_ROLES, StreamFacts, stream_access
 from spaktok.api.auth import Principal

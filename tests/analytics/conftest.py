@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from spaktok.projections.clickhouse import ClickHouse, apply_schema
 
 pytest.register_assert_rewrite("history")

@@ -12,6 +12,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 from history import StreamSim, build
+
 from spaktok.projections import audit, audit_export
 from spaktok.projections.clickhouse import ClickHouse
 
@@ -175,8 +176,9 @@ def read_back(path: Path, fmt: str) -> list[dict[str, Any]]:
 def test_the_cli_exports_from_clickhouse(
     ch: ClickHouse, history: Any, chdb_path: Path, tmp_path: Path
 ) -> None:
-    from spaktok.cli import app
     from typer.testing import CliRunner
+
+    from spaktok.cli import app
 
     ended, _ = history
     flt = audit.AuditFilter(stream_id=ended.stream_id)
@@ -202,8 +204,9 @@ def test_the_cli_exports_from_clickhouse(
 
 
 def test_the_cli_says_what_to_do_when_the_api_refuses(tmp_path: Path) -> None:
-    from spaktok.cli import app
     from typer.testing import CliRunner
+
+    from spaktok.cli import app
 
     args = ["audit", "export", "--kind", "gifts", "--format", "csv", "--out", str(tmp_path / "x.csv")]
     result = CliRunner().invoke(app, [*args, "--api", "http://127.0.0.1:9"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from history import build
+
 from spaktok.projections.clickhouse import ClickHouse
 from spaktok.projections.platform_metrics import window_figures
 

@@ -15,11 +15,12 @@ from typing import Any
 import matplotlib.image
 import pytest
 from history import START, Positions, StreamSim, build, play_stream, project
+from typer.testing import CliRunner
+
 from spaktok.cli import app
 from spaktok.projections import analytics_report
 from spaktok.projections.analytics import stream_analytics
 from spaktok.projections.clickhouse import ClickHouse
-from typer.testing import CliRunner
 
 SEED = 31
 EVIL = ['<script>alert("x")</script>', "$\\frac{", "Tom & Jerry's"]

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from history import START, FollowSim, Positions, StreamSim, build, play_stream
+
 from spaktok.commands.gifts import usd
 from spaktok.projections.analytics import stream_analytics
 from spaktok.projections.clickhouse import COLUMNS, ClickHouse, ClickHouseEventsProjector

@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 from harness import Api, start_stack
+from sqlalchemy import Engine, create_engine
+
 from spaktok.api.auth import mint_token
 from spaktok.infra.devstack import DevStack
 from spaktok.settings import Settings
-from sqlalchemy import Engine, create_engine
 
 
 @pytest.fixture(scope="session")

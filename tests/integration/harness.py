@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
 from spaktok.infra.devstack import DevStack, free_port
 
 LIVE_VIEWER_COUNT_INTERVAL_MS = 1000

@@ -15,14 +15,15 @@ import httpx
 import orjson
 import pytest
 from harness import Api, eventually, problem, uid
+from sqlalchemy import Engine
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
 from spaktok import clock
 from spaktok.api.auth import mint_token
 from spaktok.infra.devstack import DevStack
 from spaktok.projections.social import follows_channel_of_stream
 from spaktok.settings import Settings
-from sqlalchemy import Engine
-from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import ClientConnection, connect
 
 READ_PATHS = ("", "/comments", "/viewers", "/leaderboard")
 CATEGORY = uid("access-tests")

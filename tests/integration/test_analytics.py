@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from harness import Api, eventually, problem, uid
-from spaktok.infra.devstack import DevStack
 from sqlalchemy import Engine, text
 from test_live_feed import wait_for_document
 from test_money import buy
+
+from spaktok.infra.devstack import DevStack
 
 
 def test_a_broadcaster_reads_the_analytics_of_their_stream(
@@ -128,8 +129,9 @@ def test_a_broadcaster_reads_the_analytics_of_their_stream(
     problem(admin.get("/v1/audit/gifts", params={"cursor": "nonsense"}), 400, "invalid-cursor")
 
     # the export CLI through the API (the API process holds the chDB directory)
-    from spaktok.cli import app
     from typer.testing import CliRunner
+
+    from spaktok.cli import app
 
     out = tmp_path / "gifts.csv"
     args = ["audit", "export", "--kind", "gifts", "--format", "csv", "--out", str(out), "--stream", sid]

@@ -26,6 +26,7 @@ import httpx
 import jwt
 import pytest
 from harness import Api, eventually, uid
+
 from spaktok.api.app import create_app
 from spaktok.api.auth import mint_token
 from spaktok.api.readable import FACTS_TTL_S

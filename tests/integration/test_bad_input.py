@@ -11,6 +11,7 @@ from collections.abc import Callable
 import httpx
 from confluent_kafka import Consumer, Producer
 from harness import Api
+
 from spaktok.infra import topics
 from spaktok.infra.devstack import DevStack
 from spaktok.infra.kafka import producer_config

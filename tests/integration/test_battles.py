@@ -6,12 +6,13 @@ from collections.abc import Callable
 from typing import Any
 
 from harness import Api, eventually, problem, uid
-from spaktok.api.auth import mint_token
-from spaktok.infra.devstack import DevStack
-from spaktok.settings import Settings
 from test_live_feed import Feed, wait_for_document, ws_url
 from test_money import buy, ledger_check
 from websockets.sync.client import connect
+
+from spaktok.api.auth import mint_token
+from spaktok.infra.devstack import DevStack
+from spaktok.settings import Settings
 
 BONUS = Settings().pk_winner_bonus_coins
 

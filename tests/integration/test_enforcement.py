@@ -7,11 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 from harness import Api, eventually, problem, uid
+from test_live_feed import Feed, wait_for_document, ws_url
+from websockets.sync.client import connect
+
 from spaktok.api.auth import mint_token
 from spaktok.infra.devstack import DevStack
 from spaktok.settings import Settings
-from test_live_feed import Feed, wait_for_document, ws_url
-from websockets.sync.client import connect
 
 CLOSE_REFUSED = 4403  # API.md: the feed closes with 4403 when a suspension takes the right away
 
@@ -136,8 +137,9 @@ def test_reports_queue_from_open_to_suspend_user(user: Callable[..., Api]) -> No
 
     def listed(status: str) -> dict[str, Any]:
         reports = team.get("/v1/admin/reports", params={"status": status, "limit": 100}).json()["reports"]
-        [report] = [r for r in reports if r["streamId"] == sid]
-        return report
+        matching = [r for r in reports if r["streamId"] == sid]
+        assert len(matching) == 1, reports  # an assertion: eventually() retries it until projected
+        return matching[0]
 
     def both_reporters() -> dict[str, Any]:
         report = listed("open")

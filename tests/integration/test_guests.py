@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from harness import Api, eventually, problem, uid
+from test_live_feed import Feed, wait_for_document, ws_url
+from websockets.sync.client import connect
+
 from spaktok.api.auth import mint_token
 from spaktok.infra.devstack import DevStack
 from spaktok.settings import Settings
-from test_live_feed import Feed, wait_for_document, ws_url
-from websockets.sync.client import connect
 
 
 def test_a_guest_is_invited_accepts_appears_on_the_document_and_the_feed_and_leaves(

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 from harness import Api, eventually, problem, uid
+
 from spaktok.events.envelope import derive_id
 
 

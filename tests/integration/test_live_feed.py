@@ -11,11 +11,12 @@ import httpx
 import orjson
 import pytest
 from harness import LIVE_VIEWER_COUNT_INTERVAL_MS, Api, uid
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
 from spaktok.api.auth import mint_token
 from spaktok.infra.devstack import DevStack
 from spaktok.settings import Settings
-from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import ClientConnection, connect
 
 
 def ws_url(stack: DevStack, stream_id: str, token: str | None) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from harness import Api, eventually, problem, start_stack, uid
+
 from spaktok import clock
 from spaktok.api.auth import mint_token
 from spaktok.api.media_links import playback_url, stream_key, viewer_tag

@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from harness import Api, eventually, problem, uid
-from spaktok.api.auth import mint_token
-from spaktok.infra.devstack import DevStack
-from spaktok.settings import Settings
 from sqlalchemy import Engine, text
 from test_live_feed import Feed, wait_for_document, ws_url
 from websockets.sync.client import connect
+
+from spaktok.api.auth import mint_token
+from spaktok.infra.devstack import DevStack
+from spaktok.settings import Settings
 
 
 def buy(admin: Api, user_id: str, coins: int, ref: str | None = None) -> dict[str, Any]:

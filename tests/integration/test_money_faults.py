@@ -21,6 +21,7 @@ import httpx
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from harness import LOAD_TEST_LIMITS, Api, start_stack
+
 from spaktok.api.auth import mint_token
 from spaktok.commands.gifts import load_catalog, split_revenue
 from spaktok.infra import topics

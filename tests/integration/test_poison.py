@@ -13,16 +13,17 @@ from typing import Any
 import orjson
 import poison_cases
 import pytest
-import spaktok.commands.catalog  # noqa: F401 - every command type must be decodable here
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from harness import Api, eventually
+from sqlalchemy import Engine, text
+
+import spaktok.commands.catalog  # noqa: F401 - every command type must be decodable here
 from spaktok.api.auth import mint_token
 from spaktok.commands.base import command_from
 from spaktok.infra import topics
 from spaktok.infra.devstack import DevStack
 from spaktok.infra.kafka import producer_config
 from spaktok.settings import Settings
-from sqlalchemy import Engine, text
 
 PROJECTORS = ("project:postgres-streams", "project:clickhouse-events")
 

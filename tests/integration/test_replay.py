@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 from harness import Api, eventually, start_stack, uid
+from sqlalchemy import Engine, create_engine, text
+
 from spaktok.api.auth import mint_token
 from spaktok.infra.devstack import DevStack
 from spaktok.projections.replay import WALL_CLOCK, compare_schemas, read_model_tables
 from spaktok.settings import Settings
-from sqlalchemy import Engine, create_engine, text
 
 # tables the traffic below must fill: an empty table would compare equal and prove nothing
 EXERCISED = {

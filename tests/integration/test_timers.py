@@ -15,11 +15,12 @@ from typing import Any
 import orjson
 import pytest
 from harness import Api, eventually, start_stack
+from sqlalchemy import create_engine, text
+
 from spaktok import clock
 from spaktok.api.auth import mint_token
 from spaktok.infra.devstack import DevStack
 from spaktok.settings import Settings
-from sqlalchemy import create_engine, text
 
 
 @pytest.fixture(scope="module")

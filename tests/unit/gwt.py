@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Generic, TypeVar
 
 import pytest
+
 from spaktok.commands.base import Command, Rejection
 from spaktok.events.base import Event
 

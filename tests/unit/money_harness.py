@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 from money_model import PayoutRequest, Purchase, Send, Settlement, StreamAction
+from test_money_properties import World
+
 from spaktok.commands.base import Command
 from spaktok.commands.earnings import CompletePayout, CreditEarnings, FailPayout, RequestPayout
 from spaktok.commands.streams import BanUser, DeliverGift, EndStream, OpenStream
@@ -16,7 +18,6 @@ from spaktok.commands.wallets import PurchaseCoins, RefundGift, SendGift
 from spaktok.infra import topics
 from spaktok.processors.aggregate import AggregateRunner, Incoming
 from spaktok.settings import Settings
-from test_money_properties import World
 
 WALLETS_TOPIC = topics.COMMANDS_WALLETS.name
 EARNINGS_TOPIC = topics.COMMANDS_EARNINGS.name
@@ -56,7 +57,7 @@ class StoredWorld(World):
         self.loop.run_until_complete(self.runners[topic].handle_batch(incoming))
         if crash:  # published, never stored: the records come again and are decided again
             table.values = before
-            self.runners[topic]._decoded.clear()
+            self.runners[topic].store.forget()
             records.extendleft(reversed(batch))
         else:
             self.consumed[queue].extend(batch)

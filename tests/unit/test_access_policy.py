@@ -12,6 +12,7 @@ import itertools
 from dataclasses import replace
 
 import pytest
+
 from spaktok.api.access import (
     ACCESS_EVENTS,
     StreamFacts,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gwt import Aggregate, at
+
 from spaktok.commands.audience_decide import RECIPIENTS_PER_NOTICE, AudienceState, decide, evolve, thaw
 from spaktok.commands.audiences import AUDIENCE_SHARDS, AddFollower, NotifyFollowers, RemoveFollower, shard_of
 from spaktok.events.audiences import FollowerAdded, FollowerRemoved, FollowersNotified

@@ -6,6 +6,7 @@ import time
 
 import jwt
 import pytest
+
 from spaktok.api import auth
 from spaktok.api.auth import InvalidToken, decode_token, mint_token
 from spaktok.settings import Settings

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from gwt import Aggregate, at
+from test_stream_decider import HOST, STREAM_ID, ended, started
+
 from spaktok.commands import battle_decide
 from spaktok.commands.battle_decide import BattleState
 from spaktok.commands.battles import (
@@ -37,7 +39,6 @@ from spaktok.events.battles import (
 )
 from spaktok.events.envelope import derive_id
 from spaktok.events.streams import BattleLinked, BattleLinkRefused, BattleUnlinked, StreamEnded
-from test_stream_decider import HOST, STREAM_ID, ended, started
 
 BATTLE = Aggregate(BattleState, battle_decide.decide, battle_decide.evolve, battle_decide.thaw)
 STREAM = Aggregate(StreamState, stream_decide, stream_evolve, stream_thaw)
@@ -425,3 +426,39 @@ def test_a_stream_that_ends_leaves_its_battle_first() -> None:
     events = STREAM.given(started(), linked()).when(stop).events()
     assert events[0] == BattleUnlinked(battle_id=ID, reason="stream_ended", unlinked_at=at(50))
     assert isinstance(events[1], StreamEnded)
+
+
+def test_a_late_copy_of_a_link_after_the_stream_left_the_battle_does_not_link_it_again() -> None:
+    """With a small command memory a redelivered LinkBattle can come after the UnlinkBattle; the
+    stream remembers the battles it left (tests/unit/test_battle_saga.py found it relinking)."""
+    from gwt import at
+    from test_stream_decider import open_stream
+
+    from spaktok.commands.stream_decide import decide
+    from spaktok.commands.stream_state import StreamState, evolve, thaw
+    from spaktok.commands.streams import LinkBattle, UnlinkBattle
+
+    state = thaw(StreamState())
+    for event in decide(open_stream(), state):
+        state = evolve(state, event)
+    link = LinkBattle(
+        command_id="link-1",
+        issued_at=at(2),
+        actor_id="host",
+        stream_id="s-1",
+        battle_id="pk-1",
+        broadcaster_id="host",
+        side=1,
+        opponent_stream_id="s-2",
+        opponent_user_id="h2",
+    )
+    for command in (
+        link,
+        UnlinkBattle(
+            command_id="unlink-1", issued_at=at(3), actor_id="host", stream_id="s-1", battle_id="pk-1"
+        ),
+    ):
+        for event in decide(command, state):
+            state = evolve(state, event)
+    assert state.pk_battle_id == "" and state.pk_left == ("pk-1",)
+    assert decide(link, state) == []

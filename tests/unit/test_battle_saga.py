@@ -20,6 +20,8 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_money_properties import CATALOG, COMMAND_TOPICS, STREAMS_BY_HOST, USERS, World, _open, base
+
 from spaktok.commands.battles import AcceptBattle, EndBattle, InviteBattle
 from spaktok.commands.stream_state import millis
 from spaktok.commands.streams import EndStream
@@ -28,7 +30,6 @@ from spaktok.events.envelope import Envelope, derive_id
 from spaktok.infra import topics
 from spaktok.processors.battles import BATTLES
 from spaktok.projections.ledger import audit
-from test_money_properties import CATALOG, COMMAND_TOPICS, STREAMS_BY_HOST, USERS, World, _open, base
 
 BATTLE_TOPICS = {**COMMAND_TOPICS, topics.COMMANDS_BATTLES.name: BATTLES}
 BATTLE_ID = "pk-1"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from gwt import Aggregate, at
+
 from spaktok.commands.base import Rejection
 from spaktok.commands.broadcaster_decide import FOLLOWING_LIMIT, BroadcasterState, decide, evolve
 from spaktok.commands.broadcasters import FollowUser, ReleaseBroadcast, StartStream, UnfollowUser

@@ -6,9 +6,10 @@ import asyncio
 from typing import Any
 
 import orjson
+from test_stream_decider import join
+
 from spaktok.api.bus import CommandBundler
 from spaktok.infra import bundles
-from test_stream_decider import join
 
 TOPIC = "spaktok.commands.streams"
 PARTITIONS = 4

@@ -8,6 +8,9 @@ from typing import Any
 import pytest
 from gwt import Aggregate, at
 from pydantic import ValidationError
+from test_broadcaster_decider import start
+from test_stream_decider import HOST, STREAM_ID, base, ended, joined, open_stream, started
+
 from spaktok.commands.broadcaster_decide import BroadcasterState
 from spaktok.commands.broadcaster_decide import decide as decide_channel
 from spaktok.commands.broadcaster_decide import evolve as evolve_channel
@@ -25,8 +28,6 @@ from spaktok.events.streams import (
     StreamSuspended,
     StreamUpdated,
 )
-from test_broadcaster_decider import start
-from test_stream_decider import HOST, STREAM_ID, base, ended, joined, open_stream, started
 
 STREAM = Aggregate(StreamState, decide, evolve, thaw)
 CHANNEL = Aggregate(BroadcasterState, decide_channel, evolve_channel)

@@ -10,6 +10,9 @@ from typing import Any, ClassVar, Literal
 import orjson
 import pytest
 from gwt import at
+from hypothesis import given
+from hypothesis import strategies as st
+
 from spaktok.commands.base import Command, decode_command
 from spaktok.commands.broadcasters import ReleaseBroadcast, StartStream
 from spaktok.commands.catalog import COMMAND_TYPES
@@ -350,3 +353,11 @@ def test_a_command_with_a_bad_field_is_refused(change: dict[str, Any]) -> None:
     data = {**orjson.loads(COMMANDS[0].to_bytes()), **change}
     with pytest.raises(ValueError):
         decode_command(orjson.dumps(data))
+
+
+@given(st.lists(st.one_of(st.text(), st.integers()), min_size=1, max_size=4))
+def test_derived_ids_are_uuid5_of_the_joined_parts(parts: list[object]) -> None:
+    from spaktok.events.envelope import NAMESPACE, derive_id
+
+    expected = str(uuid.uuid5(NAMESPACE, ":".join(str(p) for p in parts)))
+    assert derive_id(*parts) == expected

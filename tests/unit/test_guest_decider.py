@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from gwt import Aggregate, at
+from test_stream_decider import HOST, STREAM_ID, banned, ended, started
+
 from spaktok.commands.stream_decide import decide
 from spaktok.commands.stream_state import StreamState, evolve, thaw
 from spaktok.commands.streams import AcceptGuest, InviteGuest, RemoveGuest
 from spaktok.events.envelope import derive_id
 from spaktok.events.streams import GuestInvited, GuestJoined, GuestRemoved, ModerationNotified
-from test_stream_decider import HOST, STREAM_ID, banned, ended, started
 
 STREAM = Aggregate(StreamState, decide, evolve, thaw)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
+
 from spaktok.api.auth import Principal
 from spaktok.api.deps import CommandMeta
 from spaktok.api.idempotency import check_idempotency_key, fingerprint

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from gwt import Aggregate, at
+from test_stream_decider import HOST, STREAM_ID, ended, started
+
 from spaktok.commands.media import (
     CheckIngest,
     CompleteRecording,
@@ -25,7 +27,6 @@ from spaktok.events.media import (
     StreamKeyRotated,
 )
 from spaktok.events.streams import StreamEnded
-from test_stream_decider import HOST, STREAM_ID, ended, started
 
 STREAM = Aggregate(StreamState, decide, evolve, thaw)
 MEDIA = "media"

@@ -8,6 +8,8 @@ import orjson
 import pytest
 from gwt import Aggregate, at
 from pydantic import ValidationError
+from test_stream_decider import HOST, banned, ended, started
+
 from spaktok.commands.earnings import CompletePayout, Credit, CreditEarnings, FailPayout, RequestPayout
 from spaktok.commands.earnings_decide import EarningsState
 from spaktok.commands.earnings_decide import decide as decide_earnings
@@ -27,7 +29,6 @@ from spaktok.commands.wallets import PurchaseCoins, RefundGift, SendGift, gift_t
 from spaktok.events.earnings import EarningsCredited, PayoutCompleted, PayoutFailed, PayoutRequested
 from spaktok.events.streams import GiftReceived, GiftRefused, StreamUpdated
 from spaktok.events.wallets import CoinsPurchased, GiftDebited, GiftRefunded
-from test_stream_decider import HOST, banned, ended, started
 
 WALLET = Aggregate(WalletState, decide_wallet, evolve_wallet, thaw_wallet)
 STREAM = Aggregate(StreamState, decide_stream, evolve, thaw)

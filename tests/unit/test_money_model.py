@@ -46,14 +46,15 @@ from money_harness import (
 )
 from money_log import LogView
 from money_model import MoneyModel, Stream
+from test_money_properties import CATALOG, STREAMS_BY_HOST, USERS, _open, base
+from test_money_properties import COMMAND_TOPICS as RUNNER_SPECS
+
 from spaktok.commands.base import Command, decode_command
 from spaktok.commands.earnings import CompletePayout, FailPayout, RequestPayout
 from spaktok.commands.streams import BanUser, EndStream
 from spaktok.commands.wallets import PurchaseCoins, SendGift
 from spaktok.events.envelope import derive_id
 from spaktok.infra import topics
-from test_money_properties import CATALOG, STREAMS_BY_HOST, USERS, _open, base
-from test_money_properties import COMMAND_TOPICS as RUNNER_SPECS
 
 # The runners remember one command id and no refusals, so what is tested is the aggregates' own,
 # durable duplicate checks (the wallet's 24 h of send ids, payment refs, payout ids). A refusal is

@@ -16,11 +16,13 @@ import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 from money_harness import WALLETS_TOPIC
-from spaktok.commands import stream_decide, wallet_decide
+from test_money_model import COMMAND_TOPICS, MoneyMachine
+
+from spaktok.commands import wallet_decide
 from spaktok.commands.base import Command
+from spaktok.commands.stream import gifting
 from spaktok.commands.wallets import PurchaseCoins, SendGift
 from spaktok.processors.wallets import WALLETS
-from test_money_model import COMMAND_TOPICS, MoneyMachine
 
 BUDGET = settings(
     max_examples=300,
@@ -75,7 +77,7 @@ def test_finds_a_share_rounded_the_wrong_way(monkeypatch: pytest.MonkeyPatch) ->
         broadcaster = ceil(coins * (90 if premium else 50) / 100)
         return broadcaster, coins - broadcaster
 
-    monkeypatch.setattr(stream_decide, "split_revenue", rounds_up)
+    monkeypatch.setattr(gifting, "split_revenue", rounds_up)
     with pytest.raises(AssertionError):
         run_state_machine_as_test(MoneyMachine, settings=BUDGET)
 

@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from spaktok.commands.base import Command
 from spaktok.commands.earnings import CompletePayout, FailPayout, RequestPayout
 from spaktok.commands.gifts import load_catalog
@@ -146,7 +147,7 @@ class World:
         asyncio.run(self.runners[topic].handle_batch(incoming))
         if crash:  # published, never stored: the records come again and are decided again
             table.values = before
-            self.runners[topic]._decoded.clear()
+            self.runners[topic].store.forget()
             queue.extendleft(reversed(batch))
         else:
             self.consumed[key].extend(batch)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
 from spaktok.api.bus import OutcomeListener
 from spaktok.commands.outcome import Outcome
 from spaktok.infra import topics

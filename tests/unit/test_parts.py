@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import orjson
+from hypothesis import given
+from hypothesis import strategies as st
+
 from spaktok.commands import parts
 from spaktok.commands.audience_decide import AudienceState
 from spaktok.commands.audience_decide import join as join_audience
@@ -57,3 +60,41 @@ def test_a_map_that_fits_one_part_stays_in_the_record() -> None:
     main, contents = split_audience(grown)
     assert "followers" not in main and len(contents) == 2
     assert join_audience(main, contents) == grown
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from(["set", "del"]), st.integers(0, 6_000), st.integers()), max_size=300)
+)
+def test_a_parted_map_behaves_as_a_dict_and_its_thawed_copy_leaves_it_alone(ops: list) -> None:
+    from spaktok.commands.parts import PartedMap
+
+    base = {f"u{i}": i for i in range(0, 4_500, 3)}  # 1,500 users: one part; grows past 2,000 below
+    original, model = PartedMap(base), dict(base)
+    copy = original.thawed()
+    for op, user, value in ops + [("set", 10_000 + i, i) for i in range(700)]:
+        key = f"u{user}"
+        if op == "set":
+            copy[key], model[key] = value, value
+        elif key in model:
+            del copy[key], model[key]
+    assert dict(copy.items()) == model and len(copy) == len(model) and copy == model
+    assert dict(original.items()) == base  # the original never saw a write
+
+
+def test_a_thawed_parted_map_shares_every_part_it_did_not_write() -> None:
+    from spaktok.commands.parts import PartedMap
+
+    original = PartedMap({f"user-{i}": [i, i] for i in range(100_000)})
+    before = original.parts("viewers")
+    assert len(before) == 64
+    copy = original.thawed()
+    copy["user-7"] = [0, 1]
+    after = copy.parts("viewers")
+    changed = [name for name in after if after[name] is not before[name]]
+    assert len(changed) == 1 and after[changed[0]]["user-7"] == [0, 1]
+    assert original["user-7"] == [7, 7]
+    # stored and loaded again, the same cut is adopted as it is: the loaded parts are the objects
+    adopted = PartedMap.from_parts(after, "viewers")
+    assert all(adopted.parts("viewers")[name] is part for name, part in after.items())
+    # another layout (one part, as stored before) is re-cut
+    assert PartedMap.from_parts({"viewers": {"a": 1}, "other": {"b": 2}}, "viewers") == {"a": 1}

@@ -13,6 +13,7 @@ import jwt
 import pytest
 from fastapi import Depends, FastAPI, Request
 from fastapi.testclient import TestClient
+
 from spaktok.api.app import create_app
 from spaktok.api.auth import mint_token
 from spaktok.api.problems import install_problem_handlers

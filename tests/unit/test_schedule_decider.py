@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from gwt import Aggregate, at
+
 from spaktok.commands.schedule_decide import ScheduleState, decide, evolve, notification_id, thaw
 from spaktok.commands.schedules import (
     CancelSchedule,

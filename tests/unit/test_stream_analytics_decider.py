@@ -6,12 +6,13 @@ import orjson
 import pytest
 from gwt import at
 from pydantic import ValidationError
+from test_money_deciders import LION, deliver, received
+from test_stream_decider import STREAM, base, commented, ended, joined, left, liked, started
+
 from spaktok.commands.stream_analytics import age_bucket
 from spaktok.commands.streams import JoinStream, RecordAnalyticsSnapshot
 from spaktok.events.envelope import Envelope
 from spaktok.events.streams import StreamAnalyticsRecorded, ViewerJoined
-from test_money_deciders import LION, deliver, received
-from test_stream_decider import STREAM, base, commented, ended, joined, left, liked, started
 
 
 def join_from(user: str, seconds: float, **claims: object) -> JoinStream:

@@ -9,6 +9,7 @@ import orjson
 import pytest
 from gwt import Aggregate, at
 from pydantic import ValidationError
+
 from spaktok.commands.broadcasters import StartStream
 from spaktok.commands.stream_decide import decide
 from spaktok.commands.stream_state import LIKE_ID_MEMORY, StreamState, evolve, millis, thaw
@@ -908,10 +909,14 @@ def test_gifters_stored_in_one_part_before_they_were_split_join_back() -> None:
     from spaktok.commands.stream_state import join as join_parts
     from spaktok.commands.stream_state import split
 
-    state = replace(STREAM.given(started()).state, gifters={"ann": [5, 1, 1], "bob": [9, 2, 3]})
+    state = STREAM.given(started()).state
+    from spaktok.commands.parts import PartedMap
+
+    gifters = PartedMap({"ann": [5, 1, 1], "bob": [9, 2, 3]})
+    state = replace(state, gifting=replace(state.gifting, gifters=gifters))
     main, contents = split(state)
     assert list(contents) == ["gifters-1-0"]
-    assert join_parts(main, {"gifters": state.gifters}) == state
+    assert join_parts(main, {"gifters": dict(state.gifters.items())}) == state
 
 
 # --- bans, timeouts and the stream's moderators ------------------------------------------------

@@ -1,0 +1,152 @@
+"""The stream's audience: who may watch, joins and leaves, heartbeats, watch time and the peak."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from spaktok.commands.base import Rejection
+from spaktok.commands.stream.base import Deciders, require_live, require_stream
+from spaktok.commands.stream.state import Audience, StreamState, millis
+from spaktok.commands.stream_analytics import age_bucket
+from spaktok.commands.streams import JoinStream, LeaveStream, RecordHeartbeats, SweepViewers
+from spaktok.events.base import Event
+from spaktok.events.streams import HeartbeatsRecorded, ViewerJoined, ViewerLeft
+
+ADULT_AGE = 18
+
+
+def _join(command: JoinStream, state: StreamState) -> list[Event]:
+    require_live(state)
+    audience = state.audience
+    if command.actor_id in audience.viewers:
+        return []  # already watching: joining again changes nothing
+    _admit_viewer(command, state)
+    viewer_count = audience.viewer_count + 1
+    new_viewer = command.actor_id not in audience.watch_time
+    return [
+        ViewerJoined(
+            user_id=command.actor_id,
+            username=command.username,
+            user_profile_image=command.user_profile_image,
+            joined_at=command.issued_at,
+            viewer_count=viewer_count,
+            peak_viewer_count=max(audience.peak_viewer_count, viewer_count),
+            total_views=audience.total_views + (1 if new_viewer else 0),
+            country=command.country,
+            age_bucket=age_bucket(command.age),
+        )
+    ]
+
+
+def _admit_viewer(command: JoinStream, state: StreamState) -> None:
+    """The access policy's rules for watching (api/access.py), in its order: the owner and platform
+    staff pass; a private stream admits its moderators, guests and allowed users only; moderators and
+    guests pass; then bans, followers-only and age apply."""
+    actor = command.actor_id
+    trusted = command.platform_moderator or actor == state.user_id
+    crew = actor in state.moderation.moderators or actor in state.stage.guests
+    if state.privacy == "private" and not (trusted or crew or actor in state.allowed_user_ids):
+        raise Rejection("private-stream", "this stream is private")
+    if trusted or crew:
+        return
+    if actor in state.moderation.banned:
+        raise Rejection("user-banned", "you are banned from this stream")
+    if state.privacy == "followers" and not command.follows_broadcaster:
+        raise Rejection("followers-only", "follow the broadcaster to watch this stream")
+    if state.is_age_restricted and (command.age is None or command.age < ADULT_AGE):
+        raise Rejection("age-restricted", f"this stream is for viewers aged {ADULT_AGE} or over")
+
+
+def _leave(command: LeaveStream, state: StreamState) -> list[Event]:
+    require_stream(state)
+    if command.actor_id not in state.audience.viewers:
+        raise Rejection("not-watching", "you are not watching this stream")
+    return [leaving(state, command.actor_id, command.issued_at, "left", state.viewer_count - 1)]
+
+
+def _heartbeats(command: RecordHeartbeats, state: StreamState) -> list[Event]:
+    require_live(state)
+    beats: dict[str, datetime] = {}
+    for user_id, at_ms in command.beats:
+        if user_id in state.audience.viewers or user_id == state.user_id:  # the broadcaster's app beats too
+            latest = max(at_ms, int(beats[user_id].timestamp() * 1000)) if user_id in beats else at_ms
+            beats[user_id] = datetime.fromtimestamp(latest / 1000, UTC)
+    if not beats:
+        raise Rejection("not-watching", "none of these users is watching this stream")
+    return [HeartbeatsRecorded(beats=beats, count=len(command.beats), viewer_count=state.viewer_count)]
+
+
+def leaving(
+    state: StreamState,
+    user_id: str,
+    left_at: datetime,
+    reason: Literal["left", "stream_ended", "timed_out", "banned"],
+    viewer_count: int,
+    last_seen_ms: int | None = None,
+) -> ViewerLeft:
+    """A viewer's departure: past visits' watch time plus this visit's, from joining to leaving
+    (or to `last_seen_ms`, their last sign of life, when they are timed out)."""
+    end_ms = millis(left_at) if last_seen_ms is None else last_seen_ms
+    visit = max(0, end_ms - state.audience.viewers[user_id][0]) // 1000
+    return ViewerLeft(
+        user_id=user_id,
+        left_at=left_at,
+        watch_time=state.audience.watch_time.get(user_id, 0) + visit,
+        reason=reason,
+        viewer_count=viewer_count,
+    )
+
+
+def silent_viewers_leave(command: SweepViewers, state: StreamState) -> list[Event]:
+    """Viewers not heard from (join or heartbeat) for longer than `silent_ms` leave, oldest first.
+
+    Their watch time for this visit runs to their last sign of life, not to the sweep.
+    """
+    now_ms = millis(command.issued_at)
+    silent = sorted(
+        (last_seen, user_id)
+        for user_id, (_, last_seen) in state.audience.viewers.items()
+        if now_ms - last_seen > command.silent_ms
+    )
+    count = state.viewer_count
+    events: list[Event] = []
+    for last_seen, user_id in silent:
+        count -= 1
+        events.append(leaving(state, user_id, command.issued_at, "timed_out", count, last_seen_ms=last_seen))
+    return events
+
+
+DECIDERS: Deciders = {JoinStream: _join, LeaveStream: _leave, RecordHeartbeats: _heartbeats}
+
+
+def _joined(audience: Audience, event: ViewerJoined) -> Audience:
+    at = millis(event.joined_at)
+    audience.viewers[event.user_id] = [at, at]
+    audience.watch_time.setdefault(event.user_id, 0)
+    return replace(audience, peak_viewer_count=max(audience.peak_viewer_count, len(audience.viewers)))
+
+
+def _left(audience: Audience, event: ViewerLeft) -> Audience:
+    audience.viewers.pop(event.user_id, None)
+    audience.watch_time[event.user_id] = event.watch_time
+    return audience
+
+
+def _beaten(audience: Audience, event: HeartbeatsRecorded) -> Audience:
+    viewers = audience.viewers
+    for user_id, beat_at in event.beats.items():
+        seen = viewers.get(user_id)
+        if seen is not None:
+            viewers[user_id] = [seen[0], max(seen[1], millis(beat_at))]
+    return audience
+
+
+# how each audience event changes a thawed Audience: the maps in place, the rest replaced
+FOLDS: dict[type[Event], Callable[[Audience, Any], Audience]] = {
+    ViewerJoined: _joined,
+    ViewerLeft: _left,
+    HeartbeatsRecorded: _beaten,
+}

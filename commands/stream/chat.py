@@ -1,0 +1,169 @@
+"""The stream's chat: comments and their slow mode, likes, pinned and deleted comments."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from spaktok.commands.base import Rejection
+from spaktok.commands.stream.base import Deciders, require_live
+from spaktok.commands.stream.moderation import moderator_role
+from spaktok.commands.stream.state import (
+    ANONYMOUS_ACTION,
+    COMMENT_MEMORY_MS,
+    COMMENT_PRUNE_EVERY_MS,
+    LIKE_ID_MEMORY,
+    Chat,
+    StreamState,
+    millis,
+)
+from spaktok.commands.streams import DeleteComment, PinComment, RecordLikes, SendComment
+from spaktok.events.base import Event
+from spaktok.events.envelope import derive_id
+from spaktok.events.streams import CommentDeleted, CommentPinned, CommentPosted, LikesRecorded
+
+
+def _comment(command: SendComment, state: StreamState) -> list[Event]:
+    require_live(state)
+    if not state.allow_comments:
+        raise Rejection("comments-disabled", "the broadcaster has turned comments off")
+    if command.actor_id in state.moderation.banned:
+        raise Rejection("user-banned", "you are banned from this stream")
+    muted_until = state.moderation.muted_until.get(command.actor_id, 0)
+    if millis(command.issued_at) < muted_until:
+        left = (muted_until - millis(command.issued_at) + 999) // 1000
+        raise Rejection("timed-out", f"you are timed out for another {left} s")
+    if not command.text:
+        raise Rejection("invalid-comment", "a comment cannot be empty")
+    if len(command.text) > command.max_length:
+        raise Rejection("invalid-comment", f"a comment is at most {command.max_length} characters")
+    last = state.chat.last_comment_ms.get(command.actor_id)
+    now_ms = millis(command.issued_at)
+    interval = max(command.min_interval_ms, state.slow_mode_ms)  # the stream's slow mode only slows
+    if last is not None and now_ms - last < interval:
+        raise Rejection("rate-limited", f"one comment per {interval / 1000:g} s")
+    return [
+        CommentPosted(
+            comment_id=derive_id(command.command_id, "comment"),
+            user_id=command.actor_id,
+            username=command.username,
+            user_profile_image=command.user_profile_image,
+            text=command.text,
+            posted_at=command.issued_at,
+            comments=state.chat.comments + 1,
+        )
+    ]
+
+
+def _likes(command: RecordLikes, state: StreamState) -> list[Event]:
+    require_live(state)
+    recent, banned = state.chat.recent_like_ids, state.moderation.banned
+    seen = set()
+    likes: dict[str, int] = {}
+    action_ids: list[str] = []
+    for action_id, user_id, taps in command.likes:
+        if action_id in seen or action_id in recent or taps < 1 or user_id in banned:
+            continue  # a client retry of a like already counted
+        seen.add(action_id)
+        action_ids.append(action_id)
+        likes[user_id] = likes.get(user_id, 0) + taps
+    if not likes:
+        return []
+    count = sum(likes.values())
+    return [
+        LikesRecorded(
+            likes=likes,
+            count=count,
+            total_likes=state.chat.likes + count,
+            recorded_at=command.issued_at,
+            action_ids=action_ids,
+        )
+    ]
+
+
+def _delete_comment(command: DeleteComment, state: StreamState) -> list[Event]:
+    """The broadcaster, one of the stream's moderators, or the platform's moderation team.
+
+    Whether the comment exists is checked by the API against the read model: the stream keeps no
+    list of its comments (a long stream has hundreds of thousands).
+    """
+    role = moderator_role(command, state)
+    return [
+        CommentDeleted(
+            comment_id=command.comment_id,
+            deleted_by=command.actor_id,
+            role=role,
+            reason=command.reason,
+            deleted_at=command.issued_at,
+        )
+    ]
+
+
+def _pin_comment(command: PinComment, state: StreamState) -> list[Event]:
+    require_live(state)
+    if command.actor_id != state.user_id:
+        raise Rejection("not-stream-owner", "only the broadcaster can pin comments")
+    pinned = state.chat.pinned_comment_id
+    if command.comment_id == pinned:
+        return []  # pinned already
+    return [
+        CommentPinned(
+            comment_id=command.comment_id,
+            previous_comment_id=pinned or None,
+            pinned_by=command.actor_id,
+            pinned_at=command.issued_at,
+        )
+    ]
+
+
+DECIDERS: Deciders = {
+    SendComment: _comment,
+    RecordLikes: _likes,
+    DeleteComment: _delete_comment,
+    PinComment: _pin_comment,
+}
+
+
+def _posted(chat: Chat, event: CommentPosted) -> Chat:
+    posted = millis(event.posted_at)
+    recent = chat.last_comment_ms
+    pruned = chat.comments_pruned_ms
+    if posted - pruned >= COMMENT_PRUNE_EVERY_MS:
+        # forgetting is only to bound memory: an entry older than COMMENT_MEMORY_MS can no
+        # longer refuse anything, so pruning now and then (not per comment) is exact
+        cutoff = posted - COMMENT_MEMORY_MS
+        for user_id in [u for u, t in recent.items() if t <= cutoff]:
+            del recent[user_id]
+        pruned = posted
+    recent[event.user_id] = posted
+    return replace(chat, comments=event.comments, comments_pruned_ms=pruned)
+
+
+def _liked(chat: Chat, event: LikesRecorded) -> Chat:
+    ids = chat.recent_like_ids
+    for action_id in event.action_ids:
+        if not action_id.startswith(ANONYMOUS_ACTION):
+            ids[action_id] = None
+    for _ in range(len(ids) - LIKE_ID_MEMORY):
+        del ids[next(iter(ids))]  # oldest first: dicts keep insertion order
+    return replace(chat, likes=event.total_likes)
+
+
+def _pinned(chat: Chat, event: CommentPinned) -> Chat:
+    return replace(chat, pinned_comment_id=event.comment_id)
+
+
+def _deleted(chat: Chat, event: CommentDeleted) -> Chat:
+    if event.comment_id != chat.pinned_comment_id:
+        return chat
+    return replace(chat, pinned_comment_id="")
+
+
+# how each chat event changes a thawed Chat: the maps in place, the rest replaced
+FOLDS: dict[type[Event], Callable[[Chat, Any], Chat]] = {
+    CommentPosted: _posted,
+    LikesRecorded: _liked,
+    CommentPinned: _pinned,
+    CommentDeleted: _deleted,
+}
