@@ -14,7 +14,11 @@ coins, sends gifts and measures:
 - end to end: the gifts taken divided by the time from the first send until Postgres holds every
   gift row and every earnings credit,
 - the raw broker consume rate of the stream events, measured in the same run,
+- the floor: `GET /healthz` answered/s on the same stack just before (bench/http_floor.py's load),
 - and that `spaktok ledger check` finds every coin accounted for afterwards.
+
+Its last line is one JSON object: sends_per_s (end to end), healthz_per_s, their ratio,
+cpu_ms_per_send (all processes), p50_ms/p99_ms, ledger_ok.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from datetime import UTC, datetime
 import aiohttp
 import orjson
 from confluent_kafka import Producer
+import http_floor
 from load import console, cpu_rows, cpu_seconds, percentile, read_topic, start_stack
 from rich.table import Table
 from spaktok.api.auth import mint_token
@@ -201,6 +206,9 @@ def main() -> None:
     try:
         with console.status("opening streams and filling wallets"):
             streams, users = asyncio.run(_setup(stack.api_url, settings, args.streams, args.senders))
+        with console.status("the floor: GET /healthz on the same stack"):
+            floor_done, floor_seconds = asyncio.run(http_floor.drive(stack.api_url, 10, args.concurrency))
+        healthz_per_s = floor_done / floor_seconds
         cpu_before = cpu_seconds(stack)
         with console.status(f"sending gifts ({args.mode})"):
             if args.mode == "http":
@@ -209,7 +217,9 @@ def main() -> None:
                 load = kafka_gifts(stack, streams, users, args.sends, args.bundle)
         expected = int(load["taken"] + load["pending"]) if args.mode == "http" else args.sends
         gifts, credits, e2e_seconds = wait_projected(stack, load["started"], expected)
-        cpu = cpu_rows(cpu_before, cpu_seconds(stack), gifts, e2e_seconds)
+        cpu_after = cpu_seconds(stack)
+        cpu = cpu_rows(cpu_before, cpu_after, gifts, e2e_seconds)
+        cpu_ms_per_send = sum(cpu_after[n] - cpu_before.get(n, 0.0) for n in cpu_after) / max(gifts, 1) * 1000
         taken, taken_rate, gift_rate = event_rate(stack.broker, topics.EVENTS_STREAMS.name, "streams.GiftReceived")
         credited, credit_rate, _ = event_rate(stack.broker, topics.EVENTS_EARNINGS.name, "earnings.EarningsCredited")
         _, raw_rate, raw_mb = read_topic(stack.broker, topics.EVENTS_STREAMS.name)
@@ -242,7 +252,18 @@ def main() -> None:
         table.add_row(name, value)
     table.add_row("ledger check", "every coin accounted for" if problems == 0 and report.settled
                   else f"{problems} problem(s), settled={report.settled}")
+    table.add_row("floor: GET /healthz answered/s (same stack, same run)", f"{healthz_per_s:,.0f}")
+    sends_per_s = gifts / e2e_seconds
+    table.add_row("end to end sends/s ÷ floor", f"{sends_per_s / healthz_per_s:.3f}")
     console.print(table)
+    print(orjson.dumps({  # noqa: T201 - the headline figures, last line
+        "bench": "gifts", "mode": args.mode, "sends_per_s": round(sends_per_s, 1),
+        "healthz_per_s": round(healthz_per_s, 1), "ratio": round(sends_per_s / healthz_per_s, 4),
+        "cpu_ms_per_send": round(cpu_ms_per_send, 2),
+        "p50_ms": round(load["p50"]) if args.mode == "http" else None,
+        "p99_ms": round(load["p99"]) if args.mode == "http" else None,
+        "ledger_ok": problems == 0 and report.settled,
+    }).decode())
     if problems:
         sys.exit(1)
 

@@ -19,7 +19,7 @@ from load import console, cpu_rows, cpu_seconds, start_stack
 from rich.table import Table
 
 
-async def _drive(url: str, seconds: float, concurrency: int) -> tuple[int, float]:
+async def drive(url: str, seconds: float, concurrency: int) -> tuple[int, float]:
     done = 0
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(url, connector=connector) as client:
@@ -46,7 +46,7 @@ def main() -> None:
     try:
         before = cpu_seconds(stack)
         with console.status("GET /healthz"):
-            done, seconds = asyncio.run(_drive(stack.api_url, args.seconds, args.concurrency))
+            done, seconds = asyncio.run(drive(stack.api_url, args.seconds, args.concurrency))
         cpu = cpu_rows(before, cpu_seconds(stack), done, seconds, unit="request")
     finally:
         stack.stop()

@@ -17,6 +17,8 @@ from typing import Any
 
 USERS_PER_PART = 2_000
 MAX_PARTS = 256
+LOG_FROM_PARTS = 8  # a PartedMap of this many parts (> 14,000 users) stores by log (PartedMap)
+FOLD_PER_STORE = 2  # parts a store folds from the log, round-robin
 
 
 def part_count(users: int) -> int:
@@ -72,67 +74,157 @@ def inline_or_joined(main: dict[str, Any], contents: dict[str, Any], name: str) 
 
 
 class PartedMap(MutableMapping[str, Any]):
-    """A per-user map kept in its stored parts, each copied only when first changed (copy on write).
+    """A per-user map kept in its stored parts, each copied only when first changed (copy on write),
+    and stored by change: a store writes the batch's changed entries as one log segment and folds
+    the log into a few parts, round-robin, so its bytes do not grow with the audience.
 
     The worker thaws a state once per batch so `evolve` may change it in place without touching
     the stored and cached state. Copying a 1 M-viewer map per batch made every batch cost in
-    proportion to the audience, and gave the store new objects to serialise for every part
-    (issue #17: ~180 ms a batch at 100,000 viewers). A thawed PartedMap shares its parts with the
-    original and copies the part a write lands in, once per batch: the untouched parts stay the very
-    objects the store holds, which it recognises by identity as unchanged (`processors/storage.py`).
+    proportion to the audience (issue #17: 4.7 s a batch of 100 joins at 1 M viewers). A thawed
+    PartedMap shares its parts with the original and copies the part a write lands in, once per
+    batch: the untouched parts stay the very objects the store holds, which it recognises by
+    identity as unchanged (`processors/storage.py`).
+
+    Users are spread by hash, so 100 joins touch ~100 parts; rewriting each touched part made a
+    batch at 1 M viewers write 27 MB. A big map (LOG_FROM_PARTS parts or more) therefore stores:
+    - base parts `<name>-<count>-<i>`: the part as it was last folded (maybe older than now);
+    - log segments `<name>-log-<n>`: the entries each store changed (None: removed), written once;
+    and folds FOLD_PER_STORE parts per store (round-robin: a folded part is stored as it is now). A
+    segment every part has been folded after is deleted. Loading applies the segments, in order, to
+    the base parts: entries hold whole values, so applying one a part already holds changes nothing.
+    A small map stores every changed part, as before (one record per change, no log).
 
     The parts are the `by_user` cut (a power-of-two count of parts of ~USERS_PER_PART users, by
-    `user_hash`); the count doubles as the map grows (every part is then new) and never shrinks.
+    `user_hash`); the count doubles as the map grows (every part is then new, the log is dropped)
+    and never shrinks.
     """
 
-    __slots__ = ("_count", "_len", "_owned", "_shards")
+    __slots__ = (
+        "_changed",
+        "_count",
+        "_cursor",
+        "_folded_at",
+        "_len",
+        "_log",
+        "_owned",
+        "_seq",
+        "_shards",
+        "_stored",
+    )
 
     def __init__(self, data: Mapping[str, Any] | None = None) -> None:
         self._count = 1
         self._shards: list[dict[str, Any]] = [{}]
         self._owned: set[int] = {0}
         self._len = 0
+        self._stored: list[dict[str, Any] | None] = [None]  # the base part as last stored, per part
+        self._folded_at: list[int] = [0]  # the log sequence each base part holds everything up to
+        self._changed: dict[str, Any] = {}  # key -> value (None: removed) since the last store
+        self._log: dict[int, dict[str, Any]] = {}  # kept segments by sequence, oldest first
+        self._seq = 0
+        self._cursor = 0
         if data:
             self._reshard(part_count(len(data)), data.items())
 
     @classmethod
     def from_parts(cls, contents: Mapping[str, Any], name: str) -> PartedMap:
-        """The map stored as `name`'s parts, adopting them as they are when they are `by_user`'s cut
-        (so they stay the stored objects); any other layout is re-cut."""
+        """The map stored as `name`'s parts and log, adopting base parts as they are when they are
+        `by_user`'s cut (so they stay the stored objects); any other layout is re-cut."""
+        log_prefix = f"{name}-log-"
+        segments = sorted(
+            (int(part[len(log_prefix) :]), content)
+            for part, content in contents.items()
+            if part.startswith(log_prefix)
+        )
         stored = {
-            part: content for part, content in contents.items() if part == name or part.startswith(f"{name}-")
+            part: content
+            for part, content in contents.items()
+            if (part == name or part.startswith(f"{name}-")) and not part.startswith(log_prefix)
         }
         counts = {part.split("-")[-2] for part in stored if part.count("-") >= 2}
+        if not (len(counts) == 1 and all(part.count("-") >= 2 for part in stored)):
+            column: dict[str, Any] = {}
+            for content in stored.values():
+                column.update(content)
+            result = cls(column)
+        else:
+            result = cls._adopted(int(counts.pop()), stored)
+        for seq, segment in segments:
+            result._seq = seq
+            result._log[seq] = segment
+            for key, value in segment.items():
+                result._apply(key, value)
+        result._changed = {}
+        if part_count(result._len) > result._count:
+            result._reshard(part_count(result._len), list(result.items()))
+        return result
+
+    @classmethod
+    def _adopted(cls, count: int, stored: Mapping[str, Any]) -> PartedMap:
         result = cls()
-        if len(counts) == 1 and all(part.count("-") >= 2 for part in stored):
-            count = int(counts.pop())
-            result._count = count
-            result._shards = [{} for _ in range(count)]
-            result._owned = set(range(count))
-            for part, content in stored.items():
-                index = int(part.rsplit("-", 1)[1])
-                result._shards[index] = content
-                result._owned.discard(index)
-            result._len = sum(map(len, result._shards))
-            if part_count(result._len) > count:
-                result._reshard(part_count(result._len), result.items())
-            return result
-        column: dict[str, Any] = {}
-        for content in stored.values():
-            column.update(content)
-        return cls(column)
+        result._count = count
+        result._shards = [{} for _ in range(count)]
+        result._stored = [None] * count
+        result._folded_at = [0] * count
+        result._owned = set(range(count))
+        for part, content in stored.items():
+            index = int(part.rsplit("-", 1)[1])
+            result._shards[index] = result._stored[index] = content
+            result._owned.discard(index)
+        result._len = sum(map(len, result._shards))
+        return result
+
+    def _apply(self, key: str, value: Any) -> None:
+        if value is None:
+            self.pop(key, None)
+        else:
+            self[key] = value
 
     def thawed(self) -> PartedMap:
-        """A copy that shares every part until it writes to it."""
+        """A copy that shares every part (and the log) until it writes to it."""
         copy = PartedMap.__new__(PartedMap)
-        copy._count, copy._len = self._count, self._len
+        copy._count, copy._len, copy._seq, copy._cursor = self._count, self._len, self._seq, self._cursor
         copy._shards = list(self._shards)
         copy._owned = set()
+        copy._stored = list(self._stored)
+        copy._folded_at = list(self._folded_at)
+        copy._changed = dict(self._changed)
+        copy._log = dict(self._log)
         return copy
 
     def parts(self, name: str) -> dict[str, dict[str, Any]]:
-        """The stored cut: `<name>-<count>-<i>` per non-empty part, the very part objects."""
-        return {f"{name}-{self._count}-{i}": shard for i, shard in enumerate(self._shards) if shard}
+        """What to store now, called once per store: base parts `<name>-<count>-<i>` and log
+        segments `<name>-log-<n>`, the very objects stored before where they did not change."""
+        self._owned = set()  # handed to the store: a later write copies first
+        if self._count < LOG_FROM_PARTS:
+            self._stored, self._log, self._changed = list(self._shards), {}, {}
+        else:
+            self._log_and_fold()
+        result: dict[str, dict[str, Any]] = {
+            f"{name}-{self._count}-{i}": part for i, part in enumerate(self._stored) if part
+        }
+        result.update((f"{name}-log-{seq}", segment) for seq, segment in self._log.items())
+        return result
+
+    def _log_and_fold(self) -> None:
+        if any(stored is None and shard for stored, shard in zip(self._stored, self._shards, strict=True)):
+            # re-cut since the last store (or never stored): every part whole, no log
+            self._stored, self._log, self._changed = list(self._shards), {}, {}
+            self._folded_at = [self._seq] * self._count
+            return
+        if self._changed:
+            self._seq += 1
+            self._log[self._seq] = self._changed
+            self._changed = {}
+        for _ in range(FOLD_PER_STORE):
+            self._stored[self._cursor] = self._shards[self._cursor]
+            self._cursor = (self._cursor + 1) % self._count
+        for i, shard in enumerate(self._shards):
+            if self._stored[i] is shard:
+                self._folded_at[i] = self._seq  # the base part is the part as it is now
+        folded = min(self._folded_at)
+        for seq in [seq for seq in self._log if seq <= folded]:
+            del self._log[seq]
 
     def _index(self, key: str) -> int:
         return 0 if self._count == 1 else user_hash(key) % self._count
@@ -150,6 +242,9 @@ class PartedMap(MutableMapping[str, Any]):
             shards[0 if count == 1 else user_hash(key) % count][key] = value
             size += 1
         self._count, self._shards, self._owned, self._len = count, shards, set(range(count)), size
+        # every part is new: stored whole at the next store, with no log
+        self._stored, self._folded_at = [None] * count, [0] * count
+        self._changed, self._log, self._cursor = {}, {}, 0
 
     def __getitem__(self, key: str) -> Any:
         return self._shards[self._index(key)][key]
@@ -161,6 +256,7 @@ class PartedMap(MutableMapping[str, Any]):
         return isinstance(key, str) and key in self._shards[self._index(key)]
 
     def __setitem__(self, key: str, value: Any) -> None:
+        self._changed[key] = value
         shard = self._writable(self._index(key))
         if key not in shard:
             self._len += 1
@@ -175,6 +271,7 @@ class PartedMap(MutableMapping[str, Any]):
         if key not in self._shards[index]:
             raise KeyError(key)
         del self._writable(index)[key]
+        self._changed[key] = None
         self._len -= 1
 
     def __iter__(self) -> Iterator[str]:

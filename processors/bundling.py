@@ -47,7 +47,9 @@ class Outgoing:
     def encoded(self) -> Outgoing:
         if self.data is None:
             return self
-        return replace(self, value=orjson.dumps(self.data), data=None)
+        return Outgoing(
+            self.topic, self.key, orjson.dumps(self.data), self.headers, self.kind, self.partition
+        )
 
 
 def forward(topic: str, key: str, command: dict[str, Any]) -> Outgoing:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from spaktok.commands.base import Rejection
 from spaktok.commands.stream.base import Deciders, require_live, require_stream
-from spaktok.commands.stream.state import Audience, StreamState, millis
+from spaktok.commands.stream.state import Audience, StreamState, copy_with, millis
 from spaktok.commands.stream_analytics import age_bucket
 from spaktok.commands.streams import JoinStream, LeaveStream, RecordHeartbeats, SweepViewers
 from spaktok.events.base import Event
@@ -126,7 +125,7 @@ def _joined(audience: Audience, event: ViewerJoined) -> Audience:
     at = millis(event.joined_at)
     audience.viewers[event.user_id] = [at, at]
     audience.watch_time.setdefault(event.user_id, 0)
-    return replace(audience, peak_viewer_count=max(audience.peak_viewer_count, len(audience.viewers)))
+    return copy_with(audience, peak_viewer_count=max(audience.peak_viewer_count, len(audience.viewers)))
 
 
 def _left(audience: Audience, event: ViewerLeft) -> Audience:

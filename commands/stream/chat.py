@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 from spaktok.commands.base import Rejection
@@ -16,6 +15,7 @@ from spaktok.commands.stream.state import (
     LIKE_ID_MEMORY,
     Chat,
     StreamState,
+    copy_with,
     millis,
 )
 from spaktok.commands.streams import DeleteComment, PinComment, RecordLikes, SendComment
@@ -137,7 +137,7 @@ def _posted(chat: Chat, event: CommentPosted) -> Chat:
             del recent[user_id]
         pruned = posted
     recent[event.user_id] = posted
-    return replace(chat, comments=event.comments, comments_pruned_ms=pruned)
+    return copy_with(chat, comments=event.comments, comments_pruned_ms=pruned)
 
 
 def _liked(chat: Chat, event: LikesRecorded) -> Chat:
@@ -147,17 +147,17 @@ def _liked(chat: Chat, event: LikesRecorded) -> Chat:
             ids[action_id] = None
     for _ in range(len(ids) - LIKE_ID_MEMORY):
         del ids[next(iter(ids))]  # oldest first: dicts keep insertion order
-    return replace(chat, likes=event.total_likes)
+    return copy_with(chat, likes=event.total_likes)
 
 
 def _pinned(chat: Chat, event: CommentPinned) -> Chat:
-    return replace(chat, pinned_comment_id=event.comment_id)
+    return copy_with(chat, pinned_comment_id=event.comment_id)
 
 
 def _deleted(chat: Chat, event: CommentDeleted) -> Chat:
     if event.comment_id != chat.pinned_comment_id:
         return chat
-    return replace(chat, pinned_comment_id="")
+    return copy_with(chat, pinned_comment_id="")
 
 
 # how each chat event changes a thawed Chat: the maps in place, the rest replaced

@@ -8,11 +8,10 @@ says which, so a context's fold never reaches into another's part.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import Any
 
 from spaktok.commands.stream import audience, chat, gifting, guests, lifecycle, media, moderation, pk
-from spaktok.commands.stream.state import PARTS, StreamState
+from spaktok.commands.stream.state import PARTS, StreamState, copy_with
 from spaktok.events.base import Event
 
 # part of the StreamState -> how its context's events change it
@@ -52,4 +51,4 @@ def evolve(state: StreamState, event: Event) -> StreamState:
     own = lifecycle.FOLDS.get(type(event))
     if own is not None:
         changes.update(own(state, event))
-    return replace(state, **changes)
+    return copy_with(state, **changes)

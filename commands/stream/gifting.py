@@ -4,12 +4,11 @@ leaderboard, and combos (the same gift again within the combo window continues a
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 from spaktok.commands.gifts import REVENUE_RULE, split_revenue, usd
 from spaktok.commands.stream.base import Deciders
-from spaktok.commands.stream.state import COMBO_MEMORY_MS, Gifting, StreamState, millis
+from spaktok.commands.stream.state import COMBO_MEMORY_MS, Gifting, StreamState, copy_with, millis
 from spaktok.commands.streams import DeliverGift
 from spaktok.events.base import Event
 from spaktok.events.streams import GiftReceived, GiftRefusal, GiftRefused
@@ -116,7 +115,7 @@ def _taken(gifting: Gifting, event: GiftReceived) -> Gifting:
         gifter[2] + event.count,
     ]
     combos[event.sender_id] = [event.gift_id, event.combo_id, event.combo_count, sent]
-    return replace(gifting, gifts=event.gifts, gift_revenue=event.gift_revenue, combos_pruned_ms=pruned)
+    return copy_with(gifting, gifts=event.gifts, gift_revenue=event.gift_revenue, combos_pruned_ms=pruned)
 
 
 def _refused(gifting: Gifting, event: GiftRefused) -> Gifting:

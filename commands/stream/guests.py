@@ -7,13 +7,12 @@ banned off stage too, so `UserBanned` is folded here as well as in moderation.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any, Literal
 
 from spaktok.commands.base import Rejection
 from spaktok.commands.stream.base import Deciders, require_live, require_stream
 from spaktok.commands.stream.moderation import notice
-from spaktok.commands.stream.state import Stage, StreamState
+from spaktok.commands.stream.state import Stage, StreamState, copy_with
 from spaktok.commands.streams import AcceptGuest, InviteGuest, RemoveGuest
 from spaktok.events.base import Event
 from spaktok.events.streams import GuestInvited, GuestJoined, GuestRemoved, UserBanned
@@ -76,13 +75,13 @@ DECIDERS: Deciders = {InviteGuest: _invite, AcceptGuest: _accept, RemoveGuest: _
 
 
 def _invited(stage: Stage, event: GuestInvited) -> Stage:
-    return replace(stage, guest_invites=(*stage.guest_invites, event.user_id))
+    return copy_with(stage, guest_invites=(*stage.guest_invites, event.user_id))
 
 
 def _moved(stage: Stage, event: GuestJoined | GuestRemoved) -> Stage:
     """Joined or removed: the event names who is on stage now; their invitation is answered."""
     invites = tuple(g for g in stage.guest_invites if g != event.user_id)
-    return replace(stage, guests=tuple(event.guests), guest_invites=invites)
+    return copy_with(stage, guests=tuple(event.guests), guest_invites=invites)
 
 
 def _banned(stage: Stage, event: UserBanned) -> Stage:

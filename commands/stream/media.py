@@ -8,10 +8,9 @@ Its rules (key rotation, publish authorisation, reconnect grace, recordings) are
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
-from spaktok.commands.stream.state import Media, millis
+from spaktok.commands.stream.state import Media, copy_with, millis
 from spaktok.events.base import Event
 from spaktok.events.media import (
     IngestStarted,
@@ -23,25 +22,25 @@ from spaktok.events.media import (
 
 
 def _rotated(media: Media, event: StreamKeyRotated) -> Media:
-    return replace(media, key_generation=event.generation)
+    return copy_with(media, key_generation=event.generation)
 
 
 def _ingest_started(media: Media, event: IngestStarted) -> Media:
-    return replace(media, ingest="live", ingest_changed_ms=millis(event.started_at))
+    return copy_with(media, ingest="live", ingest_changed_ms=millis(event.started_at))
 
 
 def _ingest_stopped(media: Media, event: IngestStopped) -> Media:
-    return replace(media, ingest="lost", ingest_changed_ms=millis(event.stopped_at))
+    return copy_with(media, ingest="lost", ingest_changed_ms=millis(event.stopped_at))
 
 
 def _recording_ready(media: Media, event: RecordingReady) -> Media:
     entry = [millis(event.ready_at), event.path, event.thumbnail]
-    return replace(media, recordings={**media.recordings, event.recording_id: entry})
+    return copy_with(media, recordings={**media.recordings, event.recording_id: entry})
 
 
 def _recording_deleted(media: Media, event: RecordingDeleted) -> Media:
     kept = {rid: entry for rid, entry in media.recordings.items() if rid != event.recording_id}
-    return replace(media, recordings=kept)
+    return copy_with(media, recordings=kept)
 
 
 # recordings are few: replaced, not changed in place (`thaw` does not copy them)

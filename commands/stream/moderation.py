@@ -7,7 +7,6 @@ The platform team's side of reports and suspension is `commands.enforcement_deci
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -15,7 +14,7 @@ from spaktok.commands.base import Command, Rejection
 from spaktok.commands.stream.audience import leaving
 from spaktok.commands.stream.base import Deciders, require_live, require_stream
 from spaktok.commands.stream.lifecycle import ending
-from spaktok.commands.stream.state import Moderation, StreamState, millis
+from spaktok.commands.stream.state import Moderation, StreamState, copy_with, millis
 from spaktok.commands.streams import (
     AddModerator,
     BanUser,
@@ -234,24 +233,24 @@ def _reported(moderation: Moderation, event: StreamReported) -> Moderation:
 
 
 def _resolved(moderation: Moderation, event: ReportsResolved) -> Moderation:
-    return replace(moderation, report_round=event.report_round + 1)
+    return copy_with(moderation, report_round=event.report_round + 1)
 
 
 def _flagged(moderation: Moderation, event: StreamFlagged) -> Moderation:
-    return replace(moderation, moderation_status="flagged")
+    return copy_with(moderation, moderation_status="flagged")
 
 
 def _suspended(moderation: Moderation, event: StreamSuspended) -> Moderation:
-    return replace(moderation, moderation_status="suspended")
+    return copy_with(moderation, moderation_status="suspended")
 
 
 def _moderator_added(moderation: Moderation, event: ModeratorAdded) -> Moderation:
-    return replace(moderation, moderators=(*moderation.moderators, event.user_id))
+    return copy_with(moderation, moderators=(*moderation.moderators, event.user_id))
 
 
 def _moderator_removed(moderation: Moderation, event: ModeratorRemoved) -> Moderation:
     remaining = tuple(m for m in moderation.moderators if m != event.user_id)
-    return replace(moderation, moderators=remaining)
+    return copy_with(moderation, moderators=remaining)
 
 
 # how each moderation event changes a thawed Moderation: the maps in place, the rest replaced

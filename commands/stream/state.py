@@ -25,6 +25,23 @@ def millis(at: datetime) -> int:
     return int(at.timestamp() * 1000)
 
 
+S = TypeVar("S")
+
+
+def copy_with(state: S, **changes: Any) -> S:
+    """`dataclasses.replace` for the stream's frozen, slotted states, without running `__init__`
+    again: the fields are copied slot by slot. `replace` was the largest single cost of a comment
+    in the worker (~20 µs of ~80, two or three per event: the stream and the context's part)."""
+    cls = type(state)
+    slots: tuple[str, ...] = getattr(cls, "__slots__")  # noqa: B009 - slots=True: the slots are the fields
+    if not changes.keys() <= set(slots):
+        raise TypeError(f"{cls.__name__} has no field {sorted(changes.keys() - set(slots))}")
+    new = object.__new__(cls)
+    for name in slots:
+        object.__setattr__(new, name, changes[name] if name in changes else getattr(state, name))
+    return new
+
+
 @dataclass(frozen=True, slots=True)
 class Audience:
     """Who watches and has watched (`stream.audience`)."""

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from spaktok.commands import parts
-from spaktok.commands.stream.state import StreamState
+from spaktok.commands.stream.state import StreamState, copy_with
 
 BULKY = frozenset({"viewers", "watch_time", "recent_like_ids", "gifters", "combos"})
 
@@ -58,20 +57,20 @@ def thaw(state: StreamState) -> StreamState:
     PartedMap copies a part when the batch first writes to it.
     """
     audience, chat, moderation, gifting = state.audience, state.chat, state.moderation, state.gifting
-    return replace(
+    return copy_with(
         state,
-        audience=replace(
+        audience=copy_with(
             audience, viewers=audience.viewers.thawed(), watch_time=audience.watch_time.thawed()
         ),
-        chat=replace(
+        chat=copy_with(
             chat, last_comment_ms=dict(chat.last_comment_ms), recent_like_ids=dict(chat.recent_like_ids)
         ),
-        moderation=replace(
+        moderation=copy_with(
             moderation,
             banned=dict(moderation.banned),
             muted_until=dict(moderation.muted_until),
             reporters=dict(moderation.reporters),
             reported_by=dict(moderation.reported_by),
         ),
-        gifting=replace(gifting, gifters=gifting.gifters.thawed(), combos=dict(gifting.combos)),
+        gifting=copy_with(gifting, gifters=gifting.gifters.thawed(), combos=dict(gifting.combos)),
     )

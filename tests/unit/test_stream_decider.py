@@ -1104,3 +1104,14 @@ def test_the_broadcaster_cannot_report_their_own_stream() -> None:
 def test_reporters_outside_the_window_are_forgotten() -> None:
     state = STREAM.given(started(), reported("ann", 10, 1), reported("bob", 700, 1)).state
     assert list(state.reporters) == ["bob"]
+
+
+def test_copy_with_is_dataclasses_replace_for_the_stream_states() -> None:
+    from spaktok.commands.stream.state import PARTS, copy_with
+
+    state = STREAM.given(started()).state
+    assert copy_with(state, title="new", version=9) == replace(state, title="new", version=9)
+    for part in PARTS:
+        assert copy_with(getattr(state, part)) == getattr(state, part)
+    with pytest.raises(TypeError):
+        copy_with(state, no_such_field=1)
