@@ -19,6 +19,7 @@ USERS_PER_PART = 2_000
 MAX_PARTS = 256
 LOG_FROM_PARTS = 8  # a PartedMap of this many parts (> 14,000 users) stores by log (PartedMap)
 FOLD_PER_STORE = 2  # parts a store folds from the log, round-robin
+LOG_SHARE = 8  # the log holds at most 1/LOG_SHARE of the map's entries; beyond, a store folds all
 
 
 def part_count(users: int) -> int:
@@ -90,8 +91,10 @@ class PartedMap(MutableMapping[str, Any]):
     - base parts `<name>-<count>-<i>`: the part as it was last folded (maybe older than now);
     - log segments `<name>-log-<n>`: the entries each store changed (None: removed), written once;
     and folds FOLD_PER_STORE parts per store (round-robin: a folded part is stored as it is now). A
-    segment every part has been folded after is deleted. Loading applies the segments, in order, to
-    the base parts: entries hold whole values, so applying one a part already holds changes nothing.
+    segment every part has been folded after is deleted; a log past 1/LOG_SHARE of the map's
+    entries is folded whole, so a load never replays more than that. Loading applies the segments,
+    in order, to the base parts: entries hold whole values, so applying one a part already holds
+    changes nothing.
     A small map stores every changed part, as before (one record per change, no log).
 
     The parts are the `by_user` cut (a power-of-two count of parts of ~USERS_PER_PART users, by
@@ -216,6 +219,12 @@ class PartedMap(MutableMapping[str, Any]):
             self._seq += 1
             self._log[self._seq] = self._changed
             self._changed = {}
+        if sum(map(len, self._log.values())) > self._len // LOG_SHARE:
+            # batches big against the map (a backlog of 10,000 joins a batch): fold every part
+            # rather than let the log a load replays grow towards the map's own size
+            self._stored, self._log = list(self._shards), {}
+            self._folded_at = [self._seq] * self._count
+            return
         for _ in range(FOLD_PER_STORE):
             self._stored[self._cursor] = self._shards[self._cursor]
             self._cursor = (self._cursor + 1) % self._count
