@@ -202,6 +202,19 @@ class ReportsResolved(StreamEvent):
     resolved_at: datetime
 
 
+# what a moderation notice tells (commands/stream/moderation.py `notice`)
+NoticeKind = Literal[
+    "stream_flagged",
+    "stream_suspended",
+    "banned",
+    "unbanned",
+    "moderator_added",
+    "moderator_removed",
+    "guest_invited",
+    "guest_removed",
+]
+
+
 @register_event
 class ModerationNotified(StreamEvent):
     """A notice for the moderation team or the broadcaster, on `spaktok.notifications`.
@@ -212,16 +225,7 @@ class ModerationNotified(StreamEvent):
     type: Literal["streams.ModerationNotified"] = "streams.ModerationNotified"
     notice: ClassVar[bool] = True
     notification_id: str
-    kind: Literal[
-        "stream_flagged",
-        "stream_suspended",
-        "banned",
-        "unbanned",
-        "moderator_added",
-        "moderator_removed",
-        "guest_invited",
-        "guest_removed",
-    ]
+    kind: NoticeKind
     channel_id: str
     stream_id: str
     title: str

@@ -45,13 +45,6 @@ __all__ = ["AggregateRunner", "AggregateSpec", "Forward", "Incoming", "Outgoing"
 log = logging.getLogger(__name__)
 
 
-class State(Protocol):
-    version: int
-
-    def stats(self) -> dict[str, Any]: ...
-    def to_dict(self) -> dict[str, Any]: ...
-
-
 class Sender(Protocol):
     """Hands one record to the producer; the returned awaitable resolves when the broker acked it."""
 

@@ -14,7 +14,6 @@ fragments (before: three pydantic dumps and an envelope re-validated per event).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -200,6 +199,3 @@ def duplicate_outcome(command: Command, stats: dict[str, Any]) -> dict[str, Any]
         "events": [],
         "stats": stats,
     }
-
-
-Policy = Callable[[Command, list[Sealed], Any], list["Forward"]]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any
 
 from spaktok.commands.base import Command, Rejection
 from spaktok.commands.stream.audience import leaving
@@ -32,6 +32,7 @@ from spaktok.events.streams import (
     ModeratorAdded,
     ModeratorRemoved,
     ModeratorRole,
+    NoticeKind,
     ReportsResolved,
     StreamFlagged,
     StreamReported,
@@ -42,17 +43,6 @@ from spaktok.events.streams import (
 )
 
 MODERATION_TEAM = "role:moderation"  # a recipient standing for everyone with the moderation role
-
-NoticeKind = Literal[
-    "stream_flagged",
-    "stream_suspended",
-    "banned",
-    "unbanned",
-    "moderator_added",
-    "moderator_removed",
-    "guest_invited",
-    "guest_removed",
-]
 
 
 def notice(command: Command, state: StreamState, kind: NoticeKind, to: list[str]) -> ModerationNotified:
