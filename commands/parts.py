@@ -18,7 +18,7 @@ from typing import Any
 USERS_PER_PART = 2_000
 MAX_PARTS = 256
 LOG_FROM_PARTS = 8  # a PartedMap of this many parts (> 14,000 users) stores by log (PartedMap)
-FOLD_PER_STORE = 2  # parts a store folds from the log, round-robin
+FOLD_PER_CHANGE = 16  # entries a store may fold into base parts per entry it logs (see PartedMap)
 LOG_SHARE = 8  # the log holds at most 1/LOG_SHARE of the map's entries; beyond, a store folds all
 
 
@@ -75,59 +75,70 @@ def inline_or_joined(main: dict[str, Any], contents: dict[str, Any], name: str) 
 
 
 class PartedMap(MutableMapping[str, Any]):
-    """A per-user map kept in its stored parts, each copied only when first changed (copy on write),
-    and stored by change: a store writes the batch's changed entries as one log segment and folds
-    the log into a few parts, round-robin, so its bytes do not grow with the audience.
+    """A per-user map kept in its stored parts, with the changes since each part was last stored
+    beside it (an overlay), and stored by change: a store writes the batch's changed entries as one
+    log segment and folds the overlay of a few parts into them, so neither a batch's CPU nor its
+    bytes grow with the audience.
 
     The worker thaws a state once per batch so `evolve` may change it in place without touching
     the stored and cached state. Copying a 1 M-viewer map per batch made every batch cost in
-    proportion to the audience (issue #17: 4.7 s a batch of 100 joins at 1 M viewers). A thawed
-    PartedMap shares its parts with the original and copies the part a write lands in, once per
-    batch: the untouched parts stay the very objects the store holds, which it recognises by
-    identity as unchanged (`processors/storage.py`).
+    proportion to the audience (issue #17: 4.7 s a batch of 100 joins at 1 M viewers); copying each
+    part a write lands in (~4,000 users) still cost ~60 ms for 100 joins, which touch ~100 parts. So
+    a part is never written: a write goes to that part's overlay (`_pending`, the part's changes
+    since it was last folded, None for removed), which is small and copied on its first write in a
+    batch; a read looks in the overlay, then in the part. The stored parts stay the very objects the
+    store holds, which it recognises by identity as unchanged (`processors/storage.py`).
 
-    Users are spread by hash, so 100 joins touch ~100 parts; rewriting each touched part made a
-    batch at 1 M viewers write 27 MB. A big map (LOG_FROM_PARTS parts or more) therefore stores:
+    A big map (LOG_FROM_PARTS parts or more) stores:
     - base parts `<name>-<count>-<i>`: the part as it was last folded (maybe older than now);
     - log segments `<name>-log-<n>`: the entries each store changed (None: removed), written once;
-    and folds FOLD_PER_STORE parts per store (round-robin: a folded part is stored as it is now). A
-    segment every part has been folded after is deleted; a log past 1/LOG_SHARE of the map's
-    entries is folded whole, so a load never replays more than that. Loading applies the segments,
-    in order, to the base parts: entries hold whole values, so applying one a part already holds
-    changes nothing.
-    A small map stores every changed part, as before (one record per change, no log).
+    and folds parts' overlays, round-robin over the parts that have one: a folded part is stored as
+    it is now. A segment every part has been folded after is deleted. How much a store folds is paid
+    for by what it logs: each logged entry earns FOLD_PER_CHANGE entries of folding, and a fold
+    spends the folded part's size (the credit may go below zero: a part is folded whole). So a store
+    writes bytes in proportion to its change, whatever the part size, and in a steady state the
+    log stays near 1/FOLD_PER_CHANGE of the map (a part is folded every N/(FOLD_PER_CHANGE x c)
+    stores of c changes; the log holds that many segments). A log past 1/LOG_SHARE of the map's
+    entries (a burst of big batches) is folded whole, so a load never replays more than that.
+    Loading applies the segments, in order, to the overlays: entries hold whole values, so applying
+    one a part already holds changes nothing.
+    A small map folds every changed part at every store (one record per change, no log).
 
     The parts are the `by_user` cut (a power-of-two count of parts of ~USERS_PER_PART users, by
     `user_hash`); the count doubles as the map grows (every part is then new, the log is dropped)
-    and never shrinks.
+    and never shrinks. Values are never None (None marks a removal in overlays and segments).
     """
 
     __slots__ = (
         "_changed",
         "_count",
+        "_credit",
         "_cursor",
         "_folded_at",
         "_len",
         "_log",
         "_owned",
+        "_pending",
+        "_recut",
         "_seq",
         "_shards",
-        "_stored",
     )
 
     def __init__(self, data: Mapping[str, Any] | None = None) -> None:
         self._count = 1
-        self._shards: list[dict[str, Any]] = [{}]
-        self._owned: set[int] = {0}
+        self._shards: list[dict[str, Any]] = [{}]  # base parts: never changed in place once made
+        self._pending: list[dict[str, Any]] = [{}]  # per part: key -> value (None: removed) since its fold
+        self._owned: set[int] = {0}  # overlays this copy may write in place (the others are shared)
         self._len = 0
-        self._stored: list[dict[str, Any] | None] = [None]  # the base part as last stored, per part
+        self._recut = True  # the parts were cut since the last store: every part is stored whole
         self._folded_at: list[int] = [0]  # the log sequence each base part holds everything up to
         self._changed: dict[str, Any] = {}  # key -> value (None: removed) since the last store
         self._log: dict[int, dict[str, Any]] = {}  # kept segments by sequence, oldest first
         self._seq = 0
         self._cursor = 0
+        self._credit = 0  # entries the next stores may fold (below zero: owed)
         if data:
-            self._reshard(part_count(len(data)), data.items())
+            self._reshard(part_count(len(data)), list(data.items()))
 
     @classmethod
     def from_parts(cls, contents: Mapping[str, Any], name: str) -> PartedMap:
@@ -156,7 +167,10 @@ class PartedMap(MutableMapping[str, Any]):
             result._seq = seq
             result._log[seq] = segment
             for key, value in segment.items():
-                result._apply(key, value)
+                if value is None:
+                    result.pop(key, None)
+                else:
+                    result[key] = value
         result._changed = {}
         if part_count(result._len) > result._count:
             result._reshard(part_count(result._len), list(result.items()))
@@ -167,29 +181,23 @@ class PartedMap(MutableMapping[str, Any]):
         result = cls()
         result._count = count
         result._shards = [{} for _ in range(count)]
-        result._stored = [None] * count
-        result._folded_at = [0] * count
+        result._pending = [{} for _ in range(count)]
         result._owned = set(range(count))
+        result._folded_at = [0] * count
+        result._recut = False
         for part, content in stored.items():
-            index = int(part.rsplit("-", 1)[1])
-            result._shards[index] = result._stored[index] = content
-            result._owned.discard(index)
+            result._shards[int(part.rsplit("-", 1)[1])] = content
         result._len = sum(map(len, result._shards))
         return result
 
-    def _apply(self, key: str, value: Any) -> None:
-        if value is None:
-            self.pop(key, None)
-        else:
-            self[key] = value
-
     def thawed(self) -> PartedMap:
-        """A copy that shares every part (and the log) until it writes to it."""
+        """A copy that shares every part, overlay and log segment until it writes to an overlay."""
         copy = PartedMap.__new__(PartedMap)
         copy._count, copy._len, copy._seq, copy._cursor = self._count, self._len, self._seq, self._cursor
+        copy._recut, copy._credit = self._recut, self._credit
         copy._shards = list(self._shards)
+        copy._pending = list(self._pending)
         copy._owned = set()
-        copy._stored = list(self._stored)
         copy._folded_at = list(self._folded_at)
         copy._changed = dict(self._changed)
         copy._log = dict(self._log)
@@ -198,39 +206,58 @@ class PartedMap(MutableMapping[str, Any]):
     def parts(self, name: str) -> dict[str, dict[str, Any]]:
         """What to store now, called once per store: base parts `<name>-<count>-<i>` and log
         segments `<name>-log-<n>`, the very objects stored before where they did not change."""
-        self._owned = set()  # handed to the store: a later write copies first
-        if self._count < LOG_FROM_PARTS:
-            self._stored, self._log, self._changed = list(self._shards), {}, {}
+        self._owned = set()  # the overlays are kept with the stored state: a later write copies first
+        if self._count < LOG_FROM_PARTS or self._recut:
+            self._fold_all()
         else:
             self._log_and_fold()
         result: dict[str, dict[str, Any]] = {
-            f"{name}-{self._count}-{i}": part for i, part in enumerate(self._stored) if part
+            f"{name}-{self._count}-{i}": part for i, part in enumerate(self._shards) if part
         }
         result.update((f"{name}-log-{seq}", segment) for seq, segment in self._log.items())
         return result
 
-    def _log_and_fold(self) -> None:
-        if any(stored is None and shard for stored, shard in zip(self._stored, self._shards, strict=True)):
-            # re-cut since the last store (or never stored): every part whole, no log
-            self._stored, self._log, self._changed = list(self._shards), {}, {}
-            self._folded_at = [self._seq] * self._count
+    def _fold(self, index: int) -> None:
+        """The part as it is now, a new object: its base with its overlay applied."""
+        pending = self._pending[index]
+        if not pending:
             return
+        part = dict(self._shards[index])
+        for key, value in pending.items():
+            if value is None:
+                part.pop(key, None)
+            else:
+                part[key] = value
+        self._shards[index], self._pending[index] = part, {}
+
+    def _fold_all(self) -> None:
+        for index in range(self._count):
+            self._fold(index)
+        self._log, self._changed, self._recut, self._credit = {}, {}, False, 0
+        self._folded_at = [self._seq] * self._count
+
+    def _log_and_fold(self) -> None:
         if self._changed:
             self._seq += 1
             self._log[self._seq] = self._changed
+            self._credit += FOLD_PER_CHANGE * len(self._changed)
             self._changed = {}
         if sum(map(len, self._log.values())) > self._len // LOG_SHARE:
             # batches big against the map (a backlog of 10,000 joins a batch): fold every part
             # rather than let the log a load replays grow towards the map's own size
-            self._stored, self._log = list(self._shards), {}
-            self._folded_at = [self._seq] * self._count
+            self._fold_all()
             return
-        for _ in range(FOLD_PER_STORE):
-            self._stored[self._cursor] = self._shards[self._cursor]
+        for _ in range(self._count):  # the next parts with an overlay, round-robin, as paid for
+            if self._credit <= 0:
+                break
+            if self._pending[self._cursor]:
+                self._fold(self._cursor)
+                self._credit -= len(self._shards[self._cursor])
             self._cursor = (self._cursor + 1) % self._count
-        for i, shard in enumerate(self._shards):
-            if self._stored[i] is shard:
-                self._folded_at[i] = self._seq  # the base part is the part as it is now
+        self._credit = min(self._credit, 0)  # nothing left to fold: no credit saved up for later
+        for index, pending in enumerate(self._pending):
+            if not pending:
+                self._folded_at[index] = self._seq  # the base part is the part as it is now
         folded = min(self._folded_at)
         for seq in [seq for seq in self._log if seq <= folded]:
             del self._log[seq]
@@ -238,61 +265,90 @@ class PartedMap(MutableMapping[str, Any]):
     def _index(self, key: str) -> int:
         return 0 if self._count == 1 else user_hash(key) % self._count
 
-    def _writable(self, index: int) -> dict[str, Any]:
+    def _lookup(self, key: str) -> Any:
+        """The value, or _MISSING."""
+        index = 0 if self._count == 1 else user_hash(key) % self._count
+        pending = self._pending[index]
+        if pending:
+            value = pending.get(key, _MISSING)
+            if value is not _MISSING:
+                return _MISSING if value is None else value
+        return self._shards[index].get(key, _MISSING)
+
+    def _overlay(self, index: int) -> dict[str, Any]:
         if index not in self._owned:
-            self._shards[index] = dict(self._shards[index])
+            self._pending[index] = dict(self._pending[index])
             self._owned.add(index)
-        return self._shards[index]
+        return self._pending[index]
 
     def _reshard(self, count: int, items: Any) -> None:
         shards: list[dict[str, Any]] = [{} for _ in range(count)]
         size = 0
-        for key, value in list(items):
+        for key, value in items:
             shards[0 if count == 1 else user_hash(key) % count][key] = value
             size += 1
-        self._count, self._shards, self._owned, self._len = count, shards, set(range(count)), size
+        self._count, self._shards, self._len = count, shards, size
+        self._pending, self._owned = [{} for _ in range(count)], set(range(count))
         # every part is new: stored whole at the next store, with no log
-        self._stored, self._folded_at = [None] * count, [0] * count
-        self._changed, self._log, self._cursor = {}, {}, 0
+        self._recut, self._folded_at = True, [0] * count
+        self._changed, self._log, self._cursor, self._credit = {}, {}, 0, 0
 
     def __getitem__(self, key: str) -> Any:
-        return self._shards[self._index(key)][key]
+        value = self._lookup(key)
+        if value is _MISSING:
+            raise KeyError(key)
+        return value
 
     def get(self, key: str, default: Any = None) -> Any:
-        return self._shards[self._index(key)].get(key, default)
+        value = self._lookup(key)
+        return default if value is _MISSING else value
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and key in self._shards[self._index(key)]
+        return isinstance(key, str) and self._lookup(key) is not _MISSING
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        value = self._lookup(key)
+        if value is _MISSING:
+            self[key] = value = default
+        return value
 
     def __setitem__(self, key: str, value: Any) -> None:
+        if value is None:
+            raise ValueError("a PartedMap holds no None values (None marks a removal in its log)")
+        index = self._index(key)
+        known = self._lookup(key) is not _MISSING
+        self._overlay(index)[key] = value
         self._changed[key] = value
-        shard = self._writable(self._index(key))
-        if key not in shard:
+        if not known:
             self._len += 1
             if self._len > self._count * USERS_PER_PART and self._count < MAX_PARTS:
-                shard[key] = value
-                self._reshard(self._count * 2, self.items())
-                return
-        shard[key] = value
+                self._reshard(self._count * 2, list(self.items()))
 
     def __delitem__(self, key: str) -> None:
-        index = self._index(key)
-        if key not in self._shards[index]:
+        if self._lookup(key) is _MISSING:
             raise KeyError(key)
-        del self._writable(index)[key]
+        self._overlay(self._index(key))[key] = None
         self._changed[key] = None
         self._len -= 1
 
     def __iter__(self) -> Iterator[str]:
-        for shard in self._shards:
-            yield from shard
+        for key, _ in self._entries():
+            yield key
+
+    def _entries(self) -> Iterator[tuple[str, Any]]:
+        for part, pending in zip(self._shards, self._pending, strict=True):
+            if not pending:
+                yield from part.items()
+                continue
+            for key, value in part.items():
+                if key not in pending:
+                    yield key, value
+            for key, value in pending.items():
+                if value is not None:
+                    yield key, value
 
     def items(self) -> ItemsView[str, Any]:
         return _PartedItems(self)
-
-    def shards(self) -> list[dict[str, Any]]:
-        """The parts as they are (read only: write through the map)."""
-        return self._shards
 
     def __len__(self) -> int:
         return self._len
@@ -312,8 +368,7 @@ class _PartedItems(ItemsView[str, Any]):
     _mapping: PartedMap
 
     def __iter__(self) -> Iterator[tuple[str, Any]]:
-        for shard in self._mapping.shards():
-            yield from shard.items()
+        return self._mapping._entries()
 
 
 _MISSING = object()
