@@ -18,8 +18,8 @@ from typing import Any
 USERS_PER_PART = 2_000
 MAX_PARTS = 256
 LOG_FROM_PARTS = 8  # a PartedMap of this many parts (> 14,000 users) stores by log (PartedMap)
-FOLD_PER_CHANGE = 16  # entries a store may fold into base parts per entry it logs (see PartedMap)
-LOG_SHARE = 8  # the log holds at most 1/LOG_SHARE of the map's entries; beyond, a store folds all
+FOLD_PER_CHANGE = 10  # entries a store may fold into base parts per entry it logs (see PartedMap)
+LOG_SHARE = 4  # the log holds at most 1/LOG_SHARE of the map's entries; beyond, a store folds all
 
 
 def part_count(users: int) -> int:
@@ -91,14 +91,17 @@ class PartedMap(MutableMapping[str, Any]):
 
     A big map (LOG_FROM_PARTS parts or more) stores:
     - base parts `<name>-<count>-<i>`: the part as it was last folded (maybe older than now);
-    - log segments `<name>-log-<n>`: the entries each store changed (None: removed), written once;
+    - log segments `<name>-log-<n>`: the entries stores changed (None: removed), each store's
+      written once as a segment and merged with the newest older ones while those are no bigger
+      (`_merge_newest`: ~log2 segments, not one per store);
     and folds parts' overlays, round-robin over the parts that have one: a folded part is stored as
     it is now. A segment every part has been folded after is deleted. How much a store folds is paid
     for by what it logs: each logged entry earns FOLD_PER_CHANGE entries of folding, and a fold
     spends the folded part's size (the credit may go below zero: a part is folded whole). So a store
     writes bytes in proportion to its change, whatever the part size, and in a steady state the
-    log stays near 1/FOLD_PER_CHANGE of the map (a part is folded every N/(FOLD_PER_CHANGE x c)
-    stores of c changes; the log holds that many segments). A log past 1/LOG_SHARE of the map's
+    log stays near 1/FOLD_PER_CHANGE of the map (every part is folded once in N/(FOLD_PER_CHANGE x
+    c) stores of c changes; the log holds those stores' changes, up to twice that while a merged
+    segment waits for the parts to be folded past its newest store). A log past 1/LOG_SHARE of the map's
     entries (a burst of big batches) is folded whole, so a load never replays more than that.
     Loading applies the segments, in order, to the overlays: entries hold whole values, so applying
     one a part already holds changes nothing.
@@ -242,6 +245,7 @@ class PartedMap(MutableMapping[str, Any]):
             self._log[self._seq] = self._changed
             self._credit += FOLD_PER_CHANGE * len(self._changed)
             self._changed = {}
+            self._merge_newest()
         if sum(map(len, self._log.values())) > self._len // LOG_SHARE:
             # batches big against the map (a backlog of 10,000 joins a batch): fold every part
             # rather than let the log a load replays grow towards the map's own size
@@ -261,6 +265,19 @@ class PartedMap(MutableMapping[str, Any]):
         folded = min(self._folded_at)
         for seq in [seq for seq in self._log if seq <= folded]:
             del self._log[seq]
+
+    def _merge_newest(self) -> None:
+        """Merge the newest segment into the one before while that one is no bigger (a binary
+        counter): the log stays a few segments, each ~twice the next, instead of one per store,
+        so a store names and checks ~log2(log / change) segments, and an entry is rewritten about
+        as many times. A merged segment holds the newest value per key of the stores it covers and
+        takes the newest one's sequence: applied in order, segments still end at the newest values,
+        and it is deleted once every part has been folded after the newest store it covers."""
+        seqs = list(self._log)
+        while len(seqs) >= 2 and len(self._log[seqs[-2]]) <= len(self._log[seqs[-1]]):
+            newer, older = self._log.pop(seqs[-1]), self._log.pop(seqs[-2])
+            self._log[seqs[-1]] = {**older, **newer}
+            del seqs[-2]
 
     def _index(self, key: str) -> int:
         return 0 if self._count == 1 else user_hash(key) % self._count

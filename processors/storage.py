@@ -64,6 +64,7 @@ class Held:
     partition: int
     parts: dict[str, StoredPart] = field(default_factory=dict)  # as stored, by name
     changed: bool = False
+    top: int = 0  # above every part version stored (the next store's parts go at least here)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +76,7 @@ class Decoded:
     memory: Memory
     parts: dict[str, StoredPart]
     partition: int | None = None  # the command partition it is stored from (None: not yet kept)
+    top: int = 0  # above every version in `parts`
 
 
 class AggregateStore:
@@ -100,6 +102,7 @@ class AggregateStore:
             decoded.memory.copy(),
             partition if decoded.partition is None else decoded.partition,
             dict(decoded.parts),
+            top=decoded.top,
         )
 
     def decoded(self, aggregate_id: str, stored: bytes) -> Decoded:
@@ -120,7 +123,8 @@ class AggregateStore:
         else:
             state = self.spec.load(data["state"])
         memory = Memory.loaded(data["memory"], segments, data.get("remembered"))
-        decoded = Decoded(stored, state, memory, parts, data.get("partition"))
+        top = max((part.version for part in parts.values()), default=-1) + 1
+        decoded = Decoded(stored, state, memory, parts, data.get("partition"), top)
         self._remember(aggregate_id, decoded)
         return decoded
 
@@ -139,17 +143,24 @@ class AggregateStore:
         memory.compacted(self.memory)
         state, partition = aggregate.state, aggregate.partition
         # above every part it names now: a changed part never overwrites a part a record names
-        version = max([state.version, *(part.version + 1 for part in aggregate.parts.values())])
+        version = max(state.version, aggregate.top)
         contents: dict[str, Any] = dict(memory.segments)
         if self.spec.split is None:
             main: Any = state.to_dict()
         else:
             main, state_parts = self.spec.split(state)
             contents.update(state_parts)
-        parts = {
-            name: self._part(aggregate, aggregate_id, name, content, version)
-            for name, content in contents.items()
-        }
+        # a big stream names ~1,000 parts: the unchanged ones (the very objects stored) cost one
+        # lookup each, and only the others are serialised
+        held = aggregate.parts
+        parts: dict[str, StoredPart] = {}
+        for name, content in contents.items():
+            previous = held.get(name)
+            if previous is not None and previous.content is content:
+                parts[name] = previous
+            else:
+                key = part_key(aggregate_id, name, version)
+                parts[name] = self._written(previous, key, version, partition, content)
         record: dict[str, Any] = {
             "state": main,
             "memory": memory.inline,
@@ -160,21 +171,22 @@ class AggregateStore:
             record["parts"] = {name: part.version for name, part in parts.items()}
         value = orjson.dumps(record)
         self.table.put(aggregate_id, value, partition)
-        for name, part in aggregate.parts.items():
+        for name, part in held.items():
             kept = parts.get(name)
-            if kept is None or kept.version != part.version:
+            if kept is not part and (kept is None or kept.version != part.version):
                 self.table.delete(part_key(aggregate_id, name, part.version), partition)
-        aggregate.parts = parts
-        self._remember(aggregate_id, Decoded(value, state, memory, parts, partition))
+        aggregate.parts, aggregate.top = parts, max(aggregate.top, version + 1)
+        self._remember(aggregate_id, Decoded(value, state, memory, parts, partition, aggregate.top))
 
-    def _part(self, aggregate: Held, aggregate_id: str, name: str, content: Any, version: int) -> StoredPart:
-        previous = aggregate.parts.get(name)
-        if previous is not None and previous.content is content:
-            return previous
+    def _written(
+        self, previous: StoredPart | None, key: str, version: int, partition: int, content: Any
+    ) -> StoredPart:
+        """A part that is not the object stored: written as `key` (at `version`), unless its bytes
+        are the ones stored."""
         raw = orjson.dumps(content)
         if previous is not None and previous.raw == raw:
             return StoredPart(previous.version, previous.raw, content)
-        self.table.put(part_key(aggregate_id, name, version), raw, aggregate.partition)
+        self.table.put(key, raw, partition)
         return StoredPart(version, raw, content)
 
     def select(self, wanted: Any) -> list[str]:

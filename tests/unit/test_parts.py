@@ -165,3 +165,25 @@ def test_a_log_grown_past_its_share_of_the_map_is_folded_whole() -> None:
     stored = current.parts("v")
     assert not [name for name in stored if "-log-" in name]
     assert dict(PartedMap.from_parts(stored, "v").items()) == model
+
+
+def test_the_log_is_a_few_merged_segments_not_one_per_store() -> None:
+    """Stores of 10 changes each: the log merges its newest segments like a binary counter, so a
+    store names ~log2(log / change) segments, and the map loads back equal at every step."""
+    from spaktok.commands.parts import PartedMap
+
+    model = {f"u{i}": i for i in range(40_000)}
+    current = PartedMap(model)
+    current.parts("v")
+    most = 0
+    for store in range(300):
+        current = current.thawed()
+        for i in range(10):
+            key = f"u{(store * 7_919 + i * 104_729) % 40_000}"
+            current[key] = model[key] = store
+        stored = current.parts("v")
+        segments = [name for name in stored if "-log-" in name]
+        most = max(most, len(segments))
+        if store % 50 == 49:
+            assert dict(PartedMap.from_parts(stored, "v").items()) == model
+    assert 1 < most <= 12
