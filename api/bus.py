@@ -2,6 +2,11 @@
 
 Every API process tails `spaktok.outcomes` from its end, so whichever process sent a command sees
 its answer; a bounded memory of recent outcomes serves `GET /v1/commands/{id}` after a 202.
+
+The memories hold what the garbage collector need not walk: an outcome as its JSON bytes (parsed again
+only when asked for: a retry, a status read), a command's one actor as a string. Held as a model, an
+outcome was ~7 tracked objects (the model, its dicts and lists): ~350,000 at the memory's 50,000,
+walked by every full collection (api/app.py, "The cyclic garbage collector").
 """
 
 from __future__ import annotations
@@ -37,10 +42,10 @@ class OutcomeListener:
         self.settings = settings
         self.memory = memory
         self.deadletters = deadletters
-        self.recent: OrderedDict[str, Outcome] = OrderedDict()
+        self.recent: OrderedDict[str, bytes] = OrderedDict()  # correlation and command id -> JSON
         self.received = 0
         self.refused = 0  # records (or bundle members) on the topic that were not outcomes
-        self._waiters: dict[str, list[asyncio.Future[Outcome]]] = {}
+        self._waiters: dict[str, list[asyncio.Future[Outcome | None]]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -61,19 +66,25 @@ class OutcomeListener:
         self._stop.set()
         self._thread.join(timeout=5)
 
-    def expect(self, correlation_id: str) -> asyncio.Future[Outcome]:
-        """Register interest before sending, so a fast answer is never missed."""
+    def expect(self, correlation_id: str) -> asyncio.Future[Outcome | None]:
+        """Register interest before sending, so a fast answer is never missed. The future gets the
+        outcome, or None from whoever gives up waiting (`CommandBus.execute`)."""
         assert self._loop is not None
-        future: asyncio.Future[Outcome] = self._loop.create_future()
+        future: asyncio.Future[Outcome | None] = self._loop.create_future()
         with self._lock:
             known = self.recent.get(correlation_id)
-            if known is not None:
-                future.set_result(known)
-            else:
+            if known is None:
                 self._waiters.setdefault(correlation_id, []).append(future)
+        if known is not None:
+            future.set_result(Outcome.from_bytes(known))
         return future
 
-    def forget(self, correlation_id: str, future: asyncio.Future[Outcome]) -> None:
+    def recall(self, command_id: str) -> Outcome | None:
+        """The remembered outcome of a command (or of a correlation id), if it is still in memory."""
+        known = self.recent.get(command_id)
+        return Outcome.from_bytes(known) if known is not None else None
+
+    def forget(self, correlation_id: str, future: asyncio.Future[Outcome | None]) -> None:
         with self._lock:
             waiters = self._waiters.get(correlation_id)
             if waiters and future in waiters:
@@ -127,7 +138,7 @@ class OutcomeListener:
                 member = None if whole else index
                 self._refuse(msg, raw if member is None else orjson.dumps(item), exc, member)
                 continue
-            self._resolve(outcome)
+            self._resolve(outcome, item if whole else orjson.dumps(item))
 
     def _refuse(self, msg: Message, value: bytes, exc: Exception, member: int | None) -> None:
         """Park a record that is not an outcome. Every API process tails the whole topic, so each
@@ -148,11 +159,12 @@ class OutcomeListener:
             headers.append(("bundle-member", str(member).encode()))
         self.deadletters.send(topics.DEADLETTER.name, text_key(msg.key()), value, headers)
 
-    def _resolve(self, outcome: Outcome) -> None:
+    def _resolve(self, outcome: Outcome, raw: bytes) -> None:
+        """`raw`: the outcome's JSON, what is remembered (`outcome` goes to the waiters only)."""
         with self._lock:
             self.received += 1
-            self.recent[outcome.correlation_id] = outcome
-            self.recent[outcome.command_id] = outcome
+            self.recent[outcome.correlation_id] = raw
+            self.recent[outcome.command_id] = raw
             while len(self.recent) > self.memory:
                 self.recent.popitem(last=False)
             waiters = self._waiters.pop(outcome.correlation_id, [])
@@ -160,10 +172,15 @@ class OutcomeListener:
             self._loop.call_soon_threadsafe(_resolve_all, waiters, outcome)
 
 
-def _resolve_all(waiters: list[asyncio.Future[Outcome]], outcome: Outcome) -> None:
+def _resolve_all(waiters: list[asyncio.Future[Outcome | None]], outcome: Outcome) -> None:
     for future in waiters:
         if not future.done():
             future.set_result(outcome)
+
+
+def _give_up(future: asyncio.Future[Outcome | None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class CommandBundler:
@@ -247,10 +264,11 @@ class CommandBus:
             max_members=bundles.MAX_MEMBERS,
         )
         # who asked for each command this process sent, for `GET /v1/commands/{id}` (its actor or an
-        # admin only); bounded like the outcome memory, oldest forgotten first
-        self.actors: OrderedDict[str, frozenset[str]] = OrderedDict()
+        # admin only); bounded like the outcome memory, oldest forgotten first. One actor is kept as
+        # its id (a string is no work for the garbage collector), an edge batch's users as a set.
+        self.actors: OrderedDict[str, str | frozenset[str]] = OrderedDict()
 
-    def remember_actors(self, command_id: str, actors: frozenset[str]) -> None:
+    def remember_actors(self, command_id: str, actors: frozenset[str] | str) -> None:
         """Name the users a command speaks for (an edge batch speaks for every user in it)."""
         self.actors[command_id] = actors
         if len(self.actors) > ACTORS_KEPT:
@@ -261,7 +279,7 @@ class CommandBus:
         or the outcome names its actor. None: unknown here."""
         actors = self.actors.get(command_id)
         if actors is not None:
-            return actors
+            return frozenset({actors}) if isinstance(actors, str) else actors
         outcome = self.status(command_id)
         if outcome is not None and outcome.actor_id:
             return frozenset({outcome.actor_id})
@@ -269,17 +287,24 @@ class CommandBus:
 
     def send(self, command: Command) -> None:
         if command.command_id not in self.actors:
-            self.remember_actors(command.command_id, frozenset({command.actor_id}))
+            self.remember_actors(command.command_id, command.actor_id)
         self.bundler.send(topics.COMMAND_TOPIC_BY_AGGREGATE[command.aggregate_type].name, command)
 
     async def execute(self, command: Command, timeout: float | None = None) -> Outcome | None:
         future = self.listener.expect(command.correlation)
         self.send(command)
+        # the future is this call's own: at the deadline it is answered None (one timer, no task
+        # cancellation and no second future, as `wait_for(shield(...))` or `timeout()` cost)
+        deadline = asyncio.get_running_loop().call_later(
+            timeout or self.settings.command_timeout_s, _give_up, future
+        )
         try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout or self.settings.command_timeout_s)
-        except TimeoutError:
+            outcome = await future
+        finally:
+            deadline.cancel()
+        if outcome is None:
             self.listener.forget(command.correlation, future)
-            return None
+        return outcome
 
     def status(self, command_id: str) -> Outcome | None:
-        return self.listener.recent.get(command_id)
+        return self.listener.recall(command_id)

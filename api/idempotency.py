@@ -9,7 +9,7 @@ in Postgres per (user, key); a later request under the key with another fingerpr
 
 One app-wide dependency (`check_idempotency_key`, installed by `create_app`) does it for every
 mutating route, new ones included. It costs nothing without the header (no Postgres round trip);
-with it, the keys of requests arriving within 2 ms are bound together in one statement (`KeyBinder`).
+with it, the keys of requests arriving together are bound in one statement (`KeyBinder`).
 A key is bound by the first request that reaches a route with a valid token, whatever that request's
 answer; keys expire after `idempotency_key_ttl_s` (default 24 h).
 """
@@ -142,7 +142,10 @@ def bind_keys(engine: Engine, ttl_s: int, wanted: list[Request_]) -> dict[tuple[
         "now": now,
         "expired_before": now - timedelta(seconds=ttl_s),
     }
-    with engine.begin() as conn:
+    # one statement, atomic by itself: run in autocommit, it is one round trip instead of
+    # BEGIN, statement, COMMIT
+    with engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
         if next(_claims) % PURGE_EVERY == 0:
             conn.execute(_PURGE, params)
         bound = {(u, k): (f, m, p) for u, k, f, m, p in conn.execute(_CLAIM_MANY, params)}
@@ -156,16 +159,19 @@ class KeyBinder:
     """Binds the keys of requests arriving together in one statement and one thread-pool hop.
 
     The gift bench sends a key with every request; one Postgres transaction each cost more API CPU
-    than the rest of the check. Like the edge batcher (api/batching.py): the first key waits
-    `window_s` for company, then all go at once."""
+    than the rest of the check. Like a database's group commit: a key that finds no statement
+    running goes at once, with the keys that arrived in the same turn of the event loop; keys that
+    arrive while one runs wait for it and then go together. So a quiet API waits for nothing, and a
+    busy one binds as many keys per statement as arrive during one (a fixed 2 ms window bound
+    about one key per statement at 300 gifts/s)."""
 
-    def __init__(self, engine: Engine, ttl_s: int, window_s: float = 0.002, max_items: int = 500) -> None:
+    def __init__(self, engine: Engine, ttl_s: int, max_items: int = 500) -> None:
         self.engine = engine
         self.ttl_s = ttl_s
-        self.window_s = window_s
         self.max_items = max_items
         self._pending: list[tuple[Request_, asyncio.Future[Binding]]] = []
-        self._flusher: asyncio.TimerHandle | None = None
+        self._scheduled = False  # a flush is due at the end of this turn of the loop
+        self._running = 0  # statements in flight
 
     async def bind(self, user_id: str, key: str, print_: str, method: str, path: str) -> Binding:
         loop = asyncio.get_running_loop()
@@ -173,16 +179,16 @@ class KeyBinder:
         self._pending.append(((user_id, key, print_, method, path), future))
         if len(self._pending) >= self.max_items:
             self._flush()
-        elif self._flusher is None:
-            self._flusher = loop.call_later(self.window_s, self._flush)
+        elif not self._scheduled and not self._running:
+            self._scheduled = True
+            loop.call_soon(self._flush)
         return await future
 
     def _flush(self) -> None:
-        if self._flusher is not None:
-            self._flusher.cancel()
-            self._flusher = None
+        self._scheduled = False
         batch, self._pending = self._pending, []
         if batch:
+            self._running += 1
             asyncio.ensure_future(self._run(batch))
 
     async def _run(self, batch: list[tuple[Request_, asyncio.Future[Binding]]]) -> None:
@@ -192,10 +198,14 @@ class KeyBinder:
             for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
-            return
-        for (user_id, key, *_), future in batch:
-            if not future.done():
-                future.set_result(bound[(user_id, key)])
+        else:
+            for (user_id, key, *_), future in batch:
+                if not future.done():
+                    future.set_result(bound[(user_id, key)])
+        finally:
+            self._running -= 1
+            if self._pending and not self._scheduled and not self._running:
+                self._flush()  # the keys that arrived meanwhile
 
 
 def _user_id(request: HTTPConnection, settings: Settings) -> str | None:

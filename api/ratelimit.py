@@ -16,6 +16,7 @@ import math
 import time
 from collections.abc import Awaitable
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import limits
 import limits.aio.storage
@@ -52,6 +53,36 @@ async def _value(result: T | Awaitable[T]) -> T:
     return result
 
 
+SWEEP_EVERY_S = 1.0
+
+
+class SweptMemoryStorage(limits.storage.MemoryStorage):
+    """limits' in-memory store, its expired counters swept at most once a second, inline.
+
+    The library sweeps in a `threading.Timer` started 10 ms after a hit whenever the previous one
+    has fired: under load a new thread every ~10 ms, each walking every key (py-spy on
+    bench/gifts.py: thread start-up alone was a twentieth of the API's event-loop time). The sweep
+    only frees memory: a counter is read through `get`, which drops it once expired, and a moving
+    window compares its entries' times, so the answers are the same whenever it runs."""
+
+    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False, **options: str) -> None:
+        super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
+        self._swept_at = time.monotonic()
+
+    def _MemoryStorage__schedule_expiry(self) -> None:  # replaces the library's private timer start
+        now = time.monotonic()
+        if now - self._swept_at >= SWEEP_EVERY_S:
+            self._swept_at = now
+            self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
+
+
+def make_storage(uri: str) -> limits.storage.Storage | limits.aio.storage.Storage:
+    """The counter store a URI names; `memory://` is the swept in-memory store above."""
+    if urlsplit(uri).scheme == "memory":
+        return SweptMemoryStorage(uri)
+    return limits.storage.storage_from_string(uri)
+
+
 class RateLimits:
     """The configured classes over one counter store (in memory by default, shared by URI)."""
 
@@ -68,7 +99,7 @@ class RateLimits:
             "payouts": limits.parse(settings.rate_limit_payouts),
             "media-hooks": limits.parse(settings.rate_limit_media_hooks),
         }
-        storage = limits.storage.storage_from_string(settings.rate_limit_storage_uri)
+        storage = make_storage(settings.rate_limit_storage_uri)
         # the in-memory store answers synchronously (a few µs, no event-loop hop); a network store is
         # used through the library's asyncio API so that it never blocks the loop
         strategies = (
@@ -131,8 +162,9 @@ async def limit_mutations(request: HTTPConnection) -> None:
     if rates is None or not rates.enabled:
         return
     method = request.scope["method"]
-    route = request.scope.get("route")
-    template = getattr(route, "path", request.url.path)
+    template = getattr(request.scope.get("route"), "path", None)
+    if template is None:  # not routed (a 404 or 405 on its way): the path as requested
+        template = request.url.path
     if template.startswith(MEDIA_HOOKS_PREFIX):  # the media server, not a user: per address
         await rates.hit("media-hooks", address(request))
         return

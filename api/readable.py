@@ -7,6 +7,7 @@ only when the answer depends on it (a followers-only stream and an ordinary view
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -129,14 +130,32 @@ def _read_facts(engine: Engine, key: tuple[int, str]) -> StreamFacts | None:
     return facts
 
 
+_reading: dict[tuple[int, str], asyncio.Future[StreamFacts | None]] = {}
+
+
 async def shared_facts(engine: Engine, stream_id: str) -> StreamFacts | None:
     """The stream's facts read at most `FACTS_TTL_S` ago, shared by every request of this process
-    (every comment, like batch, gift and heartbeat asks); no worker-thread hop while fresh."""
+    (every comment, like batch, gift and heartbeat asks); no worker-thread hop while fresh.
+
+    One read per stream at a time: requests that find the facts stale while they are being read
+    wait for that read (started after the expiry, so fresher than the TTL asks) instead of each
+    starting their own."""
     key = (id(engine), stream_id)
     cached = _fresh(key)
     if cached is not None:
         return cached[1]
-    return await run_in_threadpool(_read_facts, engine, key)
+    reading = _reading.get(key)
+    if reading is None or reading.get_loop() is not asyncio.get_running_loop():
+        reading = _reading[key] = asyncio.ensure_future(_read_shared(engine, key))
+    return await asyncio.shield(reading)
+
+
+async def _read_shared(engine: Engine, key: tuple[int, str]) -> StreamFacts | None:
+    try:
+        return await run_in_threadpool(_read_facts, engine, key)
+    finally:
+        if _reading.get(key) is asyncio.current_task():
+            del _reading[key]
 
 
 async def admit_participant(

@@ -22,6 +22,7 @@ from spaktok.commands.media import CheckIngest, ExpireRecordings
 from spaktok.commands.schedules import FireSchedule
 from spaktok.commands.streams import RecordAnalyticsSnapshot, SweepViewers
 from spaktok.infra import topics
+from spaktok.infra.collector import tune_collector
 from spaktok.processors import faust_fixes
 from spaktok.processors.aggregate import AggregateRunner, AggregateSpec, Incoming
 from spaktok.processors.audiences import AUDIENCES
@@ -345,4 +346,5 @@ def run_worker(settings: Settings, loglevel: str = "warn") -> None:
     # Faust's terminal spinner sets the root logger to DEBUG (and filters in its handler), so every
     # debug call of Faust and aiokafka built a log record: ~10 % of the worker's time under load
     worker.spinner = None
+    tune_collector()  # what start-up built is walked by no collection (infra/collector.py)
     worker.execute_from_commandline()

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
 import jwt
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 from spaktok.api import auth
 from spaktok.api.auth import InvalidToken, decode_token, mint_token
+from spaktok.api.deps import CurrentUser
+from spaktok.api.problems import install_problem_handlers
 from spaktok.settings import Settings
 
 
@@ -187,3 +192,33 @@ def test_the_memory_is_keyed_by_the_rules_too() -> None:
     token = _signed(first)
     decode_token(first, token)
     _refused(Settings(jwt_issuer="another-issuer"), token, "issuer")
+
+
+def test_the_current_user_comes_from_the_bearer_header_or_the_access_token_query() -> None:
+    """`CurrentUser` (api/deps.py): the header wins over `?access_token=` (browsers' WebSockets)."""
+    settings = Settings()
+    app = FastAPI()
+    install_problem_handlers(app)
+    app.state.services = SimpleNamespace(settings=settings)
+
+    @app.get("/me")
+    async def me(user: CurrentUser) -> dict[str, str]:
+        return {"userId": user.user_id}
+
+    client = TestClient(app)
+    ann, bob = mint_token(settings, "ann"), mint_token(settings, "bob")
+
+    def who(headers: dict[str, str] | None = None, query: str = "") -> tuple[int, str]:
+        response = client.get(f"/me{query}", headers=headers or {})
+        body = response.json()
+        return response.status_code, body.get("userId") or body["type"].rsplit("/", 1)[-1]
+
+    assert who({"Authorization": f"Bearer {ann}"}) == (200, "ann")
+    assert who({"Authorization": f"bearer  {ann} "}) == (200, "ann")
+    assert who(query=f"?access_token={bob}") == (200, "bob")
+    assert who({"Authorization": f"Bearer {ann}"}, f"?access_token={bob}") == (200, "ann")
+    assert who() == (401, "unauthorized")
+    assert who({"Authorization": f"Basic {ann}"}) == (401, "unauthorized")
+    assert who({"Authorization": "Bearer"}, f"?access_token={bob}") == (401, "unauthorized")
+    assert who(query="?access_token=") == (401, "unauthorized")
+    assert who({"Authorization": "Bearer nope"}) == (401, "invalid-token")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from spaktok.api.bus import OutcomeListener
+from spaktok.api.bus import CommandBus, OutcomeListener
 from spaktok.commands.outcome import Outcome
+from spaktok.commands.streams import SendComment
 from spaktok.infra import topics
 from spaktok.settings import Settings
 
@@ -71,3 +74,59 @@ def test_undecodable_records_are_parked_whole_with_their_bytes() -> None:
     assert [value for _, _, value, _ in parked.sent] == [b"\xff\xfe", b"[1, 2", b"", b'{"x": 1}']
     assert all("bundle-member" not in headers for *_, headers in parked.sent)
     assert set(listener.recent) == {"c3"} and listener.refused == 4
+
+
+def test_outcomes_are_remembered_as_bytes_and_parsed_when_asked_for() -> None:
+    """The memory holds JSON, not models (no work for the garbage collector); a status read or a
+    late `expect` gets the same outcome as the waiter did."""
+    listener = OutcomeListener(Settings())
+    first = outcome("c1")
+
+    async def scenario() -> None:
+        listener._loop = asyncio.get_running_loop()
+        waiting = listener.expect("c1")
+        listener._deliver(Record(orjson.dumps([first, outcome("c2")])))  # type: ignore[arg-type]
+        listener._deliver(Record(orjson.dumps(outcome("c3"))))  # type: ignore[arg-type]
+        got = await asyncio.wait_for(waiting, 1)
+        assert got is not None and got.model_dump(mode="json") == first
+        assert all(isinstance(raw, bytes) for raw in listener.recent.values())
+        late = listener.expect("c3")  # answered already: resolved at once, from memory
+        assert late.done() and late.result() == Outcome.model_validate(outcome("c3"))
+
+    asyncio.run(scenario())
+    assert listener.recall("c2") == Outcome.model_validate(outcome("c2"))
+    assert listener.recall("c9") is None
+
+
+def test_a_command_not_decided_in_time_is_none_and_its_waiter_forgotten() -> None:
+    sent: list[bytes] = []
+
+    class Producer:
+        def send(self, topic: str, key: str, value: bytes, headers: Any = (), partition: Any = None) -> None:
+            sent.append(value)
+
+    listener = OutcomeListener(Settings())
+    bus = CommandBus(Settings(command_bundle_window_ms=0), Producer(), listener)  # type: ignore[arg-type]
+    command = SendComment(
+        command_id="k1",
+        issued_at=datetime.now(UTC),
+        actor_id="ann",
+        stream_id="s1",
+        username="Ann",
+        text="hi",
+        max_length=150,
+        min_interval_ms=0,
+    )
+
+    async def scenario() -> None:
+        listener._loop = asyncio.get_running_loop()
+        assert await bus.execute(command, timeout=0.01) is None
+        assert not listener._waiters and len(sent) == 1
+        pending = asyncio.ensure_future(bus.execute(command, timeout=5))
+        await asyncio.sleep(0)
+        decided = {**outcome("k1"), "actor_id": "ann"}
+        listener._deliver(Record(orjson.dumps(decided)))  # type: ignore[arg-type]
+        assert (await pending) == Outcome.model_validate(decided)
+
+    asyncio.run(scenario())
+    assert bus.actors_of("k1") == frozenset({"ann"})

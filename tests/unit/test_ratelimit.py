@@ -182,3 +182,43 @@ def test_every_mutating_route_of_the_app_is_limited() -> None:
         for headers in (bearer("ann"), {}):  # a user, and an anonymous caller
             response = client.request(method, path, headers=headers)
             assert response.status_code == 429, (method, template, response.status_code, response.text)
+
+
+def test_the_in_memory_store_sweeps_inline_and_answers_as_the_library_does(monkeypatch: Any) -> None:
+    """`memory://` is limits' store with its sweep once a second on the calling thread (no timer thread
+    per burst of hits); expired counters go, and every answer is the library store's answer."""
+    import threading
+    import time
+
+    import limits
+    import limits.storage
+    import limits.strategies
+
+    from spaktok.api import ratelimit
+
+    now = [1_000_000.0]
+    monkeypatch.setattr(time, "time", lambda: now[0])
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    item = limits.parse("5/second")
+
+    def answers(storage: Any) -> list[bool]:
+        now[0] = 1_000_000.0
+        seen = []
+        for strategy in ("sliding-window-counter", "fixed-window", "moving-window"):
+            limiter = limits.strategies.STRATEGIES[strategy](storage)
+            for step in range(60):
+                now[0] += 0.13
+                for user in ("ann", "bob")[: 1 + step % 2]:
+                    seen.append(limiter.hit(item, strategy, user))
+        return seen
+
+    swept = ratelimit.make_storage("memory://")
+    assert isinstance(swept, ratelimit.SweptMemoryStorage)
+    threads = threading.active_count()
+    ours = answers(swept)
+    assert threading.active_count() <= threads  # no timer thread started on the way
+    assert ours == answers(limits.storage.MemoryStorage())
+    assert False in ours and True in ours
+    now[0] += 10
+    swept.incr("other", 1)  # a hit more than a second after the last sweep sweeps
+    assert set(swept.storage) == {"other"} and not any(swept.events.values())
