@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import faust
+import mode.loop
 from faust.tables.manager import TableManager
 
 import spaktok.commands.catalog  # noqa: F401 - every command type must be decodable here
@@ -340,6 +341,9 @@ def _register_agent(
 
 def run_worker(settings: Settings, loglevel: str = "warn") -> None:
     """Run the worker until SIGINT/SIGTERM (blocks); topics are created first."""
+    # uvloop, as the API runs: Faust supports it (mode.loop), and the worker's loop turns over
+    # Kafka fetches, produce callbacks and timers thousands of times a second
+    mode.loop.use("uvloop")
     topics.ensure_topics(settings)
     app = create_app(settings, topics.partition_counts(settings))
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
