@@ -156,7 +156,16 @@ def api(
     from spaktok.api.app import create_app
 
     _logging(log_level)
-    uvicorn.run(create_app(get_settings()), host=host, port=port, log_level=log_level, access_log=False)
+    # no permessage-deflate: the feed writes one message to thousands of sockets, and deflate would
+    # compress it once per socket, with a context per connection (docs/realtime.md "Compression")
+    uvicorn.run(
+        create_app(get_settings()),
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        ws_per_message_deflate=False,
+    )
 
 
 @app.command()

@@ -4,6 +4,7 @@
     python bench/live.py --viewers 1000 --rate 20 --seconds 10
     python bench/live.py --client-procs 1     # every viewer in this process (the client may then
                                               # be what is measured: see "CPU: clients" in the table)
+    python bench/live.py --client aiohttp     # the viewers as aiohttp WebSockets (what it used before)
 
 It starts its own embedded stack, creates a live stream, opens the WebSocket connections (in
 waves, as real audiences arrive) from `--client-procs` processes, then posts comments over HTTP at a
@@ -20,6 +21,11 @@ client side:
 - the frames the API wrote and its CPU per frame written;
 - the CPU of every process (the load generator and its clients share the same 2 cores).
 
+The viewers are real WebSocket clients that offer permessage-deflate, as browsers do, but lean ones
+(`FeedSocket`): each connection's frames are read in its protocol's `data_received`, with no task,
+queue or message object per frame. With aiohttp's client they took more CPU per message than the
+API (59-79 µs against 43 µs), on the same 2 cores, so much of the latency measured was theirs.
+
 The last line is JSON: `p50_ms`, `p99_ms`, `delivery_ratio` and the rest of the headline figures.
 """
 
@@ -27,9 +33,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import contextlib
 import itertools
 import multiprocessing as mp
+import os
 import signal
+import struct
 import sys
 import tempfile
 import time
@@ -37,7 +47,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+from urllib.parse import urlsplit
 
 import aiohttp
 import httpx
@@ -82,24 +93,149 @@ def _epoch(at: str) -> float:
     return datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp()
 
 
+def received(viewer: Viewer, data: bytes | str) -> None:
+    """One message of the feed arrived: note its comments. As little work per message as the check
+    needs: the clients share the cores with the server, and every item of every message passes here."""
+    mono, wall = time.monotonic(), time.time()
+    items = orjson.loads(data)
+    sequences = [item["sequence"] for item in items if item["type"] == "comment"]
+    if sequences:
+        viewer.sequences += sequences
+        if viewer.sampled:
+            viewer.arrivals += [(seq, mono, wall) for seq in sequences]
+
+
+class FeedSocket(asyncio.Protocol):
+    """A viewer's WebSocket, read in `data_received`: the server's frames (unmasked) are cut out of
+    the bytes as they come, with no task, queue or message object per frame. It answers pings and the
+    closing handshake (its own frames masked, as a client's must be). It offers permessage-deflate, as
+    browsers and mobile clients do, and refuses a server that accepts it (frames are not compressed
+    per socket: docs/realtime.md)."""
+
+    def __init__(self, host: str, target: str, viewer: Viewer) -> None:
+        self.host, self.target, self.viewer = host, target, viewer
+        loop = asyncio.get_running_loop()
+        self.opened: asyncio.Future[None] = loop.create_future()
+        self.closed: asyncio.Future[int | None] = loop.create_future()
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.parts: list[bytes] = []
+        self.close_code: int | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.transport.write(
+            f"GET {self.target} HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n".encode()
+        )
+
+    def _send(self, opcode: int, payload: bytes) -> None:
+        """A control frame (payload under 126 bytes), masked."""
+        assert self.transport is not None
+        mask = os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self.transport.write(bytes((0x80 | opcode, 0x80 | len(payload))) + mask + masked)
+
+    def _handshake(self) -> bool:
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return False
+        head = bytes(self.buffer[:end]).decode("latin-1").lower()
+        del self.buffer[: end + 4]
+        if not head.startswith("http/1.1 101") or "\nsec-websocket-extensions:" in head:
+            self.opened.set_exception(ConnectionError(f"handshake refused: {head.splitlines()[0]!r}"))
+            assert self.transport is not None
+            self.transport.close()
+            return False
+        self.opened.set_result(None)
+        return True
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        if not self.opened.done() and not self._handshake():
+            return
+        at, size = 0, len(buffer)
+        while size - at >= 2:
+            first, length, start = buffer[at], buffer[at + 1] & 0x7F, at + 2
+            if length == 126:
+                if size - at < 4:
+                    break
+                length, start = struct.unpack_from("!H", buffer, at + 2)[0], at + 4
+            elif length == 127:
+                if size - at < 10:
+                    break
+                length, start = struct.unpack_from("!Q", buffer, at + 2)[0], at + 10
+            if size - start < length:
+                break
+            payload, at = bytes(buffer[start : start + length]), start + length
+            opcode = first & 0x0F
+            if opcode in (0x0, 0x1, 0x2):  # continuation, text, binary
+                self.parts.append(payload)
+                if first & 0x80:  # the message's last frame
+                    received(self.viewer, self.parts[0] if len(self.parts) == 1 else b"".join(self.parts))
+                    self.parts = []
+            elif opcode == 0x9:  # ping
+                self._send(0xA, payload)
+            elif opcode == 0x8:  # close: answer it, and let the server end the TCP connection
+                self.close_code = struct.unpack_from("!H", payload)[0] if len(payload) >= 2 else 1005
+                self._send(0x8, payload[:2])
+        del buffer[:at]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(ConnectionError(f"connection lost in the handshake: {exc!r}"))
+        if not self.closed.done():
+            self.closed.set_result(self.close_code)
+
+
+async def watch_lean(url: str, viewer: Viewer, opened: asyncio.Semaphore) -> None:
+    loop = asyncio.get_running_loop()
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    for attempt in range(3):  # a refused handshake under load is retried, as a real client would
+        socket: FeedSocket | None = None
+        try:
+            _, socket = await loop.create_connection(
+                lambda: FeedSocket(f"{host}:{port}", target, viewer), host, port
+            )
+            await asyncio.wait_for(socket.opened, 60)
+        except (OSError, TimeoutError) as exc:  # ConnectionError is an OSError
+            if socket is not None and socket.transport is not None:
+                socket.transport.close()
+            viewer.open = False
+            if attempt == 2 or viewer.sequences:
+                viewer.close_code = -1
+                console.log(f"connection failed: {exc!r}")
+                opened.release()
+                return
+            await asyncio.sleep(0.5)
+            continue
+        viewer.open = True
+        opened.release()
+        try:
+            viewer.close_code = await socket.closed
+        finally:
+            viewer.open = False
+            if socket.transport is not None:
+                socket.transport.close()
+        return
+
+
 async def watch(session: aiohttp.ClientSession, url: str, viewer: Viewer, opened: asyncio.Semaphore) -> None:
     for attempt in range(3):  # a refused handshake under load is retried, as a real client would
         try:
-            async with session.ws_connect(url, heartbeat=None, max_msg_size=0) as ws:
+            # compress: offers permessage-deflate, as browsers do (the API declines it)
+            async with session.ws_connect(url, heartbeat=None, max_msg_size=0, compress=15) as ws:
                 viewer.open = True
                 opened.release()
-                # as little work per frame as the check needs: the clients share the cores with
-                # the server, and every item of every frame passes through here
                 async for message in ws:
                     if message.type != aiohttp.WSMsgType.TEXT:
                         break
-                    mono, wall = time.monotonic(), time.time()
-                    items = orjson.loads(message.data)
-                    sequences = [item["sequence"] for item in items if item["type"] == "comment"]
-                    if sequences:
-                        viewer.sequences += sequences
-                        if viewer.sampled:
-                            viewer.arrivals += [(seq, mono, wall) for seq in sequences]
+                    received(viewer, message.data)
                 viewer.close_code = ws.close_code
                 viewer.open = False
                 return
@@ -116,19 +252,28 @@ async def watch(session: aiohttp.ClientSession, url: str, viewer: Viewer, opened
 # -- one client process: a share of the viewers -------------------------------------------------------
 
 
-async def _clients(conn: Connection, urls: list[tuple[int, str]], wave: int) -> None:
+async def _clients(conn: Connection, urls: list[tuple[int, str]], wave: int, client: str) -> None:
     """Open the connections in waves (reporting each wave), hold them until told the chat ended and
     how many comments to wait for, then send back what every viewer got."""
     loop = asyncio.get_running_loop()
     viewers = {i: Viewer(sampled=i % SAMPLE_EVERY == 0) for i, _ in urls}
-    connector = aiohttp.TCPConnector(limit=0)
-    timeout = aiohttp.ClientTimeout(total=None)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+    async with contextlib.AsyncExitStack() as resources:
+        if client == "aiohttp":
+            connector = aiohttp.TCPConnector(limit=0)
+            timeout = aiohttp.ClientTimeout(total=None)
+            session = await resources.enter_async_context(
+                aiohttp.ClientSession(connector=connector, timeout=timeout)
+            )
+
+            def open_one(url: str, viewer: Viewer, opened: asyncio.Semaphore) -> Any:
+                return watch(session, url, viewer, opened)
+        else:
+            open_one = watch_lean
         opened = asyncio.Semaphore(0)
         watchers = []
         for start in range(0, len(urls), wave):
             chunk = urls[start : start + wave]
-            watchers += [asyncio.create_task(watch(session, url, viewers[i], opened)) for i, url in chunk]
+            watchers += [asyncio.create_task(open_one(url, viewers[i], opened)) for i, url in chunk]
             for _ in chunk:
                 await opened.acquire()
             conn.send(("opened", len(chunk)))
@@ -150,10 +295,10 @@ async def _clients(conn: Connection, urls: list[tuple[int, str]], wave: int) -> 
     conn.send(("done", held, list(viewers.values())))
 
 
-def client_process(conn: Connection, urls: list[tuple[int, str]], wave: int) -> None:
+def client_process(conn: Connection, urls: list[tuple[int, str]], wave: int, client: str) -> None:
     # uvloop, as the API runs: with asyncio's own loop, a third of the clients' CPU went to the loop
     uvloop.install()
-    asyncio.run(_clients(conn, urls, wave))
+    asyncio.run(_clients(conn, urls, wave, client))
 
 
 # -- the chat ------------------------------------------------------------------------------------------
@@ -291,7 +436,8 @@ async def run(args: argparse.Namespace, stack: DevStack) -> dict[str, Any]:
     clients = []
     for k in range(args.client_procs):
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=client_process, args=(child, urls[k :: args.client_procs], args.wave))
+        share = urls[k :: args.client_procs]
+        proc = ctx.Process(target=client_process, args=(child, share, args.wave, args.client))
         proc.start()
         clients.append((proc, parent))
     loop = asyncio.get_running_loop()
@@ -360,7 +506,7 @@ async def run(args: argparse.Namespace, stack: DevStack) -> dict[str, Any]:
     table = Table(
         title=f"spaktok realtime feed: {args.viewers:,} WebSocket viewers of one stream, "
         f"{args.rate:g} comments/s for {args.seconds:g} s, 1 API process, "
-        f"{args.client_procs} client process(es)"
+        f"{args.client_procs} client process(es) ({args.client})"
     )
     table.add_column("measure")
     table.add_column("value", justify="right")
@@ -419,6 +565,7 @@ async def run(args: argparse.Namespace, stack: DevStack) -> dict[str, Any]:
         "rate": args.rate,
         "seconds": args.seconds,
         "client_procs": args.client_procs,
+        "client": args.client,
         "tick_ms": settings.live_tick_ms,
         "held": held_after,
         "comments": len(accepted),
@@ -452,6 +599,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--client-procs", type=int, default=2, help="processes the viewers' sockets are spread over"
+    )
+    parser.add_argument(
+        "--client",
+        choices=("lean", "aiohttp"),
+        default="lean",
+        help="lean: frames read in the socket's protocol (the clients share the cores with the server, "
+        "so the less CPU they take per message, the more the figures are the server's); aiohttp: as before",
     )
     args = parser.parse_args()
     stack = DevStack(

@@ -20,6 +20,7 @@ from fastapi.responses import StreamingResponse
 from spaktok.api.auth import InvalidToken, Principal, decode_token
 from spaktok.api.deps import CurrentUser, ServicesDep, StreamPath, get_services
 from spaktok.api.live import CLOSED, FeedHub, Subscription
+from spaktok.api.live_wire import frame_sender
 from spaktok.api.problems import Problem
 from spaktok.api.readable import admit, policy
 
@@ -76,8 +77,9 @@ async def live(websocket: WebSocket, stream_id: str) -> None:
         if doc["status"] != "live":
             await websocket.close(CLOSE_ENDED, "the stream is not live")
             return
-        # the hub writes frames from here on (what arrived since the subscription first)
-        sub.attach(websocket.send_text, partial(_close, websocket))
+        # the hub writes frames from here on (what arrived since the subscription first), straight to
+        # uvicorn's transport while that is safe (api/live_wire.py)
+        sub.attach(frame_sender(websocket), partial(_close, websocket))
         with contextlib.suppress(WebSocketDisconnect):
             while True:  # the client sends nothing we need; reading notices it leaving
                 message = await websocket.receive()

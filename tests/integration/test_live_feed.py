@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import orjson
 import pytest
+import uvicorn
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from harness import LIVE_VIEWER_COUNT_INTERVAL_MS, Api, uid
+from websockets.asyncio.client import connect as connect_async
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from spaktok.api.auth import mint_token
-from spaktok.infra.devstack import DevStack
+from spaktok.api.live_wire import frame_sender, uvicorn_protocol
+from spaktok.infra.devstack import DevStack, free_port
 from spaktok.settings import Settings
 
 
@@ -93,6 +99,8 @@ def test_a_viewer_sees_joins_comments_likes_counts_and_the_end(
     sid = start(owner)
     wait_for_document(owner, sid)
     with connect(ws_url(stack, sid, mint_token(Settings(), uid("watcher"))), open_timeout=10) as conn:
+        # the client offered permessage-deflate, as browsers do; the API declines it (cli.py)
+        assert conn.protocol.extensions == []
         watch_the_whole_stream(Feed(conn), sid, (owner_id, owner), fan, user)
 
 
@@ -206,3 +214,110 @@ def test_refusals_are_close_codes_with_reasons(stack: DevStack, user: Callable[.
         f"{stack.api_url}/v1/streams/no-such-stream/events", headers={"Authorization": f"Bearer {token}"}
     )
     assert sse.status_code == 404 and sse.headers["content-type"] == "application/problem+json"
+
+
+# -- feed frames written straight to uvicorn's transport (api/live_wire.py), against the pinned
+# uvicorn: if an upgrade changes what that module relies on, these fail instead of the feed
+# silently taking the slower way
+
+
+@asynccontextmanager
+async def uvicorn_serving(
+    endpoint: Callable[[WebSocket], Awaitable[None]], deflate: bool
+) -> AsyncIterator[str]:
+    """The endpoint behind a real uvicorn (its default WebSocket protocol) on this loop: its URL."""
+    app = FastAPI()
+    app.add_api_websocket_route("/ws", endpoint)
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws_per_message_deflate=deflate
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.ensure_future(server.serve())
+    while not server.started:
+        assert not serving.done(), "uvicorn did not start"
+        await asyncio.sleep(0.01)
+    try:
+        yield f"ws://127.0.0.1:{port}/ws"
+    finally:
+        server.should_exit = True
+        await serving
+
+
+async def until_the_client_leaves(websocket: WebSocket) -> None:
+    try:
+        while (await websocket.receive())["type"] != "websocket.disconnect":
+            pass
+    except WebSocketDisconnect:
+        pass
+
+
+TEXTS = ["[1]", '["' + "é" * 300 + '"]', '["' + "x" * 70_000 + '"]']  # each frame length encoding
+
+
+async def test_feed_frames_go_straight_to_the_transport_of_the_pinned_uvicorn() -> None:
+    seen: dict[str, Any] = {}
+
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        seen["protocol"] = uvicorn_protocol(websocket)
+        send = frame_sender(websocket)
+
+        async def not_this_way(text: str) -> None:
+            raise AssertionError("the direct write was not taken")
+
+        websocket.send_text = not_this_way  # type: ignore[method-assign]
+        for text in TEXTS:
+            await send(text)
+        await until_the_client_leaves(websocket)
+
+    async with uvicorn_serving(endpoint, deflate=False) as url, connect_async(url) as client:
+        received = [await asyncio.wait_for(client.recv(), 5) for _ in TEXTS]
+        assert client.protocol.extensions == []  # it offered permessage-deflate; declined
+    assert seen["protocol"] is not None
+    assert received == TEXTS
+
+
+async def test_a_connection_with_permessage_deflate_takes_the_asgi_way() -> None:
+    seen: dict[str, Any] = {}
+
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        seen["protocol"] = uvicorn_protocol(websocket)
+        send = frame_sender(websocket)
+        for text in TEXTS:
+            await send(text)
+        await until_the_client_leaves(websocket)
+
+    async with uvicorn_serving(endpoint, deflate=True) as url, connect_async(url) as client:
+        received = [await asyncio.wait_for(client.recv(), 5) for _ in TEXTS]
+        assert [e.name for e in client.protocol.extensions] == ["permessage-deflate"]
+    assert seen["protocol"] is None
+    assert received == TEXTS
+
+
+async def test_a_full_or_closed_socket_takes_the_asgi_way() -> None:
+    seen: dict[str, Any] = {}
+
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        protocol = uvicorn_protocol(websocket)
+        send = frame_sender(websocket)
+        protocol.writable.clear()  # what uvicorn does when the socket's buffer is full
+        waiting = asyncio.ensure_future(send("[1]"))
+        await asyncio.sleep(0.05)
+        seen["waited for room"] = not waiting.done()
+        protocol.writable.set()
+        await waiting
+        await websocket.close(1000)
+        try:
+            await send("[2]")
+        except RuntimeError:  # what send_text raises once the app closed the connection
+            seen["refused after closing"] = True
+
+    async with uvicorn_serving(endpoint, deflate=False) as url, connect_async(url) as client:
+        assert await asyncio.wait_for(client.recv(), 5) == "[1]"
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(client.recv(), 5)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1000
+    assert seen == {"waited for room": True, "refused after closing": True}
