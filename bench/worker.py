@@ -65,6 +65,7 @@ from spaktok.commands.streams import JoinStream, OpenStream, RecordHeartbeats, R
 from spaktok.commands.wallets import PurchaseCoins, SendGift
 from spaktok.events.envelope import TYPE_HEADER
 from spaktok.infra import bundles, topics
+from spaktok.infra.collector import tune_collector
 from spaktok.processors.aggregate import AggregateRunner, AggregateSpec, Incoming
 from spaktok.processors.earnings import EARNINGS
 from spaktok.processors.streams import STREAMS
@@ -879,6 +880,7 @@ def main() -> None:
         sizes = [s for s in sizes if s <= 100_000]
     batches = args.batches or (8 if args.quick else 30)
     audience_batches = 5 if args.quick else 9
+    tune_collector()  # the garbage collector as the worker runs it (processors/app.py run_worker)
     results = asyncio.run(run(sizes, batches, audience_batches, args.profile, args.setup_batch))
     figures = report(results)
     print(json.dumps(figures))  # noqa: T201 - the last line is the machine-readable result
