@@ -60,6 +60,28 @@ async def guard_mutation(request: HTTPConnection) -> None:
     await check_idempotency_key(request)
 
 
+# A request is matched against the routes in this order, one regular expression each (py-spy: a
+# gift's matching through the nine routers before `money` was an eighth of its event-loop time), so
+# the busiest commands come first. No two routers have templates one path could match, so the order
+# changes which route is tried first, never which one answers.
+ROUTERS = (
+    ops.router,
+    money.router,
+    chat.router,
+    streams.router,
+    viewers.router,
+    live.router,
+    social.router,
+    schedules.router,
+    moderation.router,
+    enforcement.router,
+    battles.router,
+    media.router,
+    analytics.router,
+    replay.router,
+)
+
+
 def create_app(settings: Settings | None = None, *, host_clickhouse_projector: bool | None = None) -> FastAPI:
     settings = settings or get_settings()
     hosting = (
@@ -122,26 +144,7 @@ def create_app(settings: Settings | None = None, *, host_clickhouse_projector: b
     install_problem_handlers(app)
     app.state.http_counters = HttpCounters()
     app.add_middleware(CountResponses, counters=app.state.http_counters)
-    # A request is matched against the routes in this order, one regular expression each (py-spy: a
-    # gift's matching through the nine routers before `money` was an eighth of its event-loop time),
-    # so the busiest commands come first. No two routers have templates one path could match, so
-    # the order changes which route is tried first, never which one answers.
-    for router in (
-        ops.router,
-        money.router,
-        chat.router,
-        streams.router,
-        viewers.router,
-        live.router,
-        social.router,
-        schedules.router,
-        moderation.router,
-        enforcement.router,
-        battles.router,
-        media.router,
-        analytics.router,
-        replay.router,
-    ):
+    for router in ROUTERS:
         app.include_router(router)
     install_openapi(app)
     return app

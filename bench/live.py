@@ -191,6 +191,19 @@ class FeedSocket(asyncio.Protocol):
             self.closed.set_result(self.close_code)
 
 
+async def _failed(viewer: Viewer, opened: asyncio.Semaphore, attempt: int, exc: BaseException) -> bool:
+    """A connection attempt failed: True when the viewer gives up (the last attempt, or it had
+    already received frames: a reconnect would break its order check), else after a pause to retry."""
+    viewer.open = False
+    if attempt == 2 or viewer.sequences:
+        viewer.close_code = -1
+        console.log(f"connection failed: {exc!r}")
+        opened.release()
+        return True
+    await asyncio.sleep(0.5)
+    return False
+
+
 async def watch_lean(url: str, viewer: Viewer, opened: asyncio.Semaphore) -> None:
     loop = asyncio.get_running_loop()
     parts = urlsplit(url)
@@ -206,13 +219,8 @@ async def watch_lean(url: str, viewer: Viewer, opened: asyncio.Semaphore) -> Non
         except (OSError, TimeoutError) as exc:  # ConnectionError is an OSError
             if socket is not None and socket.transport is not None:
                 socket.transport.close()
-            viewer.open = False
-            if attempt == 2 or viewer.sequences:
-                viewer.close_code = -1
-                console.log(f"connection failed: {exc!r}")
-                opened.release()
+            if await _failed(viewer, opened, attempt, exc):
                 return
-            await asyncio.sleep(0.5)
             continue
         viewer.open = True
         opened.release()
@@ -240,13 +248,8 @@ async def watch(session: aiohttp.ClientSession, url: str, viewer: Viewer, opened
                 viewer.open = False
                 return
         except (TimeoutError, aiohttp.ClientError) as exc:
-            viewer.open = False
-            if attempt == 2 or viewer.sequences:
-                viewer.close_code = -1
-                console.log(f"connection failed: {exc!r}")
-                opened.release()
+            if await _failed(viewer, opened, attempt, exc):
                 return
-            await asyncio.sleep(0.5)
 
 
 # -- one client process: a share of the viewers -------------------------------------------------------

@@ -284,7 +284,10 @@ class PartedMap(MutableMapping[str, Any]):
 
     def _lookup(self, key: str) -> Any:
         """The value, or _MISSING."""
-        index = 0 if self._count == 1 else user_hash(key) % self._count
+        return self._value_at(self._index(key), key)
+
+    def _value_at(self, index: int, key: str) -> Any:
+        """The value of `key`, which lives in part `index`, or _MISSING."""
         pending = self._pending[index]
         if pending:
             value = pending.get(key, _MISSING)
@@ -333,7 +336,7 @@ class PartedMap(MutableMapping[str, Any]):
         if value is None:
             raise ValueError("a PartedMap holds no None values (None marks a removal in its log)")
         index = self._index(key)
-        known = self._lookup(key) is not _MISSING
+        known = self._value_at(index, key) is not _MISSING
         self._overlay(index)[key] = value
         self._changed[key] = value
         if not known:
@@ -342,9 +345,10 @@ class PartedMap(MutableMapping[str, Any]):
                 self._reshard(self._count * 2, list(self.items()))
 
     def __delitem__(self, key: str) -> None:
-        if self._lookup(key) is _MISSING:
+        index = self._index(key)
+        if self._value_at(index, key) is _MISSING:
             raise KeyError(key)
-        self._overlay(self._index(key))[key] = None
+        self._overlay(index)[key] = None
         self._changed[key] = None
         self._len -= 1
 
