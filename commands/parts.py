@@ -17,7 +17,6 @@ from typing import Any
 
 USERS_PER_PART = 2_000
 MAX_PARTS = 256
-LOG_FROM_PARTS = 8  # a PartedMap of this many parts (> 14,000 users) stores by log (PartedMap)
 FOLD_PER_CHANGE = 10  # entries a store may fold into base parts per entry it logs (see PartedMap)
 LOG_SHARE = 4  # the log holds at most 1/LOG_SHARE of the map's entries; beyond, a store folds all
 
@@ -89,7 +88,7 @@ class PartedMap(MutableMapping[str, Any]):
     batch; a read looks in the overlay, then in the part. The stored parts stay the very objects the
     store holds, which it recognises by identity as unchanged (`processors/storage.py`).
 
-    A big map (LOG_FROM_PARTS parts or more) stores:
+    A map stores:
     - base parts `<name>-<count>-<i>`: the part as it was last folded (maybe older than now);
     - log segments `<name>-log-<n>`: the entries stores changed (None: removed), each store's
       written once as a segment and merged with the newest older ones while those are no bigger
@@ -105,7 +104,11 @@ class PartedMap(MutableMapping[str, Any]):
     entries (a burst of big batches) is folded whole, so a load never replays more than that.
     Loading applies the segments, in order, to the overlays: entries hold whole values, so applying
     one a part already holds changes nothing.
-    A small map folds every changed part at every store (one record per change, no log).
+    A map small against a store's change (a log past 1/LOG_SHARE of it: a stream's first viewers)
+    is thus folded whole at every store, one record per changed part and no log; a part of a few
+    hundred gifters or viewers changed by a few entries a store logs them and is folded now and then
+    (before, every map under 8 parts was folded at every store: a gift rewrote its stream's whole
+    gifters and combos parts, ~27 KB with 250 senders, for one entry each).
 
     The parts are the `by_user` cut (a power-of-two count of parts of ~USERS_PER_PART users, by
     `user_hash`); the count doubles as the map grows (every part is then new, the log is dropped)
@@ -210,7 +213,7 @@ class PartedMap(MutableMapping[str, Any]):
         """What to store now, called once per store: base parts `<name>-<count>-<i>` and log
         segments `<name>-log-<n>`, the very objects stored before where they did not change."""
         self._owned = set()  # the overlays are kept with the stored state: a later write copies first
-        if self._count < LOG_FROM_PARTS or self._recut:
+        if self._recut:
             self._fold_all()
         else:
             self._log_and_fold()

@@ -105,8 +105,9 @@ class Gifting:
     # sender -> [coins given, last wallet seq decided, gifts given]: the leaderboard, and the
     # high-water mark that makes a redelivered gift a no-op (a wallet's gifts arrive in its order)
     gifters: PartedMap = field(default_factory=PartedMap)
-    # sender -> [gift id, combo id, count, last ms]; only senders of the last minute or two
-    combos: dict[str, list[Any]] = field(default_factory=dict)
+    # sender -> [gift id, combo id, count, last ms]; only senders of the last minute or two (a
+    # PartedMap like gifters: a gift changes one entry, so a store writes that entry, not the map)
+    combos: PartedMap = field(default_factory=PartedMap)
     combos_pruned_ms: int = 0  # when combos were last pruned (event time)
 
 
@@ -218,7 +219,7 @@ class StreamState:
     gifts = Flat[int]("gifting")
     gift_revenue = Flat[int]("gifting")
     gifters = Flat[PartedMap]("gifting")
-    combos = Flat[dict[str, list[Any]]]("gifting")
+    combos = Flat[PartedMap]("gifting")
     combos_pruned_ms = Flat[int]("gifting")
     key_generation = Flat[int]("media")
     ingest = Flat[Literal["idle", "live", "lost"]]("media")
@@ -284,7 +285,7 @@ class StreamState:
         return cls(**data, **parts)
 
 
-PARTED = frozenset({"viewers", "watch_time", "gifters"})  # the per-user maps kept as PartedMaps
+PARTED = frozenset({"viewers", "watch_time", "gifters", "combos"})  # the per-user maps kept as PartedMaps
 
 # the parts of a StreamState: field name -> its type
 PARTS: dict[str, type[Any]] = {

@@ -11,8 +11,8 @@ BULKY = frozenset({"viewers", "watch_time", "recent_like_ids", "gifters", "combo
 
 
 def split(state: StreamState) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The stored form: scalars in the main record; viewers, watch times, gifters, like ids and
-    combos in parts (`commands.parts`).
+    """The stored form: scalars in the main record; viewers, watch times, gifters, combos and like
+    ids in parts (`commands.parts`).
 
     The per-user maps are PartedMaps: their parts are handed over as they are, so a part no batch
     wrote since the last store is the very object the store holds and costs nothing, and a batch of
@@ -25,11 +25,10 @@ def split(state: StreamState) -> tuple[dict[str, Any], dict[str, Any]]:
         **audience.viewers.parts("viewers"),
         **audience.watch_time.parts("watch"),
         **gifting.gifters.parts("gifters"),
+        **gifting.combos.parts("combos"),
     }
     if state.chat.recent_like_ids:
         contents["likes"] = list(state.chat.recent_like_ids)
-    if gifting.combos:
-        contents["combos"] = gifting.combos
     return main, contents
 
 
@@ -40,10 +39,9 @@ def join(main: dict[str, Any], contents: dict[str, Any]) -> StreamState:
             "viewers": parts.PartedMap.from_parts(contents, "viewers"),
             "watch_time": parts.PartedMap.from_parts(contents, "watch"),
             "recent_like_ids": contents.get("likes", []),
-            "gifters": parts.PartedMap.from_parts(
-                contents, "gifters"
-            ),  # "gifters": one part, as stored before
-            "combos": contents.get("combos", {}),
+            # "gifters" and "combos": one part each, as stored before they were PartedMaps
+            "gifters": parts.PartedMap.from_parts(contents, "gifters"),
+            "combos": parts.PartedMap.from_parts(contents, "combos"),
         }
     )
 
@@ -72,5 +70,5 @@ def thaw(state: StreamState) -> StreamState:
             reporters=dict(moderation.reporters),
             reported_by=dict(moderation.reported_by),
         ),
-        gifting=copy_with(gifting, gifters=gifting.gifters.thawed(), combos=dict(gifting.combos)),
+        gifting=copy_with(gifting, gifters=gifting.gifters.thawed(), combos=gifting.combos.thawed()),
     )

@@ -534,3 +534,27 @@ def test_a_stream_refusal_is_decided_anew_when_asked_again() -> None:
     asyncio.run(aggregate.handle_batch(records(open_stream(), join("ann", 1))))
     answers = [o["status"] for o in broker.on(OUTCOMES) if o["command_type"] == "streams.JoinStream"]
     assert answers == ["rejected", "accepted"]
+
+
+def test_a_gift_on_a_stream_of_hundreds_of_senders_writes_the_gift_not_its_senders() -> None:
+    """300 senders fit one part of gifters and one of combos: a gift logs its sender's entries and a
+    part is folded now and then, as paid for by what was logged (commands.parts). Before, both
+    parts were rewritten for every gift: ~19 KB a gift here, ~27 KB in bench/gifts.py's streams."""
+    from test_money_deciders import deliver
+
+    table, broker = Table(), Broker()
+    stream = runner(table, broker)
+    fans = [deliver(1, sender=f"fan-{i:03d}") for i in range(300)]
+    asyncio.run(stream.handle_batch(records(open_stream(), *fans)))
+    whole = sum(len(v) for k, v in table.values.items() if "\x00gifters-" in k or "\x00combos-" in k)
+    assert whole > 15_000
+    written = 0
+    for n in range(30):
+        table.keys_written.clear()
+        asyncio.run(stream.handle_batch(records(deliver(2, sender=f"fan-{n:03d}", seconds=2 + n / 10))))
+        written += sum(len(table.values[k]) for k in table.keys_written if "\x00" in k)
+    assert written / 30 < whole / 5
+    restarted = runner(table, broker).store.decoded("s-1", table.values["s-1"]).state
+    assert len(restarted.gifters) == len(restarted.combos) == 300
+    # the second rose within the combo window continued the first one's combo
+    assert restarted.gifters["fan-007"][1:] == [2, 2] and restarted.combos["fan-007"][2] == 2
