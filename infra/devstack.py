@@ -26,6 +26,8 @@ from pathlib import Path
 
 import httpx
 
+from spaktok import clock
+
 log = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1
@@ -240,6 +242,7 @@ class DevStack:
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(exist_ok=True)
+        clock.ensure_offset_file(self.data_dir)
         if self.external_broker is None:
             self.start_broker()
         if not self.postgres_dsn:
