@@ -27,6 +27,7 @@ from spaktok.infra.collector import tune_collector
 from spaktok.processors import faust_fixes
 from spaktok.processors.aggregate import AggregateRunner, AggregateSpec, Incoming
 from spaktok.processors.audiences import AUDIENCES
+from spaktok.processors.batches import take_batches
 from spaktok.processors.battles import BATTLES
 from spaktok.processors.broadcasters import BROADCASTERS
 from spaktok.processors.earnings import EARNINGS
@@ -315,7 +316,7 @@ def _register_agent(
     recovered = _recovery_completed(app)
 
     async def decide_commands(stream: Any) -> None:
-        async for events in stream.take_events(batch_size, within=batch_wait):
+        async for events in take_batches(stream, batch_size, batch_wait):
             if not recovered.is_set():
                 # Faust resumes the command partitions a moment before recovery is marked done;
                 # deciding on a half-restored table would refuse commands for aggregates that exist
