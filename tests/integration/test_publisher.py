@@ -1,39 +1,32 @@
-"""The worker's publisher (processors/publisher.py, librdkafka) against the real broker: every record
-acknowledged, on the partition aiokafka and the API would pick for its key (murmur2), in order."""
+"""A librdkafka producer (the API's and the projectors' `EventProducer`) against the real broker: every
+record on the partition that aiokafka (the worker) and `bundles.partition_for` pick for its key
+(murmur2), in order per key. The worker refuses a command on any other partition (WrongPartition)."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from spaktok.infra.bundles import partition_for
-from spaktok.processors.publisher import Publisher
+from spaktok.infra.kafka import EventProducer
 from spaktok.settings import Settings
 
 PARTITIONS = 4
 
 
-def test_every_record_is_acknowledged_on_its_keys_murmur2_partition_in_order(settings: Settings) -> None:
+def test_every_record_lands_on_its_keys_murmur2_partition_in_order(settings: Settings) -> None:
     topic = f"spaktok.test.publisher-{uuid.uuid4().hex[:8]}"
     admin = AdminClient({"bootstrap.servers": settings.broker})
     admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)])[topic].result(15)
     keys = [f"st_{n:04d}" for n in range(40)]
-    publisher = Publisher(settings)
-
-    async def publish() -> None:
-        acks = [
-            await publisher.send(topic, keys[n % len(keys)], str(n).encode(), [("n", str(n).encode())])
-            for n in range(2_000)
-        ]
-        acks.append(await publisher.send(topic, "placed", b"placed", [], partition=3))
-        await asyncio.wait_for(asyncio.gather(*acks), timeout=30)
-        assert all(ack.done() and ack.exception() is None for ack in acks)
-
-    asyncio.run(publish())
-    publisher.close()
+    producer = EventProducer(settings)
+    for n in range(2_000):
+        producer.send(topic, keys[n % len(keys)], str(n).encode(), [("n", str(n).encode())])
+    producer.send(topic, "placed", b"placed", partition=3)
+    assert producer.flush(30) == 0 and producer.take_errors() == []
+    producer.close()
 
     consumer = Consumer({"bootstrap.servers": settings.broker, "group.id": f"t-{uuid.uuid4().hex}"})
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
