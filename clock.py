@@ -47,6 +47,8 @@ def offset_seconds(settings: Settings | None = None) -> float:
 def _offset_file(settings: Settings) -> str:
     known = _paths.get(id(settings))
     if known is None or known[0] is not settings:  # (an id reused by another settings object)
+        if len(_paths) >= 64:  # processes hold one or two settings; tests make many
+            _paths.clear()
         known = _paths[id(settings)] = (settings, str(settings.data_dir / OFFSET_FILE))
     return known[1]
 
