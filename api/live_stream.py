@@ -115,6 +115,8 @@ class StreamFeed:
             self.items.append(_item("deleted", env, ("comment_id", "deleted_by", "role")))
         elif kind == "streams.CommentPinned":
             self.items.append(_item("pinned", env, ("comment_id", "previous_comment_id")))
+        elif kind == "streams.CommentUnpinned":
+            self.items.append(_item("unpinned", env, ("comment_id",)))
         elif kind == "streams.GiftReceived":
             self.items.append(_item("gift", env, GIFT_FIELDS))
             self.gifters[payload["sender_id"]] = {

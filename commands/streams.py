@@ -158,6 +158,13 @@ class TimeoutUser(ModerationCommand):
 
 
 @register_command
+class LiftTimeout(ModerationCommand):
+    """Ends a user's timeout before its time (spec §3.3); nothing to lift: no event."""
+
+    type: Literal["streams.LiftTimeout"] = "streams.LiftTimeout"
+
+
+@register_command
 class ReportStream(StreamCommand):
     """The thresholds travel with the command (from settings), so the decision replays the same."""
 
@@ -183,6 +190,14 @@ class RemoveModerator(StreamCommand):
 @register_command
 class PinComment(StreamCommand):
     type: Literal["streams.PinComment"] = "streams.PinComment"
+    comment_id: str = Field(min_length=1, max_length=64)
+
+
+@register_command
+class UnpinComment(StreamCommand):
+    """Unpins the pinned comment; a comment that is not the pinned one: no event."""
+
+    type: Literal["streams.UnpinComment"] = "streams.UnpinComment"
     comment_id: str = Field(min_length=1, max_length=64)
 
 

@@ -154,6 +154,17 @@ class UserTimedOut(StreamEvent):
 
 
 @register_event
+class TimeoutLifted(StreamEvent):
+    """A moderator ended a user's timeout before its `until`: they may comment again."""
+
+    type: Literal["streams.TimeoutLifted"] = "streams.TimeoutLifted"
+    user_id: str
+    by: str
+    role: ModeratorRole
+    lifted_at: datetime
+
+
+@register_event
 class StreamReported(StreamEvent):
     type: Literal["streams.StreamReported"] = "streams.StreamReported"
     reporter_id: str
@@ -272,6 +283,16 @@ class CommentPinned(StreamEvent):
 
 
 @register_event
+class CommentUnpinned(StreamEvent):
+    """The broadcaster unpinned the pinned comment: nothing is pinned now."""
+
+    type: Literal["streams.CommentUnpinned"] = "streams.CommentUnpinned"
+    comment_id: str
+    unpinned_by: str
+    unpinned_at: datetime
+
+
+@register_event
 class LikesRecorded(StreamEvent):
     """Many users' like taps folded in one step (edge-batched by the API)."""
 
@@ -304,6 +325,7 @@ StreamEventUnion = Annotated[
     | StreamUpdated
     | UserBanned
     | UserUnbanned
+    | TimeoutLifted
     | UserTimedOut
     | StreamReported
     | StreamFlagged
@@ -314,6 +336,7 @@ StreamEventUnion = Annotated[
     | ModeratorRemoved
     | CommentDeleted
     | CommentPinned
+    | CommentUnpinned
     | LikesRecorded
     | StreamCommandRejected,
     Field(discriminator="type"),

@@ -23,6 +23,7 @@ MODERATION_TYPES = (
     "streams.UserBanned",
     "streams.UserUnbanned",
     "streams.UserTimedOut",
+    "streams.TimeoutLifted",
     "streams.CommentDeleted",
     "streams.ModeratorAdded",
     "streams.ModeratorRemoved",

@@ -17,6 +17,7 @@ from spaktok.events.streams import (
     ModeratorRemoved,
     StreamFlagged,
     StreamSuspended,
+    TimeoutLifted,
     UserBanned,
     UserTimedOut,
     UserUnbanned,
@@ -91,6 +92,13 @@ def _timed_out(conn: Connection, env: Envelope) -> int:
     return 1
 
 
+def _timeout_lifted(conn: Connection, env: Envelope) -> int:
+    e = env.event()
+    assert isinstance(e, TimeoutLifted)
+    _log(conn, env, "lift_timeout", e.lifted_at, by=e.by, role=e.role, user=e.user_id)
+    return 1
+
+
 def _comment_deleted(conn: Connection, env: Envelope) -> int:
     e = env.event()
     assert isinstance(e, CommentDeleted)
@@ -158,6 +166,7 @@ HANDLERS: dict[str, Callable[[Connection, Envelope], int]] = {
     "streams.UserBanned": _banned,
     "streams.UserUnbanned": _unbanned,
     "streams.UserTimedOut": _timed_out,
+    "streams.TimeoutLifted": _timeout_lifted,
     "streams.ModeratorAdded": _moderators,
     "streams.ModeratorRemoved": _moderators,
 }

@@ -12,6 +12,7 @@ from spaktok.events.streams import (
     CommentDeleted,
     CommentPinned,
     CommentPosted,
+    CommentUnpinned,
     HeartbeatsRecorded,
     LikesRecorded,
     StreamEnded,
@@ -211,6 +212,16 @@ def _comment_pinned(conn: Connection, env: Envelope) -> int:
     return result.rowcount or 0
 
 
+def _comment_unpinned(conn: Connection, env: Envelope) -> int:
+    e = env.event()
+    assert isinstance(e, CommentUnpinned)
+    result = conn.execute(
+        text("UPDATE stream_comments SET is_pinned = false WHERE stream_id = :s AND comment_id = :c"),
+        {"c": e.comment_id, "s": env.aggregate_id},
+    )
+    return result.rowcount or 0
+
+
 def _likes(conn: Connection, env: Envelope) -> int:
     e = env.event()
     assert isinstance(e, LikesRecorded)
@@ -273,6 +284,7 @@ HANDLERS: dict[str, Handler] = {
     **media.HANDLERS,
     **enforcement.HANDLERS,
     "streams.CommentPinned": _comment_pinned,
+    "streams.CommentUnpinned": _comment_unpinned,
     "streams.StreamEnded": _ended,
 }
 

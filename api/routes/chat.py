@@ -19,7 +19,7 @@ from spaktok.api.schemas import CommentBody, LikeBody
 from spaktok.api.suspension import refuse_if_suspended
 from spaktok.commands.outcome import Outcome
 from spaktok.commands.stream_state import ANONYMOUS_ACTION
-from spaktok.commands.streams import DeleteComment, PinComment, SendComment
+from spaktok.commands.streams import DeleteComment, PinComment, SendComment, UnpinComment
 from spaktok.events.envelope import derive_id
 from spaktok.projections import streams_views
 
@@ -158,6 +158,25 @@ async def pin_comment(
         }
 
     return answer(outcome, meta.command_id, build)
+
+
+@router.delete("/comments/{comment_id}/pin")
+async def unpin_comment(
+    stream_id: StreamPath, comment_id: CommentPath, user: CurrentUser, services: ServicesDep
+) -> JSONResponse:
+    """Broadcaster only; a comment that is not the pinned one stays as it is (the same answer)."""
+    await _existing_comment(services, stream_id, comment_id)
+    meta = CommandMeta.for_request(user, f"unpin-comment:{stream_id}:{comment_id}")
+    command = UnpinComment(
+        command_id=meta.command_id,
+        issued_at=meta.issued_at,
+        actor_id=user.user_id,
+        stream_id=stream_id,
+        comment_id=comment_id,
+    )
+    outcome = await services.bus.execute(command)
+    done = {"streamId": stream_id, "commentId": comment_id, "isPinned": False}
+    return answer(outcome, meta.command_id, lambda o: done)
 
 
 @router.post("/likes")

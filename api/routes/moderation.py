@@ -19,6 +19,7 @@ from spaktok.commands.streams import (
     AddModerator,
     BanUser,
     InviteGuest,
+    LiftTimeout,
     RemoveGuest,
     RemoveModerator,
     ReportStream,
@@ -98,6 +99,24 @@ async def timeout(
 
     done = {"streamId": stream_id, "userId": body.user_id, "durationSeconds": body.duration_seconds}
     return await _execute(services, user, f"timeout:{stream_id}:{body.user_id}", build, done)
+
+
+@router.delete("/timeouts/{user_id}")
+async def lift_timeout(
+    stream_id: StreamPath, user_id: UserPath, user: CurrentUser, services: ServicesDep
+) -> JSONResponse:
+    """Ends a timeout early; a user not timed out stays as they are (the same answer)."""
+
+    def build(**meta: Any) -> LiftTimeout:
+        return LiftTimeout(
+            **meta,
+            stream_id=stream_id,
+            target_user_id=user_id,
+            platform_moderator=is_platform_moderator(user),
+        )
+
+    done = {"streamId": stream_id, "userId": user_id, "timedOut": False}
+    return await _execute(services, user, f"lift-timeout:{stream_id}:{user_id}", build, done)
 
 
 @router.post("/moderators")

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from spaktok.commands.base import Rejection
-from spaktok.commands.stream.base import Deciders, require_live
+from spaktok.commands.stream.base import Deciders, require_live, require_stream
 from spaktok.commands.stream.moderation import moderator_role
 from spaktok.commands.stream.state import (
     ANONYMOUS_ACTION,
@@ -18,10 +18,16 @@ from spaktok.commands.stream.state import (
     copy_with,
     millis,
 )
-from spaktok.commands.streams import DeleteComment, PinComment, RecordLikes, SendComment
+from spaktok.commands.streams import DeleteComment, PinComment, RecordLikes, SendComment, UnpinComment
 from spaktok.events.base import Event
 from spaktok.events.envelope import derive_id
-from spaktok.events.streams import CommentDeleted, CommentPinned, CommentPosted, LikesRecorded
+from spaktok.events.streams import (
+    CommentDeleted,
+    CommentPinned,
+    CommentPosted,
+    CommentUnpinned,
+    LikesRecorded,
+)
 
 
 def _comment(command: SendComment, state: StreamState) -> list[Event]:
@@ -117,11 +123,25 @@ def _pin_comment(command: PinComment, state: StreamState) -> list[Event]:
     ]
 
 
+def _unpin_comment(command: UnpinComment, state: StreamState) -> list[Event]:
+    require_stream(state)
+    if command.actor_id != state.user_id:
+        raise Rejection("not-stream-owner", "only the broadcaster can unpin comments")
+    if command.comment_id != state.chat.pinned_comment_id:
+        return []  # not the pinned one (unpinned already, or another pinned since)
+    return [
+        CommentUnpinned(
+            comment_id=command.comment_id, unpinned_by=command.actor_id, unpinned_at=command.issued_at
+        )
+    ]
+
+
 DECIDERS: Deciders = {
     SendComment: _comment,
     RecordLikes: _likes,
     DeleteComment: _delete_comment,
     PinComment: _pin_comment,
+    UnpinComment: _unpin_comment,
 }
 
 
@@ -154,6 +174,10 @@ def _pinned(chat: Chat, event: CommentPinned) -> Chat:
     return copy_with(chat, pinned_comment_id=event.comment_id)
 
 
+def _unpinned(chat: Chat, event: CommentUnpinned) -> Chat:
+    return copy_with(chat, pinned_comment_id="")
+
+
 def _deleted(chat: Chat, event: CommentDeleted) -> Chat:
     if event.comment_id != chat.pinned_comment_id:
         return chat
@@ -165,5 +189,6 @@ FOLDS: dict[type[Event], Callable[[Chat, Any], Chat]] = {
     CommentPosted: _posted,
     LikesRecorded: _liked,
     CommentPinned: _pinned,
+    CommentUnpinned: _unpinned,
     CommentDeleted: _deleted,
 }

@@ -19,6 +19,7 @@ from spaktok.commands.streams import (
     AddModerator,
     BanUser,
     DeleteComment,
+    LiftTimeout,
     ModerationCommand,
     RemoveModerator,
     ReportStream,
@@ -37,6 +38,7 @@ from spaktok.events.streams import (
     StreamFlagged,
     StreamReported,
     StreamSuspended,
+    TimeoutLifted,
     UserBanned,
     UserTimedOut,
     UserUnbanned,
@@ -128,6 +130,15 @@ def _timeout(command: TimeoutUser, state: StreamState) -> list[Event]:
     ]
 
 
+def _lift_timeout(command: LiftTimeout, state: StreamState) -> list[Event]:
+    """A timeout that is over already (or none) has nothing to lift."""
+    role = moderator_role(command, state)
+    target = command.target_user_id
+    if state.moderation.muted_until.get(target, 0) <= millis(command.issued_at):
+        return []
+    return [TimeoutLifted(user_id=target, by=command.actor_id, role=role, lifted_at=command.issued_at)]
+
+
 def _moderators(command: AddModerator | RemoveModerator, state: StreamState) -> list[Event]:
     require_stream(state)
     if command.actor_id != state.user_id:
@@ -189,6 +200,7 @@ DECIDERS: Deciders = {
     BanUser: _ban,
     UnbanUser: _unban,
     TimeoutUser: _timeout,
+    LiftTimeout: _lift_timeout,
     AddModerator: _moderators,
     RemoveModerator: _moderators,
     ReportStream: _report,
@@ -208,6 +220,11 @@ def _unbanned(moderation: Moderation, event: UserUnbanned) -> Moderation:
 
 def _timed_out(moderation: Moderation, event: UserTimedOut) -> Moderation:
     moderation.muted_until[event.user_id] = millis(event.until)
+    return moderation
+
+
+def _timeout_lifted(moderation: Moderation, event: TimeoutLifted) -> Moderation:
+    moderation.muted_until.pop(event.user_id, None)
     return moderation
 
 
@@ -248,6 +265,7 @@ FOLDS: dict[type[Event], Callable[[Moderation, Any], Moderation]] = {
     UserBanned: _banned,
     UserUnbanned: _unbanned,
     UserTimedOut: _timed_out,
+    TimeoutLifted: _timeout_lifted,
     StreamReported: _reported,
     ReportsResolved: _resolved,
     StreamFlagged: _flagged,

@@ -145,6 +145,9 @@ def _rows() -> list[Row]:
         Row("POST", "/v1/streams/{stream_id}/comments", WATCHERS, comment, mutates=True),
         Row("DELETE", "/v1/streams/{stream_id}/comments/{comment_id}", STREAM_MODERATORS, mutates=True),
         Row("POST", "/v1/streams/{stream_id}/comments/{comment_id}/pin", expect(403, owner=OK), mutates=True),
+        Row(
+            "DELETE", "/v1/streams/{stream_id}/comments/{comment_id}/pin", expect(403, owner=OK), mutates=True
+        ),
         Row("POST", "/v1/streams/{stream_id}/likes", WATCHERS, {"count": 3}, mutates=True),
         Row("POST", "/v1/streams/{stream_id}/gifts", WATCHERS, {"giftId": "rose"}, mutates=True),
         Row("GET", "/v1/streams/{stream_id}/leaderboard", WATCHERS),
@@ -160,6 +163,7 @@ def _rows() -> list[Row]:
             {"userId": "troll-x", "durationSeconds": 60},
             mutates=True,
         ),
+        Row("DELETE", "/v1/streams/{stream_id}/timeouts/{user_id}", STREAM_MODERATORS, mutates=True),
         Row(
             "POST",
             "/v1/streams/{stream_id}/moderators",

@@ -72,6 +72,19 @@ def test_moderators_delete_and_the_broadcaster_pins(user: Callable[..., Api]) ->
         return found
 
     assert eventually(pins) == {fourth["commentId"]: True, third["commentId"]: False}
+    fourth_pin = f"/v1/streams/{sid}/comments/{fourth['commentId']}/pin"
+    assert fan.delete(fourth_pin).status_code == 403
+    unpinned = owner.delete(fourth_pin)
+    assert unpinned.status_code == 200 and unpinned.json()["isPinned"] is False
+    assert owner.delete(fourth_pin).status_code == 200  # not pinned any more: the same answer
+    assert owner.delete(f"/v1/streams/{sid}/comments/no-such-comment/pin").status_code == 404
+
+    def unpinned_in_history() -> dict[str, bool]:
+        found = {c["commentId"]: c["isPinned"] for c in history(owner, sid)["comments"]}
+        assert found[fourth["commentId"]] is False
+        return found
+
+    assert eventually(unpinned_in_history) == {fourth["commentId"]: False, third["commentId"]: False}
     deleted_pin = owner.post(f"/v1/streams/{sid}/comments/{first['commentId']}/pin")
     assert deleted_pin.status_code == 409 and deleted_pin.json()["type"].endswith("/comment-deleted")
 

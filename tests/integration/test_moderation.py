@@ -64,6 +64,38 @@ def test_a_ban_removes_the_user_hides_their_comments_and_refuses_them(user: Call
     problem(fan.get(f"/v1/streams/{sid}/moderation-log"), 403, "not-moderator")
 
 
+def test_a_moderator_lifts_a_timeout_and_the_user_comments_again(user: Callable[..., Api]) -> None:
+    ids = {role: uid(role) for role in ("owner", "loud", "fan", "mod")}
+    owner, loud, fan, mod = (user(ids[r]) for r in ("owner", "loud", "fan", "mod"))
+    sid = owner.post("/v1/streams", json={"title": "Lifting", "category": "chat"}).json()["streamId"]
+    assert owner.post(f"/v1/streams/{sid}/moderators", json={"userId": ids["mod"]}).status_code == 200
+    assert loud.post(f"/v1/streams/{sid}/viewers").status_code == 200
+    body = {"userId": ids["loud"], "durationSeconds": 3600}
+    assert owner.post(f"/v1/streams/{sid}/timeouts", json=body).status_code == 200
+    problem(loud.post(f"/v1/streams/{sid}/comments", json={"text": "let me talk"}), 403, "timed-out")
+
+    problem(fan.delete(f"/v1/streams/{sid}/timeouts/{ids['loud']}"), 403, "not-moderator")
+    lifted = mod.delete(f"/v1/streams/{sid}/timeouts/{ids['loud']}")
+    assert lifted.status_code == 200 and lifted.json() == {
+        "streamId": sid,
+        "userId": ids["loud"],
+        "timedOut": False,
+    }
+    assert loud.post(f"/v1/streams/{sid}/comments", json={"text": "thanks"}).status_code == 201
+    again = mod.delete(f"/v1/streams/{sid}/timeouts/{ids['loud']}")  # nothing to lift: the same answer
+    assert again.status_code == 200 and again.json()["timedOut"] is False
+
+    def logged() -> list[tuple[str, str, str | None]]:
+        entries = owner.get(f"/v1/streams/{sid}/moderation-log").json()["entries"]
+        assert len(entries) == 2, entries
+        return [(e["action"], e["moderatorId"], e["targetUserId"]) for e in entries]
+
+    assert eventually(logged) == [
+        ("lift_timeout", ids["mod"], ids["loud"]),
+        ("timeout", ids["owner"], ids["loud"]),
+    ]
+
+
 def _count(items: list[Any], n: int) -> list[Any]:
     assert len(items) == n, items
     return items

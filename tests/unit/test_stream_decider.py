@@ -20,6 +20,7 @@ from spaktok.commands.streams import (
     EndStream,
     JoinStream,
     LeaveStream,
+    LiftTimeout,
     OpenStream,
     PinComment,
     RecordHeartbeats,
@@ -29,6 +30,7 @@ from spaktok.commands.streams import (
     SweepViewers,
     TimeoutUser,
     UnbanUser,
+    UnpinComment,
     UpdateStream,
 )
 from spaktok.events.envelope import derive_id
@@ -36,6 +38,7 @@ from spaktok.events.streams import (
     CommentDeleted,
     CommentPinned,
     CommentPosted,
+    CommentUnpinned,
     HeartbeatsRecorded,
     LikesRecorded,
     ModerationNotified,
@@ -46,6 +49,7 @@ from spaktok.events.streams import (
     StreamReported,
     StreamStarted,
     StreamUpdated,
+    TimeoutLifted,
     UserBanned,
     UserTimedOut,
     UserUnbanned,
@@ -778,6 +782,30 @@ def test_deleting_the_pinned_comment_unpins_it() -> None:
     )
 
 
+def unpin(actor: str, seconds: float, comment_id: str) -> UnpinComment:
+    return UnpinComment(**base(f"unpin-{comment_id}", actor, seconds), comment_id=comment_id)
+
+
+def test_the_broadcaster_unpins_the_pinned_comment_and_then_nothing_is_pinned() -> None:
+    unpinned = CommentUnpinned(comment_id="cm-1", unpinned_by=HOST, unpinned_at=at(5))
+    STREAM.given(started(), pinned("cm-1")).when(unpin(HOST, 5, "cm-1")).then(unpinned)
+    # nothing pinned now: pinning names no comment it replaces
+    STREAM.given(started(), pinned("cm-1"), unpinned).when(pin(HOST, 6, "cm-2")).then(
+        CommentPinned(comment_id="cm-2", previous_comment_id=None, pinned_by=HOST, pinned_at=at(6))
+    )
+
+
+def test_unpinning_a_comment_that_is_not_the_pinned_one_changes_nothing() -> None:
+    STREAM.given(started(), pinned("cm-1")).when(unpin(HOST, 5, "cm-2")).then()
+    STREAM.given(started()).when(unpin(HOST, 5, "cm-1")).then()
+
+
+def test_only_the_broadcaster_unpins_also_after_the_stream_ended() -> None:
+    STREAM.given(started(), pinned("cm-1")).when(unpin("ann", 5, "cm-1")).then_rejected("not-stream-owner")
+    [event] = STREAM.given(started(), pinned("cm-1"), ended(60)).when(unpin(HOST, 61, "cm-1")).events()
+    assert isinstance(event, CommentUnpinned)
+
+
 # --- changing a live stream, and who may join ------------------------------------------------
 
 
@@ -1034,6 +1062,30 @@ def test_a_new_timeout_replaces_the_old_one() -> None:
     shorter = STREAM.given(started(), muted("troll", 10, 600), muted("troll", 20, 5))
     assert len(shorter.when(comment("troll", 26)).events()) == 1
     STREAM.given(started()).when(mute(HOST, 10, 30)).then(muted("troll", 10, 30))
+
+
+def lift(actor: str, seconds: float, target: str = "troll", **fields: Any) -> LiftTimeout:
+    return LiftTimeout(**base(f"lift-{target}", actor, seconds), target_user_id=target, **fields)
+
+
+def test_lifting_a_timeout_lets_the_user_comment_at_once() -> None:
+    given = STREAM.given(started(), joined("troll", 1), muted("troll", 10, 600))
+    lifted = TimeoutLifted(user_id="troll", by=HOST, role="broadcaster", lifted_at=at(20))
+    given.when(lift(HOST, 20)).then(lifted)
+    after = STREAM.given(started(), joined("troll", 1), muted("troll", 10, 600), lifted)
+    assert len(after.when(comment("troll", 21)).events()) == 1
+
+
+def test_a_timeout_that_is_over_or_was_never_given_has_nothing_to_lift() -> None:
+    STREAM.given(started(), muted("troll", 10, 30)).when(lift(HOST, 40)).then()
+    STREAM.given(started()).when(lift(HOST, 40)).then()
+
+
+def test_who_may_lift_a_timeout() -> None:
+    given = STREAM.given(started(), muted("troll", 10, 600))
+    given.when(lift("ann", 20)).then_rejected("not-moderator")
+    [event] = given.when(lift("team", 20, platform_moderator=True)).events()
+    assert isinstance(event, TimeoutLifted) and event.role == "platform"
 
 
 # --- reports and automatic suspension (spec §8.2) ------------------------------------------------
