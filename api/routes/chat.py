@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from spaktok.api.auth import Principal
 from spaktok.api.deps import CommandMeta, CommentPath, CurrentUser, IdempotencyKey, ServicesDep, StreamPath
 from spaktok.api.problems import Problem
 from spaktok.api.ratelimit import clip_like_taps
@@ -130,6 +131,22 @@ async def delete_comment(
     return answer(outcome, meta.command_id, lambda o: deleted)
 
 
+def _pin_command(
+    kind: type[PinComment] | type[UnpinComment],
+    meta: CommandMeta,
+    user: Principal,
+    stream_id: str,
+    comment_id: str,
+) -> PinComment | UnpinComment:
+    return kind(
+        command_id=meta.command_id,
+        issued_at=meta.issued_at,
+        actor_id=user.user_id,
+        stream_id=stream_id,
+        comment_id=comment_id,
+    )
+
+
 @router.post("/comments/{comment_id}/pin")
 async def pin_comment(
     stream_id: StreamPath, comment_id: CommentPath, user: CurrentUser, services: ServicesDep
@@ -139,13 +156,7 @@ async def pin_comment(
     if comment["isDeleted"]:
         raise Problem(409, "comment-deleted", "a deleted comment cannot be pinned")
     meta = CommandMeta.for_request(user, f"pin-comment:{stream_id}:{comment_id}")
-    command = PinComment(
-        command_id=meta.command_id,
-        issued_at=meta.issued_at,
-        actor_id=user.user_id,
-        stream_id=stream_id,
-        comment_id=comment_id,
-    )
+    command = _pin_command(PinComment, meta, user, stream_id, comment_id)
     outcome = await services.bus.execute(command)
 
     def build(outcome: Outcome) -> dict[str, Any]:
@@ -167,13 +178,7 @@ async def unpin_comment(
     """Broadcaster only; a comment that is not the pinned one stays as it is (the same answer)."""
     await _existing_comment(services, stream_id, comment_id)
     meta = CommandMeta.for_request(user, f"unpin-comment:{stream_id}:{comment_id}")
-    command = UnpinComment(
-        command_id=meta.command_id,
-        issued_at=meta.issued_at,
-        actor_id=user.user_id,
-        stream_id=stream_id,
-        comment_id=comment_id,
-    )
+    command = _pin_command(UnpinComment, meta, user, stream_id, comment_id)
     outcome = await services.bus.execute(command)
     done = {"streamId": stream_id, "commentId": comment_id, "isPinned": False}
     return answer(outcome, meta.command_id, lambda o: done)
