@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     recording_retention_days: int = Field(30, ge=7, le=30)  # spec §4.3: delete after 7-30 days
     ffmpeg: str = "ffmpeg"
     ffprobe: str = "ffprobe"
+    # the transcoder nginx starts per stream (infra/transcoder.py): renditions, thumbnails, health
+    media_ladder: str = "1080p,720p,480p,360p"  # the dev stack uses "source,480p,360p"
+    thumbnail_interval_s: float = Field(10.0, ge=1, le=300)
+    health_sample_s: float = Field(5.0, ge=0.5, le=300)
 
     # API behaviour
     command_timeout_s: float = 2.0

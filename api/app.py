@@ -32,6 +32,7 @@ from spaktok.api.routes import (
     enforcement,
     live,
     media,
+    media_health,
     moderation,
     money,
     ops,
@@ -77,6 +78,7 @@ ROUTERS = (
     enforcement.router,
     battles.router,
     media.router,
+    media_health.router,
     analytics.router,
     replay.router,
 )

@@ -134,7 +134,9 @@ class FeedHub:
                                 touched[id(feed)] = feed
                     continue
                 feed = self._feeds.get(env["aggregate_id"])
-                if feed is not None:
+                if feed is not None and env["type"] == "streams.IngestHealthSampled":
+                    feed.offer_owner(env)
+                elif feed is not None:
                     feed.apply(env)
                     touched[id(feed)] = feed
             except Exception:  # noqa: BLE001 - one odd record must not stop the feed

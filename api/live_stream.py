@@ -13,6 +13,8 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from spaktok.api.access import ACCESS_EVENTS, Access, StreamFacts, Viewer, facts_after
 from spaktok.api.live_send import Subscription
 from spaktok.projections.streams_views import camel
@@ -42,6 +44,16 @@ GIFT_FIELDS = (
 )
 
 
+HEALTH_FIELDS = (
+    "bitrate_kbps",
+    "frame_rate",
+    "width",
+    "height",
+    "keyframe_interval_s",
+    "dropped_frames",
+    "speed",
+    "warnings",
+)
 BATTLE_FEED_EVENTS = frozenset({"battles.BattleStarted", "battles.BattleScored", "battles.BattleEnded"})
 
 
@@ -86,6 +98,17 @@ class StreamFeed:
             self.facts, self.access_pending = facts, []
         sub.viewer = viewer
         return sub.recheck(self.facts)
+
+    def offer_owner(self, env: dict[str, Any]) -> None:
+        """A `health` item goes to the broadcaster's own connections only, as a message of its own
+        (not a frame every subscriber shares): viewers have no use for the encoder's figures."""
+        if self.facts is None:
+            return  # nobody admitted yet, so not the owner either
+        text = orjson.dumps([_item("health", env, HEALTH_FIELDS)]).decode()
+        for sub in list(self.subscribers):
+            viewer = sub.viewer
+            if viewer is not None and viewer.user_id == self.facts.owner_id and not (sub.reason or sub.gone):
+                sub.offer(text)
 
     def _access_changed(self, kind: str, payload: dict[str, Any]) -> None:
         """A ban, privacy change, suspension (…): re-check every client. Rare, so the per-frame

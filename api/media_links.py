@@ -95,14 +95,22 @@ def expiry(ttl_s: int, now: float | None = None) -> int:
 
 
 def playback_url(
-    hls_base_url: str, secret: str, stream_id: str, ttl_s: int, now: float | None = None, *, viewer_id: str
+    hls_base_url: str,
+    secret: str,
+    stream_id: str,
+    ttl_s: int,
+    now: float | None = None,
+    *,
+    viewer_id: str,
+    file: str = "index.m3u8",
 ) -> str:
-    """The signed HLS playlist of a live stream for one viewer: `{base}/{md5}/{expires}/{viewer}/
-    {streamId}/index.m3u8`; the playlist and its segments share the token, which covers the viewer."""
+    """The signed HLS master playlist of a live stream for one viewer: `{base}/{md5}/{expires}/
+    {viewer}/{streamId}/index.m3u8`; the variant playlists, segments and the live thumbnail
+    (`file="thumb.jpg"`) in the stream's directory share the token, which covers the viewer."""
     base = hls_base_url.rstrip("/")
     resource = f"{urlsplit(base).path}/{stream_id}"
     expires, tag = expiry(ttl_s, now), viewer_tag(viewer_id)
-    return f"{base}/{link_token(secret, resource, expires, tag)}/{expires}/{tag}/{stream_id}/index.m3u8"
+    return f"{base}/{link_token(secret, resource, expires, tag)}/{expires}/{tag}/{stream_id}/{file}"
 
 
 def recording_url(

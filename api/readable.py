@@ -104,6 +104,7 @@ StreamContent = Annotated[Admitted, Depends(_guard(policy("content")))]
 WatchableStream = Annotated[Admitted, Depends(_guard(policy("watch")))]
 """Replay and playback URLs: the content's rules, and an age-restricted stream needs a known adult."""
 AnalyticsStream = Annotated[Admitted, Depends(_guard(partial(owner_access, what="a stream's analytics")))]
+HealthStream = Annotated[Admitted, Depends(_guard(partial(owner_access, what="a stream's ingest health")))]
 EventLogStream = Annotated[Admitted, Depends(_guard(partial(owner_access, what="a stream's event log")))]
 ModeratedStream = Annotated[Admitted, Depends(_guard(moderator_access))]
 

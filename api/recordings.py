@@ -8,6 +8,8 @@ nginx reports a finished recording, and removes them when the log says a recordi
 from __future__ import annotations
 
 import logging
+import re
+import shutil
 import subprocess
 import threading
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from typing import Any
 from spaktok.infra.nginx import MediaLayout
 
 log = logging.getLogger(__name__)
+_SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 FFMPEG_TIMEOUT_S = 600
 
@@ -97,6 +100,19 @@ def remove(layout: MediaLayout, *relative: str | None) -> int:
     return removed
 
 
+def remove_live_media(layout: MediaLayout, stream_id: str) -> int:
+    """The stream's HLS directory and transcoder plan; how many files went."""
+    if not _SAFE_ID.fullmatch(stream_id):
+        return 0
+    directory = layout.hls / stream_id
+    files = [p for p in directory.iterdir() if p.is_file()] if directory.is_dir() else []
+    shutil.rmtree(directory, ignore_errors=True)
+    plan = layout.plans / f"{stream_id}.json"
+    gone = len(files) + plan.exists()
+    plan.unlink(missing_ok=True)
+    return gone
+
+
 def _run(argv: list[str]) -> None:
     try:
         done = subprocess.run(argv, capture_output=True, timeout=FFMPEG_TIMEOUT_S, check=False)
@@ -116,7 +132,10 @@ def _duration(ffprobe: str, path: Path) -> float:
 
 
 class RecordingJanitor:
-    """Removes the files of recordings the log says were deleted (`streams.RecordingDeleted`).
+    """Removes the files of recordings the log says were deleted (`streams.RecordingDeleted`), and a
+    stream's live media (renditions, live thumbnail, the transcoder's plan) once it ended
+    (`streams.StreamEnded`): the transcoder stops with the publisher, but a publisher may come back
+    within the reconnect grace, so only the end of the stream removes them.
 
     A consumer group over the stream events, committed after each batch: a deletion missed while
     the API was down is done when it comes back, and doing one twice is harmless.
@@ -144,7 +163,7 @@ class RecordingJanitor:
         from spaktok.events.envelope import TYPE_HEADER, decode_envelope
         from spaktok.infra import topics
 
-        wanted = b"streams.RecordingDeleted"
+        wanted = (b"streams.RecordingDeleted", b"streams.StreamEnded")
         consumer = Consumer(
             {
                 "bootstrap.servers": self.settings.broker,
@@ -161,13 +180,17 @@ class RecordingJanitor:
                 batch = consumer.consume(500, timeout=0.5)
                 for message in batch:
                     kind = dict(message.headers() or []).get(TYPE_HEADER)
-                    if message.error() is not None or kind != wanted:
+                    if message.error() is not None or kind not in wanted:
                         continue
                     try:
-                        payload = decode_envelope(message.value() or b"").payload
+                        envelope = decode_envelope(message.value() or b"")
+                        if kind == wanted[1]:
+                            self.removed += remove_live_media(self.layout, envelope.aggregate_id)
+                            continue
+                        payload = envelope.payload
                         self.removed += remove(self.layout, payload.get("path"), payload.get("thumbnail"))
                     except Exception:  # noqa: BLE001 - poison (the projectors park it) must not stop us
-                        log.warning("the recording janitor skipped an undecodable RecordingDeleted")
+                        log.warning("the recording janitor skipped an undecodable %s", kind)
                 if batch:
                     consumer.commit(asynchronous=False)
         except Exception:  # noqa: BLE001 - logged; the API keeps serving

@@ -65,3 +65,21 @@ class ExpireRecordings(StreamCommand):
 
     type: Literal["streams.ExpireRecordings"] = "streams.ExpireRecordings"
     retention_s: int = Field(ge=7 * 86400, le=30 * 86400)
+
+
+@register_command
+class RecordIngestHealth(StreamCommand):
+    """The stream's transcoder measured the ingest over the last `window_s` (infra/ingest_meter.py):
+    the decider adds the warnings a client shows and logs it as `IngestHealthSampled`."""
+
+    type: Literal["streams.RecordIngestHealth"] = "streams.RecordIngestHealth"
+    window_s: float = Field(gt=0, le=300)
+    bitrate_kbps: int = Field(ge=0, le=1_000_000)
+    frame_rate: float | None = Field(None, ge=0, le=1000)
+    width: int | None = Field(None, ge=1, le=16384)
+    height: int | None = Field(None, ge=1, le=16384)
+    keyframe_interval_s: float | None = Field(None, ge=0, le=3600)
+    dropped_frames: int = Field(0, ge=0)
+    speed: float | None = Field(None, ge=0, le=1000)
+    renditions: list[str] = Field(default_factory=list, max_length=8)
+    thumbnail: bool = False  # the transcoder has written the stream's live thumbnail

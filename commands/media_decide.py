@@ -12,13 +12,16 @@ from spaktok.commands.media import (
     CheckIngest,
     CompleteRecording,
     ExpireRecordings,
+    RecordIngestHealth,
     RotateStreamKey,
     StartIngest,
     StopIngest,
 )
+from spaktok.commands.media_health import warnings
 from spaktok.commands.stream_state import StreamState, millis
 from spaktok.events.base import Event
 from spaktok.events.media import (
+    IngestHealthSampled,
     IngestStarted,
     IngestStopped,
     RecordingDeleted,
@@ -27,7 +30,15 @@ from spaktok.events.media import (
     StreamKeyRotated,
 )
 
-MEDIA_COMMANDS = (RotateStreamKey, StartIngest, StopIngest, CheckIngest, CompleteRecording, ExpireRecordings)
+MEDIA_COMMANDS = (
+    RotateStreamKey,
+    StartIngest,
+    StopIngest,
+    CheckIngest,
+    CompleteRecording,
+    ExpireRecordings,
+    RecordIngestHealth,
+)
 
 
 def decide_media(command: Command, state: StreamState) -> list[Event]:
@@ -44,6 +55,8 @@ def decide_media(command: Command, state: StreamState) -> list[Event]:
             return _complete_recording(command, state)
         case ExpireRecordings():
             return _expire_recordings(command, state)
+        case RecordIngestHealth():
+            return _record_health(command, state)
     raise Rejection("unsupported-command", f"the stream aggregate does not handle {command.type}")
 
 
@@ -133,3 +146,15 @@ def _expire_recordings(command: ExpireRecordings, state: StreamState) -> list[Ev
         for recording_id, (ready_ms, path, thumbnail) in sorted(state.recordings.items())
         if ready_ms <= cutoff
     ]
+
+
+def _record_health(command: RecordIngestHealth, state: StreamState) -> list[Event]:
+    """A sample counts only while the stream is live and ingesting: one that arrives after the
+    publisher left or the stream ended describes nothing anyone can fix, so it is dropped."""
+    _exists(state)
+    if state.status != "live" or state.ingest != "live":
+        return []
+    figures = command.model_dump(
+        include=set(IngestHealthSampled.model_fields) - {"type", "warnings", "sampled_at"}
+    )
+    return [IngestHealthSampled(**figures, warnings=warnings(command), sampled_at=command.issued_at)]

@@ -73,3 +73,26 @@ class RecordingDeleted(StreamEvent):
     thumbnail: str | None = None
     reason: Literal["retention"]
     deleted_at: datetime
+
+
+@register_event
+class IngestHealthSampled(StreamEvent):
+    """What the broadcaster's encoder sent over the last `window_s`, and what is wrong with it.
+
+    Figures are the source's (before our ladder); `warnings` are codes from
+    `commands.media_health.WARNINGS`. Telemetry: it changes nothing the stream decides on.
+    """
+
+    type: Literal["streams.IngestHealthSampled"] = "streams.IngestHealthSampled"
+    window_s: float
+    bitrate_kbps: int
+    frame_rate: float | None = None
+    width: int | None = None
+    height: int | None = None
+    keyframe_interval_s: float | None = None
+    dropped_frames: int = 0
+    speed: float | None = None
+    renditions: list[str] = []
+    thumbnail: bool = False
+    warnings: list[str] = []
+    sampled_at: datetime

@@ -151,7 +151,7 @@ class DevStack:
 
     def start_media(self) -> None:
         """nginx-rtmp with a rendered config in a private prefix; the API learns its URLs by env."""
-        from spaktok.infra import nginx
+        from spaktok.infra import ladder, nginx
         from spaktok.settings import Settings
 
         missing = nginx.missing_media_tools()
@@ -169,7 +169,14 @@ class DevStack:
             "SPAKTOK_MEDIA_DIR": str(layout.root),
         }
         self.extra_env = {**urls, **self.extra_env}
-        secret = self.env().get("SPAKTOK_MEDIA_LINK_SECRET") or Settings().media_link_secret
+        env = self.env()
+        defaults = Settings()
+        secret = env.get("SPAKTOK_MEDIA_LINK_SECRET") or defaults.media_link_secret
+        transcoding = nginx.Transcoding(
+            ladder=env.get("SPAKTOK_MEDIA_LADDER", ladder.DEV_LADDER),  # source + 480p + 360p here
+            thumbnail_every_s=float(env.get("SPAKTOK_THUMBNAIL_INTERVAL_S", defaults.thumbnail_interval_s)),
+            sample_s=float(env.get("SPAKTOK_HEALTH_SAMPLE_S", defaults.health_sample_s)),
+        )
         prefix = (self.data_dir / "nginx").resolve()
         conf = nginx.write_config(
             prefix,
@@ -184,6 +191,7 @@ class DevStack:
                 recordings_base_url=urls["SPAKTOK_RECORDINGS_BASE_URL"],
                 hls_fragment_s=self.hls_fragment_s,
                 hls_playlist_length_s=max(4, self.hls_fragment_s * 5),
+                transcoding=transcoding,
             ),
         )
         self._spawn("media", nginx.nginx_argv(prefix, conf))

@@ -11,9 +11,12 @@ import os
 import pwd
 import re
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from spaktok.infra import ladder
 
 TEMPLATE = Path(__file__).with_name("nginx-rtmp.conf.template")
 MODULE_CANDIDATES = (
@@ -58,6 +61,53 @@ def missing_media_tools() -> list[str]:
 
 
 @dataclass(frozen=True)
+class Transcoding:
+    """What the per-stream transcoder is told (settings `media_ladder`, `thumbnail_interval_s`,
+    `health_sample_s`), as its command line: nginx starts it with an empty environment."""
+
+    ladder: str = ladder.PRODUCTION_LADDER
+    thumbnail_every_s: float = 10
+    sample_s: float = 5
+    ffmpeg: str = "ffmpeg"
+    ffprobe: str = "ffprobe"
+
+    def argv(
+        self,
+        *,
+        layout: MediaLayout,
+        api_url: str,
+        stat_url: str,
+        log: Path,
+        hls_fragment_s: int,
+        list_size: int,
+        rtmp_app: str,
+    ) -> list[str]:
+        ladder.parse_ladder(self.ladder)  # a bad ladder fails here, at start, not in every stream
+        tools = [shutil.which(self.ffmpeg) or self.ffmpeg, shutil.which(self.ffprobe) or self.ffprobe]
+        values = {
+            "--out": layout.hls,
+            "--plans": layout.plans,
+            "--ladder": self.ladder,
+            "--hls-time": hls_fragment_s,
+            "--list-size": list_size,
+            "--thumbnail-every": f"{self.thumbnail_every_s:g}",
+            "--sample-s": f"{self.sample_s:g}",
+            "--health-url": f"{api_url}/v1/hooks/media/health",
+            "--stat-url": stat_url,
+            "--ingest-app": rtmp_app,
+            "--ffmpeg": tools[0],
+            "--ffprobe": tools[1],
+            "--log": log,
+        }
+        for value in values.values():
+            if re.search(r"[\s;'\"{}$]", str(value)):
+                raise ValueError(
+                    f"{value!r} cannot go on nginx's exec line (spaces, quotes, ';', '$', braces)"
+                )
+        return [f"{flag} {value}" for flag, value in values.items()]
+
+
+@dataclass(frozen=True)
 class MediaLayout:
     """Where nginx writes and serves media; the API reads the same directories."""
 
@@ -72,11 +122,15 @@ class MediaLayout:
         return self.root / "incoming"  # raw recordings while nginx writes them (never served)
 
     @property
+    def plans(self) -> Path:
+        return self.root / "plans"  # {streamId}.json: what the API tells the transcoder (quality)
+
+    @property
     def recordings(self) -> Path:
         return self.root / "recordings"  # processed replays and thumbnails, served signed
 
     def create(self) -> None:
-        for path in (self.hls, self.incoming, self.recordings):
+        for path in (self.hls, self.incoming, self.recordings, self.plans):
             path.mkdir(parents=True, exist_ok=True)
 
 
@@ -94,6 +148,7 @@ def render_config(
     host: str = "127.0.0.1",
     hls_fragment_s: int = 2,
     hls_playlist_length_s: int = 10,
+    transcoding: Transcoding | None = None,
 ) -> str:
     """The nginx config text for these ports and paths."""
     if not re.fullmatch(r"[A-Za-z0-9_\-.~+/=]{16,200}", secret):
@@ -123,6 +178,18 @@ def render_config(
         "recordings_prefix": urlsplit(recordings_base_url.rstrip("/")).path,
         "secret": secret,
     }
+    values["transcoder"] = f"{sys.executable} -m spaktok.infra.transcoder"
+    values["transcoder_args"] = " ".join(
+        (transcoding or Transcoding()).argv(
+            layout=layout,
+            api_url=api_url.rstrip("/"),
+            stat_url=f"http://{host}:{http_port}/stat",
+            log=prefix / "logs" / "transcoder.log",
+            hls_fragment_s=hls_fragment_s,
+            list_size=max(3, hls_playlist_length_s // max(1, hls_fragment_s)),
+            rtmp_app=rtmp_app,
+        )
+    )
     text = re.sub(r"\{\{([a-z_]+)\}\}", lambda m: values[m[1]], TEMPLATE.read_text())
     return text
 

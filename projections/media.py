@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import orjson
 from sqlalchemy import Connection, text
 
 from spaktok.events.envelope import Envelope
 from spaktok.events.media import (
+    IngestHealthSampled,
     IngestStarted,
     IngestStopped,
     RecordingDeleted,
@@ -83,10 +85,35 @@ def _recording_deleted(conn: Connection, env: Envelope) -> int:
     return 2
 
 
+def _health(conn: Connection, env: Envelope) -> int:
+    """The latest sample replaces the last; the document's `bitrate` is the ingest's."""
+    e = env.event()
+    assert isinstance(e, IngestHealthSampled)
+    sample = e.model_dump(mode="json", exclude={"type"})
+    conn.execute(
+        text(
+            "INSERT INTO stream_health (stream_id, sample, sampled_at) VALUES (:s, CAST(:j AS jsonb), :at) "
+            "ON CONFLICT (stream_id) DO UPDATE SET sample = EXCLUDED.sample, "
+            "sampled_at = EXCLUDED.sampled_at "
+            "WHERE stream_health.sampled_at <= EXCLUDED.sampled_at"
+        ),
+        {"s": env.aggregate_id, "j": orjson.dumps(sample).decode(), "at": e.sampled_at},
+    )
+    conn.execute(
+        text(
+            "UPDATE live_streams SET bitrate = :kbps, live_thumbnail = live_thumbnail OR :thumb "
+            "WHERE stream_id = :s AND status = 'live'"
+        ),
+        {"s": env.aggregate_id, "kbps": e.bitrate_kbps, "thumb": e.thumbnail},
+    )
+    return 2
+
+
 HANDLERS: dict[str, Callable[[Connection, Envelope], int]] = {
     "streams.StreamKeyRotated": _key_rotated,
     "streams.IngestStarted": _ingest,
     "streams.IngestStopped": _ingest,
     "streams.RecordingReady": _recording_ready,
     "streams.RecordingDeleted": _recording_deleted,
+    "streams.IngestHealthSampled": _health,
 }

@@ -15,7 +15,7 @@ STREAM_COLUMNS = """stream_id, user_id, username, user_profile_image, title, cat
     viewer_count, peak_viewer_count, total_views, likes, comments, gifts, gift_revenue, duration,
     moderation_status, slow_mode_seconds, moderators, banned_users, guest_users, pk_battle_id,
     pk_opponent_id, pk_score, started_at, ended_at, created_at, last_updated, ingest_status,
-    ingest_changed_at, key_generation, allowed_user_ids, end_reason"""
+    ingest_changed_at, key_generation, allowed_user_ids, end_reason, live_thumbnail"""
 
 
 def camel(name: str) -> str:

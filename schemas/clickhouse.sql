@@ -121,3 +121,38 @@ FROM events
 ARRAY JOIN JSONExtractKeysAndValues(payload, 'beats', 'String') AS beat
 WHERE aggregate_type = 'stream' AND sequence > 0 AND type = 'streams.HeartbeatsRecorded'
 GROUP BY stream_id, user_id;
+
+-- Stream health (issue #18, docs/media.md "Stream health"): every ingest sample of every stream, for
+-- the platform's quality metrics (how many streams stall, drop frames, send too little). Fed by every
+-- insert into events, like the tables above, so a sample is one row.
+CREATE TABLE IF NOT EXISTS stream_health (
+    stream_id            String,
+    sampled_at           DateTime64(3, 'UTC'),
+    window_s             Float32,
+    bitrate_kbps         UInt32,
+    frame_rate           Nullable(Float32),
+    width                Nullable(UInt16),
+    height               Nullable(UInt16),
+    keyframe_interval_s  Nullable(Float32),
+    dropped_frames       UInt32,
+    speed                Nullable(Float32),
+    warnings             Array(LowCardinality(String))
+) ENGINE = MergeTree
+PARTITION BY toYYYYMM(sampled_at)
+ORDER BY (stream_id, sampled_at);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS stream_health_mv TO stream_health AS
+SELECT
+    aggregate_id AS stream_id,
+    occurred_at AS sampled_at,
+    JSONExtractFloat(payload, 'window_s') AS window_s,
+    toUInt32(JSONExtractUInt(payload, 'bitrate_kbps')) AS bitrate_kbps,
+    JSONExtract(payload, 'frame_rate', 'Nullable(Float32)') AS frame_rate,
+    JSONExtract(payload, 'width', 'Nullable(UInt16)') AS width,
+    JSONExtract(payload, 'height', 'Nullable(UInt16)') AS height,
+    JSONExtract(payload, 'keyframe_interval_s', 'Nullable(Float32)') AS keyframe_interval_s,
+    toUInt32(JSONExtractUInt(payload, 'dropped_frames')) AS dropped_frames,
+    JSONExtract(payload, 'speed', 'Nullable(Float32)') AS speed,
+    JSONExtract(payload, 'warnings', 'Array(String)') AS warnings
+FROM events
+WHERE aggregate_type = 'stream' AND type = 'streams.IngestHealthSampled';

@@ -391,3 +391,13 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     PRIMARY KEY (user_id, key)
 );
 CREATE INDEX IF NOT EXISTS idempotency_keys_created ON idempotency_keys (created_at);
+
+-- stream health (issue #18, docs/media.md "Stream health"): the latest sample per stream, folded from
+-- streams.IngestHealthSampled (every sample is in ClickHouse's stream_health), and whether the
+-- transcoder has written the live thumbnail (the API signs its URL per caller)
+CREATE TABLE IF NOT EXISTS stream_health (
+    stream_id          text PRIMARY KEY,
+    sample             jsonb NOT NULL,
+    sampled_at         timestamptz NOT NULL
+);
+ALTER TABLE live_streams ADD COLUMN IF NOT EXISTS live_thumbnail boolean NOT NULL DEFAULT false;

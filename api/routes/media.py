@@ -7,7 +7,9 @@ the clients in `SPAKTOK_MEDIA_HOOK_CLIENTS` and never log or echo a key (docs/me
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 import uuid
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -27,7 +29,7 @@ from spaktok.commands.media import CompleteRecording, RotateStreamKey, StartInge
 from spaktok.commands.outcome import Outcome
 from spaktok.events.envelope import derive_id
 from spaktok.infra.nginx import MediaLayout
-from spaktok.projections import media_views
+from spaktok.projections import media_views, streams_views
 from spaktok.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,7 +46,7 @@ def rtmp_app(settings: Settings) -> str:
     return urlsplit(settings.rtmp_ingest_url).path.strip("/") or "live"
 
 
-async def _hook_form(request: Request, services: Services) -> dict[str, str]:
+async def hook_form(request: Request, services: Services) -> dict[str, str]:
     client = request.client.host if request.client else ""
     if client not in services.settings.media_hook_clients:
         raise Problem(403, "hook-forbidden", "media-server callbacks are accepted from the media server only")
@@ -78,7 +80,7 @@ def _decided(outcome: Outcome | None) -> Outcome:
 @router.post("/v1/hooks/rtmp/publish")
 async def on_publish(request: Request, services: ServicesDep) -> Response:
     """2xx/3xx allows the publish, 403 denies it. The 302's Location renames the stream to its id."""
-    claim = _claim(services, await _hook_form(request, services))
+    claim = _claim(services, await hook_form(request, services))
     command = StartIngest(
         command_id=str(uuid.uuid4()),
         issued_at=clock.now(),
@@ -87,12 +89,24 @@ async def on_publish(request: Request, services: ServicesDep) -> Response:
         generation=claim.generation,
     )
     outcome = _decided(await services.bus.execute(command))
+    await run_in_threadpool(_write_plan, services, claim.stream_id)
     started = event_payload(outcome, "streams.IngestStarted")
     if started is not None and started["record"] and services.settings.media_control_url:
         task = asyncio.create_task(_start_recorder(services.settings, claim.stream_id))
         _background.add(task)
         task.add_done_callback(_background.discard)
     return Response(status_code=302, headers={"Location": claim.stream_id})
+
+
+def _write_plan(services: Services, stream_id: str) -> None:
+    """What the stream's transcoder needs from the stream (its `quality`: the top rung), left where
+    it looks before it plans the ladder: nginx starts it only after this answer."""
+    doc = streams_views.get_stream(services.engine, stream_id) or {}
+    plans = MediaLayout(services.settings.media_root).plans
+    plans.mkdir(parents=True, exist_ok=True)
+    temporary = plans / f".{stream_id}.json.tmp"
+    temporary.write_text(json.dumps({"quality": doc.get("quality") or "auto"}))
+    os.replace(temporary, plans / f"{stream_id}.json")
 
 
 async def _start_recorder(settings: Settings, stream_id: str, attempts: int = 40) -> None:
@@ -114,7 +128,7 @@ async def _start_recorder(settings: Settings, stream_id: str, attempts: int = 40
 @router.post("/v1/hooks/rtmp/publish-done")
 async def on_publish_done(request: Request, services: ServicesDep) -> Response:
     """The publisher left: the reconnect grace period starts (the worker ends the stream after it)."""
-    claim = _claim(services, await _hook_form(request, services))
+    claim = _claim(services, await hook_form(request, services))
     command = StopIngest(
         command_id=str(uuid.uuid4()), issued_at=clock.now(), actor_id=MEDIA_ACTOR, stream_id=claim.stream_id
     )
@@ -127,7 +141,7 @@ async def on_publish_done(request: Request, services: ServicesDep) -> Response:
 @router.post("/v1/hooks/rtmp/record-done")
 async def on_record_done(request: Request, services: ServicesDep) -> JSONResponse:
     """A recorded session is complete: MP4 + thumbnail, then `RecordingReady` through the stream."""
-    form = await _hook_form(request, services)
+    form = await hook_form(request, services)
     claim = _claim(services, form)
     settings = services.settings
     layout = MediaLayout(settings.media_root)

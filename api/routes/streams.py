@@ -19,6 +19,7 @@ from spaktok.api.schemas import StartStreamBody, UpdateStreamBody
 from spaktok.commands.broadcasters import StartStream
 from spaktok.commands.streams import EndStream, UpdateStream
 from spaktok.events.envelope import derive_id
+from spaktok.infra.ladder import THUMBNAIL
 from spaktok.projections import streams_views
 from spaktok.settings import Settings
 
@@ -104,7 +105,8 @@ async def discover_streams(
         )
     except (ValueError, TypeError) as exc:
         raise Problem(400, "invalid-cursor", "the cursor is not one this API returned") from exc
-    return {"streams": [_public(s) for s in streams], "nextCursor": next_cursor}
+    shown = [_public(with_thumbnail(s, services.settings, user.user_id)) for s in streams]
+    return {"streams": shown, "nextCursor": next_cursor}
 
 
 @router.get("/{stream_id}")
@@ -112,7 +114,7 @@ async def get_stream(
     stream_id: StreamPath, stream: ReadableStream, user: CurrentUser, services: ServicesDep
 ) -> dict[str, Any]:
     """The document, for whoever the access policy lets see it (a hidden private stream is a 404)."""
-    doc = stream.doc
+    doc = with_thumbnail(stream.doc, services.settings, user.user_id)
     if doc["userId"] == user.user_id:
         doc["streamKey"] = stream_key(services.settings, stream_id, doc["keyGeneration"])
         doc["playbackUrl"] = playback_url(services.settings, stream_id, user.user_id)
@@ -171,6 +173,22 @@ async def update_stream(
         return {"streamId": stream_id, "changes": {to_camel(k): v for k, v in updated["changes"].items()}}
 
     return answer(outcome, meta.command_id, build)
+
+
+def with_thumbnail(doc: dict[str, Any], settings: Settings, viewer_id: str) -> dict[str, Any]:
+    """While the stream is live and its transcoder has written a frame, `thumbnailUrl` is that
+    frame, signed for this caller like the playlist (docs/media.md "Live thumbnails"); otherwise
+    it stays what the broadcaster gave (or null). Call only with a document the caller may read."""
+    if doc.pop("liveThumbnail", False) and doc.get("status") == "live":
+        doc["thumbnailUrl"] = media_links.playback_url(
+            settings.hls_base_url,
+            settings.media_link_secret,
+            doc["streamId"],
+            settings.playback_url_ttl_s,
+            viewer_id=viewer_id,
+            file=THUMBNAIL,
+        )
+    return doc
 
 
 def _public(doc: dict[str, Any]) -> dict[str, Any]:
