@@ -61,4 +61,28 @@ def window_figures(ch: ClickHouse, *, now: datetime, hours: float, coin_value_us
         "broadcasterRevenue": broadcaster,
         "platformRevenue": coins - broadcaster,
         "giftRevenuePerStream": round(coins / started, 2) if started else 0.0,
+        "ingestHealth": ingest_health(ch, params),
+    }
+
+
+def ingest_health(ch: ClickHouse, params: dict[str, Any]) -> dict[str, Any]:
+    """Stream quality over the window (docs/media.md "Stream health"): the samples the transcoders
+    took, and per warning how many samples and how many streams had it."""
+    window = "sampled_at >= {since:DateTime64(3, 'UTC')} AND sampled_at <= {until:DateTime64(3, 'UTC')}"
+    [totals] = ch.query(
+        "SELECT count() AS samples, uniqExact(stream_id) AS streams, avg(bitrate_kbps) AS bitrate "
+        f"FROM stream_health WHERE {window}",
+        params,
+    )
+    rows = ch.query(
+        "SELECT code, count() AS samples, uniqExact(stream_id) AS streams FROM stream_health "
+        f"ARRAY JOIN warnings AS code WHERE {window} GROUP BY code ORDER BY code",
+        params,
+    )
+    samples = int(totals["samples"])
+    return {
+        "samples": samples,
+        "streams": int(totals["streams"]),
+        "averageBitrateKbps": round(float(totals["bitrate"]), 1) if samples else 0.0,
+        "warnings": {r["code"]: {"samples": int(r["samples"]), "streams": int(r["streams"])} for r in rows},
     }

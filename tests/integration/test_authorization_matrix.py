@@ -117,6 +117,10 @@ def _hook_form(world: World) -> dict[str, Any]:
     return {"app": "live", "name": key, "path": f"/tmp/{world.stream_id}.flv"}
 
 
+def _health_form(world: World) -> dict[str, Any]:
+    return {"streamId": world.stream_id, "windowS": "5", "bitrateKbps": "2500", "frameRate": "30"}
+
+
 def _rows() -> list[Row]:
     later = (datetime.now(UTC) + timedelta(days=2)).isoformat()
     comment = {"text": "hello"}
@@ -133,6 +137,7 @@ def _rows() -> list[Row]:
         Row("GET", "/v1/streams/{stream_id}/replay", WATCHERS),
         Row("GET", "/v1/streams/{stream_id}/analytics", OWNER_OR_ADMIN),
         Row("GET", "/v1/streams/{stream_id}/log", OWNER_OR_ADMIN),
+        Row("GET", "/v1/streams/{stream_id}/health", OWNER_OR_ADMIN),
         Row("POST", "/v1/streams/{stream_id}/stream-key", expect(403, owner=OK), mutates=True),
         # viewers
         Row("POST", "/v1/streams/{stream_id}/viewers", WATCHERS, mutates=True),
@@ -245,6 +250,7 @@ def _rows() -> list[Row]:
         Row("POST", "/v1/hooks/rtmp/publish", MEDIA_SERVER, _hook_form, mutates=True, form=True),
         Row("POST", "/v1/hooks/rtmp/publish-done", MEDIA_SERVER, _hook_form, mutates=True, form=True),
         Row("POST", "/v1/hooks/rtmp/record-done", MEDIA_SERVER, _hook_form, mutates=True, form=True),
+        Row("POST", "/v1/hooks/media/health", MEDIA_SERVER, _health_form, mutates=True, form=True),
     ]
 
 

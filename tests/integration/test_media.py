@@ -312,6 +312,11 @@ def test_ladder_thumbnail_and_health_while_publishing(stack: DevStack, tmp_path:
             owner_feed.until(lambda item: item["type"] == "health" and "ingest-stalled" in item["warnings"])
             encoder.send_signal(signal.SIGCONT)
             eventually(lambda: _health(owner, sid, lambda h: not _has("ingest-stalled")(h)), timeout=20)
+
+            # every sample is in ClickHouse: the platform's quality figures count the stall
+            admin = Api(stack.api_url, mint_token(settings, uid("admin"), roles=["admin"]))
+            quality = eventually(lambda: _stalled_streams(admin), timeout=20)
+            assert quality["samples"] >= 3 and quality["averageBitrateKbps"] > 0
         finally:
             encoder.send_signal(signal.SIGCONT)
             encoder.terminate()
@@ -396,6 +401,14 @@ def _health(api: Api, sid: str, wanted: Callable[[dict[str, Any]], bool]) -> dic
     health: dict[str, Any] = response.json()
     assert wanted(health), health
     return health
+
+
+def _stalled_streams(admin: Api) -> dict[str, Any]:
+    response = admin.get("/v1/admin/metrics", params={"hours": 1})
+    assert response.status_code == 200, response.text
+    quality: dict[str, Any] = response.json()["window"]["ingestHealth"]
+    assert quality["warnings"]["ingest-stalled"]["streams"] >= 1, quality
+    return quality
 
 
 def _has(code: str) -> Callable[[dict[str, Any]], bool]:
