@@ -162,6 +162,8 @@ CREATE TABLE IF NOT EXISTS stream_schedules (      -- spec: streamSchedule
     last_updated       timestamptz NOT NULL
 );
 CREATE INDEX IF NOT EXISTS stream_schedules_user ON stream_schedules (user_id, scheduled_for);
+-- issue #18: when the ahead-of-time reminder went out (schedule_reminder_lead_s before scheduled_for)
+ALTER TABLE stream_schedules ADD COLUMN IF NOT EXISTS reminded_at timestamptz;
 
 CREATE TABLE IF NOT EXISTS schedule_reminders (
     schedule_id        text NOT NULL,
