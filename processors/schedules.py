@@ -9,16 +9,22 @@ from spaktok.commands.base import Command
 from spaktok.commands.schedule_decide import ScheduleState, notification_id
 from spaktok.commands.schedules import FireSchedule, MarkScheduleStarted, RemindSchedule
 from spaktok.events.audiences import NoticeKind
-from spaktok.events.schedules import ScheduleCommandRejected
+from spaktok.events.base import Event
+from spaktok.events.schedules import (
+    ScheduleCommandRejected,
+    ScheduleDue,
+    ScheduleReminded,
+    StreamScheduled,
+)
 from spaktok.infra import topics
 from spaktok.processors.aggregate import AggregateSpec, Forward, follow_up, refused_as
 from spaktok.processors.core import Sealed
 
 # the schedule's events that followers hear of (when the broadcaster asked), and the notice kind
-FOLLOWER_NOTICES: dict[str, NoticeKind] = {
-    "schedules.StreamScheduled": "schedule_announced",
-    "schedules.ScheduleReminded": "schedule_reminder",
-    "schedules.ScheduleDue": "schedule_due",
+FOLLOWER_NOTICES: dict[type[Event], NoticeKind] = {
+    StreamScheduled: "schedule_announced",
+    ScheduleReminded: "schedule_reminder",
+    ScheduleDue: "schedule_due",
 }
 
 
@@ -27,7 +33,7 @@ def _follow_ups(command: Command, envelopes: list[Sealed], state: ScheduleState)
     asked), through the same audience-shard fan-out as a stream going live."""
     if not state.notify_followers:
         return []
-    kinds = [FOLLOWER_NOTICES[e.type] for e in envelopes if e.type in FOLLOWER_NOTICES]
+    kinds = [FOLLOWER_NOTICES[type(e.event)] for e in envelopes if type(e.event) in FOLLOWER_NOTICES]
     return [
         Forward(
             topics.COMMANDS_AUDIENCES.name,
