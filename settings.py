@@ -126,6 +126,8 @@ class Settings(BaseSettings):
     # a live stream whose broadcaster's app sent no heartbeat for this long is ended; 0 = never
     broadcaster_grace_s: int = Field(300, ge=0)
     analytics_snapshot_s: float = Field(300.0, gt=0)  # the spec's 5-minute analytics snapshots
+    # reminder holders (and followers, if asked) are reminded this long before a scheduled stream; 0 = no
+    schedule_reminder_lead_s: int = Field(15 * 60, ge=0, le=7 * 86_400)
     comment_max_length: int = 500
     comment_min_interval_ms: int = Field(2000, ge=0, le=300_000)  # = COMMENT_MEMORY_MS
     like_batch_max: int = 1000

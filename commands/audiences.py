@@ -14,6 +14,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from spaktok.commands.base import Command, register_command
+from spaktok.events.audiences import NoticeKind
 
 AUDIENCE_SHARDS = 16  # fixed: changing it would need the shards rebuilt from the follow events
 
@@ -54,7 +55,7 @@ class RemoveFollower(AudienceCommand):
 class NotifyFollowers(AudienceCommand):
     type: Literal["audiences.NotifyFollowers"] = "audiences.NotifyFollowers"
     notification_id: str
-    kind: Literal["stream_started", "schedule_due"] = "stream_started"
+    kind: NoticeKind = "stream_started"
     stream_id: str | None = None
     schedule_id: str | None = None
     title: str

@@ -1,4 +1,5 @@
-"""The schedule decider: future times only, reminders, cancel, due, started (spec §2.7, §3.1)."""
+"""The schedule decider: future times only, reminders, cancel, reminded ahead, due, started
+(spec §2.7, §3.1)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from spaktok.commands.schedules import (
     CreateSchedule,
     FireSchedule,
     MarkScheduleStarted,
+    RemindSchedule,
     SetReminder,
 )
 from spaktok.commands.stream_state import millis
@@ -23,9 +25,12 @@ from spaktok.events.schedules import (
     RemindersNotified,
     ScheduleCancelled,
     ScheduleDue,
+    ScheduleReminded,
     ScheduleStarted,
     StreamScheduled,
 )
+
+NoticeKind = Literal["schedule_due", "schedule_cancelled", "schedule_reminder"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +42,8 @@ class ScheduleState:
     title: str = ""
     notify_followers: bool = False
     scheduled_for_ms: int = 0
+    created_ms: int = 0
+    reminded: bool = False  # the ahead-of-time reminder went out (once per schedule)
     reminders: dict[str, int] = field(default_factory=dict)  # user -> when set (ms)
     stream_id: str = ""
 
@@ -95,11 +102,32 @@ def decide(command: Command, state: ScheduleState) -> list[Event]:
             if state.status != "scheduled" or millis(command.issued_at) < state.scheduled_for_ms:
                 return []  # not due yet, or no longer waiting
             return [ScheduleDue(due_at=command.issued_at), *_remind(command, state, "schedule_due")]
+        case RemindSchedule():
+            if not reminder_due(state, millis(command.issued_at), command.lead_s * 1000):
+                return []  # not yet, too late, already sent, or no longer waiting
+            return [
+                ScheduleReminded(reminded_at=command.issued_at, lead_s=command.lead_s),
+                *_remind(command, state, "schedule_reminder"),
+            ]
         case MarkScheduleStarted():
             if state.status not in ("scheduled", "due") or command.broadcaster_id != state.user_id:
                 return []  # someone else's schedule, or one already started or cancelled: no link
             return [ScheduleStarted(stream_id=command.stream_id, started_at=command.issued_at)]
     raise Rejection("unsupported-command", f"the schedule aggregate does not handle {command.type}")
+
+
+def reminder_due(state: ScheduleState, now_ms: int, lead_ms: int) -> bool:
+    """Whether the ahead-of-time reminder is to go out now: the schedule still waits, the reminder
+    has not gone out, and `now` is in [scheduled_for - lead, scheduled_for). A schedule created
+    inside its own lead gets none (its announcement just went out; the due notice follows), and once
+    the time has come the due notice speaks instead. The worker's timer picks by this too."""
+    remind_at = state.scheduled_for_ms - lead_ms
+    return (
+        state.status == "scheduled"
+        and not state.reminded
+        and lead_ms > 0
+        and state.created_ms <= remind_at <= now_ms < state.scheduled_for_ms
+    )
 
 
 def _require_upcoming(state: ScheduleState) -> None:
@@ -114,9 +142,7 @@ def notification_id(schedule_id: str, kind: str) -> str:
     return derive_id("schedule", schedule_id, kind)
 
 
-def _remind(
-    command: Command, state: ScheduleState, kind: Literal["schedule_due", "schedule_cancelled"]
-) -> list[Event]:
+def _remind(command: Command, state: ScheduleState, kind: NoticeKind) -> list[Event]:
     return [
         RemindersNotified(
             notification_id=notification_id(command.aggregate_id, kind),
@@ -145,12 +171,15 @@ def evolve(state: ScheduleState, event: Event) -> ScheduleState:
                 title=event.title,
                 notify_followers=event.notify_followers,
                 scheduled_for_ms=millis(event.scheduled_for),
+                created_ms=millis(event.created_at),
             )
         case ReminderSet():
             state.reminders[event.user_id] = millis(event.set_at)
             return replace(state, version=version)
         case ScheduleCancelled():
             return replace(state, version=version, status="cancelled")
+        case ScheduleReminded():
+            return replace(state, version=version, reminded=True)
         case ScheduleDue():
             return replace(state, version=version, status="due")
         case ScheduleStarted():

@@ -52,6 +52,15 @@ class FireSchedule(ScheduleCommand):
 
 
 @register_command
+class RemindSchedule(ScheduleCommand):
+    """Internal, from the worker's timer once `scheduled_for - lead` has come (settings'
+    `schedule_reminder_lead_s`; the lead travels on the command so the decision is logged with it)."""
+
+    type: Literal["schedules.RemindSchedule"] = "schedules.RemindSchedule"
+    lead_s: int = Field(ge=1)
+
+
+@register_command
 class MarkScheduleStarted(ScheduleCommand):
     """Internal: a stream started with this `scheduleId` (follow-up of StreamStarted)."""
 

@@ -7,6 +7,10 @@ from typing import ClassVar, Literal
 
 from spaktok.events.base import Event, register_event
 
+# what a followers' notice is about: a stream went live, or a scheduled stream was announced, is
+# coming up soon (the reminder lead) or is due now
+NoticeKind = Literal["stream_started", "schedule_announced", "schedule_reminder", "schedule_due"]
+
 
 class AudienceEvent(Event):
     aggregate_type: ClassVar[str] = "audience"
@@ -36,7 +40,7 @@ class FollowersNotified(AudienceEvent):
     type: Literal["audiences.FollowersNotified"] = "audiences.FollowersNotified"
     notice: ClassVar[bool] = True
     notification_id: str
-    kind: Literal["stream_started", "schedule_due"]
+    kind: NoticeKind
     channel_id: str
     stream_id: str | None = None
     schedule_id: str | None = None

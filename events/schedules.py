@@ -50,6 +50,16 @@ class ScheduleDue(ScheduleEvent):
 
 
 @register_event
+class ScheduleReminded(ScheduleEvent):
+    """The reminder time (`scheduled_for` minus the lead) came: reminder holders (and followers, if
+    asked) are told ahead. Once per schedule: a second reminder command finds it already sent."""
+
+    type: Literal["schedules.ScheduleReminded"] = "schedules.ScheduleReminded"
+    reminded_at: datetime
+    lead_s: int
+
+
+@register_event
 class ScheduleStarted(ScheduleEvent):
     type: Literal["schedules.ScheduleStarted"] = "schedules.ScheduleStarted"
     stream_id: str
@@ -63,7 +73,7 @@ class RemindersNotified(ScheduleEvent):
     type: Literal["schedules.RemindersNotified"] = "schedules.RemindersNotified"
     notice: ClassVar[bool] = True
     notification_id: str
-    kind: Literal["schedule_due", "schedule_cancelled"]
+    kind: Literal["schedule_due", "schedule_cancelled", "schedule_reminder"]
     channel_id: str
     schedule_id: str
     title: str

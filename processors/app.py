@@ -16,11 +16,11 @@ from faust.tables.manager import TableManager
 
 import spaktok.commands.catalog  # noqa: F401 - every command type must be decodable here
 from spaktok import clock
-from spaktok.commands import battle_decide
+from spaktok.commands import battle_decide, schedule_decide
 from spaktok.commands.base import Command
 from spaktok.commands.battles import EndBattle, ExpireBattle
 from spaktok.commands.media import CheckIngest, ExpireRecordings
-from spaktok.commands.schedules import FireSchedule
+from spaktok.commands.schedules import FireSchedule, RemindSchedule
 from spaktok.commands.streams import RecordAnalyticsSnapshot, SweepViewers
 from spaktok.infra import topics
 from spaktok.infra.collector import tune_collector
@@ -209,6 +209,11 @@ def timers(settings: Settings) -> list[Timer]:
     def schedule_due(state: Any, now_ms: int) -> bool:
         return bool(state.status == "scheduled" and state.scheduled_for_ms <= now_ms)
 
+    lead_s = settings.schedule_reminder_lead_s
+
+    def schedule_reminder_due(state: Any, now_ms: int) -> bool:
+        return schedule_decide.reminder_due(state, now_ms, lead_s * 1000)
+
     every = settings.viewer_sweep_interval_s
     return [
         Timer(  # viewers silent for too long leave; a stream whose broadcaster vanished ends
@@ -250,6 +255,13 @@ def timers(settings: Settings) -> list[Timer]:
             "schedule",
             schedule_due,
             lambda schedule_id, at: FireSchedule(**_system(at), schedule_id=schedule_id),
+        ),
+        Timer(  # ... and, `schedule_reminder_lead_s` ahead of that time, reminded once
+            "schedule-reminders",
+            every,
+            "schedule",
+            schedule_reminder_due,
+            lambda schedule_id, at: RemindSchedule(**_system(at), schedule_id=schedule_id, lead_s=lead_s),
         ),
         Timer(  # PK battles whose time is up
             "battle-timer",

@@ -16,6 +16,7 @@ from spaktok.events.earnings import EarningsCredited, PayoutCompleted, PayoutFai
 from spaktok.events.envelope import Envelope
 from spaktok.events.streams import GiftReceived
 from spaktok.events.wallets import CoinsPurchased, GiftDebited, GiftRefunded
+from spaktok.projections import chat_history
 
 _WALLET = text(
     "INSERT INTO wallets (user_id, balance, purchased, spent, refunded, updated_at) "
@@ -110,8 +111,9 @@ _VIEWER_GIFTS = text(
 
 
 def _gifts_received(conn: Connection, envs: list[Envelope]) -> int:
-    """The gift rows, the leaderboard, the stream totals and the viewers' gifts_sent, one statement
-    per table for the whole run (each table's writes keep the events' order)."""
+    """The gift rows, the leaderboard, the stream totals, the viewers' gifts_sent and the gift messages
+    of chat history, one statement per table for the whole run (each table's writes keep the events'
+    order)."""
     gifts, gifters, totals, viewers = [], [], [], []
     for env in envs:
         e = env.event()
@@ -138,7 +140,8 @@ def _gifts_received(conn: Connection, envs: list[Envelope]) -> int:
     conn.execute(_GIFTER, gifters)
     conn.execute(_STREAM_GIFTS, totals)
     conn.execute(_VIEWER_GIFTS, viewers)
-    return 4 * len(envs)
+    conn.execute(chat_history.INSERT_MESSAGE, [chat_history.gift_message(env) for env in envs])
+    return 5 * len(envs)
 
 
 _EARNINGS = text(

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, text
 
 from spaktok.events.envelope import Envelope
 from spaktok.events.streams import GiftReceived
+from spaktok.projections import chat_history
 
 Row = dict[str, Any]
 Key = tuple[Any, ...]
@@ -373,7 +374,15 @@ def _gift_received(store: RowStore, env: Envelope) -> int:
     if viewer is not None:
         viewer["gifts_sent"] += e.count
         store.touch("stream_viewers", key)
-    return 4
+    return 4 + _message(store, chat_history.gift_message(env))
+
+
+def _message(store: RowStore, row: Row) -> int:
+    """chat_history.INSERT_MESSAGE: a history message (if new)."""
+    if store.get("stream_comments", (row["comment_id"],)) is not None:
+        return 0
+    store.new("stream_comments", (row["comment_id"],), **row)
+    return 1
 
 
 def _wallet(store: RowStore, env: Envelope) -> int:
@@ -515,14 +524,23 @@ def _notified(store: RowStore, env: Envelope) -> int:
     return written
 
 
+def _with_system_message(fold: Fold) -> Fold:
+    """chat_history.with_system_messages: the event's fold, then its system message (if new)."""
+
+    def folded(store: RowStore, env: Envelope) -> int:
+        return fold(store, env) + _message(store, chat_history.system_message(env))
+
+    return folded
+
+
 FOLDS: dict[str, Fold] = {
-    "streams.StreamStarted": _started,
+    "streams.StreamStarted": _with_system_message(_started),
     "streams.ViewerJoined": _joined,
     "streams.ViewerLeft": _left,
     "streams.HeartbeatsRecorded": _heartbeats,
     "streams.CommentPosted": _comment,
     "streams.LikesRecorded": _likes,
-    "streams.StreamEnded": _ended,
+    "streams.StreamEnded": _with_system_message(_ended),
     "streams.GiftReceived": _gift_received,
     "wallets.CoinsPurchased": _wallet,
     "wallets.GiftDebited": _wallet,

@@ -16,6 +16,7 @@ from spaktok.events.schedules import (
     RemindersNotified,
     ScheduleCancelled,
     ScheduleDue,
+    ScheduleReminded,
     ScheduleStarted,
     StreamScheduled,
 )
@@ -122,10 +123,12 @@ def _reminder(conn: Connection, env: Envelope) -> int:
 
 def _schedule_status(conn: Connection, env: Envelope) -> int:
     e = env.event()
-    assert isinstance(e, ScheduleCancelled | ScheduleDue | ScheduleStarted)
+    assert isinstance(e, ScheduleCancelled | ScheduleReminded | ScheduleDue | ScheduleStarted)
     match e:
         case ScheduleCancelled():
             sql, params = "status = 'cancelled', last_updated = :at", {"at": e.cancelled_at}
+        case ScheduleReminded():
+            sql, params = "reminded_at = :at, last_updated = :at", {"at": e.reminded_at}
         case ScheduleDue():
             sql, params = "notified_at = :at, last_updated = :at", {"at": e.due_at}
         case ScheduleStarted():
@@ -147,6 +150,7 @@ HANDLERS: dict[str, Callable[[Connection, Envelope], int]] = {
     "schedules.StreamScheduled": _scheduled,
     "schedules.ReminderSet": _reminder,
     "schedules.ScheduleCancelled": _schedule_status,
+    "schedules.ScheduleReminded": _schedule_status,
     "schedules.ScheduleDue": _schedule_status,
     "schedules.ScheduleStarted": _schedule_status,
 }
@@ -194,7 +198,7 @@ def inbox(
 
 SCHEDULE_COLUMNS = (
     "schedule_id, user_id, username, title, description, thumbnail_url, scheduled_for, category, tags, "
-    "notify_followers, status, stream_id, reminders, notified_at, created_at"
+    "notify_followers, status, stream_id, reminders, reminded_at, notified_at, created_at"
 )
 
 

@@ -21,7 +21,16 @@ from spaktok.events.streams import (
     ViewerJoined,
     ViewerLeft,
 )
-from spaktok.projections import battles, enforcement, media, moderation, money, postgres, social
+from spaktok.projections import (
+    battles,
+    chat_history,
+    enforcement,
+    media,
+    moderation,
+    money,
+    postgres,
+    social,
+)
 from spaktok.projections.runner import Record
 
 Handler = Callable[[Connection, Envelope], int]
@@ -268,25 +277,27 @@ def _ended(conn: Connection, env: Envelope) -> int:
     return 1
 
 
-HANDLERS: dict[str, Handler] = {
-    "streams.StreamStarted": _started,
-    "streams.ViewerJoined": _joined,
-    "streams.ViewerLeft": _left,
-    "streams.HeartbeatsRecorded": _heartbeats,
-    "streams.CommentPosted": _comment,
-    "streams.LikesRecorded": _likes,
-    "streams.CommentDeleted": _comment_deleted,
-    "streams.StreamUpdated": _updated,
-    **social.HANDLERS,
-    **moderation.HANDLERS,
-    **money.HANDLERS,
-    **battles.HANDLERS,
-    **media.HANDLERS,
-    **enforcement.HANDLERS,
-    "streams.CommentPinned": _comment_pinned,
-    "streams.CommentUnpinned": _comment_unpinned,
-    "streams.StreamEnded": _ended,
-}
+HANDLERS: dict[str, Handler] = chat_history.with_system_messages(
+    {
+        "streams.StreamStarted": _started,
+        "streams.ViewerJoined": _joined,
+        "streams.ViewerLeft": _left,
+        "streams.HeartbeatsRecorded": _heartbeats,
+        "streams.CommentPosted": _comment,
+        "streams.LikesRecorded": _likes,
+        "streams.CommentDeleted": _comment_deleted,
+        "streams.StreamUpdated": _updated,
+        **social.HANDLERS,
+        **moderation.HANDLERS,
+        **money.HANDLERS,
+        **battles.HANDLERS,
+        **media.HANDLERS,
+        **enforcement.HANDLERS,
+        "streams.CommentPinned": _comment_pinned,
+        "streams.CommentUnpinned": _comment_unpinned,
+        "streams.StreamEnded": _ended,
+    }
+)
 
 
 class PostgresStreamsProjector:

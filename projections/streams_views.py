@@ -126,33 +126,56 @@ def list_viewers(
     return docs, next_cursor
 
 
-def list_comments(engine: Engine, stream_id: str, *, before: int | None, limit: int) -> list[dict[str, Any]]:
-    """Newest first; `before` is a comment sequence from a previous page. Deleted comments are hidden."""
+HISTORY_EXTRAS = (
+    "gift_id",
+    "gift_name",
+    "gift_count",
+    "coin_cost",
+    "combo_count",
+    "system_kind",
+    "subject_id",
+)
+
+
+def list_comments(
+    engine: Engine,
+    stream_id: str,
+    *,
+    before: int | None,
+    limit: int,
+    types: tuple[str, ...] = ("text",),
+) -> list[dict[str, Any]]:
+    """Newest first (by the stream's event sequence: its log order); `before` is a sequence from a
+    previous page. Deleted comments are hidden. `types`: which of text, gift, system; a message
+    carries only the fields of its type (a text comment looks as it always did)."""
     params: dict[str, Any] = {
         "s": stream_id,
         "limit": limit,
         "before": before if before is not None else 2**62,
+        "types": list(types),
     }
     with engine.connect() as conn:
         rows = conn.execute(
             text(
                 "SELECT comment_id, stream_id, user_id, username, user_profile_image, text, type, "
-                '"timestamp", is_pinned, sequence FROM stream_comments '
-                "WHERE stream_id = :s AND NOT is_deleted AND sequence < :before "
+                f'"timestamp", is_pinned, sequence, {", ".join(HISTORY_EXTRAS)} FROM stream_comments '
+                "WHERE stream_id = :s AND NOT is_deleted AND sequence < :before AND type = ANY(:types) "
                 "ORDER BY sequence DESC LIMIT :limit"
             ),
             params,
         ).fetchall()
-    return [to_document(r) for r in rows]
+    extras = {camel(column) for column in HISTORY_EXTRAS}
+    return [{k: v for k, v in to_document(r).items() if v is not None or k not in extras} for r in rows]
 
 
 def get_comment(engine: Engine, stream_id: str, comment_id: str) -> dict[str, Any] | None:
-    """One comment, deleted or not (the moderation endpoints need to tell those apart)."""
+    """One text comment, deleted or not (the moderation endpoints need to tell those apart). Gift and
+    system messages are records, not speech: they cannot be deleted or pinned."""
     with engine.connect() as conn:
         row = conn.execute(
             text(
                 "SELECT comment_id, stream_id, user_id, username, text, is_pinned, is_deleted "
-                "FROM stream_comments WHERE stream_id = :s AND comment_id = :c"
+                "FROM stream_comments WHERE stream_id = :s AND comment_id = :c AND type = 'text'"
             ),
             {"s": stream_id, "c": comment_id},
         ).first()

@@ -84,6 +84,14 @@ CREATE TABLE IF NOT EXISTS stream_comments (       -- spec: streamComments
     deleted_by         text
 );
 CREATE INDEX IF NOT EXISTS stream_comments_page ON stream_comments (stream_id, sequence DESC);
+-- issue #18: gifts and system messages in chat history (projections/chat_history.py); text
+-- comments leave these NULL
+ALTER TABLE stream_comments ADD COLUMN IF NOT EXISTS gift_name text;
+ALTER TABLE stream_comments ADD COLUMN IF NOT EXISTS gift_count integer;
+ALTER TABLE stream_comments ADD COLUMN IF NOT EXISTS coin_cost bigint;
+ALTER TABLE stream_comments ADD COLUMN IF NOT EXISTS combo_count integer;
+ALTER TABLE stream_comments ADD COLUMN IF NOT EXISTS system_kind text;  -- stream_started, stream_ended, user_banned
+ALTER TABLE stream_comments ADD COLUMN IF NOT EXISTS subject_id text;   -- who a system message is about
 
 CREATE TABLE IF NOT EXISTS stream_likes (          -- spec: streamLikes
     stream_id          text NOT NULL,
@@ -162,6 +170,8 @@ CREATE TABLE IF NOT EXISTS stream_schedules (      -- spec: streamSchedule
     last_updated       timestamptz NOT NULL
 );
 CREATE INDEX IF NOT EXISTS stream_schedules_user ON stream_schedules (user_id, scheduled_for);
+-- issue #18: when the ahead-of-time reminder went out (schedule_reminder_lead_s before scheduled_for)
+ALTER TABLE stream_schedules ADD COLUMN IF NOT EXISTS reminded_at timestamptz;
 
 CREATE TABLE IF NOT EXISTS schedule_reminders (
     schedule_id        text NOT NULL,

@@ -22,7 +22,7 @@ from spaktok.commands.outcome import Outcome
 from spaktok.commands.stream_state import ANONYMOUS_ACTION
 from spaktok.commands.streams import DeleteComment, PinComment, SendComment, UnpinComment
 from spaktok.events.envelope import derive_id
-from spaktok.projections import streams_views
+from spaktok.projections import chat_history, streams_views
 
 router = APIRouter(prefix="/v1/streams/{stream_id}", tags=["chat"])
 
@@ -89,12 +89,38 @@ async def list_comments(
     services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     before: Annotated[int | None, Query(ge=1)] = None,
+    types: Annotated[
+        str | None,
+        Query(
+            max_length=100,
+            description="comma-separated: text, gift, system (default text: API.md's comments)",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
+    """Chat history, newest first in the stream's log order; the access policy as for every read."""
+    wanted = history_types(types)
     comments = await run_in_threadpool(
-        streams_views.list_comments, services.engine, stream_id, before=before, limit=limit
+        streams_views.list_comments, services.engine, stream_id, before=before, limit=limit, types=wanted
     )
     next_before = comments[-1]["sequence"] if len(comments) == limit else None
     return {"comments": comments, "nextBefore": next_before}
+
+
+def history_types(types: str | None) -> tuple[str, ...]:
+    """`?types=text,gift` as a tuple; unknown or feed-only types are a 422 problem."""
+    if types is None:
+        return chat_history.DEFAULT_TYPES
+    wanted = tuple(dict.fromkeys(t.strip() for t in types.split(",")))
+    unknown = [t for t in wanted if t not in chat_history.HISTORY_TYPES]
+    if unknown or not wanted:
+        feed_only = " (joins and likes are in the live feed only)" if {"join", "like"} & set(unknown) else ""
+        raise Problem(
+            422,
+            "invalid-comment-types",
+            f"types is a comma-separated list of {', '.join(chat_history.HISTORY_TYPES)}; "
+            f"not {', '.join(unknown) or 'empty'}{feed_only}",
+        )
+    return wanted
 
 
 async def _existing_comment(services: Any, stream_id: str, comment_id: str) -> dict[str, Any]:

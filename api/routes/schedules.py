@@ -13,6 +13,7 @@ from spaktok.api.deps import CommandMeta, CurrentUser, IdempotencyKey, ScheduleP
 from spaktok.api.problems import Problem
 from spaktok.api.responses import answer
 from spaktok.api.schemas import ScheduleBody
+from spaktok.api.suspension import refuse_if_suspended
 from spaktok.commands.schedules import CancelSchedule, CreateSchedule, SetReminder
 from spaktok.events.envelope import derive_id
 from spaktok.projections import social
@@ -24,7 +25,9 @@ router = APIRouter(prefix="/v1/schedules", tags=["schedules"])
 async def create_schedule(
     body: ScheduleBody, user: CurrentUser, services: ServicesDep, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
-    """Future times only (422 `schedule-in-past`). Start the stream later with this `scheduleId`."""
+    """Future times only (422 `schedule-in-past`). Start the stream later with this `scheduleId`.
+    A suspended account may not (403 `account-suspended`): scheduling announces to its followers."""
+    await refuse_if_suspended(services, user, "schedule a stream")
     meta = CommandMeta.for_request(user, "schedule", idempotency_key)
     schedule_id = "sc_" + (
         derive_id("schedule", meta.command_id).replace("-", "")[:24]

@@ -114,3 +114,90 @@ def _texts(api: Api, sid: str, expect: int) -> list[str]:
     texts = [c["text"] for c in history(api, sid)["comments"]]
     assert len(texts) == expect, texts
     return texts
+
+
+def test_gifts_and_system_messages_are_in_history_by_type_under_the_same_read_policy(
+    user: Callable[..., Api],
+) -> None:
+    ids = {name: uid(name) for name in ("host", "fan", "troll", "stranger")}
+    owner, fan, troll, stranger = (user(ids[n], name=n.title()) for n in ids)
+    admin = user(uid("admin"), roles=["admin"])
+    sid = live_stream(owner)
+    bought = admin.post(
+        "/v1/wallet/purchases", json={"userId": ids["fan"], "coins": 100, "paymentRef": uid("pay")}
+    )
+    assert bought.status_code == 201, bought.text
+    post(fan, sid, "hello")
+    sent = fan.post(f"/v1/streams/{sid}/gifts", json={"giftId": "doughnut", "count": 2})
+    assert sent.status_code == 200, sent.text
+    post(troll, sid, "after")
+    everything = {"types": "text,gift,system"}
+
+    def all_four() -> list[dict[str, Any]]:
+        items = history(owner, sid, **everything)["comments"]
+        assert len(items) == 4, items
+        return items
+
+    after, gift, hello, started = eventually(all_four)  # newest first, in the stream's log order
+    assert after["sequence"] > gift["sequence"] > hello["sequence"] > started["sequence"]
+    assert (after["text"], hello["text"], after["type"], hello["type"]) == ("after", "hello", "text", "text")
+    assert "giftId" not in after and "systemKind" not in after  # a text comment looks as it always did
+    assert (gift["type"], gift["giftId"], gift["giftName"], gift["giftCount"], gift["comboCount"]) == (
+        "gift",
+        "doughnut",
+        sent.json()["giftName"],
+        2,
+        2,
+    )
+    assert (gift["commentId"], gift["userId"], gift["username"], gift["coinCost"]) == (
+        sent.json()["giftTx"],
+        ids["fan"],
+        "Fan",
+        60,
+    )
+    assert (started["type"], started["systemKind"], started["subjectId"]) == (
+        "system",
+        "stream_started",
+        ids["host"],
+    )
+
+    assert [c["text"] for c in history(owner, sid)["comments"]] == ["after", "hello"]  # default: text only
+    assert [c["type"] for c in history(owner, sid, types="gift")["comments"]] == ["gift"]
+    page = history(owner, sid, limit=2, **everything)
+    rest = history(owner, sid, before=page["nextBefore"], **everything)
+    assert [c["commentId"] for c in page["comments"] + rest["comments"]] == [
+        c["commentId"] for c in (after, gift, hello, started)
+    ]
+    for bad in ("join", "text,bogus", ""):
+        refused = owner.get(f"/v1/streams/{sid}/comments", params={"types": bad})
+        assert refused.status_code == 422 and refused.json()["type"].endswith("/invalid-comment-types")
+        assert refused.headers["content-type"] == "application/problem+json"
+    not_speech = owner.delete(f"/v1/streams/{sid}/comments/{gift['commentId']}")
+    assert not_speech.status_code == 404 and not_speech.json()["type"].endswith("/comment-not-found")
+
+    # the read policy is the one of text comments: a banned caller, then a non-follower, is refused
+    assert owner.post(f"/v1/streams/{sid}/bans", json={"userId": ids["troll"]}).status_code == 200
+
+    def troll_refused() -> None:
+        refused = troll.get(f"/v1/streams/{sid}/comments", params={"types": "gift"})
+        assert refused.status_code == 403 and refused.json()["type"].endswith("/user-banned")
+
+    eventually(troll_refused)
+    banned = eventually(lambda: history(owner, sid, types="system")["comments"][0])
+    assert (banned["systemKind"], banned["subjectId"]) == ("user_banned", ids["troll"])
+    assert history(stranger, sid, types="gift")["comments"][0]["giftId"] == "doughnut"
+    assert owner.patch(f"/v1/streams/{sid}", json={"privacy": "followers"}).status_code == 200
+
+    def stranger_refused() -> None:
+        refused = stranger.get(f"/v1/streams/{sid}/comments", params={"types": "gift,system"})
+        assert refused.status_code == 403 and refused.json()["type"].endswith("/followers-only")
+
+    eventually(stranger_refused)
+    assert owner.post(f"/v1/streams/{sid}/end").status_code == 200
+    ended = eventually(lambda: _kind(history(owner, sid, types="system")["comments"][0], "stream_ended"))
+    assert ended["text"].startswith("the stream ended")
+
+
+def _kind(message: dict[str, Any], kind: str) -> dict[str, Any]:
+    assert message.get("systemKind") == kind, message
+    return message

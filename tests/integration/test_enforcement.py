@@ -72,7 +72,7 @@ def test_the_platform_suspends_a_live_stream_and_its_feed_closes(
     eventually(lambda: _contains(audit(team, stream=sid), ("StreamSuspended", "", admin_id)))
 
 
-def test_a_suspended_account_cannot_go_live_comment_or_gift_until_reinstated(
+def test_a_suspended_account_cannot_go_live_schedule_comment_or_gift_until_reinstated(
     user: Callable[..., Api],
 ) -> None:
     ids = {r: uid(r) for r in ("host", "other", "admin", "team")}
@@ -103,6 +103,8 @@ def test_a_suspended_account_cannot_go_live_comment_or_gift_until_reinstated(
         problem(host.post(f"/v1/streams/{other_sid}/comments", json={"text": "hi"}), 403, "account-suspended")
         gift = host.post(f"/v1/streams/{other_sid}/gifts", json={"giftId": "rose", "count": 1})
         problem(gift, 403, "account-suspended")
+        later = {"title": "Comeback", "category": "chat", "scheduledFor": "2999-01-01T00:00:00Z"}
+        problem(host.post("/v1/schedules", json=later), 403, "account-suspended")  # no announcement
 
     eventually(refused_at_the_edge)
     state = admin.get(f"/v1/admin/users/{ids['host']}/suspension").json()

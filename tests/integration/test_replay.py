@@ -180,6 +180,11 @@ def test_replay_rebuilds_every_read_model_equal_to_the_live_one_and_the_projecto
     before = snapshot(pg, "public")
     empty = sorted(t for t in EXERCISED if not before.get(t))
     assert not empty, f"the traffic left these tables empty: {empty}"
+    with pg.connect() as conn:  # chat history's gift and system messages are rebuilt too
+        kinds = set(
+            conn.execute(text("SELECT DISTINCT coalesce(system_kind, type) FROM stream_comments")).scalars()
+        )
+    assert {"text", "gift", "stream_started", "stream_ended", "user_banned"} <= kinds, kinds
 
     env = {**stack.env(), "COLUMNS": "200"}
     admin = mint_token(Settings(), uid("admin"), roles=["admin"])

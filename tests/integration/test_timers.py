@@ -16,9 +16,11 @@ import orjson
 import pytest
 from harness import Api, eventually, start_stack
 from sqlalchemy import create_engine, text
+from test_crash_restart import read_log
 
 from spaktok import clock
 from spaktok.api.auth import mint_token
+from spaktok.infra import topics
 from spaktok.infra.devstack import DevStack
 from spaktok.settings import Settings
 
@@ -143,7 +145,7 @@ def test_a_stream_whose_broadcaster_vanished_is_ended(stack: DevStack) -> None:
     assert again.status_code == 201  # the broadcaster may go live again
 
 
-def test_a_schedule_reminds_and_announces_then_links_the_stream(stack: DevStack) -> None:
+def test_a_schedule_announces_reminds_ahead_once_is_due_then_links_the_stream(stack: DevStack) -> None:
     settings = Settings()
     ids = {role: f"{role}-{uuid.uuid4().hex[:6]}" for role in ("host", "fan", "keen", "both")}
     host, fan, keen, both = (Api(stack.api_url, mint_token(settings, ids[r], name=r.title())) for r in ids)
@@ -160,6 +162,10 @@ def test_a_schedule_reminds_and_announces_then_links_the_stream(stack: DevStack)
         reminded = reminder_holder.post(f"/v1/schedules/{schedule_id}/reminders")
         assert reminded.status_code == 200 and reminded.json()["reminderSet"] is True
 
+    for api in (fan, both):  # followers hear of it as soon as it is scheduled
+        check_notice(eventually(lambda api=api: notices(api, "schedule_announced", schedule_id)), ids)
+    assert notices(keen, "schedule_announced", schedule_id, expected=0) == []  # not a follower
+
     listed = eventually(
         lambda: _one(host.get("/v1/schedules", params={"userId": ids["host"]}).json()["schedules"])
     )
@@ -171,22 +177,24 @@ def test_a_schedule_reminds_and_announces_then_links_the_stream(stack: DevStack)
     refused = fan.delete(f"/v1/schedules/{schedule_id}")
     assert refused.status_code == 403 and refused.json()["type"].endswith("/not-schedule-owner")
 
-    advance(stack, 31 * 60)  # the time has come
-
-    def inbox_of(api: Api) -> list[dict[str, Any]]:
-        items = [
-            i for i in api.get("/v1/notifications").json()["notifications"] if i["kind"] == "schedule_due"
-        ]
-        assert len(items) == 1, items
-        return items
-
+    advance(stack, 16 * 60)  # 14 minutes to go: inside the 15-minute reminder lead
     for api in (fan, keen, both):  # followers and reminder holders; `both` only once
-        [item] = eventually(lambda api=api: inbox_of(api))
-        assert (item["scheduleId"], item["channelId"], item["title"]) == (
-            schedule_id,
-            ids["host"],
-            "Album launch",
-        )
+        check_notice(eventually(lambda api=api: notices(api, "schedule_reminder", schedule_id)), ids)
+    reminded_doc = eventually(lambda: _reminded(host.get(f"/v1/schedules/{schedule_id}").json()))
+    assert reminded_doc["status"] == "scheduled" and reminded_doc["notifiedAt"] is None
+
+    # a worker restart inside the lead (its tables restored from the changelog) reminds nobody again
+    stack.kill("worker")
+    stack.start_worker()
+    stack.wait_ready()
+    advance(stack, 60)
+    time.sleep(3)  # several timer ticks of the restarted worker
+    assert schedule_events(stack, schedule_id).count("schedules.ScheduleReminded") == 1
+
+    advance(stack, 15 * 60)  # the time has come
+    for api in (fan, keen, both):
+        check_notice(eventually(lambda api=api: notices(api, "schedule_due", schedule_id)), ids)
+    assert len(notices(keen, "schedule_reminder", schedule_id)) == 1
 
     started = host.post(
         "/v1/streams", json={"title": "Album launch", "category": "music", "scheduleId": schedule_id}
@@ -195,9 +203,10 @@ def test_a_schedule_reminds_and_announces_then_links_the_stream(stack: DevStack)
     stream_id = started.json()["streamId"]
     doc = eventually(lambda: _status(host.get(f"/v1/schedules/{schedule_id}").json(), "started"))
     assert doc["streamId"] == stream_id and doc["notifiedAt"] is not None
+    assert doc["remindedAt"] == reminded_doc["remindedAt"]
 
 
-def test_cancelling_a_schedule_tells_reminder_holders(stack: DevStack) -> None:
+def test_cancelling_a_schedule_tells_reminder_holders_and_reminds_nobody(stack: DevStack) -> None:
     settings = Settings()
     host_id = f"host-{uuid.uuid4().hex[:6]}"
     host, keen = (
@@ -205,10 +214,12 @@ def test_cancelling_a_schedule_tells_reminder_holders(stack: DevStack) -> None:
         Api(stack.api_url, mint_token(settings, "keen-2")),
     )
     now = clock.now(Settings(data_dir=stack.data_dir))
-    schedule_id = host.post("/v1/schedules", json=schedule_body(now + timedelta(hours=2))).json()[
-        "scheduleId"
-    ]
-    assert keen.post(f"/v1/schedules/{schedule_id}/reminders").status_code == 200
+    schedule_id, control_id = (
+        host.post("/v1/schedules", json=schedule_body(now + timedelta(hours=2))).json()["scheduleId"]
+        for _ in range(2)
+    )
+    for sid in (schedule_id, control_id):
+        assert keen.post(f"/v1/schedules/{sid}/reminders").status_code == 200
     assert host.delete(f"/v1/schedules/{schedule_id}").json()["status"] == "cancelled"
 
     def cancelled_notice() -> dict[str, Any]:
@@ -220,6 +231,37 @@ def test_cancelling_a_schedule_tells_reminder_holders(stack: DevStack) -> None:
     eventually(cancelled_notice)
     late = keen.post(f"/v1/schedules/{schedule_id}/reminders")
     assert late.status_code == 409 and late.json()["type"].endswith("/schedule-closed")
+
+    advance(stack, 2 * 3600 - 10 * 60)  # inside both schedules' reminder lead
+    eventually(lambda: notices(keen, "schedule_reminder", control_id))  # the timer did run
+    assert notices(keen, "schedule_reminder", schedule_id, expected=0) == []
+    assert "schedules.ScheduleReminded" not in schedule_events(stack, schedule_id)
+
+
+def notices(api: Api, kind: str, schedule_id: str, expected: int = 1) -> list[dict[str, Any]]:
+    items = [
+        i
+        for i in api.get("/v1/notifications").json()["notifications"]
+        if i["kind"] == kind and i["scheduleId"] == schedule_id
+    ]
+    assert len(items) == expected, items
+    return items
+
+
+def check_notice(items: list[dict[str, Any]], ids: dict[str, str]) -> None:
+    [item] = items
+    assert (item["channelId"], item["title"], item["actorName"]) == (ids["host"], "Album launch", "Host")
+
+
+def schedule_events(stack: DevStack, schedule_id: str) -> list[str]:
+    """The types of one schedule's events in the log (notices travel on their own topic)."""
+    records = read_log(stack.broker, topics.EVENTS_SCHEDULES.name)
+    return [r["type"] for r in records if r["aggregate_id"] == schedule_id]
+
+
+def _reminded(doc: dict[str, Any]) -> dict[str, Any]:
+    assert doc["remindedAt"] is not None, doc
+    return doc
 
 
 def schedule_body(when: datetime) -> dict[str, Any]:
