@@ -55,10 +55,11 @@ def clock_filter(size: str, fps: int, offset_s: float) -> str:
     width = int(size.split("x")[0])
     block = max(8, BLOCK * width // 1280)
     value = f"mod(floor((T+{offset_s:.3f})*1000/pow(2,floor(X/{block}))),2)"
+    # both inputs in yuv420p before the overlay: negotiated to RGB, geq's `lum` would not be luma
     return (
-        f"testsrc=size={size}:rate={fps}[base];"
+        f"testsrc=size={size}:rate={fps},format=yuv420p[base];"
         f"color=c=black:size={block * BITS}x{max(8, STRIP_H * width // 1280)}:rate={fps},"
-        f"geq=lum='if({value},235,16)':cb=128:cr=128[bits];[base][bits]overlay=0:0"
+        f"geq=lum='if({value},235,16)':cb=128:cr=128,format=yuv420p[bits];[base][bits]overlay=0:0"
     )
 
 
@@ -85,12 +86,13 @@ def read_clock(ffmpeg: str, segment: Path, source_width: int) -> int | None:
     )
     size = subprocess.run(
         ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=width,height",
-         "-of", "csv=p=0", str(segment)],
+         "-of", "json", str(segment)],
         capture_output=True, timeout=30, check=False, text=True,
-    ).stdout.strip()  # fmt: skip
-    if not size or not probe.stdout:
+    ).stdout  # fmt: skip
+    streams = json.loads(size or "{}").get("streams", [])
+    if not streams or not probe.stdout:
         return None
-    width, height = (int(v) for v in size.split(",")[:2])
+    width, height = int(streams[0]["width"]), int(streams[0]["height"])
     pixels = probe.stdout
     block = max(8, BLOCK * source_width // 1280) * width / source_width
     y = int(max(8, STRIP_H * source_width // 1280) * width / source_width / 2)
