@@ -15,6 +15,7 @@ from spaktok.events.streams import (
     GuestRemoved,
     ModeratorAdded,
     ModeratorRemoved,
+    StreamEnded,
     StreamFlagged,
     StreamSuspended,
     TimeoutLifted,
@@ -26,15 +27,25 @@ from spaktok.projections.streams_views import to_document
 
 LOG = text(
     """INSERT INTO stream_moderation_log (event_id, stream_id, moderator_id, role, action, target_user_id,
-        target_comment_id, reason, duration, "timestamp")
-    VALUES (:id, :s, :by, :role, :action, :user, :comment, :reason, :duration, :at)
+        target_comment_id, reason, duration, "timestamp", sequence)
+    VALUES (:id, :s, :by, :role, :action, :user, :comment, :reason, :duration, :at, :sequence)
     ON CONFLICT (event_id) DO NOTHING"""
 )
 
 
 def _log(conn: Connection, env: Envelope, action: str, at: datetime, **fields: Any) -> None:
     row = {"user": None, "comment": None, "reason": None, "duration": None, **fields}
-    conn.execute(LOG, {"id": env.event_id, "s": env.aggregate_id, "action": action, "at": at, **row})
+    conn.execute(
+        LOG,
+        {
+            "id": env.event_id,
+            "s": env.aggregate_id,
+            "action": action,
+            "at": at,
+            "sequence": env.sequence,
+            **row,
+        },
+    )
 
 
 log_action = _log  # for the other moderation projections (projections/enforcement.py)
@@ -146,6 +157,23 @@ def _moderation_status(conn: Connection, env: Envelope) -> int:
     return 2
 
 
+def log_moderated_end(conn: Connection, env: Envelope, ended: StreamEnded) -> int:
+    """A stream ended by moderation (a suspension: by the platform team or the report threshold) is
+    an `end_stream` action in its log, after the `suspend` that caused it (same time, next sequence)
+    and by the same moderator: the envelope's actor would be the last reporter for a threshold."""
+    if ended.reason != "suspended":
+        return 0
+    by = conn.execute(
+        text(
+            "SELECT moderator_id FROM stream_moderation_log WHERE stream_id = :s AND action = 'suspend' "
+            'ORDER BY "timestamp" DESC, sequence DESC NULLS LAST LIMIT 1'
+        ),
+        {"s": env.aggregate_id},
+    ).scalar()
+    _log(conn, env, "end_stream", ended.ended_at, by=by or "system", role="platform", reason=ended.reason)
+    return 1
+
+
 def _guests(conn: Connection, env: Envelope) -> int:
     """Who is on stage: the event carries the whole list after the change."""
     e = env.event()
@@ -180,7 +208,7 @@ def moderation_log(engine: Engine, stream_id: str, *, limit: int) -> list[dict[s
             text(
                 "SELECT event_id, moderator_id, role, action, target_user_id, target_comment_id, reason, "
                 'duration, "timestamp" FROM stream_moderation_log WHERE stream_id = :s '
-                'ORDER BY "timestamp" DESC, event_id LIMIT :limit'
+                'ORDER BY "timestamp" DESC, sequence DESC NULLS LAST, event_id LIMIT :limit'
             ),
             {"s": stream_id, "limit": limit},
         ).fetchall()

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, text
 
 from spaktok.events.envelope import Envelope
 from spaktok.events.streams import GiftReceived
-from spaktok.projections import chat_history
+from spaktok.projections import chat_history, moderation
 
 Row = dict[str, Any]
 Key = tuple[Any, ...]
@@ -331,7 +331,8 @@ def _ended(store: RowStore, env: Envelope) -> int:
             ingest_status="waiting" if row["ingest_status"] == "waiting" else "stopped",
         )
         store.touch("live_streams", (env.aggregate_id,))
-    return 1
+    # the moderation log is not held in memory: its one row goes straight to Postgres
+    return 1 + moderation.log_moderated_end(store.conn, env, e)
 
 
 GIFT_EXCLUDE = {"type", "sender_profile_image", "wallet_seq", "sender_total_coins", "gifts", "gift_revenue"}

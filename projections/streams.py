@@ -274,7 +274,7 @@ def _ended(conn: Connection, env: Envelope) -> int:
             "why": e.reason,
         },
     )
-    return 1
+    return 1 + moderation.log_moderated_end(conn, env, e)
 
 
 HANDLERS: dict[str, Handler] = chat_history.with_system_messages(

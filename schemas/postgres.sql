@@ -193,6 +193,9 @@ CREATE TABLE IF NOT EXISTS stream_moderation_log (  -- spec: streamModerationLog
     "timestamp"        timestamptz NOT NULL
 );
 CREATE INDEX IF NOT EXISTS stream_moderation_log_stream ON stream_moderation_log (stream_id, "timestamp" DESC);
+-- the logged event's sequence in its aggregate: one decision's rows share a timestamp (a suspension,
+-- then the end it causes), so they are ordered by it (NULL in rows from before it existed)
+ALTER TABLE stream_moderation_log ADD COLUMN IF NOT EXISTS sequence bigint;
 
 -- money (spec §2.5, §6): every coin movement is an event; these tables are folds of them
 CREATE TABLE IF NOT EXISTS wallets (

@@ -64,8 +64,10 @@ def test_the_platform_suspends_a_live_stream_and_its_feed_closes(
     def logged() -> list[Any]:
         entries = team.get(f"/v1/streams/{sid}/moderation-log").json()["entries"]
         assert [(e["action"], e["moderatorId"], e["reason"]) for e in entries] == [
-            ("suspend", admin_id, "violence")
+            ("end_stream", admin_id, "suspended"),  # newest first: the end the suspension caused
+            ("suspend", admin_id, "violence"),
         ]
+        assert entries[0]["timestamp"] == entries[1]["timestamp"]  # one decision: ordered by sequence
         return entries
 
     eventually(logged)

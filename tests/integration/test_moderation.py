@@ -131,5 +131,9 @@ def test_reports_flag_then_suspend_a_stream(user: Callable[..., Api]) -> None:
     eventually(suspended)
     told = eventually(lambda: _count([n for n in owner.get("/v1/notifications").json()["notifications"]], 1))
     assert (told[0]["kind"], told[0]["streamId"]) == ("stream_suspended", sid)
-    log = eventually(lambda: _count(team.get(f"/v1/streams/{sid}/moderation-log").json()["entries"], 2))
-    assert [e["action"] for e in log] == ["suspend", "flag"]
+    log = eventually(lambda: _count(team.get(f"/v1/streams/{sid}/moderation-log").json()["entries"], 3))
+    assert [(e["action"], e["moderatorId"]) for e in log] == [
+        ("end_stream", "system"),  # the report threshold suspended and ended it
+        ("suspend", "system"),
+        ("flag", "system"),
+    ]
