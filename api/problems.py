@@ -27,6 +27,8 @@ STATUS_BY_REASON = {
     "cannot-moderate-broadcaster": 422,
     "followers-only": 403,
     "cannot-follow-self": 422,
+    "cannot-moderate-self": 422,
+    "moderator-limit": 409,
     "follow-limit": 409,
     "schedule-in-past": 422,
     "schedule-not-found": 404,

@@ -1,4 +1,5 @@
-"""Commands on a user's channel: the single live-stream slot, and the channels the user follows."""
+"""Commands on a user's channel: the single live-stream slot, the channels the user follows, and the
+channel's moderators."""
 
 from __future__ import annotations
 
@@ -66,3 +67,17 @@ class FollowUser(BroadcasterCommand):
 class UnfollowUser(BroadcasterCommand):
     type: Literal["broadcasters.UnfollowUser"] = "broadcasters.UnfollowUser"
     followee_id: str = Field(min_length=1, max_length=128)
+
+
+@register_command
+class AddChannelModerator(BroadcasterCommand):
+    """`user_id` (the aggregate) is the broadcaster; the moderator moderates all of its streams."""
+
+    type: Literal["broadcasters.AddChannelModerator"] = "broadcasters.AddChannelModerator"
+    moderator_id: str = Field(min_length=1, max_length=128)
+
+
+@register_command
+class RemoveChannelModerator(BroadcasterCommand):
+    type: Literal["broadcasters.RemoveChannelModerator"] = "broadcasters.RemoveChannelModerator"
+    moderator_id: str = Field(min_length=1, max_length=128)

@@ -94,3 +94,16 @@ def followed_live(
     docs = [to_document(r) for r in rows[:limit]]
     next_cursor = encode_cursor(docs[-1]["viewerCount"], docs[-1]["streamId"]) if len(rows) > limit else None
     return docs, next_cursor
+
+
+def moderators_of(engine: Engine, channel_id: str) -> list[dict[str, Any]]:
+    """The channel's moderators, longest-serving first."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT moderator_id AS user_id, added_at FROM channel_moderators WHERE channel_id = :c "
+                "ORDER BY added_at, moderator_id"
+            ),
+            {"c": channel_id},
+        ).fetchall()
+    return [to_document(r) for r in rows]

@@ -1,4 +1,5 @@
-"""A user's channel (issue #18, spec §9.1): live now, the channel page, followed channels live.
+"""A user's channel (issue #18, spec §9.1): live now, the channel page, followed channels live, and
+the caller's own channel moderators (`/v1/me/moderators`, decided by the broadcaster aggregate).
 
 Every answer is filtered by discovery's visibility rule (`streams_views.VISIBLE`, the SQL form of
 `api/access.py`): a stream the caller may not see is not there. `GET /v1/users/{id}/live` answers
@@ -12,12 +13,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 
 from spaktok.api.access import STAFF_ROLES
 from spaktok.api.auth import Principal
-from spaktok.api.deps import CurrentUser, ServicesDep, UserPath
+from spaktok.api.deps import CommandMeta, CurrentUser, Services, ServicesDep, UserPath
 from spaktok.api.problems import Problem
 from spaktok.api.readable import is_known_minor
+from spaktok.api.responses import answer
+from spaktok.api.schemas import ModeratorBody
+from spaktok.commands.broadcasters import AddChannelModerator, RemoveChannelModerator
 from spaktok.projections import channels_views
 from spaktok.projections.channels_views import Caller
 
@@ -77,3 +82,45 @@ def _with_replay(doc: dict[str, Any]) -> dict[str, Any]:
     doc["hasReplay"] = has_replay
     doc["replayUrl"] = f"/v1/streams/{doc['streamId']}/replay" if has_replay else None
     return doc
+
+
+@router.get("/v1/me/moderators")
+async def channel_moderators(user: CurrentUser, services: ServicesDep) -> dict[str, Any]:
+    """The moderators the caller named for their channel, longest-serving first."""
+    moderators = await run_in_threadpool(channels_views.moderators_of, services.engine, user.user_id)
+    return {"channelId": user.user_id, "moderators": moderators}
+
+
+@router.post("/v1/me/moderators")
+async def add_channel_moderator(
+    body: ModeratorBody, user: CurrentUser, services: ServicesDep
+) -> JSONResponse:
+    """Name a moderator of every stream of the caller's channel, the live one included."""
+    return await _change_moderator(AddChannelModerator, body.user_id, user, services)
+
+
+@router.delete("/v1/me/moderators/{user_id}")
+async def remove_channel_moderator(
+    user_id: UserPath, user: CurrentUser, services: ServicesDep
+) -> JSONResponse:
+    return await _change_moderator(RemoveChannelModerator, user_id, user, services)
+
+
+async def _change_moderator(
+    kind: type[AddChannelModerator] | type[RemoveChannelModerator],
+    moderator_id: str,
+    user: Principal,
+    services: Services,
+) -> JSONResponse:
+    adding = kind is AddChannelModerator
+    meta = CommandMeta.for_request(user, f"{'add' if adding else 'remove'}-channel-moderator:{moderator_id}")
+    command = kind(
+        command_id=meta.command_id,
+        issued_at=meta.issued_at,
+        actor_id=user.user_id,
+        user_id=user.user_id,
+        moderator_id=moderator_id,
+    )
+    outcome = await services.bus.execute(command)
+    done = {"channelId": user.user_id, "userId": moderator_id, "channelModerator": adding}
+    return answer(outcome, meta.command_id, lambda o: done)

@@ -154,10 +154,79 @@ def test_bad_input_is_a_problem(user: Callable[..., Api]) -> None:
         assert response.headers["content-type"].startswith("application/problem+json")
 
 
-CHANNEL_ROUTES = ("/v1/users/{user_id}/live", "/v1/users/{user_id}/streams", "/v1/me/following/live")
+CHANNEL_ROUTES = (
+    "/v1/users/{user_id}/live",
+    "/v1/users/{user_id}/streams",
+    "/v1/me/following/live",
+    "/v1/me/moderators",
+    "/v1/me/moderators/{user_id}",
+)
 
 
 def test_the_channel_routes_are_in_the_openapi_document(user: Callable[..., Api]) -> None:
     paths = _ok(user(uid("someone")).get("/openapi.json"))["paths"]
     missing = [route for route in CHANNEL_ROUTES if route not in paths]
     assert not missing, missing
+
+
+# --- channel moderators ---------------------------------------------------------------------------
+
+
+def moderators_of(api: Api) -> list[str]:
+    return [m["userId"] for m in _ok(api.get("/v1/me/moderators"))["moderators"]]
+
+
+def test_channel_moderators_moderate_every_stream_including_the_live_one(user: Callable[..., Api]) -> None:
+    owner_id, early_id, late_id, troll_id = uid("owner"), uid("early"), uid("late"), uid("troll")
+    owner, early, late = user(owner_id, **ADULT), user(early_id, **ADULT), user(late_id, **ADULT)
+    named = _ok(owner.post("/v1/me/moderators", json={"userId": early_id}))
+    assert named == {"channelId": owner_id, "userId": early_id, "channelModerator": True}
+    eventually(lambda: _assert_equal(moderators_of(owner), [early_id]))
+
+    sid = go_live(owner, privacy="private")  # a private stream: its moderators may still see it
+    assert _assert_live(early, owner_id, sid)["live"] is True
+    _assert_hidden(late, owner_id)
+    _ok(early.post(f"/v1/streams/{sid}/bans", json={"userId": troll_id, "reason": "spam"}))
+
+    # named while live: reaches the live stream (forwarded by the channel after its answer)
+    _ok(owner.post("/v1/me/moderators", json={"userId": late_id}))
+    eventually(
+        lambda: _ok(
+            late.post(f"/v1/streams/{sid}/timeouts", json={"userId": uid("x"), "durationSeconds": 60})
+        )
+    )
+    eventually(lambda: _assert_live(late, owner_id, sid))
+
+    def logged() -> None:
+        entries = _ok(late.get(f"/v1/streams/{sid}/moderation-log"))["entries"]
+        roles = {(e["moderatorId"], e["action"], e["role"]) for e in entries}
+        assert (early_id, "ban", "channel_moderator") in roles, entries
+
+    eventually(logged)
+
+    # removed while live: refused from then on, and the private stream is hidden again
+    _ok(owner.delete(f"/v1/me/moderators/{early_id}"))
+    eventually(
+        lambda: problem(
+            early.post(f"/v1/streams/{sid}/bans", json={"userId": uid("y")}), 403, "not-moderator"
+        )
+    )
+    eventually(lambda: _assert_hidden(early, owner_id))
+    eventually(lambda: _assert_equal(moderators_of(owner), [late_id]))
+
+
+def _assert_equal(got: Any, want: Any) -> None:
+    assert got == want
+
+
+def test_channel_moderator_bad_input(user: Callable[..., Api]) -> None:
+    me_id = uid("me")
+    me = user(me_id)
+    problem(me.post("/v1/me/moderators", json={"userId": me_id}), 422, "cannot-moderate-self")
+    for body in ({}, {"userId": ""}, {"user": "x"}):
+        response = me.post("/v1/me/moderators", json=body)
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
+    removed = _ok(me.delete(f"/v1/me/moderators/{uid('never')}"))  # never named: nothing to remove
+    assert removed["channelModerator"] is False
+    assert _ok(me.get("/v1/me/moderators")) == {"channelId": me_id, "moderators": []}
