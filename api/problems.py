@@ -66,6 +66,7 @@ STATUS_BY_REASON = {
     "stream-key-revoked": 403,
     "not-recorded": 409,
     "account-suspended": 403,  # platform enforcement (docs/security.md)
+    "streaming-not-permitted": 403,  # the permission to go live (docs/security.md "Going live")
     "not-platform-moderator": 403,
     "report-resolved": 409,
     "report-not-found": 404,

@@ -4,6 +4,7 @@ the channel's moderators (who moderate every stream of the channel)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from spaktok.commands.base import Command, Rejection
@@ -69,8 +70,7 @@ class BroadcasterState:
 def decide(command: Command, state: BroadcasterState) -> list[Event]:
     match command:
         case StartStream():
-            if is_suspended(state.suspended, state.suspended_until_ms, command.issued_at):
-                raise Rejection("account-suspended", "your account is suspended: you cannot go live")
+            _may_stream(command, state)
             if state.active_stream_id is not None:
                 raise Rejection(
                     "stream-already-active",
@@ -98,6 +98,30 @@ def decide(command: Command, state: BroadcasterState) -> list[Event]:
         case _ if isinstance(command, ACCOUNT_COMMANDS):
             return decide_account(command, state.suspended, state.suspended_until_ms, state.active_stream_id)
     raise Rejection("unsupported-command", f"the broadcaster aggregate does not handle {command.type}")
+
+
+def _may_stream(command: StartStream, state: BroadcasterState) -> None:
+    """The permission to go live (spec §3.1): not suspended, and old enough when the platform sets a
+    minimum age (the token's birth year gives the youngest age it allows; none known: refused)."""
+    if is_suspended(state.suspended, state.suspended_until_ms, command.issued_at):
+        until = state.suspended_until_ms
+        when = (
+            f"until {datetime.fromtimestamp(until / 1000, UTC).isoformat()}" if until else "until reinstated"
+        )
+        detail = (
+            f"your account is suspended {when}: you cannot go live; the platform's moderation team decides"
+        )
+        raise Rejection("account-suspended", detail)
+    minimum, age = command.streaming_min_age, command.broadcaster_age
+    if minimum and (age is None or age < minimum):
+        why = (
+            "your sign-in carries no birth year: add your date of birth to your profile and sign in again"
+            if age is None
+            else "your account's birth year says you may be younger"
+        )
+        raise Rejection(
+            "streaming-not-permitted", f"going live needs an account holder aged {minimum} or over; {why}"
+        )
 
 
 def _channel_moderators(

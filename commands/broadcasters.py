@@ -45,6 +45,10 @@ class StartStream(BroadcasterCommand):
     ingest_url: str
     playback_url: str
     allowed_user_ids: AllowedUsers = Field(default_factory=list)
+    # the permission to go live (issue #18): the broadcaster's youngest possible age from the token
+    # (None: unknown) and the platform's minimum from settings (0: none); the channel decides
+    broadcaster_age: int | None = Field(None, ge=0, le=200)
+    streaming_min_age: int = Field(0, ge=0, le=99)
 
 
 @register_command

@@ -15,10 +15,12 @@ from spaktok.processors.aggregate import AggregateSpec, Forward, follow_up, forw
 from spaktok.processors.core import Sealed
 from spaktok.processors.enforcement import end_live_stream
 
+PERMISSION = frozenset({"broadcaster_age", "streaming_min_age"})  # the channel's to decide, not the stream's
+
 
 def _follow_ups(command: Command, envelopes: list[Sealed], state: BroadcasterState) -> list[Forward]:
     if isinstance(command, StartStream) and any(e.type == "broadcasters.BroadcastClaimed" for e in envelopes):
-        fields = command.model_dump(exclude={"type", "command_id", "correlation_id", "user_id"})
+        fields = command.model_dump(exclude={"type", "command_id", "correlation_id", "user_id", *PERMISSION})
         open_stream = OpenStream(
             **fields,
             command_id=forward_id(command, "open-stream"),
