@@ -12,12 +12,13 @@ from test_stream_decider import STREAM, ban, base, ended, open_stream, started
 from spaktok.api.access import StreamFacts, Viewer, facts_after, moderator_access, stream_access
 from spaktok.commands.broadcaster_decide import CHANNEL_MODERATOR_LIMIT, BroadcasterState, decide, evolve
 from spaktok.commands.broadcasters import AddChannelModerator, RemoveChannelModerator, StartStream
-from spaktok.commands.stream_state import StreamState
+from spaktok.commands.stream_state import StreamState, thaw
 from spaktok.commands.streams import JoinStream, OpenStream, SyncChannelModerators
 from spaktok.events.broadcasters import BroadcastClaimed, ChannelModeratorAdded, ChannelModeratorRemoved
 from spaktok.events.streams import ChannelModeratorsChanged, ModeratorAdded, StreamStarted, UserBanned
 from spaktok.processors.broadcasters import BROADCASTERS
 from spaktok.processors.core import execute
+from spaktok.processors.streams import STREAMS
 
 BROADCASTER = Aggregate(BroadcasterState, decide, evolve)
 HOST = "host"
@@ -195,3 +196,12 @@ def test_the_access_policy_lets_channel_moderators_in_and_follows_changes() -> N
     assert StreamFacts.from_document(doc) == private
     after = facts_after(private, "streams.ChannelModeratorsChanged", {"moderators": []})
     assert stream_access(after, Viewer("cm")).status == 404
+
+
+def test_nobody_waits_for_the_set_a_channel_forwards() -> None:
+    """The channel answered the broadcaster's command; the stream's decision on the forward is final
+    for no one (no second answer under the same correlation)."""
+    state = thaw(STREAM.given(started()).state)
+    decision = execute(STREAMS, sync(10, "a"), state)
+    assert [e.type for e in decision.events] == ["streams.ChannelModeratorsChanged"]
+    assert decision.outcome is None
