@@ -7,12 +7,16 @@ and must stay hidden."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from harness import Api, eventually, problem, uid
+
+from spaktok.infra.devstack import DevStack
 
 pytestmark = pytest.mark.integration
 
@@ -230,3 +234,34 @@ def test_channel_moderator_bad_input(user: Callable[..., Api]) -> None:
     removed = _ok(me.delete(f"/v1/me/moderators/{uid('never')}"))  # never named: nothing to remove
     assert removed["channelModerator"] is False
     assert _ok(me.get("/v1/me/moderators")) == {"channelId": me_id, "moderators": []}
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg to make a recording")
+def test_the_channel_page_links_a_stream_replay(stack: DevStack, user: Callable[..., Api]) -> None:
+    """A recorded stream whose recording the media server reported (the record-done hook, fed a real
+    FLV made by ffmpeg): its page entry says `hasReplay` and links the replay, which signs it."""
+    star_id = uid("star")
+    star, viewer = user(star_id, **ADULT), user(uid("viewer"), **ADULT)
+    sid = go_live(star, title="Recorded", isRecorded=True)
+    key = _ok(star.get(f"/v1/streams/{sid}"))["streamKey"]
+    incoming = (stack.data_dir / "media" / "incoming").resolve()
+    incoming.mkdir(parents=True, exist_ok=True)
+    flv = incoming / f"{sid}-1.flv"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=5",
+         "-t", "1", "-c:v", "libx264", "-preset", "ultrafast", "-f", "flv", str(flv)],
+        check=True,
+    )  # fmt: skip
+    hook = Api(stack.api_url, None)  # the media server: authorized by its address and the stream key
+    done = hook.post("/v1/hooks/rtmp/record-done", data={"app": "live", "name": key, "path": str(flv)})
+    assert done.status_code in (200, 202), done.text
+    _ok(star.post(f"/v1/streams/{sid}/end"))
+
+    def listed() -> dict[str, Any]:
+        [entry] = _ok(viewer.get(f"/v1/users/{star_id}/streams"))["streams"]
+        assert entry["hasReplay"] is True and entry["status"] == "ended", entry
+        return entry
+
+    entry = eventually(listed)
+    assert entry["replayUrl"] == f"/v1/streams/{sid}/replay"
+    assert _ok(viewer.get(entry["replayUrl"]))["replayUrl"]
