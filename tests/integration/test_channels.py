@@ -208,6 +208,14 @@ def test_channel_moderators_moderate_every_stream_including_the_live_one(user: C
 
     eventually(logged)
 
+    def audited() -> None:  # the platform's moderation audit (ClickHouse) has the naming too
+        admin = user(uid("admin"), roles=["admin"])
+        rows = _ok(admin.get("/v1/audit/moderation", params={"user": late_id}))["items"]
+        named = [(r["userId"], r["actorId"]) for r in rows if r["action"] == "ChannelModeratorAdded"]
+        assert named == [(late_id, owner_id)], rows
+
+    eventually(audited)
+
     # removed while live: refused from then on, and the private stream is hidden again
     _ok(owner.delete(f"/v1/me/moderators/{early_id}"))
     eventually(
