@@ -120,6 +120,9 @@ class Settings(BaseSettings):
 
     # domain rules
     max_guests: int = Field(8, ge=1, le=20)  # multi-guest: guests plus open invitations per stream
+    # the permission to go live (spec §3.1, docs/security.md "Going live"): the youngest age the
+    # token's `birthYear` allows must reach this (no birth year: refused); 0 = no age rule
+    streaming_min_age: int = Field(0, ge=0, le=99)
     ban_delete_comments_window_s: int = Field(300, ge=0, le=24 * 3600)  # a ban hides this much of their chat
     viewer_timeout_s: int = Field(120, ge=10)  # a viewer silent this long is dropped (spec §3.2)
     viewer_sweep_interval_s: float = Field(60.0, gt=0)  # how often the worker looks for them

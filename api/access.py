@@ -3,7 +3,8 @@
 The policy is a function of two records and no I/O, so every route, the realtime feed and its
 re-checks ask the same question the same way:
 
-- `StreamFacts`: what the stream's read model says (owner, privacy, age flag, moderators, guests,
+- `StreamFacts`: what the stream's read model says (owner, privacy, age flag, moderators (the
+  stream's own and the channel's, issue #18: both count as "stream moderators" below), guests,
   bans, allowed users, status, moderation status);
 - `Viewer`: what the caller's token and relations say (user id, roles, youngest possible age,
   whether they follow the broadcaster).
@@ -57,6 +58,7 @@ class StreamFacts:
     allowed: frozenset[str] = frozenset()
     status: str = "live"
     moderation_status: str | None = None
+    channel_moderators: frozenset[str] = frozenset()
 
     @staticmethod
     def from_document(doc: Mapping[str, Any]) -> StreamFacts:
@@ -72,11 +74,16 @@ class StreamFacts:
             allowed=_ids(doc.get("allowedUserIds")),
             status=doc.get("status") or "live",
             moderation_status=doc.get("moderationStatus"),
+            channel_moderators=_ids(doc.get("channelModerators")),
         )
 
     @property
     def suspended(self) -> bool:
         return self.moderation_status == "suspended"
+
+    def moderated_by(self, user_id: str) -> bool:
+        """A moderator of the stream, named for it or for the broadcaster's whole channel."""
+        return user_id in self.moderators or user_id in self.channel_moderators
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +139,7 @@ def is_insider(stream: StreamFacts, viewer: Viewer) -> bool:
     return (
         viewer.is_staff
         or uid == stream.owner_id
-        or uid in stream.moderators
+        or stream.moderated_by(uid)
         or uid in stream.guests
         or uid in stream.allowed
     )
@@ -143,7 +150,7 @@ def needs_follow_relation(stream: StreamFacts, viewer: Viewer) -> bool:
     uid = viewer.user_id
     if stream.privacy != "followers" or viewer.is_staff or uid == stream.owner_id:
         return False
-    return uid not in stream.moderators and uid not in stream.guests
+    return not stream.moderated_by(uid) and uid not in stream.guests
 
 
 def stream_access(stream: StreamFacts, viewer: Viewer, purpose: Purpose = "content") -> Access:
@@ -153,7 +160,7 @@ def stream_access(stream: StreamFacts, viewer: Viewer, purpose: Purpose = "conte
         return ALLOWED
     if stream.privacy == "private" and not is_insider(stream, viewer):
         return not_found(stream.stream_id)
-    if uid in stream.moderators or uid in stream.guests:
+    if stream.moderated_by(uid) or uid in stream.guests:
         return ALLOWED
     if uid in stream.banned:
         return Access(403, "user-banned", "you are banned from this stream")
@@ -180,7 +187,7 @@ def owner_access(stream: StreamFacts, viewer: Viewer, what: str) -> Access:
 
 def moderator_access(stream: StreamFacts, viewer: Viewer) -> Access:
     """The moderation log: the owner, the stream's moderators and platform staff."""
-    if viewer.is_staff or viewer.user_id == stream.owner_id or viewer.user_id in stream.moderators:
+    if viewer.is_staff or viewer.user_id == stream.owner_id or stream.moderated_by(viewer.user_id):
         return ALLOWED
     if stream.privacy == "private" and not is_insider(stream, viewer):
         return not_found(stream.stream_id)
@@ -198,6 +205,7 @@ ACCESS_EVENTS = frozenset(
         "streams.StreamEnded",
         "streams.ModeratorAdded",
         "streams.ModeratorRemoved",
+        "streams.ChannelModeratorsChanged",
         "streams.GuestJoined",
         "streams.GuestRemoved",
     }
@@ -227,6 +235,8 @@ def facts_after(facts: StreamFacts, kind: str, payload: Mapping[str, Any]) -> St
         return replace(facts, moderators=facts.moderators | {payload["user_id"]})
     if kind == "streams.ModeratorRemoved":
         return replace(facts, moderators=facts.moderators - {payload["user_id"]})
+    if kind == "streams.ChannelModeratorsChanged":
+        return replace(facts, channel_moderators=_ids(payload.get("moderators")))
     if kind == "streams.GuestJoined":
         return replace(facts, guests=_ids(payload.get("guests")) | {payload["user_id"]})
     if kind == "streams.GuestRemoved":

@@ -28,6 +28,7 @@ from spaktok.api.recordings import RecordingJanitor
 from spaktok.api.routes import (
     analytics,
     battles,
+    channels,
     chat,
     enforcement,
     live,
@@ -73,6 +74,7 @@ ROUTERS = (
     viewers.router,
     live.router,
     social.router,
+    channels.router,
     schedules.router,
     moderation.router,
     enforcement.router,

@@ -27,6 +27,8 @@ STATUS_BY_REASON = {
     "cannot-moderate-broadcaster": 422,
     "followers-only": 403,
     "cannot-follow-self": 422,
+    "cannot-moderate-self": 422,
+    "moderator-limit": 409,
     "follow-limit": 409,
     "schedule-in-past": 422,
     "schedule-not-found": 404,
@@ -64,6 +66,7 @@ STATUS_BY_REASON = {
     "stream-key-revoked": 403,
     "not-recorded": 409,
     "account-suspended": 403,  # platform enforcement (docs/security.md)
+    "streaming-not-permitted": 403,  # the permission to go live (docs/security.md "Going live")
     "not-platform-moderator": 403,
     "report-resolved": 409,
     "report-not-found": 404,

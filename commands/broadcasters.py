@@ -1,4 +1,5 @@
-"""Commands on a user's channel: the single live-stream slot, and the channels the user follows."""
+"""Commands on a user's channel: the single live-stream slot, the channels the user follows, and the
+channel's moderators."""
 
 from __future__ import annotations
 
@@ -44,6 +45,10 @@ class StartStream(BroadcasterCommand):
     ingest_url: str
     playback_url: str
     allowed_user_ids: AllowedUsers = Field(default_factory=list)
+    # the permission to go live (issue #18): the broadcaster's youngest possible age from the token
+    # (None: unknown) and the platform's minimum from settings (0: none); the channel decides
+    broadcaster_age: int | None = Field(None, ge=0, le=200)
+    streaming_min_age: int = Field(0, ge=0, le=99)
 
 
 @register_command
@@ -66,3 +71,17 @@ class FollowUser(BroadcasterCommand):
 class UnfollowUser(BroadcasterCommand):
     type: Literal["broadcasters.UnfollowUser"] = "broadcasters.UnfollowUser"
     followee_id: str = Field(min_length=1, max_length=128)
+
+
+@register_command
+class AddChannelModerator(BroadcasterCommand):
+    """`user_id` (the aggregate) is the broadcaster; the moderator moderates all of its streams."""
+
+    type: Literal["broadcasters.AddChannelModerator"] = "broadcasters.AddChannelModerator"
+    moderator_id: str = Field(min_length=1, max_length=128)
+
+
+@register_command
+class RemoveChannelModerator(BroadcasterCommand):
+    type: Literal["broadcasters.RemoveChannelModerator"] = "broadcasters.RemoveChannelModerator"
+    moderator_id: str = Field(min_length=1, max_length=128)

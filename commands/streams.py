@@ -45,6 +45,16 @@ class OpenStream(StreamCommand):
     ingest_url: str
     playback_url: str
     allowed_user_ids: AllowedUsers = Field(default_factory=list)
+    channel_moderators: list[str] = Field(default_factory=list)  # the channel's, at the claim
+
+
+@register_command
+class SyncChannelModerators(StreamCommand):
+    """Internal: the broadcaster's channel moderators changed while this stream is live (the whole
+    set: forwards from one broadcaster arrive in order, so the last one wins)."""
+
+    type: Literal["streams.SyncChannelModerators"] = "streams.SyncChannelModerators"
+    moderators: list[str] = Field(default_factory=list)
 
 
 @register_command

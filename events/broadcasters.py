@@ -1,4 +1,5 @@
-"""What happens to a broadcaster's channel: the one-active-stream-per-user claim."""
+"""What happens to a broadcaster's channel: the one-active-stream-per-user claim, follows,
+enforcement, and the channel's moderators (issue #18)."""
 
 from __future__ import annotations
 
@@ -59,6 +60,22 @@ class AccountReinstated(BroadcasterEvent):
     type: Literal["broadcasters.AccountReinstated"] = "broadcasters.AccountReinstated"
     reinstated_by: str
     reinstated_at: datetime
+
+
+@register_event
+class ChannelModeratorAdded(BroadcasterEvent):
+    """The broadcaster named a moderator for every stream of the channel, the live one included."""
+
+    type: Literal["broadcasters.ChannelModeratorAdded"] = "broadcasters.ChannelModeratorAdded"
+    moderator_id: str
+    added_at: datetime
+
+
+@register_event
+class ChannelModeratorRemoved(BroadcasterEvent):
+    type: Literal["broadcasters.ChannelModeratorRemoved"] = "broadcasters.ChannelModeratorRemoved"
+    moderator_id: str
+    removed_at: datetime
 
 
 @register_event

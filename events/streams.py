@@ -41,6 +41,7 @@ class StreamStarted(StreamEvent):
     playback_url: str
     started_at: datetime
     allowed_user_ids: list[str] = []  # who may watch a private stream besides the staff (issue #15)
+    channel_moderators: list[str] = []  # the channel's moderators when it started (issue #18)
 
 
 @register_event
@@ -114,7 +115,7 @@ class StreamUpdated(StreamEvent):
     updated_at: datetime
 
 
-ModeratorRole = Literal["broadcaster", "moderator", "platform"]
+ModeratorRole = Literal["broadcaster", "moderator", "channel_moderator", "platform"]
 
 
 @register_event
@@ -257,6 +258,15 @@ class ModeratorRemoved(StreamEvent):
     type: Literal["streams.ModeratorRemoved"] = "streams.ModeratorRemoved"
     user_id: str
     removed_at: datetime
+
+
+@register_event
+class ChannelModeratorsChanged(StreamEvent):
+    """The channel's moderators changed while this stream was live: `moderators` is the new set."""
+
+    type: Literal["streams.ChannelModeratorsChanged"] = "streams.ChannelModeratorsChanged"
+    moderators: list[str]
+    changed_at: datetime
 
 
 @register_event

@@ -19,6 +19,7 @@ from spaktok.commands.streams import (
     LinkBattle,
     RecordAnalyticsSnapshot,
     SweepViewers,
+    SyncChannelModerators,
     UnlinkBattle,
 )
 from spaktok.commands.wallets import RefundGift
@@ -217,9 +218,16 @@ def _merge_lists(commands: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _is_final(command: Command, envelopes: list[Sealed]) -> bool:
-    # nobody waits for the answer to the worker's own timers, or to a battle's link and unlink
+    # nobody waits for the answer to the worker's own timers, to a battle's link and unlink, or to the
+    # channel moderators a channel forwards (its own command was answered by the channel)
     internal = (
-        SweepViewers | RecordAnalyticsSnapshot | CheckIngest | ExpireRecordings | LinkBattle | UnlinkBattle
+        SweepViewers
+        | RecordAnalyticsSnapshot
+        | CheckIngest
+        | ExpireRecordings
+        | LinkBattle
+        | UnlinkBattle
+        | SyncChannelModerators
     )
     return not isinstance(command, internal)
 

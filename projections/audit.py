@@ -34,6 +34,9 @@ MODERATION_TYPES = (
     "streams.ReportsResolved",
     "broadcasters.AccountSuspended",
     "broadcasters.AccountReinstated",
+    # channel moderators (issue #18): the user is the moderator named, the actor the broadcaster
+    "broadcasters.ChannelModeratorAdded",
+    "broadcasters.ChannelModeratorRemoved",
 )
 MODERATION_AGGREGATES = ("stream", "broadcaster")
 
@@ -74,7 +77,10 @@ MODERATION_COLUMNS: dict[str, str] = {
     "streamId": "if(aggregate_type = 'stream', aggregate_id, JSONExtractString(payload, 'stream_id'))",
     "sequence": "sequence",
     "action": "replaceOne(replaceOne(type, 'streams.', ''), 'broadcasters.', '')",
-    "userId": "if(aggregate_type = 'broadcaster', aggregate_id, JSONExtractString(payload, 'user_id'))",
+    "userId": (
+        "multiIf(JSONHas(payload, 'moderator_id'), JSONExtractString(payload, 'moderator_id'), "
+        "aggregate_type = 'broadcaster', aggregate_id, JSONExtractString(payload, 'user_id'))"
+    ),
     "actorId": MODERATION_ACTOR,
     "role": "JSONExtractString(payload, 'role')",
     "reason": "JSONExtractString(payload, 'reason')",

@@ -195,6 +195,7 @@ def _started(store: RowStore, env: Envelope) -> int:
         created_at=e.started_at,
         last_updated=e.started_at,
         allowed_user_ids=list(e.allowed_user_ids),
+        channel_moderators=list(e.channel_moderators),
     )
     return 1
 

@@ -23,6 +23,7 @@ from spaktok.events.streams import (
 )
 from spaktok.projections import (
     battles,
+    channels,
     chat_history,
     enforcement,
     media,
@@ -39,11 +40,11 @@ INSERT_STREAM = text(
     """INSERT INTO live_streams (stream_id, user_id, username, user_profile_image, title, category, tags,
         language, privacy, status, stream_url, playback_url, is_recorded, is_premium, is_age_restricted,
         allow_comments, allow_gifts, quality, location, schedule_id, started_at, created_at, last_updated,
-        allowed_user_ids)
+        allowed_user_ids, channel_moderators)
     VALUES (:stream_id, :user_id, :username, :user_profile_image, :title, :category, :tags, :language,
         :privacy, 'live', :ingest_url, :playback_url, :is_recorded, :is_premium, :is_age_restricted,
         :allow_comments, :allow_gifts, :quality, CAST(:location AS jsonb), :schedule_id, :started_at,
-        :started_at, :started_at, :allowed_user_ids)
+        :started_at, :started_at, :allowed_user_ids, :channel_moderators)
     ON CONFLICT (stream_id) DO NOTHING"""
 )
 
@@ -293,6 +294,7 @@ HANDLERS: dict[str, Handler] = chat_history.with_system_messages(
         **battles.HANDLERS,
         **media.HANDLERS,
         **enforcement.HANDLERS,
+        **channels.HANDLERS,
         "streams.CommentPinned": _comment_pinned,
         "streams.CommentUnpinned": _comment_unpinned,
         "streams.StreamEnded": _ended,

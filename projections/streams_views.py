@@ -15,7 +15,8 @@ STREAM_COLUMNS = """stream_id, user_id, username, user_profile_image, title, cat
     viewer_count, peak_viewer_count, total_views, likes, comments, gifts, gift_revenue, duration,
     moderation_status, slow_mode_seconds, moderators, banned_users, guest_users, pk_battle_id,
     pk_opponent_id, pk_score, started_at, ended_at, created_at, last_updated, ingest_status,
-    ingest_changed_at, key_generation, allowed_user_ids, end_reason, live_thumbnail"""
+    ingest_changed_at, key_generation, allowed_user_ids, end_reason, live_thumbnail,
+    channel_moderators"""
 
 
 def camel(name: str) -> str:
@@ -54,7 +55,8 @@ def get_stream(engine: Engine, stream_id: str) -> dict[str, Any] | None:
     return to_document(row) if row is not None else None
 
 
-VISIBLE = """(user_id = :me OR :me = ANY(moderators) OR :me = ANY(guest_users) OR (
+VISIBLE = """(user_id = :me OR :me = ANY(moderators) OR :me = ANY(channel_moderators)
+    OR :me = ANY(guest_users) OR (
     (privacy <> 'private' OR :me = ANY(allowed_user_ids))
     AND NOT (:me = ANY(banned_users))
     AND (privacy <> 'followers' OR EXISTS (
@@ -79,9 +81,10 @@ def list_streams(
     """Streams the viewer may watch, ordered by viewer count (desc), keyset-paginated.
 
     The visibility clause is `api/access.py`'s policy in SQL (keep the two in step): staff see every
-    stream; the owner, its moderators and guests theirs; others a stream when it is not private
-    (or they are allowed), they are not banned, they follow the broadcaster of a followers-only
-    stream, they are not a known minor on an age-restricted one, and it was not suspended."""
+    stream; the owner, its moderators (its own and the channel's) and guests theirs; others a stream
+    when it is not private (or they are allowed), they are not banned, they follow the broadcaster
+    of a followers-only stream, they are not a known minor on an age-restricted one, and it was not
+    suspended."""
     where = [] if staff else [VISIBLE]
     params: dict[str, Any] = {"limit": limit + 1, "me": viewer_id, "minor": minor}
     for column, value in (("status", status), ("category", category), ("language", language)):

@@ -184,7 +184,7 @@ CREATE TABLE IF NOT EXISTS stream_moderation_log (  -- spec: streamModerationLog
     event_id           text PRIMARY KEY,
     stream_id          text NOT NULL,
     moderator_id       text NOT NULL,
-    role               text NOT NULL,               -- broadcaster, moderator, platform
+    role               text NOT NULL,               -- broadcaster, moderator, channel_moderator, platform
     action             text NOT NULL,               -- ban, unban, timeout, delete_comment
     target_user_id     text,
     target_comment_id  text,
@@ -389,6 +389,16 @@ CREATE TABLE IF NOT EXISTS stream_report_reporters (
     reason             text NOT NULL,               -- the reporter's latest reason
     reported_at        timestamptz NOT NULL,        -- their latest report within the round
     PRIMARY KEY (report_id, reporter_id)
+);
+
+-- channel moderators (issue #18, docs/api.md "Channels"): named by the broadcaster for every stream of
+-- the channel; a stream keeps the set it started with, kept in step while it is live
+ALTER TABLE live_streams ADD COLUMN IF NOT EXISTS channel_moderators text[] NOT NULL DEFAULT '{}';
+CREATE TABLE IF NOT EXISTS channel_moderators (
+    channel_id         text NOT NULL,
+    moderator_id       text NOT NULL,
+    added_at           timestamptz NOT NULL,
+    PRIMARY KEY (channel_id, moderator_id)
 );
 
 -- Idempotency-Key bindings (api/idempotency.py): a key names one intent of one user; the first

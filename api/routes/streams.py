@@ -13,7 +13,7 @@ from spaktok.api import media_links
 from spaktok.api.access import STAFF_ROLES
 from spaktok.api.deps import CommandMeta, CurrentUser, IdempotencyKey, ServicesDep, StreamPath
 from spaktok.api.problems import Problem
-from spaktok.api.readable import ReadableStream, is_known_minor
+from spaktok.api.readable import ReadableStream, is_known_minor, youngest_age
 from spaktok.api.responses import answer, event_payload
 from spaktok.api.schemas import StartStreamBody, UpdateStreamBody
 from spaktok.commands.broadcasters import StartStream
@@ -63,6 +63,8 @@ async def start_stream(
         playback_url=f"{settings.hls_base_url.rstrip('/')}/{stream_id}/index.m3u8",  # unsigned: the address
         **body.model_dump(exclude={"location"}),
         location=body.location.model_dump() if body.location else None,
+        broadcaster_age=youngest_age(user.birth_year),
+        streaming_min_age=settings.streaming_min_age,
     )
     outcome = await services.bus.execute(command)
 

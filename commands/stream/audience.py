@@ -46,7 +46,7 @@ def _admit_viewer(command: JoinStream, state: StreamState) -> None:
     guests pass; then bans, followers-only and age apply."""
     actor = command.actor_id
     trusted = command.platform_moderator or actor == state.user_id
-    crew = actor in state.moderation.moderators or actor in state.stage.guests
+    crew = state.moderation.moderates(actor) or actor in state.stage.guests
     if state.privacy == "private" and not (trusted or crew or actor in state.allowed_user_ids):
         raise Rejection("private-stream", "this stream is private")
     if trusted or crew:

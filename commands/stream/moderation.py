@@ -23,12 +23,14 @@ from spaktok.commands.streams import (
     ModerationCommand,
     RemoveModerator,
     ReportStream,
+    SyncChannelModerators,
     TimeoutUser,
     UnbanUser,
 )
 from spaktok.events.base import Event
 from spaktok.events.envelope import derive_id
 from spaktok.events.streams import (
+    ChannelModeratorsChanged,
     ModerationNotified,
     ModeratorAdded,
     ModeratorRemoved,
@@ -37,6 +39,7 @@ from spaktok.events.streams import (
     ReportsResolved,
     StreamFlagged,
     StreamReported,
+    StreamStarted,
     StreamSuspended,
     TimeoutLifted,
     UserBanned,
@@ -67,6 +70,8 @@ def moderator_role(command: ModerationCommand | DeleteComment, state: StreamStat
         return "broadcaster"
     if command.actor_id in state.moderation.moderators:
         return "moderator"
+    if command.actor_id in state.moderation.channel_moderators:
+        return "channel_moderator"
     if command.platform_moderator:
         return "platform"
     raise Rejection("not-moderator", "only the broadcaster or a moderator can do this")
@@ -155,6 +160,16 @@ def _moderators(command: AddModerator | RemoveModerator, state: StreamState) -> 
     return [removed, notice(command, state, "moderator_removed", [target])]
 
 
+def _sync_channel_moderators(command: SyncChannelModerators, state: StreamState) -> list[Event]:
+    """The channel's moderators as the broadcaster now holds them; an ended stream keeps its own."""
+    if state.status != "live":
+        return []
+    moderators = sorted(set(command.moderators) - {state.user_id})
+    if tuple(moderators) == tuple(sorted(state.moderation.channel_moderators)):
+        return []
+    return [ChannelModeratorsChanged(moderators=moderators, changed_at=command.issued_at)]
+
+
 def _report(command: ReportStream, state: StreamState) -> list[Event]:
     """One report per reporter per window; N distinct reporters flag, M suspend (spec §8.2)."""
     require_live(state)
@@ -204,6 +219,7 @@ DECIDERS: Deciders = {
     AddModerator: _moderators,
     RemoveModerator: _moderators,
     ReportStream: _report,
+    SyncChannelModerators: _sync_channel_moderators,
 }
 
 
@@ -260,6 +276,14 @@ def _moderator_removed(moderation: Moderation, event: ModeratorRemoved) -> Moder
     return copy_with(moderation, moderators=remaining)
 
 
+def _channel_moderators(moderation: Moderation, event: ChannelModeratorsChanged) -> Moderation:
+    return copy_with(moderation, channel_moderators=tuple(event.moderators))
+
+
+def _started(moderation: Moderation, event: StreamStarted) -> Moderation:
+    return copy_with(moderation, channel_moderators=tuple(event.channel_moderators))
+
+
 # how each moderation event changes a thawed Moderation: the maps in place, the rest replaced
 FOLDS: dict[type[Event], Callable[[Moderation, Any], Moderation]] = {
     UserBanned: _banned,
@@ -272,4 +296,6 @@ FOLDS: dict[type[Event], Callable[[Moderation, Any], Moderation]] = {
     StreamSuspended: _suspended,
     ModeratorAdded: _moderator_added,
     ModeratorRemoved: _moderator_removed,
+    ChannelModeratorsChanged: _channel_moderators,
+    StreamStarted: _started,
 }

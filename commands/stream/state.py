@@ -86,6 +86,12 @@ class Moderation:
     # report (a reporter whose report was resolved does not reopen it)
     report_round: int = 1
     reported_by: dict[str, int] = field(default_factory=dict)
+    # the broadcaster's channel moderators (issue #18): taken at the start, kept in step while live
+    channel_moderators: tuple[str, ...] = ()
+
+    def moderates(self, user_id: str) -> bool:
+        """A moderator of this stream, named for it or for the whole channel."""
+        return user_id in self.moderators or user_id in self.channel_moderators
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +220,7 @@ class StreamState:
     moderation_status = Flat[str]("moderation")
     report_round = Flat[int]("moderation")
     reported_by = Flat[dict[str, int]]("moderation")
+    channel_moderators = Flat[tuple[str, ...]]("moderation")
     guests = Flat[tuple[str, ...]]("stage")
     guest_invites = Flat[tuple[str, ...]]("stage")
     gifts = Flat[int]("gifting")
@@ -273,7 +280,14 @@ class StreamState:
         """The state `to_dict` stored; a field missing from an older record takes its default."""
         data = dict(data)
         data["recent_like_ids"] = dict.fromkeys(data.get("recent_like_ids", ()))
-        for name in ("moderators", "guests", "guest_invites", "allowed_user_ids", "pk_left"):
+        for name in (
+            "moderators",
+            "channel_moderators",
+            "guests",
+            "guest_invites",
+            "allowed_user_ids",
+            "pk_left",
+        ):
             data[name] = tuple(data.get(name, ()))
         for name in PARTED.intersection(data):
             if not isinstance(data[name], PartedMap):
@@ -285,6 +299,7 @@ class StreamState:
         return cls(**data, **parts)
 
 
+TUPLES = ("moderators", "channel_moderators", "guests", "guest_invites", "allowed_user_ids", "pk_left")
 PARTED = frozenset({"viewers", "watch_time", "gifters", "combos"})  # the per-user maps kept as PartedMaps
 
 # the parts of a StreamState: field name -> its type

@@ -232,6 +232,14 @@ def _rows() -> list[Row]:
         Row("POST", "/v1/users/{user_id}/follow", ANY_USER, mutates=True, user="owner"),
         Row("DELETE", "/v1/users/{user_id}/follow", ANY_USER, mutates=True, user="owner"),
         Row("GET", "/v1/notifications", ANY_USER),
+        # channels (docs/api.md "Channels"): a hidden stream is left out, never refused
+        Row("GET", "/v1/users/{user_id}/live", ANY_USER, user="owner"),
+        Row("GET", "/v1/users/{user_id}/streams", ANY_USER, user="owner"),
+        Row("GET", "/v1/me/following/live", ANY_USER),
+        # the caller's own channel moderators: every caller acts on their own channel only
+        Row("GET", "/v1/me/moderators", ANY_USER),
+        Row("POST", "/v1/me/moderators", ANY_USER, {"userId": "m-x"}, mutates=True),
+        Row("DELETE", "/v1/me/moderators/{user_id}", ANY_USER, mutates=True),
         # operations, analytics, audits
         Row("GET", "/v1/commands/{command_id}", expect(404, owner=OK, admin=OK)),
         Row("GET", "/v1/admin/metrics", ADMIN_ONLY),
