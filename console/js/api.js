@@ -219,3 +219,10 @@ export function requireSignIn(container) {
   );
   return false;
 }
+
+/** A table of `rows` (objects) showing `columns` (keys); objects are shown as JSON. */
+export function table(rows, columns) {
+  return el("div", { class: "table-wrap" }, el("table", {},
+    el("thead", {}, el("tr", {}, ...columns.map((c) => el("th", { scope: "col" }, c)))),
+    el("tbody", {}, ...rows.map((r) => el("tr", {}, ...columns.map((c) => el("td", {}, r[c] == null ? "" : typeof r[c] === "object" ? JSON.stringify(r[c]) : String(r[c]))))))));
+}
