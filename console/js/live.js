@@ -354,7 +354,8 @@ export class LiveView {
       node = el("div", { class: "gift-animation", "data-testid": "gift-animation", "data-combo-id": key, role: "status" });
       this.animations.append(node);
     }
-    const image = g.giftImageUrl && /^https?:|^\//.test(g.giftImageUrl)
+    // only an image of this site: a catalog's CDN may be unreachable (a failed load is a console error)
+    const image = g.giftImageUrl && /^\/[^/]/.test(g.giftImageUrl)
       ? el("img", { src: g.giftImageUrl, alt: "", width: 32, height: 32, onerror: (e) => e.target.remove() })
       : el("span", { class: "gift-icon", "aria-hidden": "true" }, "🎁");
     node.replaceChildren(image, el("span", {}, text));

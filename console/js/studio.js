@@ -10,13 +10,13 @@ import { LiveView } from "./live.js";
 const HEARTBEAT_MS = 30000; // the broadcaster's app beats too: a silent one is ended (broadcaster_grace_s)
 const INGEST_KEY = (id) => `spaktok.ingest.${id}`;
 
-guardErrors();
-renderHeader();
-main().catch((error) => show($("#page-error"), `The page could not start: ${error.message}`));
-
 let user = null;
 let view = null;
 let heartbeat = null;
+
+guardErrors();
+renderHeader();
+main().catch((error) => show($("#page-error"), `The page could not start: ${error.message}`));
 
 async function main() {
   const root = $("#studio");
@@ -107,10 +107,10 @@ function goLiveForm() {
 }
 
 async function waitForLive() {
-  for (let i = 0; i < 20; i += 1) {
-    await new Promise((resolve) => setTimeout(resolve, 500));
+  for (let i = 0; i < 40; i += 1) {
     const live = await api("GET", `/v1/users/${encodeURIComponent(user.id)}/live`);
     if (live.ok && live.data?.live) return live.data.streamId;
+    await new Promise((resolve) => setTimeout(resolve, 250));
   }
   return null;
 }
@@ -119,11 +119,8 @@ async function waitForLive() {
 
 async function openLive(streamId, created = null) {
   const path = `/v1/streams/${encodeURIComponent(streamId)}`;
-  let doc = await api("GET", path);
-  for (let i = 0; !doc.ok && doc.status === 404 && i < 10; i += 1) {
-    await new Promise((resolve) => setTimeout(resolve, 300)); // the read model follows the start
-    doc = await api("GET", path);
-  }
+  if (created) await waitForLive(); // the read model follows the start: never ask it for a 404
+  const doc = await api("GET", path);
   const stream = doc.ok ? doc.data : { streamId, title: created?.title || "", streamKey: created?.streamKey };
   if (!doc.ok) studioError(`The stream's document: ${doc.message}`);
   const ingestUrl = created?.ingestUrl || localStorage.getItem(INGEST_KEY(streamId)) || "rtmp://127.0.0.1:1935/live";
