@@ -51,7 +51,7 @@ function metricsPanel() {
     const rows = [
       ["Live streams", formatNumber(m.concurrentStreams)],
       ["Viewers now", formatNumber(m.totalViewers)],
-      ...Object.entries(w).map(([k, v]) => [`24 h: ${k}`, typeof v === "object" ? JSON.stringify(v) : String(v)]),
+      ...flatten(w).filter(([k]) => !WINDOW_BOUNDS.has(k)).map(([k, v]) => [`Last 24 h: ${k}`, String(v)]),
       ["Client error rate", String(e.clientErrorRate ?? "")],
       ["Server error rate", String(e.serverErrorRate ?? "")],
       ["Dead-lettered records", String(e.deadLetteredRecords ?? "")],
@@ -66,6 +66,15 @@ function metricsPanel() {
   setInterval(poll, METRICS_POLL_MS);
   return el("section", { class: "panel", "data-testid": "admin-metrics", "aria-labelledby": "metrics-title" },
     el("h2", { id: "metrics-title" }, "Platform metrics"), error, figures, chart);
+}
+
+const WINDOW_BOUNDS = new Set(["since", "until", "hours"]);
+
+/** [["a.b", 1], ...]: a nested figure as dotted names. */
+function flatten(object, prefix = "") {
+  return Object.entries(object || {}).flatMap(([k, v]) =>
+    v && typeof v === "object" && !Array.isArray(v) ? flatten(v, `${prefix}${k}.`) : [[`${prefix}${k}`, v]],
+  );
 }
 
 // --- reports ----------------------------------------------------------------------------------------
