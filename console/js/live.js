@@ -227,7 +227,7 @@ export class LiveView {
         break;
       case "ingest":
         this.addNotice(data.ingest === "live" ? "The broadcaster's video is live." : "The broadcaster's video is reconnecting…");
-        if (this.options.onIngest) this.options.onIngest(data.ingest);
+        if (this.options.onIngest) this.options.onIngest(data.ingest, data.at);
         break;
       case "health":
         if (this.options.onHealth) this.options.onHealth(data);

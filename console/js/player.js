@@ -4,6 +4,8 @@
 import { el } from "./api.js";
 
 let hlsLoading = null;
+const RETRIES = 5;
+const RETRY_MS = 3000;
 
 function loadHls(src) {
   if (window.Hls) return Promise.resolve(window.Hls);
@@ -44,11 +46,18 @@ export async function mountPlayer(area, url, onProblem) {
   if (hlsSrc) {
     const Hls = await loadHls(hlsSrc);
     if (Hls && Hls.isSupported()) {
-      const hls = new Hls({ lowLatencyMode: true, manifestLoadingMaxRetry: 6, manifestLoadingRetryDelay: 2000 });
+      const hls = new Hls({ lowLatencyMode: true });
+      let retries = 0;
       hls.on(Hls.Events.ERROR, (_event, data) => {
         if (!data || !data.fatal) return;
         if (data.type === Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
-        else if (onProblem) onProblem(`The video stopped (${data.details}).`);
+        else if (data.type === Hls.ErrorTypes.NETWORK_ERROR && retries < RETRIES) {
+          retries += 1; // a playlist not written yet, a media server restarting: try again shortly
+          setTimeout(() => hls.loadSource(url), RETRY_MS);
+        } else if (onProblem) onProblem(`The video stopped (${data.details}).`);
+      });
+      hls.on(Hls.Events.FRAG_LOADED, () => {
+        retries = 0;
       });
       hls.loadSource(url);
       hls.attachMedia(video);

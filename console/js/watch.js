@@ -7,7 +7,9 @@ import { mountPlayer, waiting } from "./player.js";
 const HEARTBEAT_MS = 30000; // the API drops a viewer silent for viewer_timeout_s (120 s)
 const LIKE_FLUSH_MS = 1000; // taps are batched into one POST a second (API.md: count 1..1000)
 const COIN_PACK = 100;
-const PLAYER_DELAY_MS = 4000; // the first HLS segments appear a few seconds after the encoder starts
+// the transcoder writes the first playlist a few seconds after the encoder starts: asking earlier is a
+// 404 (an error in the browser's console), so the player waits this long after the ingest began
+const PLAYER_DELAY_MS = 10000;
 
 guardErrors();
 renderHeader();
@@ -53,7 +55,15 @@ async function main() {
     }
     stopPlayer = await mountPlayer(playerArea, playbackUrl, (words) => show($("#player-problem"), words, "info"));
   };
-  if (doc.data.ingestStatus === "live") startPlayer();
+  let playerTimer = null;
+  const startAfterIngest = (since) => {
+    clearTimeout(playerTimer);
+    playerArea.replaceChildren(waiting("The broadcaster's video is starting…"));
+    const began = Date.parse(since);
+    const wait = Number.isNaN(began) ? PLAYER_DELAY_MS : Math.max(0, began + PLAYER_DELAY_MS - Date.now());
+    playerTimer = setTimeout(startPlayer, Math.min(wait, PLAYER_DELAY_MS));
+  };
+  if (doc.data.ingestStatus === "live") startAfterIngest(doc.data.ingestChangedAt);
   else playerArea.replaceChildren(waiting("Waiting for the broadcaster's video…"));
 
   let heartbeat = null;
@@ -72,8 +82,8 @@ async function main() {
       stopPlayer();
       playerArea.replaceChildren(waiting(words));
     },
-    onIngest: (state) => {
-      if (state === "live") setTimeout(startPlayer, PLAYER_DELAY_MS);
+    onIngest: (state, at) => {
+      if (state === "live") startAfterIngest(at);
       else show($("#player-problem"), "The broadcaster's video is reconnecting…", "info");
     },
   });
