@@ -108,10 +108,9 @@ const WORDS = {
 function describeProblem(status, problem) {
   const kind = slug(problem);
   const detail = problem && typeof problem.detail === "string" ? problem.detail : "";
-  const lead = WORDS[kind];
-  if (lead && detail && !detail.startsWith(lead)) return `${lead} (${detail})`;
-  if (lead) return lead;
-  if (detail) return detail;
+  // the API's own words first: they say what to do (e.g. until when a timeout lasts)
+  if (detail) return detail.charAt(0).toUpperCase() + detail.slice(1);
+  if (WORDS[kind]) return WORDS[kind];
   if (status === 404) return "Not found.";
   return `The API answered ${status}.`;
 }

@@ -15,13 +15,29 @@ const CLOSE_WORDS = {
   4404: "This stream does not exist or is private.",
 };
 
+// 4403's reason is the problem slug (docs/realtime.md "Closing")
+const REFUSALS = {
+  "user-banned": "You were banned from this stream.",
+  "stream-suspended": "The platform's moderation team suspended this stream.",
+  "followers-only": "This stream is now for the broadcaster's followers only.",
+  "private-stream": "This stream is now private.",
+  "age-restricted": "This stream is now for viewers 18 and over.",
+  "account-suspended": "Your account is suspended.",
+};
+
+function closeWords(code, reason) {
+  if (code === 4403 && REFUSALS[reason]) return REFUSALS[reason];
+  const words = CLOSE_WORDS[code] || `The feed closed (${code}).`;
+  return reason ? `${words} (${reason})` : words;
+}
+
 export function openFeed(streamId, { onItems, onState }) {
   let socket = null;
   let lastSequence = -1;
   let stopped = false;
   let attempts = 0;
 
-  const state = (name, detail = "") => onState && onState(name, detail);
+  const state = (name, detail = "", code = undefined) => onState && onState(name, detail, code);
 
   function connect() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
@@ -63,14 +79,13 @@ export function openFeed(streamId, { onItems, onState }) {
     });
     socket.addEventListener("close", (event) => {
       socket = null;
-      const reason = event.reason ? ` (${event.reason})` : "";
       if (stopped) {
         state("closed", "");
         return;
       }
       if (FINAL.has(event.code) || attempts >= 5) {
         stopped = true;
-        state("closed", `${CLOSE_WORDS[event.code] || `The feed closed (${event.code}).`}${reason}`, event.code);
+        state("closed", closeWords(event.code, event.reason), event.code);
         return;
       }
       attempts += 1;

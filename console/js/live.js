@@ -112,7 +112,7 @@ export class LiveView {
     if (name === "closed") {
       this.closeChat(detail || "The feed is closed.");
       if (code === 4403 && this.options.onBanned) this.options.onBanned(detail);
-      if (this.options.onStatus) this.options.onStatus("closed");
+      if (this.options.onStatus) this.options.onStatus("closed", detail, code);
     }
   }
 

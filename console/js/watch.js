@@ -82,6 +82,12 @@ async function main() {
       stopPlayer();
       playerArea.replaceChildren(waiting(words));
     },
+    onStatus: (state, detail) => {
+      // the feed closed for good (ended, refused, suspended): say so if nothing else did
+      if (state === "closed" && errorBox.hidden) show(errorBox, detail || "The live feed closed.");
+      removeViewerActions();
+      clearInterval(heartbeat);
+    },
     onIngest: (state, at) => {
       if (state === "live") startAfterIngest(at);
       else show($("#player-problem"), "The broadcaster's video is reconnecting…", "info");
