@@ -7,6 +7,7 @@ import { lineChart } from "./chart.js";
 
 const METRICS_POLL_MS = 10000;
 const MAX_POINTS = 360; // an hour at the poll interval
+const REPORTS_POLL_MS = 5000; // the open queue refreshes itself
 
 guardErrors();
 renderHeader();
@@ -102,7 +103,7 @@ function reportsPanel() {
   which.addEventListener("change", load);
   refresh.addEventListener("click", load);
   load();
-  setInterval(() => { if (which.value === "open") load(); }, 15000);
+  setInterval(() => { if (which.value === "open") load(); }, REPORTS_POLL_MS);
   return el("section", { class: "panel", "aria-labelledby": "reports-title" },
     el("h2", { id: "reports-title" }, "Reports queue"),
     el("div", { class: "row" }, el("label", { for: "reports-status-filter" }, "Show", which), refresh),

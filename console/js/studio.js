@@ -420,13 +420,15 @@ async function loadReport(streamId, title) {
       el("dt", {}, "Unique viewers"), el("dd", {}, formatNumber(a.uniqueViewers)),
       el("dt", {}, "Average watch time"), el("dd", {}, formatDuration(a.averageWatchTimeSeconds)),
       el("dt", {}, "Engagement"), el("dd", {}, `${Math.round((a.engagement?.rate || 0) * 100)}%`),
-      el("dt", {}, "Revenue"), el("dd", {}, typeof revenue === "object" ? Object.entries(revenue).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(", ") : String(revenue))),
+      el("dt", {}, "Gift revenue"), el("dd", {}, `${formatNumber(revenue.coins)} coins ($${revenue.usd ?? "0.00"})`),
+      el("dt", {}, "Your share"), el("dd", {}, `${formatNumber(revenue.broadcasterCoins)} coins ($${revenue.broadcasterUsd ?? "0.00"})`)),
     lineChart("Viewers per minute", [{ name: "peak viewers", points: point("peakViewers") }]),
     lineChart("Engagement per minute", [
       { name: "likes", points: point("likes") },
       { name: "comments", points: point("comments") },
       { name: "gifts", points: point("gifts") },
     ]),
+    barChart("Coins by gift", (revenue.byGift || []).map((g) => ({ label: g.giftName || g.giftId, value: g.coins || 0 }))),
     barChart("Top gifters (coins)", (a.topGifters || []).map((g) => ({ label: g.username || g.userId, value: g.coins || 0 }))),
     countries.length ? barChart("Viewers by country", countries) : null,
   );
