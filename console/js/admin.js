@@ -107,7 +107,25 @@ function reportsPanel() {
   return el("section", { class: "panel", "aria-labelledby": "reports-title" },
     el("h2", { id: "reports-title" }, "Reports queue"),
     el("div", { class: "row" }, el("label", { for: "reports-status-filter" }, "Show", which), refresh),
-    status, list);
+    status, list, suspendForm());
+}
+
+/** Any live stream, reported or not: POST /v1/admin/streams/{id}/suspend. */
+function suspendForm() {
+  const stream = el("input", { id: "suspend-stream-id", "data-testid": "suspend-stream-id", required: true, autocomplete: "off" });
+  const reason = el("input", { id: "suspend-reason", "data-testid": "suspend-reason", required: true, maxlength: 500 });
+  const status = el("p", { class: "hint", role: "status" });
+  const form = el("form", { class: "row", "aria-labelledby": "suspend-title" },
+    el("label", { for: "suspend-stream-id" }, "Stream id", stream),
+    el("label", { for: "suspend-reason" }, "Reason", reason),
+    el("button", { type: "submit", "data-testid": "suspend-submit" }, "Suspend stream"));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const id = stream.value.trim();
+    const result = await api("POST", `/v1/admin/streams/${encodeURIComponent(id)}/suspend`, { reason: reason.value.trim() }, { idempotencyKey: newKey() });
+    status.textContent = result.ok ? `Stream ${id} suspended.` : result.message;
+  });
+  return el("div", {}, el("h3", { id: "suspend-title" }, "Suspend a stream"), form, status);
 }
 
 function reportRow(r, status, reload) {

@@ -151,7 +151,7 @@ async function openLive(streamId, created = null) {
     el("section", { class: "panel", "aria-labelledby": "live-title" },
       el("h2", { id: "live-title" }, "Live: ", el("span", { id: "stream-title" }, stream.title || "")),
       el("dl", { class: "kv" },
-        el("dt", {}, "Stream id"), el("dd", {}, el("code", { "data-testid": "stream-id" }, streamId)),
+        el("dt", {}, "Stream id"), el("dd", {}, el("code", { "data-testid": "stream-id", "aria-label": "Stream id" }, streamId)),
         el("dt", {}, "Watch page"), el("dd", {}, el("a", { href: `/watch/${encodeURIComponent(streamId)}` }, `/watch/${streamId}`))),
       health, endButton, finalStats),
     el("div", { class: "studio-live" }, el("div", {}, ingest, tools), view.node),
@@ -177,8 +177,8 @@ async function openLive(streamId, created = null) {
 }
 
 function ingestPanel(streamId, ingestUrl, key) {
-  const keyNode = el("code", { "data-testid": "stream-key", id: "stream-key" }, key);
-  const server = el("code", { "data-testid": "ingest-url" }, ingestUrl);
+  const keyNode = el("code", { "data-testid": "stream-key", id: "stream-key", "aria-label": "Stream key" }, key);
+  const server = el("code", { "data-testid": "ingest-url", "aria-label": "Ingest server" }, ingestUrl);
   const ffmpeg = el("pre", {});
   const render = () => {
     ffmpeg.textContent =
