@@ -205,6 +205,13 @@ function viewerActions(streamId, view, user) {
   loadGifts();
   refreshWallet();
 
+  // a viewer the broadcaster invited goes on stage (the feed's guest_joined shows it to everyone)
+  const stage = el("button", { type: "button", class: "secondary", "data-testid": "guest-accept" }, "Join the stage (if invited)");
+  stage.addEventListener("click", async () => {
+    const accepted = await api("POST", `${path}/guests/accept`, undefined, { idempotencyKey: newKey() });
+    show(status, accepted.ok ? "You are on stage." : `Joining the stage: ${accepted.message}`, accepted.ok ? "info" : "error");
+  });
+
   return el(
     "section",
     { class: "viewer-actions", "aria-label": "Like and gift" },
@@ -213,6 +220,7 @@ function viewerActions(streamId, view, user) {
       el("label", { for: "gift-picker" }, "Gift"), picker, giftButton),
     el("div", { class: "wallet-row" },
       el("span", { id: "balance-label" }, "Balance"), " ", balance, " coins ", buy),
+    stage,
     status,
   );
 }
