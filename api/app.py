@@ -30,6 +30,8 @@ from spaktok.api.routes import (
     battles,
     channels,
     chat,
+    console,
+    dev,
     enforcement,
     live,
     media,
@@ -83,6 +85,8 @@ ROUTERS = (
     media_health.router,
     analytics.router,
     replay.router,
+    dev.router,
+    console.router,  # the pages last: the API's own routes are matched first
 )
 
 
@@ -144,6 +148,7 @@ def create_app(settings: Settings | None = None, *, host_clickhouse_projector: b
         description="Commands go to Kafka; reads come from Postgres and ClickHouse read models.",
         dependencies=[Depends(guard_mutation)],
     )
+    app.state.settings = settings  # for routes that need no services (api/routes/dev.py)
     app.state.rate_limits = RateLimits(settings)
     install_problem_handlers(app)
     app.state.http_counters = HttpCounters()

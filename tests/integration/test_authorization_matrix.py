@@ -107,6 +107,8 @@ class World:
             "user_id": self.ids[user],
             "payout_id": "po_doesnotexist",
             "report_id": self.values.get("report_id", "rp_doesnotexist"),
+            "folder": "js",  # a console asset (docs/console.md)
+            "asset": "api.js",
             **self.values,
         }
         return template.format(**names)
@@ -259,6 +261,15 @@ def _rows() -> list[Row]:
         Row("POST", "/v1/hooks/rtmp/publish-done", MEDIA_SERVER, _hook_form, mutates=True, form=True),
         Row("POST", "/v1/hooks/rtmp/record-done", MEDIA_SERVER, _hook_form, mutates=True, form=True),
         Row("POST", "/v1/hooks/media/health", MEDIA_SERVER, _health_form, mutates=True, form=True),
+        # dev mode only (404 elsewhere): a token for anyone, so it asks for none
+        Row("POST", "/v1/dev/token", expect(public=True), {"userId": "dev-x", "roles": ["admin"]}),
+        # the web console's pages and assets (docs/console.md): static, public, data comes from the API
+        Row("GET", "/", expect(public=True)),
+        Row("GET", "/signin", expect(public=True)),
+        Row("GET", "/watch/{stream_id}", expect(public=True)),
+        Row("GET", "/studio", expect(public=True)),
+        Row("GET", "/admin", expect(public=True)),
+        Row("GET", "/console/{folder}/{asset}", expect(public=True)),
     ]
 
 
