@@ -9,6 +9,7 @@ packages; Playwright never downloads a browser here). The screenshots in docs/co
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -177,7 +178,7 @@ def test_viewer_and_broadcaster_chat_like_gift_and_ban(
     assert owner.post(f"/v1/streams/{sid}/bans", json={"userId": fan.user_id}).status_code == 200
     expect(watch.get_by_test_id("feed-status")).to_have_text("closed", timeout=10_000)
     expect(watch.get_by_test_id("chat-input")).to_have_count(0)
-    expect(watch.get_by_test_id("watch-error")).to_contain_text("ban", timeout=5_000)
+    expect(watch.get_by_test_id("watch-error")).to_contain_text(re.compile("ban", re.I), timeout=5_000)
 
 
 def test_a_pk_battle_shows_both_scores_moving(
@@ -324,3 +325,52 @@ def _playing(page: Page, above: float) -> float:
     position = float(page.evaluate(script))
     assert position > above, position
     return position
+
+
+UNNAMED_CONTROLS = """() => [...document.querySelectorAll('input, select, textarea, button')]
+    .filter(e => e.offsetParent !== null && e.type !== 'hidden')
+    .filter(e => !(e.getAttribute('aria-label') || e.getAttribute('aria-labelledby') || e.title
+                   || (e.labels && e.labels.length) || (e.tagName === 'BUTTON' && e.textContent.trim())))
+    .map(e => e.outerHTML.slice(0, 120))"""
+FOCUS_SHOWN = """() => { const e = document.activeElement, s = getComputedStyle(e);
+    return e !== document.body && (s.outlineStyle !== 'none' || s.boxShadow !== 'none'); }"""
+
+
+def test_refusals_in_words_labels_and_keyboard_focus(
+    people: Callable[..., Person], user: Callable[..., Api]
+) -> None:
+    """A followers-only stream refused to an outsider in words; on every page each visible control
+    has a name a screen reader can say, and the keyboard's focus is shown."""
+    host = user(uid("host"))
+    response = host.post(
+        "/v1/streams", json={"title": "Fans only", "category": "chat", "privacy": "followers"}
+    )
+    assert response.status_code == 201, response.text
+    closed = str(response.json()["streamId"])
+    wait_for_document(host, closed)
+    outsider = people("outsider")
+    outsider.allow(403)  # the refusal this test is about
+    refused = outsider.goto(f"/watch/{closed}")
+    expect(refused.get_by_test_id("watch-error")).to_contain_text(re.compile("follow", re.I), timeout=10_000)
+
+    caster = people("caster", roles="admin")
+    sid, _ = go_live(caster, "Accessible stream")
+    for path in ("/signin", "/", f"/watch/{sid}", "/studio", "/admin"):
+        page = caster.goto(path, caster.open())
+        page.wait_for_load_state("networkidle")
+        assert page.evaluate(UNNAMED_CONTROLS) == [], f"controls without a name on {path}"
+        page.keyboard.press("Tab")
+        page.keyboard.press("Tab")
+        assert page.evaluate(FOCUS_SHOWN), f"the keyboard's focus is not shown on {path}"
+
+
+def test_the_label_and_focus_checks_fail_on_a_page_without_them(browser: Browser) -> None:
+    """The two checks above, on a hand-made bad page: they must be able to fail."""
+    page = browser.new_page()
+    try:
+        page.set_content("<style>*:focus { outline: none }</style><input id='q'><button>Go</button>")
+        assert len(page.evaluate(UNNAMED_CONTROLS)) == 1  # the input has no label; the button has text
+        page.keyboard.press("Tab")
+        assert page.evaluate(FOCUS_SHOWN) is False
+    finally:
+        page.close()
