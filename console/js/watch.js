@@ -65,17 +65,32 @@ async function main() {
   };
   if (doc.data.ingestStatus === "live") startAfterIngest(doc.data.ingestChangedAt);
   else playerArea.replaceChildren(waiting("Waiting for the broadcaster's video…"));
+  // the ingest may begin between the read above and the feed's first frame, and the feed tells only
+  // what happens after it: until the video is known to be coming, ask the document again now and then
+  let ingestCheck = null;
+  const stopIngestCheck = () => clearInterval(ingestCheck);
+  if (playerTimer === null) {
+    ingestCheck = setInterval(async () => {
+      if (playerTimer !== null) return stopIngestCheck();
+      const again = await api("GET", `/v1/streams/${encodeURIComponent(streamId)}`);
+      if (again.ok && again.data?.ingestStatus === "live" && playerTimer === null) {
+        startAfterIngest(again.data.ingestChangedAt);
+      }
+    }, 3000);
+  }
 
   let heartbeat = null;
   const view = new LiveView(streamId, {
     me: user,
     onBanned: (words) => {
+      stopIngestCheck();
       show(errorBox, words || "You are banned from this stream.");
       removeViewerActions();
       stopPlayer();
       clearInterval(heartbeat);
     },
     onEnded: (data, words) => {
+      stopIngestCheck();
       show(errorBox, words);
       removeViewerActions();
       clearInterval(heartbeat);
@@ -83,6 +98,7 @@ async function main() {
       playerArea.replaceChildren(waiting(words));
     },
     onStatus: (state, detail) => {
+      if (state === "closed") stopIngestCheck();
       // the feed closed for good (ended, refused, suspended): say so if nothing else did
       if (state === "closed" && errorBox.hidden) show(errorBox, detail || "The live feed closed.");
       removeViewerActions();
