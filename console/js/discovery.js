@@ -69,9 +69,17 @@ async function loadStreams(more = false) {
 
 async function main() {
   if (!requireSignIn($("#main"))) return;
+  // the filters can come with the address (`/?category=games&tag=speedrun`), so a filtered list can be shared
+  const given = new URLSearchParams(window.location.search);
+  for (const name of ["category", "tag", "language"]) {
+    if (given.get(name)) $(`#filter-${name}`).value = given.get(name);
+  }
   $("#filters").addEventListener("submit", (event) => {
     event.preventDefault();
     cursor = null;
+    const shown = new URLSearchParams(new URL(query(false), window.location.origin).search);
+    shown.delete("status");
+    window.history.replaceState(null, "", `/${shown.size ? `?${shown}` : ""}`);
     loadStreams();
   });
   $("#more").addEventListener("click", () => loadStreams(true));
