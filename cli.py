@@ -35,6 +35,9 @@ def dev(
     port: Annotated[int, typer.Option(help="API port")] = 8000,
     data_dir: Annotated[Path, typer.Option(help="where Postgres, chDB and logs live")] = Path(".spaktok"),
     partitions: Annotated[int, typer.Option(help="partitions per topic")] = 4,
+    workers: Annotated[
+        int, typer.Option(min=1, max=16, help="Faust worker processes sharing the partitions (one group)")
+    ] = 1,
     media: Annotated[
         bool, typer.Option("--media", help="also run nginx-rtmp: RTMP ingest, signed HLS, recordings")
     ] = False,
@@ -61,6 +64,7 @@ def dev(
         data_dir=data_dir,
         api_port=port,
         partitions=partitions,
+        workers=workers,
         media=media,
         rtmp_port=rtmp_port if media else None,
         media_http_port=media_port if media else None,

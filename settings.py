@@ -137,6 +137,8 @@ class Settings(BaseSettings):
 
     # worker
     worker_web_port: int | None = None  # Faust's web server is off unless a port is given
+    # which of several worker processes on one host this is (issue #20): its own Faust data folder
+    worker_index: int = Field(0, ge=0, le=1023)
     outcome_memory: int = 256  # processed command outcomes remembered per aggregate
     worker_batch_size: int = 1000  # commands decided per batch (one store per aggregate per batch)
     worker_batch_wait_ms: int = 5  # how long a batch waits to fill before it is decided anyway

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import logging
 import os
 import shutil
@@ -71,6 +72,7 @@ class DevStack:
     rtmp_port: int | None = None
     media_http_port: int | None = None
     hls_fragment_s: int = 2
+    workers: int = 1  # Faust worker processes in one consumer group (issue #20): "worker", "worker-2", …
     restore_from: Path | None = None  # an archive (`spaktok log export`) republished before anything consumes
     _postgres: object | None = None
 
@@ -146,7 +148,8 @@ class DevStack:
         assert self._postgres is not None
         self._postgres.psql("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")  # type: ignore[attr-defined]
         shutil.rmtree(self.data_dir / "clickhouse", ignore_errors=True)
-        shutil.rmtree(self.data_dir / "faust", ignore_errors=True)
+        for faust_dir in self.data_dir.glob("faust*"):
+            shutil.rmtree(faust_dir, ignore_errors=True)
         shutil.rmtree(self.data_dir / "media", ignore_errors=True)  # recordings the new log never made
 
     def start_media(self) -> None:
@@ -200,7 +203,46 @@ class DevStack:
 
     # -- application processes ------------------------------------------------------------------
     def start_worker(self) -> None:
-        self._spawn("worker", [sys.executable, "-m", "spaktok.cli", "worker"])
+        """`workers` processes in one consumer group ("worker", "worker-2", …), each with its own
+        Faust data folder. After a crash test killed "worker", this starts it again."""
+        if "worker" not in self.processes:
+            self._spawn_worker(0)
+        while len(self.worker_names()) < self.workers:
+            self.add_worker()
+
+    def add_worker(self) -> str:
+        """One more worker in the group (a rebalance hands it a share of the partitions)."""
+        taken = {n for n in self.processes if n.startswith("worker-")}
+        index = next(i for i in range(1, 1024) if f"worker-{i + 1}" not in taken)
+        return self._spawn_worker(index)
+
+    def _spawn_worker(self, index: int) -> str:
+        name = "worker" if index == 0 else f"worker-{index + 1}"
+        env = {"SPAKTOK_WORKER_INDEX": str(index)}
+        self._spawn(name, [sys.executable, "-m", "spaktok.cli", "worker"], extra_env=env)
+        if (self.data_dir / "processes.json").exists():
+            self.write_processes()
+        return name
+
+    def worker_names(self) -> list[str]:
+        return sorted((n for n in self.processes if n == "worker" or n.startswith("worker-")), key=len)
+
+    def write_processes(self) -> Path:
+        """`<data dir>/processes.json`: each running process's role, index, pid and port, so operators
+        and tests can find (and kill) one."""
+        ports = {"api": self.api_port, "broker": self.broker_port, "media": self.media_http_port}
+        rows = []
+        for name, proc in self.processes.items():
+            role, _, number = name.partition("-")
+            index = int(number) - 1 if number.isdigit() else 0
+            rows.append({"role": role, "index": index, "pid": proc.pid, "port": ports.get(role)})
+        postmaster = self.data_dir / "postgres" / "postmaster.pid"  # pid, data dir, start time, port, …
+        if self._postgres is not None and postmaster.is_file():
+            lines = postmaster.read_text().splitlines()
+            rows.append({"role": "postgres", "index": 0, "pid": int(lines[0]), "port": int(lines[3])})
+        path = self.data_dir / "processes.json"
+        path.write_text(json.dumps(rows, indent=2) + "\n")
+        return path
 
     def start_projector(self) -> None:
         self._spawn("projector", [sys.executable, "-m", "spaktok.cli", "project"])
@@ -264,6 +306,7 @@ class DevStack:
         self.start_projector()
         self.start_api()
         self.wait_ready()
+        self.write_processes()
 
     def restore(self, path: Path) -> None:
         """Republish an archived log into this (empty) broker; the worker recovers its state from the
@@ -281,9 +324,12 @@ class DevStack:
         proc = self.processes.pop(name)
         proc.kill()
         proc.wait(10)
+        if (self.data_dir / "processes.json").exists():
+            self.write_processes()
 
     def stop(self) -> None:
-        for name in ("media", "api", "projector", "worker", "broker"):
+        workers = sorted((n for n in self.processes if n.startswith("worker-")), reverse=True)
+        for name in ("media", "api", "projector", *workers, "worker", "broker"):
             proc = self.processes.pop(name, None)
             if proc is None or proc.poll() is not None:
                 continue
@@ -298,10 +344,11 @@ class DevStack:
             self._postgres.cleanup()  # type: ignore[attr-defined]
             self._postgres = None
 
-    def _spawn(self, name: str, argv: list[str]) -> None:
+    def _spawn(self, name: str, argv: list[str], extra_env: dict[str, str] | None = None) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
+        env = {**self.env(), **(extra_env or {})}
         self.processes[name] = subprocess.Popen(
-            argv, env=self.env(), stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+            argv, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
         )
         out.close()

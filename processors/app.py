@@ -83,13 +83,16 @@ def create_app(settings: Settings, partitions: dict[str, int] | None = None) -> 
 
     `partitions`: each topic's partition count as the broker has it (`topics.partition_counts`);
     the command topics' counts decide how follow-up commands are bundled. Missing: as configured."""
-    (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
+    datadir = settings.data_dir / (
+        "faust" if settings.worker_index == 0 else f"faust-{settings.worker_index}"
+    )
+    datadir.mkdir(parents=True, exist_ok=True)
     faust_fixes.apply(settings.worker_fetch_wait_ms)
     app = faust.App(
         "spaktok-worker",
         broker=f"kafka://{settings.broker}",
         store="memory://",
-        datadir=str(settings.data_dir / "faust"),
+        datadir=str(datadir),
         web_enabled=settings.worker_web_port is not None,
         web_port=settings.worker_web_port or 6066,
         topic_partitions=settings.partitions,
