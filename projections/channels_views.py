@@ -11,7 +11,14 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from spaktok.projections.streams_views import VISIBLE, decode_cursor, encode_cursor, to_document
+from spaktok.projections.streams_views import (
+    MOST_WATCHED,
+    VISIBLE,
+    decode_cursor,
+    keyset_page,
+    most_watched_after,
+    to_document,
+)
 
 CHANNEL_COLUMNS = """stream_id, user_id, username, title, category, privacy, status, thumbnail_url,
     viewer_count, peak_viewer_count, total_views, started_at, ended_at, duration, end_reason,
@@ -62,11 +69,7 @@ def streams_of(
         f"SELECT {CHANNEL_COLUMNS}, {HAS_REPLAY} FROM live_streams WHERE {' AND '.join(where)} "
         "ORDER BY started_at DESC, stream_id DESC LIMIT :limit"
     )
-    with engine.connect() as conn:
-        rows = conn.execute(text(sql), params).fetchall()
-    docs = [to_document(r) for r in rows[:limit]]
-    next_cursor = encode_cursor(docs[-1]["startedAt"], docs[-1]["streamId"]) if len(rows) > limit else None
-    return docs, next_cursor
+    return keyset_page(engine, sql, params, limit, ("startedAt", "streamId"))
 
 
 def followed_live(
@@ -81,19 +84,12 @@ def followed_live(
         " AND fl.follower_id = :me)",
     ]
     params["limit"] = limit + 1
-    if cursor is not None:
-        viewers, stream_id = decode_cursor(cursor)
-        where.append("(viewer_count, stream_id) < (:cv, :cs)")
-        params.update(cv=int(viewers), cs=str(stream_id))
+    most_watched_after(cursor, where, params)
     sql = (
         f"SELECT {CHANNEL_COLUMNS} FROM live_streams WHERE {' AND '.join(where)} "
-        "ORDER BY viewer_count DESC, stream_id DESC LIMIT :limit"
+        f"ORDER BY {MOST_WATCHED} LIMIT :limit"
     )
-    with engine.connect() as conn:
-        rows = conn.execute(text(sql), params).fetchall()
-    docs = [to_document(r) for r in rows[:limit]]
-    next_cursor = encode_cursor(docs[-1]["viewerCount"], docs[-1]["streamId"]) if len(rows) > limit else None
-    return docs, next_cursor
+    return keyset_page(engine, sql, params, limit, ("viewerCount", "streamId"))
 
 
 def moderators_of(engine: Engine, channel_id: str) -> list[dict[str, Any]]:

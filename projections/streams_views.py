@@ -94,19 +94,36 @@ def list_streams(
     if tag is not None:
         where.append(":tag = ANY(tags)")
         params["tag"] = tag
+    most_watched_after(cursor, where, params)
+    sql = (
+        f"SELECT {STREAM_COLUMNS} FROM live_streams WHERE {' AND '.join(where) or 'TRUE'} "
+        f"ORDER BY {MOST_WATCHED} LIMIT :limit"
+    )
+    return keyset_page(engine, sql, params, limit, ("viewerCount", "streamId"))
+
+
+MOST_WATCHED = "viewer_count DESC, stream_id DESC"
+
+
+def most_watched_after(cursor: str | None, where: list[str], params: dict[str, Any]) -> None:
+    """The keyset clause of a `MOST_WATCHED` list after `cursor` (ValueError/TypeError if it is not
+    one of ours)."""
     if cursor is not None:
         viewers, stream_id = decode_cursor(cursor)
         where.append("(viewer_count, stream_id) < (:cv, :cs)")
         params.update(cv=int(viewers), cs=str(stream_id))
-    sql = (
-        f"SELECT {STREAM_COLUMNS} FROM live_streams WHERE {' AND '.join(where) or 'TRUE'} "
-        "ORDER BY viewer_count DESC, stream_id DESC LIMIT :limit"
-    )
+
+
+def keyset_page(
+    engine: Engine, sql: str, params: dict[str, Any], limit: int, key: tuple[str, str]
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Run a list query that asked for `limit + 1` rows: the documents of the first `limit`, and the
+    cursor (the last one's `key` fields) when there is more."""
     with engine.connect() as conn:
         rows = conn.execute(text(sql), params).fetchall()
     docs = [to_document(r) for r in rows[:limit]]
-    next_cursor = encode_cursor(docs[-1]["viewerCount"], docs[-1]["streamId"]) if len(rows) > limit else None
-    return docs, next_cursor
+    more = len(rows) > limit
+    return docs, encode_cursor(*(docs[-1][field] for field in key)) if more else None
 
 
 def list_viewers(

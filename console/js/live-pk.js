@@ -64,7 +64,6 @@ export const pkMethods = {
   },
 
   /** A battle already under way when the page opened (the stream document names it). */
-
   async loadBattle(battleId) {
     if (!battleId) return;
     const result = await api("GET", `/v1/pk-battles/${encodeURIComponent(battleId)}`);
