@@ -38,6 +38,12 @@ def dev(
     workers: Annotated[
         int, typer.Option(min=1, max=16, help="Faust worker processes sharing the partitions (one group)")
     ] = 1,
+    projectors: Annotated[
+        int, typer.Option(min=1, max=16, help="Postgres projector processes sharing the partitions")
+    ] = 1,
+    apis: Annotated[
+        int, typer.Option(min=1, max=16, help="API processes sharing --port; each has a private port too")
+    ] = 1,
     media: Annotated[
         bool, typer.Option("--media", help="also run nginx-rtmp: RTMP ingest, signed HLS, recordings")
     ] = False,
@@ -65,6 +71,8 @@ def dev(
         api_port=port,
         partitions=partitions,
         workers=workers,
+        projectors=projectors,
+        apis=apis,
         media=media,
         rtmp_port=rtmp_port if media else None,
         media_http_port=media_port if media else None,
@@ -87,6 +95,8 @@ def dev(
         raise typer.Exit(1) from exc
     token = mint_token(get_settings(), "dev-user", name="Dev User")
     out.print(f"API: {stack.api_url}", highlight=False, soft_wrap=True)
+    if apis > 1:
+        out.print(f"API processes (each alone): {' '.join(stack.api_urls())}", highlight=False)
     out.print(f"Token: {token}", highlight=False, soft_wrap=True)
     out.print(
         f"Broker: {stack.broker}  Postgres: {stack.postgres_dsn}  Logs: {stack.log_dir}",
@@ -153,23 +163,20 @@ def api(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
     log_level: Annotated[str, typer.Option()] = "warning",
+    reuse_port: Annotated[
+        bool, typer.Option("--reuse-port", help="share --port with other API processes (SO_REUSEPORT)")
+    ] = False,
+    private_port: Annotated[
+        int | None, typer.Option(help="also listen here: this process alone (docs/operations.md)")
+    ] = None,
 ) -> None:
     """Run the API alone (hosts the ClickHouse projector when the DSN is chdb:)."""
-    import uvicorn
-
     from spaktok.api.app import create_app
+    from spaktok.api.serve import serve
 
     _logging(log_level)
-    # no permessage-deflate: the feed writes one message to thousands of sockets, and deflate would
-    # compress it once per socket, with a context per connection (docs/realtime.md "Compression")
-    uvicorn.run(
-        create_app(get_settings()),
-        host=host,
-        port=port,
-        log_level=log_level,
-        access_log=False,
-        ws_per_message_deflate=False,
-    )
+    app_ = create_app(get_settings())
+    serve(app_, host, port, reuse_port=reuse_port, private_port=private_port, log_level=log_level)
 
 
 @app.command()

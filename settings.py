@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     broker: str = "127.0.0.1:9092"
     postgres_dsn: str = "postgresql+psycopg://postgres@127.0.0.1:5432/spaktok"
     clickhouse_dsn: str = "chdb:///.spaktok/clickhouse"
+    # with chDB (one process may open it) and several API processes: the private URL of the API that
+    # holds it; this process then forwards its ClickHouse routes there (docs/operations.md). Empty:
+    # this process opens the ClickHouse DSN itself
+    clickhouse_host_url: str = ""
     partitions: int = Field(4, ge=1, le=256)
     kafka_session_timeout_ms: int = 6000
     kafka_heartbeat_interval_ms: int = 1000

@@ -1,7 +1,8 @@
 """The FastAPI application: thin command endpoints, read queries, operations.
 
 With an embedded ClickHouse (`chdb:` DSN) the API process also hosts the ClickHouse projector,
-because a chDB directory can be opened by one process only (DESIGN §4).
+because a chDB directory can be opened by one process only (DESIGN §4); with several API processes,
+the others forward their ClickHouse routes to it (api/clickhouse_host.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from starlette.requests import HTTPConnection
 
 from spaktok.api.batching import EdgeBatcher
 from spaktok.api.bus import CommandBus, OutcomeListener
+from spaktok.api.clickhouse_host import ForwardToClickHouseHost
 from spaktok.api.deps import Services
 from spaktok.api.idempotency import check_idempotency_key
 from spaktok.api.live import FeedHub
@@ -92,8 +94,12 @@ ROUTERS = (
 
 def create_app(settings: Settings | None = None, *, host_clickhouse_projector: bool | None = None) -> FastAPI:
     settings = settings or get_settings()
+    # with chDB and several API processes, one holds it and the others forward (api/clickhouse_host.py)
+    forwarding = settings.is_embedded_clickhouse and bool(settings.clickhouse_host_url)
     hosting = (
-        settings.is_embedded_clickhouse if host_clickhouse_projector is None else host_clickhouse_projector
+        settings.is_embedded_clickhouse and not forwarding
+        if host_clickhouse_projector is None
+        else host_clickhouse_projector
     )
 
     @asynccontextmanager
@@ -104,10 +110,12 @@ def create_app(settings: Settings | None = None, *, host_clickhouse_projector: b
         producer = EventProducer(settings)
         listener = OutcomeListener(settings, deadletters=producer)
         await run_in_threadpool(listener.start, asyncio.get_running_loop())
-        ch = await run_in_threadpool(clickhouse.ClickHouse, settings.clickhouse_dsn)
-        await run_in_threadpool(clickhouse.apply_schema, ch)
+        ch = None
+        if not forwarding:
+            ch = await run_in_threadpool(clickhouse.ClickHouse, settings.clickhouse_dsn)
+            await run_in_threadpool(clickhouse.apply_schema, ch)
         ch_runner = None
-        if hosting:
+        if hosting and ch is not None:
             ch_runner = clickhouse.events_runner(settings, ch, producer)
             ch_runner.start()
         partitions = await run_in_threadpool(topics.partition_counts, settings)
@@ -138,7 +146,8 @@ def create_app(settings: Settings | None = None, *, host_clickhouse_projector: b
             bus.bundler.flush_all()
             await run_in_threadpool(listener.stop)
             await run_in_threadpool(producer.close)
-            await run_in_threadpool(ch.close)
+            if ch is not None:
+                await run_in_threadpool(ch.close)
             engine.dispose()
 
     app = FastAPI(
@@ -153,6 +162,8 @@ def create_app(settings: Settings | None = None, *, host_clickhouse_projector: b
     install_problem_handlers(app)
     app.state.http_counters = HttpCounters()
     app.add_middleware(CountResponses, counters=app.state.http_counters)
+    if forwarding:
+        app.add_middleware(ForwardToClickHouseHost, host_url=settings.clickhouse_host_url)
     for router in ROUTERS:
         app.include_router(router)
     install_openapi(app)

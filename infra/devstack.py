@@ -73,6 +73,10 @@ class DevStack:
     media_http_port: int | None = None
     hls_fragment_s: int = 2
     workers: int = 1  # Faust worker processes in one consumer group (issue #20): "worker", "worker-2", …
+    projectors: int = 1  # Postgres projector processes in one consumer group: "projector", "projector-2", …
+    apis: int = 1  # API processes sharing `api_port` (SO_REUSEPORT), each with a private port too
+    api_private_ports: dict[int, int] = field(default_factory=dict)  # API index -> its own port
+    spawned: set[str] = field(default_factory=set)  # every process name started, killed ones too
     restore_from: Path | None = None  # an archive (`spaktok log export`) republished before anything consumes
     _postgres: object | None = None
 
@@ -205,37 +209,83 @@ class DevStack:
     def start_worker(self) -> None:
         """`workers` processes in one consumer group ("worker", "worker-2", …), each with its own
         Faust data folder. After a crash test killed "worker", this starts it again."""
-        if "worker" not in self.processes:
-            self._spawn_worker(0)
-        while len(self.worker_names()) < self.workers:
-            self.add_worker()
+        self._start_role("worker", self.workers)
 
     def add_worker(self) -> str:
         """One more worker in the group (a rebalance hands it a share of the partitions)."""
-        taken = {n for n in self.processes if n.startswith("worker-")}
-        index = next(i for i in range(1, 1024) if f"worker-{i + 1}" not in taken)
-        return self._spawn_worker(index)
+        used = [self._index(n) for n in self.spawned if n.partition("-")[0] == "worker"]
+        return self._spawn_instance("worker", max(used, default=-1) + 1)
 
-    def _spawn_worker(self, index: int) -> str:
-        name = "worker" if index == 0 else f"worker-{index + 1}"
-        env = {"SPAKTOK_WORKER_INDEX": str(index)}
-        self._spawn(name, [sys.executable, "-m", "spaktok.cli", "worker"], extra_env=env)
+    def start_projector(self) -> None:
+        """`projectors` Postgres projector processes in one consumer group (the ClickHouse projector
+        lives in the first API with chDB, or in every projector with a ClickHouse server)."""
+        self._start_role("projector", self.projectors)
+
+    def start_api(self) -> None:
+        """`apis` API processes on one public port; the first holds chDB and the others forward their
+        ClickHouse routes to its private port (api/clickhouse_host.py)."""
+        self._start_role("api", self.apis)
+
+    def worker_names(self) -> list[str]:
+        return self.names("worker")
+
+    def names(self, role: str) -> list[str]:
+        """The running instances of a role, first one first: "api", "api-2", …"""
+        return sorted((n for n in self.processes if n.partition("-")[0] == role), key=lambda n: (len(n), n))
+
+    def api_urls(self) -> list[str]:
+        """Each running API process's own address (its private port), first one first."""
+        return [f"http://127.0.0.1:{self._api_port(self._index(n))}" for n in self.names("api")]
+
+    @staticmethod
+    def instance_name(role: str, index: int) -> str:
+        return role if index == 0 else f"{role}-{index + 1}"
+
+    @staticmethod
+    def _index(name: str) -> int:
+        number = name.partition("-")[2]
+        return int(number) - 1 if number.isdigit() else 0
+
+    def _start_role(self, role: str, count: int) -> None:
+        """Start the missing instances among the first `count` of a role (all of them at first; the
+        killed one after a crash test)."""
+        for index in range(count):
+            if self.instance_name(role, index) not in self.processes:
+                self._spawn_instance(role, index)
+
+    def _spawn_instance(self, role: str, index: int) -> str:
+        name = self.instance_name(role, index)
+        argv = [sys.executable, "-m", "spaktok.cli", "project" if role == "projector" else role]
+        env: dict[str, str] = {}
+        if role == "worker":
+            env["SPAKTOK_WORKER_INDEX"] = str(index)
+        if role == "api":
+            argv += ["--port", str(self.api_port)]
+            if self.apis > 1:
+                argv += ["--reuse-port", "--private-port", str(self._api_port(index))]
+            if index > 0 and not self.clickhouse_dsn:  # chDB: the first API holds it
+                env["SPAKTOK_CLICKHOUSE_HOST_URL"] = f"http://127.0.0.1:{self._api_port(0)}"
+        self._spawn(name, argv, extra_env=env)
+        self.spawned.add(name)
         if (self.data_dir / "processes.json").exists():
             self.write_processes()
         return name
 
-    def worker_names(self) -> list[str]:
-        return sorted((n for n in self.processes if n == "worker" or n.startswith("worker-")), key=len)
+    def _api_port(self, index: int) -> int:
+        """An API process's own port: the shared one when it is the only API process."""
+        if self.apis == 1 and index == 0:
+            return self.api_port
+        return self.api_private_ports.setdefault(index, free_port())
 
     def write_processes(self) -> Path:
         """`<data dir>/processes.json`: each running process's role, index, pid and port, so operators
         and tests can find (and kill) one."""
-        ports = {"api": self.api_port, "broker": self.broker_port, "media": self.media_http_port}
+        ports = {"broker": self.broker_port, "media": self.media_http_port}
         rows = []
         for name, proc in self.processes.items():
-            role, _, number = name.partition("-")
-            index = int(number) - 1 if number.isdigit() else 0
-            rows.append({"role": role, "index": index, "pid": proc.pid, "port": ports.get(role)})
+            role, index = name.partition("-")[0], self._index(name)
+            port = self._api_port(index) if role == "api" else ports.get(role)
+            rows.append({"role": role, "index": index, "pid": proc.pid, "port": port})
         postmaster = self.data_dir / "postgres" / "postmaster.pid"  # pid, data dir, start time, port, …
         if self._postgres is not None and postmaster.is_file():
             lines = postmaster.read_text().splitlines()
@@ -243,12 +293,6 @@ class DevStack:
         path = self.data_dir / "processes.json"
         path.write_text(json.dumps(rows, indent=2) + "\n")
         return path
-
-    def start_projector(self) -> None:
-        self._spawn("projector", [sys.executable, "-m", "spaktok.cli", "project"])
-
-    def start_api(self) -> None:
-        self._spawn("api", [sys.executable, "-m", "spaktok.cli", "api", "--port", str(self.api_port)])
 
     def wait_ready(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
@@ -260,10 +304,11 @@ class DevStack:
                         f"{name} exited with code {proc.returncode}; see {self.log_dir / (name + '.log')}"
                     )
             try:
-                response = httpx.get(f"{self.api_url}/readyz", timeout=2)
-                if response.status_code == 200 and self._worker_answers():
+                answers = [httpx.get(f"{url}/readyz", timeout=2) for url in self.api_urls()]
+                waiting = next((r for r in answers if r.status_code != 200), None)
+                if waiting is None and self._worker_answers():
                     return
-                last = response.text if response.status_code != 200 else "the worker has not answered yet"
+                last = waiting.text if waiting is not None else "the worker has not answered yet"
             except httpx.HTTPError as exc:
                 last = str(exc)
             time.sleep(0.2)
@@ -328,8 +373,8 @@ class DevStack:
             self.write_processes()
 
     def stop(self) -> None:
-        workers = sorted((n for n in self.processes if n.startswith("worker-")), reverse=True)
-        for name in ("media", "api", "projector", *workers, "worker", "broker"):
+        order = ["media"] + [n for role in ("api", "projector", "worker") for n in reversed(self.names(role))]
+        for name in (*order, "broker"):
             proc = self.processes.pop(name, None)
             if proc is None or proc.poll() is not None:
                 continue

@@ -40,6 +40,35 @@ def load_checkpoints(engine: Engine, projection: str) -> dict[tuple[str, int], i
         return {(topic, partition): offset for topic, partition, offset in rows}
 
 
+def claim_records(conn: Connection, projection: str, records: list[Record]) -> list[Record]:
+    """The records of this batch that no other process applied: a fence between projectors.
+
+    Several projector processes share the partitions (docs/operations.md). One that stalled past the
+    group's poll interval may still be applying a batch when the partition's new owner, positioned at
+    the stored checkpoint, applies the same records. Locking the batch's checkpoint rows makes the two
+    transactions take turns, and the second then sees the first's checkpoint and drops what it
+    covered, so no record is applied twice (counters would count it twice)."""
+    parts = sorted({(r.topic, r.partition) for r in records})
+    if not parts:
+        return records
+    conn.execute(
+        text(
+            'INSERT INTO projection_checkpoints (projection, topic, partition, "offset", updated_at) '
+            "VALUES (:p, :t, :n, -1, now()) ON CONFLICT (projection, topic, partition) DO NOTHING"
+        ),
+        [{"p": projection, "t": t, "n": n} for t, n in parts],
+    )
+    rows = conn.execute(
+        text(
+            'SELECT topic, partition, "offset" FROM projection_checkpoints WHERE projection = :p '
+            "AND topic = ANY(:t) AND partition = ANY(:n) ORDER BY topic, partition FOR UPDATE"
+        ),
+        {"p": projection, "t": sorted({t for t, _ in parts}), "n": sorted({n for _, n in parts})},
+    )
+    applied = {(topic, partition): offset for topic, partition, offset in rows}
+    return [r for r in records if r.offset > applied.get((r.topic, r.partition), -1)]
+
+
 def fresh_records(conn: Connection, projection: str, records: list[Record]) -> list[Record]:
     """Drop events already applied (re-emitted by a worker after a crash): sequence <= stored position."""
     ids = sorted({_key(r.envelope) for r in records if r.envelope.sequence > 0})
@@ -91,7 +120,8 @@ def save_checkpoints(
             text(
                 'INSERT INTO projection_checkpoints (projection, topic, partition, "offset", updated_at) '
                 "VALUES (:p, :t, :n, :o, now()) ON CONFLICT (projection, topic, partition) "
-                'DO UPDATE SET "offset" = EXCLUDED."offset", updated_at = now()'
+                'DO UPDATE SET "offset" = GREATEST(projection_checkpoints."offset", EXCLUDED."offset"), '
+                "updated_at = now()"
             ),
             [{"p": projection, "t": t, "n": n, "o": o} for (t, n), o in offsets.items()],
         )

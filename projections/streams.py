@@ -317,7 +317,8 @@ class PostgresStreamsProjector:
         rows = 0
         with self.engine.begin() as conn:
             postgres.live_lock(conn)
-            fresh = postgres.fresh_records(conn, self.name, records)
+            claimed = postgres.claim_records(conn, self.name, records)
+            fresh = postgres.fresh_records(conn, self.name, claimed)
             for batch, run in _runs(fresh):
                 if batch is not None:
                     rows += batch(conn, run)

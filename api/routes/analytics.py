@@ -15,6 +15,7 @@ from pydantic import AfterValidator
 
 from spaktok import clock
 from spaktok.api.auth import Principal
+from spaktok.api.clickhouse_host import on_clickhouse_host
 from spaktok.api.deps import CurrentUser, Services, ServicesDep, StreamPath
 from spaktok.api.problems import Problem
 from spaktok.api.readable import AnalyticsStream
@@ -41,6 +42,7 @@ def _require(user: Principal, roles: frozenset[str], what: str) -> None:
 
 
 @router.get("/v1/streams/{stream_id}/analytics")
+@on_clickhouse_host
 async def stream_analytics(
     stream_id: StreamPath, stream: AnalyticsStream, user: CurrentUser, services: ServicesDep
 ) -> dict[str, Any]:
@@ -62,6 +64,7 @@ async def stream_analytics(
 
 
 @router.get("/v1/admin/metrics")
+@on_clickhouse_host
 async def admin_metrics(
     request: Request,
     user: CurrentUser,
@@ -143,6 +146,7 @@ Limit = Annotated[int, Query(ge=1, le=1000)]
 
 
 @router.get("/v1/audit/gifts")
+@on_clickhouse_host
 async def gift_audit(
     user: CurrentUser,
     services: ServicesDep,
@@ -158,6 +162,7 @@ async def gift_audit(
 
 
 @router.get("/v1/audit/moderation")
+@on_clickhouse_host
 async def moderation_audit(
     user: CurrentUser,
     services: ServicesDep,

@@ -9,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import text
 
+from spaktok.api.clickhouse_host import on_clickhouse_host
 from spaktok.api.deps import CommandPath, CurrentUser, ServicesDep, StreamPath
 from spaktok.api.problems import Problem
 from spaktok.api.readable import EventLogStream
@@ -75,6 +76,7 @@ async def command_status(command_id: CommandPath, services: ServicesDep, user: C
 
 
 @router.get("/v1/streams/{stream_id}/log")
+@on_clickhouse_host
 async def stream_event_log(
     stream_id: StreamPath,
     stream: EventLogStream,

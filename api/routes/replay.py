@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from spaktok.api.clickhouse_host import on_clickhouse_host
 from spaktok.api.deps import CurrentUser, ServicesDep
 from spaktok.api.problems import Problem
 from spaktok.projections.clickhouse import events_runner
@@ -106,6 +107,7 @@ def _run(app: Any, job: ReplayJob, verify: bool, drop_old: bool) -> None:
 
 
 @router.post("/v1/admin/replay/clickhouse", status_code=202)
+@on_clickhouse_host
 async def start_clickhouse_replay(
     request: Request, user: CurrentUser, services: ServicesDep, verify: bool = False, dropOld: bool = False
 ) -> JSONResponse:
@@ -131,6 +133,7 @@ async def start_clickhouse_replay(
 
 
 @router.get("/v1/admin/replay/clickhouse")
+@on_clickhouse_host
 async def clickhouse_replay_status(request: Request, user: CurrentUser) -> dict[str, Any]:
     """The last ClickHouse replay of this process: phase, records done of total, figures."""
     if "admin" not in user.roles:
