@@ -129,11 +129,16 @@ class ClickHouseEventsProjector:
     def __init__(self, ch: ClickHouse) -> None:
         self.ch = ch
         # the highest sequence stored per aggregate, as far as this projector has looked or written:
-        # it is the only writer of `events` (a replay exchanges the table and starts a new projector),
-        # so after the first look an aggregate costs no query per batch
+        # while it owns a partition it is the only writer of that partition's rows (a replay exchanges
+        # the table and starts a new projector), so after the first look an aggregate costs no query
+        # per batch
         self._known: dict[tuple[str, str], int] = {}
 
     def checkpoints(self) -> dict[tuple[str, int], int]:
+        """Asked on every assignment: with several projector processes (a ClickHouse server,
+        docs/operations.md) a partition may come back after another process wrote its rows, so what
+        this one remembered of its aggregates is forgotten and looked up again."""
+        self._known.clear()
         rows = self.ch.query(
             "SELECT topic, partition, max(offset) AS o FROM events GROUP BY topic, partition"
         )
