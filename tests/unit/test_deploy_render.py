@@ -247,3 +247,27 @@ def test_a_control_client_that_is_not_an_address_is_refused(tmp_path: Path) -> N
             recordings_base_url="http://x/recordings",
             control_clients=("all; allow 0.0.0.0/0",),
         )
+
+
+def test_docs_topic_table_matches_the_registry() -> None:
+    """docs/deploy.md's topic table is written by hand from the registry: it must not drift."""
+    from spaktok.infra import topics
+    from spaktok.infra.topics_plan import retention_words
+
+    rows = re.findall(
+        r"^\| `([^`]+)` \| [^|]+ \| (P|\d+) \| ([^|]+) \| (\w+) \|",
+        (ROOT / "docs" / "deploy.md").read_text(),
+        re.M,
+    )
+    documented = {
+        name: (partitions, retention.strip(), cleanup) for name, partitions, retention, cleanup in rows
+    }
+    registry = {
+        spec.name: (
+            str(spec.partitions) if spec.partitions else "P",
+            retention_words(spec.retention_ms),
+            spec.cleanup,
+        )
+        for spec in topics.APPLIED_TOPICS
+    }
+    assert documented == registry
