@@ -166,8 +166,9 @@ def plan_table(changes: Iterable[TopicChange]) -> Table:
 def run(
     settings: Settings, *, dry_run: bool, out: Console, grow_partitions: bool = False, timeout: float = 15.0
 ) -> int:
-    """The command: observe, print the plan, apply it unless `dry_run`; returns the exit code
-    (0 done or nothing to do, 1 a step failed, 2 a step the broker does not support)."""
+    """The command: observe, print the plan, apply it unless `dry_run`; returns the exit code: 0 the
+    broker matches (or a dry run), 1 a step failed or partition counts still differ from
+    SPAKTOK_PARTITIONS (every process assumes it), 2 a step the broker does not support."""
     admin = AdminClient({"bootstrap.servers": settings.broker})
     desired = desired_topics(settings)
     try:
@@ -182,17 +183,32 @@ def run(
     out.print(plan_table(changes))
     for warning in warnings:
         out.print(f"[yellow]{warning}[/yellow]")
-    noted = [change.desired.name for change in changes if change.notes]
-    if noted:
-        out.print(f"[yellow]left as they are (see the notes):[/yellow] {', '.join(noted)}")
     work = [change for change in changes if change.has_work]
     if dry_run:
         out.print(f"dry run: {len(work)} of {len(changes)} topics would change; nothing was changed.")
         return EXIT_OK
-    if not work:
+    noted = [change.desired.name for change in changes if change.notes]
+    if noted:
+        out.print(f"[yellow]left as they are (see the notes):[/yellow] {', '.join(noted)}")
+    elif not work:
         out.print(f"nothing to do: the broker's {len(changes)} topics match the registry.")
-        return EXIT_OK
-    outcomes = apply_changes(admin, work, timeout)
+    code = _report(apply_changes(admin, work, timeout), out) if work else EXIT_OK
+    # fewer partitions without --grow-partitions, or more than configured: nothing here changes them
+    uneven = [
+        c.desired.name
+        for c in changes
+        if c.observed and c.observed.partitions != c.desired.partitions and c.grow_to is None
+    ]
+    if uneven:
+        out.print(
+            f"[red]partition counts differ from SPAKTOK_PARTITIONS={settings.partitions}[/red] on "
+            f"{', '.join(uneven)}: the workers' tables assume it; see the notes (docs/deploy.md)."
+        )
+        return EXIT_FAILED
+    return code
+
+
+def _report(outcomes: list[Outcome], out: Console) -> int:
     for outcome in outcomes:
         if outcome.error is None:
             out.print(f"[green]done[/green] {outcome.topic}: {outcome.step}")

@@ -116,8 +116,9 @@ def test_a_topic_with_too_few_partitions_is_grown_where_the_broker_can(broker: B
     created[name].result(15)
 
     code, held = apply(settings)  # without --grow-partitions: configs fixed, partitions kept, said so
-    assert code == EXIT_OK, held
+    assert code == EXIT_FAILED, held
     assert "adding partitions moves keys" in held and partition_count(admin, name) == 2
+    assert f"partition counts differ from SPAKTOK_PARTITIONS=3 on {name}" in held
     assert described(admin, name)["retention.ms"] == "-1"
 
     code, grown = apply(settings, grow_partitions=True)
@@ -129,6 +130,17 @@ def test_a_topic_with_too_few_partitions_is_grown_where_the_broker_can(broker: B
         assert code == EXIT_UNSUPPORTED, grown
         assert f"not supported by this broker {name}: grow partitions to 3" in grown
         assert "CreatePartitions" in grown and partition_count(admin, name) == 2
+
+
+def test_partitions_are_never_removed(broker: Broker) -> None:
+    settings = settings_for(broker)
+    name = topics.EVENTS_BROADCASTERS.name
+    admin = AdminClient({"bootstrap.servers": broker.address})
+    admin.create_topics([NewTopic(name, 5, 1)])[name].result(15)
+    code, text = apply(settings, grow_partitions=True)
+    assert code == EXIT_FAILED, text
+    assert "partitions are never removed; set SPAKTOK_PARTITIONS=5 to match" in text
+    assert partition_count(admin, name) == 5
 
 
 def test_an_unreachable_broker_is_said_in_words() -> None:
