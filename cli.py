@@ -838,6 +838,26 @@ def _api_pages(api: str, token: str | None, kind: str, flt: Any) -> Any:
     return audit_export.api_pages(get, kind, flt)  # type: ignore[arg-type]
 
 
+topics_app = typer.Typer(no_args_is_help=True, help="The broker's topics, from the topic registry.")
+app.add_typer(topics_app, name="topics")
+
+
+@topics_app.command("apply")
+def topics_apply(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan, change nothing")] = False,
+    grow_partitions: Annotated[
+        bool,
+        typer.Option("--grow-partitions", help="add partitions where fewer than configured (moves keys)"),
+    ] = False,
+    broker: Annotated[str | None, typer.Option(help="default: SPAKTOK_BROKER")] = None,
+) -> None:
+    """Create missing topics, set differing configs, add partitions on request (never remove)."""
+    from spaktok.infra import topics_apply as applier
+
+    settings = get_settings() if broker is None else get_settings().model_copy(update={"broker": broker})
+    raise typer.Exit(applier.run(settings, dry_run=dry_run, out=out, grow_partitions=grow_partitions))
+
+
 def main() -> None:
     app()
 

@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     # this process opens the ClickHouse DSN itself
     clickhouse_host_url: str = ""
     partitions: int = Field(4, ge=1, le=256)
+    # what `spaktok topics apply` (and any process creating a missing topic) asks of the broker:
+    # production runs 3 brokers with replication 3 and min.insync.replicas 2, so with acks=all a write
+    # survives the loss of one broker (docs/deploy.md); the single dev broker takes 1 and no minimum
+    topic_replication: int = Field(1, ge=1, le=16)
+    min_insync_replicas: int | None = Field(None, ge=1, le=16)  # unset: the broker's default
     kafka_session_timeout_ms: int = 6000
     kafka_heartbeat_interval_ms: int = 1000
 
@@ -175,6 +180,16 @@ class Settings(BaseSettings):
         """A typo in a limit fails at start-up, not at the first request."""
         limits.parse(value)
         return value
+
+    @model_validator(mode="after")
+    def _insync_within_replication(self) -> Settings:
+        """More in-sync replicas than replicas would refuse every acks=all write."""
+        if self.min_insync_replicas is not None and self.min_insync_replicas > self.topic_replication:
+            raise ValueError(
+                f"SPAKTOK_MIN_INSYNC_REPLICAS ({self.min_insync_replicas}) cannot exceed "
+                f"SPAKTOK_TOPIC_REPLICATION ({self.topic_replication}): no acks=all write could succeed"
+            )
+        return self
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

@@ -19,6 +19,7 @@ class TopicSpec:
     writer: str
     retention_ms: int  # -1 keeps forever
     cleanup: str = "delete"
+    partitions: int | None = None  # None: settings.partitions (the unit of parallelism)
 
 
 COMMANDS_STREAMS = TopicSpec(
@@ -139,20 +140,65 @@ COMMAND_TOPIC_BY_AGGREGATE = {
 }
 
 
+# The Faust worker's state tables (processors/app.py: app "spaktok-worker", one table
+# "<aggregate>-state" per aggregate) are changelogged in topics Faust names "<app>-<table>-changelog".
+# Faust would create them itself, but with the worker's replication factor 1; listing them here lets
+# `spaktok topics apply` create them first with the cluster's replication (Faust keeps what exists).
+# tests/unit/test_topics_plan.py checks these names against the tables the worker declares.
+WORKER_APP_ID = "spaktok-worker"
+
+
+def _changelog(aggregate: str) -> TopicSpec:
+    return TopicSpec(
+        f"{WORKER_APP_ID}-{aggregate}-state-changelog",
+        "aggregate id (raw bytes)",
+        f"the {aggregate} aggregate's state snapshots and command positions, latest per key",
+        "the worker owning the command partition",
+        -1,
+        cleanup="compact",
+    )
+
+
+CHANGELOG_TOPICS = tuple(_changelog(aggregate) for aggregate in COMMAND_TOPIC_BY_AGGREGATE)
+FAUST_LEADER = TopicSpec(
+    f"{WORKER_APP_ID}-__assignor-__leader",
+    "none",
+    "no records: Faust's leader is whichever worker is assigned its one partition",
+    "Faust",
+    7 * DAY_MS,
+    partitions=1,
+)
+# what `spaktok topics apply` manages: ours, plus the worker's Faust topics
+APPLIED_TOPICS = (*ALL_TOPICS, *CHANGELOG_TOPICS, FAUST_LEADER)
+
+
+def partitions_of(spec: TopicSpec, settings: Settings) -> int:
+    return spec.partitions or settings.partitions
+
+
+def topic_config(spec: TopicSpec, settings: Settings) -> dict[str, str]:
+    """The topic-level configs we own; anything else stays the broker's default."""
+    config = {"retention.ms": str(spec.retention_ms), "cleanup.policy": spec.cleanup}
+    if settings.min_insync_replicas is not None:
+        config["min.insync.replicas"] = str(settings.min_insync_replicas)
+    return config
+
+
+def new_topic(spec: TopicSpec, settings: Settings) -> NewTopic:
+    return NewTopic(
+        spec.name,
+        num_partitions=partitions_of(spec, settings),
+        replication_factor=settings.topic_replication,
+        config=topic_config(spec, settings),
+    )
+
+
 def ensure_topics(settings: Settings, timeout: float = 15.0) -> None:
-    """Create every topic that is missing; existing topics are left as they are."""
+    """Create every topic that is missing; existing topics are left as they are
+    (`spaktok topics apply` is what compares and changes them)."""
     admin = AdminClient({"bootstrap.servers": settings.broker})
     existing = set(admin.list_topics(timeout=timeout).topics)
-    missing = [
-        NewTopic(
-            spec.name,
-            num_partitions=settings.partitions,
-            replication_factor=1,
-            config={"retention.ms": str(spec.retention_ms), "cleanup.policy": spec.cleanup},
-        )
-        for spec in ALL_TOPICS
-        if spec.name not in existing
-    ]
+    missing = [new_topic(spec, settings) for spec in ALL_TOPICS if spec.name not in existing]
     if not missing:
         return
     for name, future in admin.create_topics(missing, request_timeout=timeout).items():
