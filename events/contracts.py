@@ -25,6 +25,7 @@ from spaktok.events.base import EVENT_TYPES, Event
 from spaktok.events.catalog import EVENT_TYPES as _COMPLETE  # noqa: F401 - every module registered
 from spaktok.events.envelope import Envelope
 from spaktok.events.examples import example_envelope, wire_name
+from spaktok.events.streams import GiftReceived
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 ID_BASE = "https://spaktok.dev/schemas/events/"
@@ -46,7 +47,7 @@ def envelope_schema() -> dict[str, Any]:
         "type": "object",
         "description": "the event's fields; their schema is `<type>.v<schema_version>.json`",
     }
-    example = example_envelope(EVENT_TYPES["streams.GiftReceived"]).model_dump(mode="json")
+    example = example_envelope(GiftReceived).model_dump(mode="json")
     return {
         "$schema": DRAFT,
         "$id": ID_BASE + ENVELOPE_FILE,
@@ -121,6 +122,16 @@ def write(directory: Path = SCHEMA_DIR) -> list[str]:
             path.write_text(text, "utf-8")
             changed.append(name)
     return changed
+
+
+def stale(directory: Path = SCHEMA_DIR) -> list[str]:
+    """Generated files whose committed text differs or is missing (older versions' files are kept)."""
+    names = []
+    for name, schema in generate().items():
+        path = directory / name
+        if not path.exists() or path.read_text("utf-8") != dumps(schema):
+            names.append(name)
+    return names
 
 
 def clean(schema: dict[str, Any]) -> dict[str, Any]:

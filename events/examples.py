@@ -221,7 +221,7 @@ def example_model(cls: type[M]) -> M:
         if name in overrides:
             values[name] = overrides[name]
         elif name in BY_NAME:
-            values[name] = _fit(BY_NAME[name], field.annotation)
+            values[name] = _fit(name, BY_NAME[name], field.annotation)
         else:
             values[name] = _by_type(name, field.annotation)
     return cls.model_validate(values)
@@ -265,13 +265,21 @@ def _aggregate_id(cls: type[Event]) -> str:
     return ids[cls.aggregate_type]
 
 
-def _fit(value: Any, annotation: Any) -> Any:
-    """A table value of the right shape: a Literal field takes the value if allowed, else its first."""
+def _fit(name: str, value: Any, annotation: Any) -> Any:
+    """A table value of the right shape: a Literal field takes the value if allowed, else its first;
+    a field whose type differs from the table's value (another model's meaning) gets a typed one."""
     literal = _literal_args(annotation)
-    if literal and value not in literal:
-        return literal[0]
-    if value is None and not _optional(annotation):
-        return _by_type("", annotation)
+    if literal:
+        return value if value in literal else literal[0]
+    base = _non_none(annotation)
+    if value is None:
+        return value if _optional(annotation) else _by_type(name, annotation)
+    if (
+        base in (str, int, float, bool)
+        and type(value) is not base
+        and not (base is float and type(value) is int)
+    ):
+        return _by_type(name, annotation)
     return value
 
 

@@ -16,6 +16,7 @@ What a record is, per kind of topic (docs/events.md):
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from spaktok.commands.base import COMMAND_TYPES, Command
@@ -102,6 +103,11 @@ def document(schemas: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]
         },
         "components": {"messages": messages, "schemas": component_schemas},
     }
+
+
+def is_stale(path: Path = DOCUMENT_FILE) -> bool:
+    """The committed document differs from the one the code builds (or is missing)."""
+    return not path.exists() or path.read_text("utf-8") != contracts.dumps(document())
 
 
 def write() -> bool:

@@ -42,24 +42,13 @@ def generate(
 def check() -> None:
     """Fail when the committed contracts differ from the models or a change is incompatible."""
     from spaktok.events import compat, contracts
+    from spaktok.infra import asyncapi
 
+    stale = contracts.stale() + (["asyncapi.json"] if asyncapi.is_stale() else [])
     problems = compat.check(contracts.committed(), contracts.generate())
-    problems += [f"{name}: out of date (run `spaktok contracts generate`)" for name in stale()]
+    problems += [f"{name}: out of date (run `spaktok contracts generate`)" for name in stale]
     for problem in problems:
         console.print(f"[red]✗[/red] {problem}")
     if problems:
         raise typer.Exit(1)
     console.print("contracts up to date and compatible")
-
-
-def stale() -> list[str]:
-    """Generated files whose committed text differs (or is missing)."""
-    from spaktok.events import contracts
-    from spaktok.infra import asyncapi
-
-    on_disk = {p.name: p.read_text("utf-8") for p in contracts.SCHEMA_DIR.glob("*.json")}
-    names = [n for n, s in contracts.generate().items() if on_disk.get(n) != contracts.dumps(s)]
-    document = asyncapi.DOCUMENT_FILE
-    if not document.exists() or document.read_text("utf-8") != contracts.dumps(asyncapi.document()):
-        names.append("asyncapi.json")
-    return names
