@@ -84,8 +84,6 @@ def event_schema(cls: type[Event]) -> dict[str, Any]:
         "properties": properties,
         "required": envelope["required"],
         "examples": [example_envelope(cls).model_dump(mode="json")],
-        "x-aggregate-type": cls.aggregate_type,
-        "x-notice": cls.notice,
     }
 
 

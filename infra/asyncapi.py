@@ -190,7 +190,8 @@ def _key_binding(description: str) -> dict[str, Any]:
 def _event_message(message_id: str, schema: dict[str, Any], spec: topics.TopicSpec) -> dict[str, Any]:
     event_type = schema["properties"]["type"]["const"]
     example = schema["examples"][0]
-    key = "the aggregate id (`aggregate_id`)" if not schema["x-notice"] else "the deciding aggregate's id"
+    notice = EVENT_TYPES[event_type].notice
+    key = "the deciding aggregate's id (`aggregate_id`)" if notice else "the aggregate id (`aggregate_id`)"
     return {
         "name": event_type,
         "title": schema["title"],
