@@ -18,7 +18,7 @@ from test_money import buy
 
 from spaktok.events.examples import example_envelope
 from spaktok.events.streams import GiftReceived
-from spaktok.infra import topics
+from spaktok.infra import asyncapi, topics
 from spaktok.infra.devstack import DevStack
 
 pytestmark = pytest.mark.integration
@@ -34,7 +34,8 @@ def node() -> str:
         pytest.skip(
             "node is not installed: the Node consumer example cannot run (apt-get install nodejs npm)"
         )
-    if not (CONSUMER / "node_modules" / "kafkajs").is_dir():
+    installed = CONSUMER / "node_modules"
+    if not all((installed / name).is_dir() for name in ("kafkajs", "ajv", "@asyncapi/parser")):
         npm = shutil.which("npm")
         assert npm, "node without npm: run `npm install --prefix examples/node-consumer` by hand"
         subprocess.run(
@@ -124,3 +125,20 @@ def test_the_node_consumer_counts_a_record_that_breaks_its_schema(node: str) -> 
     reasons = " ".join(summary["errors"])
     assert "coin_cost must be integer" in reasons and "no published schema streams.GiftReceived.v9" in reasons
     assert "streams.GiftRefused.v1.json" in reasons and "not JSON" in reasons
+
+
+def test_the_asyncapi_document_is_valid_for_the_asyncapi_parser(node: str, tmp_path: Path) -> None:
+    """schemas/asyncapi.json passes the AsyncAPI initiative's parser (@asyncapi/parser, the example's
+    dev dependency); the check can fail: an operation with an action AsyncAPI 3 does not have."""
+    checker = str(CONSUMER / "check-asyncapi.js")
+    ok = subprocess.run(
+        [node, checker, str(asyncapi.DOCUMENT_FILE)], capture_output=True, text=True, timeout=120
+    )
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "valid AsyncAPI document" in ok.stdout
+    document = asyncapi.document()
+    document["operations"]["consume-spaktok-events-streams"]["action"] = "listen"
+    bad = tmp_path / "asyncapi.json"
+    bad.write_text(json.dumps(document), "utf-8")
+    refused = subprocess.run([node, checker, str(bad)], capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 1 and '"action" property must be equal to one of' in refused.stdout
