@@ -291,11 +291,13 @@ def _by_type(name: str, annotation: Any) -> Any:
     base = _non_none(annotation)
     if base is datetime:
         offset = (
-            timedelta(minutes=15) if name.endswith(("until", "ends_at", "expires_at", "due_at")) else None
+            timedelta(minutes=15)
+            if name.endswith(("until", "ends_at", "expires_at", "due_at", "scheduled_for"))
+            else None
         )
         return AT + offset if offset else AT
     if base is bool:
-        return name not in {"is_age_restricted", "thumbnail"}
+        return name not in {"is_age_restricted", "thumbnail", "is_tie", "is_premium", "resumed"}
     if base is int:
         return 1
     if base is float:
