@@ -5,6 +5,8 @@ describes every topic of the registry with messages that point at those schemas.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -152,3 +154,24 @@ def test_the_documented_topic_of_each_aggregate_is_where_its_processor_publishes
     for spec in specs:
         if spec.notice_topic is not None:
             assert spec.notice_topic == topics.NOTIFICATIONS.name
+
+
+CATALOG_PROBE = """
+import importlib, json, pkgutil
+import spaktok.commands, spaktok.events
+from spaktok.commands.catalog import COMMAND_TYPES
+from spaktok.events.catalog import EVENT_TYPES
+before = set(COMMAND_TYPES) | set(EVENT_TYPES)
+for package in (spaktok.commands, spaktok.events):
+    for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+        importlib.import_module(module.name)
+print(json.dumps(sorted((set(COMMAND_TYPES) | set(EVENT_TYPES)) - before)))
+"""
+
+
+def test_the_catalogs_hold_every_registered_type() -> None:
+    """The contracts list what the catalogs import: a command or event module left out of its
+    catalog would make the document depend on what else a process happened to import (it did:
+    commands/enforcement.py was missing). In a fresh interpreter, so nothing here is polluted."""
+    done = subprocess.run([sys.executable, "-c", CATALOG_PROBE], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout) == []
