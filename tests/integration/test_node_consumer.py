@@ -1,30 +1,49 @@
 """A consumer outside Python (examples/node-consumer, kafkajs + Ajv): it reads the real stack's
 `spaktok.events.streams`, every record keeps its published schema, and the gift revenue it sums per
-stream equals the API's `giftRevenue`. Skipped only where `node` is not installed."""
+stream equals the API's `giftRevenue`. Skipped only where `node` is not installed.
+
+On a stack of its own: the session stack's log also holds the records other tests write into the
+events topics on purpose (test_bad_input.py, test_poison.py), which no schema accepts."""
 
 from __future__ import annotations
 
 import json
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import Api, eventually, uid
+from harness import Api, eventually, start_stack, uid
 from test_live_feed import wait_for_document
 from test_money import buy
 
+from spaktok.api.auth import mint_token
 from spaktok.events.examples import example_envelope
 from spaktok.events.streams import GiftReceived
 from spaktok.infra import asyncapi, topics
 from spaktok.infra.devstack import DevStack
+from spaktok.settings import Settings
 
 pytestmark = pytest.mark.integration
 
 CONSUMER = Path(__file__).resolve().parents[2] / "examples" / "node-consumer"
 NODE = shutil.which("node")
+
+
+@pytest.fixture(scope="module")
+def own_stack() -> Iterator[DevStack]:
+    stack, cleanup = start_stack("node")
+    try:
+        yield stack
+    finally:
+        cleanup()
+
+
+def user_on(stack: DevStack) -> Callable[..., Api]:
+    settings = Settings()
+    return lambda user_id, **claims: Api(stack.api_url, mint_token(settings, user_id, **claims))
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +72,9 @@ def run_consumer(node: str, *args: str, timeout: float = 180) -> tuple[int, dict
 
 
 def test_the_node_consumer_validates_every_record_and_sums_the_apis_gift_revenue(
-    stack: DevStack, user: Callable[..., Api], node: str
+    own_stack: DevStack, node: str
 ) -> None:
+    stack, user = own_stack, user_on(own_stack)
     admin = user(uid("admin"), roles=["admin"])
     fan_id, whale_id = uid("fan"), uid("whale")
     fan, whale = user(fan_id, name="Fan"), user(whale_id, name="Whale")
