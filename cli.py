@@ -17,6 +17,7 @@ from urllib.parse import quote
 import typer
 from rich.console import Console
 
+from spaktok.infra.contracts_cli import app as contracts_app
 from spaktok.settings import get_settings
 
 app = typer.Typer(
@@ -197,6 +198,7 @@ def project(log_level: Annotated[str, typer.Option()] = "warning") -> None:
     run_projectors(get_settings())
 
 
+app.add_typer(contracts_app, name="contracts")  # docs/events.md
 ledger_app = typer.Typer(no_args_is_help=True, help="Audit the coin ledger (DESIGN §3).")
 app.add_typer(ledger_app, name="ledger")
 

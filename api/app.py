@@ -33,6 +33,7 @@ from spaktok.api.routes import (
     channels,
     chat,
     console,
+    contracts,
     dev,
     enforcement,
     live,
@@ -88,6 +89,7 @@ ROUTERS = (
     analytics.router,
     replay.router,
     dev.router,
+    contracts.router,  # the event contracts: /asyncapi.json, /docs/events (docs/events.md)
     console.router,  # the pages last: the API's own routes are matched first
 )
 

@@ -270,6 +270,9 @@ def _rows() -> list[Row]:
         Row("GET", "/studio", expect(public=True)),
         Row("GET", "/admin", expect(public=True)),
         Row("GET", "/console/{folder}/{asset}", expect(public=True)),
+        # the event contracts (docs/events.md): the log's shape, never its data
+        Row("GET", "/asyncapi.json", expect(public=True)),
+        Row("GET", "/docs/events", expect(public=True)),
     ]
 
 
