@@ -143,6 +143,9 @@ class Settings(BaseSettings):
     comment_max_length: int = 500
     comment_min_interval_ms: int = Field(2000, ge=0, le=300_000)  # = COMMENT_MEMORY_MS
     like_batch_max: int = 1000
+    # likes of a new stream counted by this many shards in parallel (commands/stream_shards.py,
+    # docs/decisions.md "Hot-stream shards"); 0: by the stream itself, as before. Fixed per stream.
+    stream_like_shards: int = Field(0, ge=0, le=64)
 
     # worker
     worker_web_port: int | None = None  # Faust's web server is off unless a port is given

@@ -8,6 +8,7 @@ from spaktok.commands import (  # noqa: F401
     enforcement,
     media,
     schedules,
+    stream_shards,
     streams,
     wallets,
 )

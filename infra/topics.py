@@ -82,6 +82,20 @@ COMMANDS_BATTLES = TopicSpec(
 EVENTS_BATTLES = TopicSpec(
     "spaktok.events.battles", "battle id", "PK battles: lifecycle, scores, result", "battle processor", -1
 )
+COMMANDS_STREAM_SHARDS = TopicSpec(
+    "spaktok.commands.stream_shards",
+    "stream id:shard",
+    "a hot stream's like shards: likes from the API, open/close/bans from the stream",
+    "api, stream processor",
+    7 * DAY_MS,
+)
+EVENTS_STREAM_SHARDS = TopicSpec(
+    "spaktok.events.stream_shards",
+    "stream id:shard",
+    "likes counted by a hot stream's shards",
+    "stream-shard processor",
+    -1,
+)
 NOTIFICATIONS = TopicSpec(
     "spaktok.notifications",
     "channel id:shard",
@@ -108,6 +122,7 @@ ALL_TOPICS = (
     COMMANDS_WALLETS,
     COMMANDS_EARNINGS,
     COMMANDS_BATTLES,
+    COMMANDS_STREAM_SHARDS,
     EVENTS_STREAMS,
     EVENTS_BROADCASTERS,
     EVENTS_AUDIENCES,
@@ -115,6 +130,7 @@ ALL_TOPICS = (
     EVENTS_WALLETS,
     EVENTS_EARNINGS,
     EVENTS_BATTLES,
+    EVENTS_STREAM_SHARDS,
     NOTIFICATIONS,
     OUTCOMES,
     DEADLETTER,
@@ -127,6 +143,7 @@ EVENT_TOPICS = (
     EVENTS_WALLETS,
     EVENTS_EARNINGS,
     EVENTS_BATTLES,
+    EVENTS_STREAM_SHARDS,
     NOTIFICATIONS,
 )
 COMMAND_TOPIC_BY_AGGREGATE = {
@@ -137,6 +154,7 @@ COMMAND_TOPIC_BY_AGGREGATE = {
     "wallet": COMMANDS_WALLETS,
     "earnings": COMMANDS_EARNINGS,
     "battle": COMMANDS_BATTLES,
+    "stream_shard": COMMANDS_STREAM_SHARDS,
 }
 
 

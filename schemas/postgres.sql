@@ -424,3 +424,6 @@ CREATE TABLE IF NOT EXISTS stream_health (
     sampled_at         timestamptz NOT NULL
 );
 ALTER TABLE live_streams ADD COLUMN IF NOT EXISTS live_thumbnail boolean NOT NULL DEFAULT false;
+
+-- likes counted by this many shards (commands/stream_shards.py); 0: by the stream itself
+ALTER TABLE live_streams ADD COLUMN IF NOT EXISTS like_shards integer NOT NULL DEFAULT 0;
