@@ -35,6 +35,9 @@ GIFT_TX = "tx_" + derive_id(COMMAND, "gift").replace("-", "")[:24]
 BY_NAME: dict[str, Any] = {
     # who and where
     "stream_id": STREAM,
+    "shard": 2,  # of a hot stream's like shards
+    "shard_likes": 120,
+    "totals": {"2": 120},
     "stream1_id": STREAM,
     "stream2_id": OPPONENT_STREAM,
     "opponent_stream_id": OPPONENT_STREAM,
@@ -179,6 +182,9 @@ BY_NAME: dict[str, Any] = {
 # where a field name means something else in one event type
 OVERRIDES: dict[str, dict[str, Any]] = {
     "streams.LikesRecorded": {"likes": {FAN: 12, "u_fan_noah": 3}, "count": 15},
+    "stream_shards.ShardLikesRecorded": {"likes": {FAN: 12, "u_fan_noah": 3}, "count": 15},
+    "streams.ShardLikesFolded": {"count": 15},
+    "stream_shards.RecordShardLikes": {"likes": [("k_like_1", FAN, 12), ("k_like_2", "u_fan_noah", 3)]},
     "streams.HeartbeatsRecorded": {"beats": {FAN: AT, "u_fan_noah": AT}},
     "streams.IngestHealthSampled": {"window_s": 5.0},
     "streams.StreamAnalyticsRecorded": {"duration": 5_400},
@@ -261,6 +267,7 @@ def _aggregate_id(cls: type[Event]) -> str:
         "wallet": FAN,
         "earnings": HOST,
         "battle": BY_NAME["battle_id"],
+        "stream_shard": f"{STREAM}:{BY_NAME['shard']}",
     }
     return ids[cls.aggregate_type]
 

@@ -41,6 +41,7 @@ EVENT_TOPIC_BY_AGGREGATE = {
     "wallet": topics.EVENTS_WALLETS,
     "earnings": topics.EVENTS_EARNINGS,
     "battle": topics.EVENTS_BATTLES,
+    "stream_shard": topics.EVENTS_STREAM_SHARDS,
 }
 # the command shown as each command topic's example
 SAMPLE_COMMANDS = {
@@ -51,6 +52,7 @@ SAMPLE_COMMANDS = {
     "wallet": "wallets.PurchaseCoins",
     "earnings": "earnings.RequestPayout",
     "battle": "battles.InviteBattle",
+    "stream_shard": "stream_shards.RecordShardLikes",
 }
 PARTITIONING = (
     "Partitioned by key: murmur2 of the key's UTF-8 bytes, as the Java client hashes, so every record "

@@ -136,18 +136,10 @@ def test_notices_are_published_on_the_notifications_topic() -> None:
 
 
 def test_the_documented_topic_of_each_aggregate_is_where_its_processor_publishes() -> None:
-    """infra/asyncapi.py names each aggregate's events topic; the processors are the truth."""
-    from spaktok.processors import audiences, battles, broadcasters, earnings, schedules, streams, wallets
+    """infra/asyncapi.py names each aggregate's events topic; the worker's processors are the truth."""
+    from spaktok.processors.app import AGGREGATES
 
-    specs = [
-        audiences.AUDIENCES,
-        battles.BATTLES,
-        broadcasters.BROADCASTERS,
-        earnings.EARNINGS,
-        schedules.SCHEDULES,
-        streams.STREAMS,
-        wallets.WALLETS,
-    ]
+    specs = [spec for spec, _ in AGGREGATES]
     assert {s.aggregate_type: s.events_topic for s in specs} == {
         aggregate: spec.name for aggregate, spec in asyncapi.EVENT_TOPIC_BY_AGGREGATE.items()
     }
