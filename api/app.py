@@ -42,6 +42,7 @@ from spaktok.api.routes import (
     replay,
     schedules,
     social,
+    sql,
     streams,
     viewers,
 )
@@ -84,6 +85,7 @@ ROUTERS = (
     media.router,
     media_health.router,
     analytics.router,
+    sql.router,
     replay.router,
     dev.router,
     console.router,  # the pages last: the API's own routes are matched first
