@@ -158,7 +158,7 @@ class Settings(BaseSettings):
     # analysts' SQL (docs/analytics.md "Analysts' SQL"): the most a request may ask for
     sql_max_seconds: float = Field(10.0, gt=0, le=3600)
     sql_max_rows: int = Field(100_000, ge=1, le=10_000_000)
-    sql_max_memory_bytes: int = Field(2_000_000_000, ge=10_000_000)
+    sql_max_memory_bytes: int = Field(1_000_000_000, ge=10_000_000)  # chDB runs inside the API
 
     @field_validator(
         "rate_limit_default",
