@@ -40,7 +40,27 @@ class SqlBody(Body):
     max_seconds: float | None = Field(None, gt=0, le=3600)
 
 
-@router.post("/v1/admin/sql", response_model=None)
+ANSWER = {
+    "description": "columns (name, ClickHouse type) and rows; CSV with a header row when asked",
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["columns", "rows", "rowCount", "elapsedSeconds"],
+                "properties": {
+                    "columns": {"type": "array", "items": {"type": "object"}},
+                    "rows": {"type": "array", "items": {"type": "array"}},
+                    "rowCount": {"type": "integer", "minimum": 0},
+                    "elapsedSeconds": {"type": "number", "minimum": 0},
+                },
+            }
+        },
+        "text/csv": {"schema": {"type": "string"}},
+    },
+}
+
+
+@router.post("/v1/admin/sql", response_model=None, responses={200: ANSWER})
 async def run_sql(body: SqlBody, user: CurrentUser, services: ServicesDep) -> dict[str, Any] | Response:
     """One read-only statement; columns and rows as JSON, or CSV with `"format": "csv"`. `maxRows` and
     `maxSeconds` are capped by the server's `SPAKTOK_SQL_MAX_ROWS` / `SPAKTOK_SQL_MAX_SECONDS`."""
