@@ -181,7 +181,7 @@ def _check_words(words: list[str]) -> None:
         following = upper[i + 1] if i + 1 < len(upper) else ""
         if word == "INTO" and following == "OUTFILE":
             raise SqlRefused("sql-readonly", "INTO OUTFILE writes a file: analysts' SQL is read-only")
-        if following == "(" and _outside(word.lower()):
+        if following == "(" and _outside(word.strip('`"').lower()):  # `file`( names file() too
             raise SqlRefused(
                 "sql-readonly", f"{words[i]}() reads outside the database: only its tables can be queried"
             )

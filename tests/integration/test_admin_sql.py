@@ -131,6 +131,15 @@ def test_the_documented_examples_answer_what_the_traffic_was(analyst: Api, histo
     assert [r["returning_share"] for r in retention] == [0.0, 0.667, 0.5]
 
 
+def test_a_wrong_example_is_caught(analyst: Api, history: dict[str, Any]) -> None:
+    """The checks above can fail: counting a stream's own viewers as returning (`<=` for `<`) and
+    leaving the leaves out of the running count give other answers than the traffic's."""
+    wrong = example("retention", history).replace("x -> x < w.n", "x -> x <= w.n")
+    assert [r["returning"] for r in rows(analyst, wrong)] != [0, 2, 1]
+    wrong = example("concurrent-viewers", history).replace("sum(joins) - sum(leaves)", "sum(joins)")
+    assert rows(analyst, wrong)[-1]["present_at_end"] != 0
+
+
 def test_an_answer_names_columns_and_types_and_comes_as_csv(analyst: Api) -> None:
     response = sql(
         analyst, "SELECT toUInt8(1) AS one, 'a,b' AS text, [1, 2] AS list, toDecimal64(2.5, 2) AS d"

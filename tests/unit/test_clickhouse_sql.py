@@ -64,6 +64,8 @@ def test_a_reading_statement_is_sent_cut_after_its_last_token(sql: str, sent: st
         ("SELECT * FROM fileCluster('c', '/etc/passwd')", "sql-readonly"),
         ("SELECT * FROM python('settings')", "sql-readonly"),  # chDB's: reads the host process
         ("SELECT * FROM Remote('127.0.0.1', system.one)", "sql-readonly"),
+        ("SELECT * FROM `python` /* hidden */ ('x')", "sql-readonly"),
+        ("SELECT * FROM \"fileCluster\"('c', '/etc/passwd')", "sql-readonly"),
         ("SELECT 1; SELECT 2", "sql-statements"),
         ("SELECT 1; INSERT INTO events VALUES (1)", "sql-statements"),
         ("SELECT $$ $$; DROP TABLE events", "sql-statements"),  # a heredoc does not hide the `;`
