@@ -229,6 +229,28 @@ def test_a_huge_result_is_refused_not_cut(analyst: Api) -> None:
     assert len(rows(analyst, "SELECT number FROM numbers(1000)")) == 1000  # at the default limit: fine
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"sql": "SELECT 1", "maxSeconds": 1e-9},
+        {"sql": "SELECT 1", "maxRows": 0},
+        {"sql": "SELECT 1", "format": "xml"},
+        {"sql": "SELECT {x:String}"},
+        {"sql": "SELECT %s, %(x)s, '%'"},
+        {"sql": "SELECT '\\"},
+        {"sql": "SELECT toFloat64('nan') AS n, toInt128(-5) * 10000000000000000000000 AS big, now64(9) AS t"},
+        {"sql": "SELECT map('a', [1]), tuple(1, 'x'), toIPv6('::1'), generateUUIDv4(), toDate32(0)"},
+        {"sql": "é€😀"},
+        {"sql": "SELECT 1", "extra": True},
+    ],
+)
+def test_odd_bodies_get_an_answer_never_a_5xx(analyst: Api, body: dict[str, Any]) -> None:
+    response = analyst.post("/v1/admin/sql", json=body, timeout=60)
+    assert response.status_code < 500, response.text
+    if response.status_code >= 400:
+        assert response.headers["content-type"] == "application/problem+json"
+
+
 def test_only_analysts_and_admins_may_ask(user: Callable[..., Api], analyst: Api) -> None:
     problem(sql(user(uid("viewer")), "SELECT 1"), 403, "forbidden")
     problem(sql(user(uid("mod"), roles=["moderation"]), "SELECT 1"), 403, "forbidden")
