@@ -709,6 +709,42 @@ def audit_export(
     console.print(f"[green]✓[/green] {written:,} {kind.value} rows written to {out} ({fmt.value})")
 
 
+class SqlFormat(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="one reading statement (SELECT, WITH, SHOW, DESCRIBE, …)")],
+    fmt: Annotated[SqlFormat, typer.Option("--format", help="how to print the result")] = SqlFormat.table,
+    api: Annotated[str | None, typer.Option(help="ask this API (e.g. http://127.0.0.1:8000)")] = None,
+    token: Annotated[
+        str | None, typer.Option(envvar="SPAKTOK_TOKEN", help="bearer token for --api (analyst or admin)")
+    ] = None,
+    clickhouse: Annotated[
+        str | None, typer.Option(help="ask this ClickHouse (DSN) directly; not chDB while the API runs")
+    ] = None,
+    max_rows: Annotated[int, typer.Option(min=1, help="refuse a bigger result")] = 10_000,
+    max_seconds: Annotated[float, typer.Option(min=0.001, help="stop the query after this long")] = 10.0,
+) -> None:
+    """Read-only SQL on the analytics store (docs/analytics.md "Analysts' SQL")."""
+    from spaktok.projections import sql_client
+    from spaktok.projections.clickhouse_sql import SqlLimits, SqlRefused
+
+    limits = SqlLimits(max_rows=max_rows, max_seconds=max_seconds)
+    try:
+        if api:
+            result = sql_client.via_api(api, token, query, limits)
+        else:
+            result = sql_client.via_clickhouse(clickhouse or get_settings().clickhouse_dsn, query, limits)
+    except SqlRefused as refused:
+        console.print(f"[red]{refused.kind}:[/red] {refused.detail}", highlight=False)
+        raise typer.Exit(1) from refused
+    sql_client.write(result, fmt.value, out)
+
+
 class ReportFormat(StrEnum):
     png = "png"
     html = "html"

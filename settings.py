@@ -167,6 +167,10 @@ class Settings(BaseSettings):
     feed_fetch_wait_ms: int = Field(50, ge=1, le=1000)  # the live feed (frames go out per tick anyway)
     projector_fetch_wait_ms: int = Field(50, ge=1, le=1000)  # read models
     clickhouse_linger_ms: int = Field(500, ge=0, le=60_000)  # analytics: few big inserts, not many small
+    # analysts' SQL (docs/analytics.md "Analysts' SQL"): the most a request may ask for
+    sql_max_seconds: float = Field(10.0, gt=0, le=3600)
+    sql_max_rows: int = Field(100_000, ge=1, le=10_000_000)
+    sql_max_memory_bytes: int = Field(1_000_000_000, ge=10_000_000)  # chDB runs inside the API
 
     @field_validator(
         "rate_limit_default",

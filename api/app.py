@@ -45,6 +45,7 @@ from spaktok.api.routes import (
     replay,
     schedules,
     social,
+    sql,
     streams,
     viewers,
 )
@@ -87,6 +88,7 @@ ROUTERS = (
     media.router,
     media_health.router,
     analytics.router,
+    sql.router,
     replay.router,
     dev.router,
     contracts.router,  # the event contracts: /asyncapi.json, /docs/events (docs/events.md)
