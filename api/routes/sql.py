@@ -11,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import Field
 
+from spaktok.api.clickhouse_host import on_clickhouse_host
 from spaktok.api.deps import CurrentUser, ServicesDep
 from spaktok.api.problems import Problem
 from spaktok.api.schemas import Body
@@ -61,6 +62,7 @@ ANSWER = {
 
 
 @router.post("/v1/admin/sql", response_model=None, responses={200: ANSWER})
+@on_clickhouse_host
 async def run_sql(body: SqlBody, user: CurrentUser, services: ServicesDep) -> dict[str, Any] | Response:
     """One read-only statement; columns and rows as JSON, or CSV with `"format": "csv"`. `maxRows` and
     `maxSeconds` are capped by the server's `SPAKTOK_SQL_MAX_ROWS` / `SPAKTOK_SQL_MAX_SECONDS`."""
