@@ -61,12 +61,14 @@ def test_likes_of_a_sharded_stream_are_counted_once_and_folded_everywhere(sharde
         fan = fans[n % len(fans)]
         api = Api(sharded.api_url, mint_token(settings, fan))
         key = {"Idempotency-Key": f"{sid}-{n}"}
-        first = api.post(f"/v1/streams/{sid}/likes", json={"count": 1 + n % 3}, headers=key)
-        assert first.status_code == 200, first.text
-        retry = api.post(f"/v1/streams/{sid}/likes", json={"count": 1 + n % 3}, headers=key)
-        assert retry.status_code == 200 and retry.json()["accepted"] == 0, retry.text  # counted once
-        with lock:
-            accepted[fan] += first.json()["accepted"]
+        taps = 1 + n % 3
+        first = api.post(f"/v1/streams/{sid}/likes", json={"count": taps}, headers=key)
+        retry = api.post(f"/v1/streams/{sid}/likes", json={"count": taps}, headers=key)
+        assert {first.status_code, retry.status_code} <= {200, 202}, (first.text, retry.text)
+        if first.status_code == retry.status_code == 200:  # both decided: exactly one of them counted
+            assert first.json()["accepted"] + retry.json()["accepted"] == taps, (first.text, retry.text)
+        with lock:  # a 202 is decided later: the action counts once either way
+            accepted[fan] += taps
 
     with ThreadPoolExecutor(6) as pool:
         list(pool.map(like, range(120)))
