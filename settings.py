@@ -151,6 +151,7 @@ class Settings(BaseSettings):
     notify_apns_topic: str | None = None  # the app's bundle id
     notify_apns_sandbox: bool = False  # api.sandbox.push.apple.com (development builds)
     notify_send_timeout_s: float = Field(10.0, gt=0, le=120)
+    notify_send_attempts: int = Field(3, ge=1, le=10)  # a failed push is tried again, pausing 0.5 s, 1 s, …
     notify_max_devices: int = Field(20, ge=1, le=1000)  # push tokens per user
 
     # worker

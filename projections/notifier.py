@@ -16,6 +16,7 @@ processes never handle the same records at once.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 
 from sqlalchemy import Connection, Engine, text
@@ -27,6 +28,7 @@ from spaktok.projections.notices import (
     NOTICE_WIRE_NAMES,
     Notice,
     Preferences,
+    PushMessage,
     is_user,
     message_for,
     push_recipients,
@@ -42,9 +44,11 @@ class Notifier:
 
     name = "notifier"
 
-    def __init__(self, engine: Engine, provider: Provider) -> None:
+    def __init__(self, engine: Engine, provider: Provider, attempts: int = 3, backoff_s: float = 0.5) -> None:
         self.engine = engine
         self.provider = provider
+        self.attempts = attempts
+        self.backoff_s = backoff_s
 
     def checkpoints(self) -> dict[tuple[str, int], int]:
         with self.engine.connect() as conn:
@@ -86,10 +90,21 @@ class Notifier:
         for device in devices:
             if (device.user_id, device.device_id) in done:
                 continue
-            result = self.provider.send(device, message)
+            result = self._send(device, message)
             self._record(notice.notification_id, device, result)
             sent += result.status == "sent"
         return sent
+
+    def _send(self, device: Device, message: PushMessage) -> PushResult:
+        """A failed send (service unavailable, network) is tried again with a growing pause, up to
+        `attempts` times; a dead token is not."""
+        result = self.provider.send(device, message)
+        for attempt in range(1, self.attempts):
+            if result.status != "failed":
+                break
+            time.sleep(self.backoff_s * 2 ** (attempt - 1))
+            result = self.provider.send(device, message)
+        return result
 
     def _record(self, notification_id: str, device: Device, result: PushResult) -> None:
         """At once and on its own: a crash after this never sends this push again."""
@@ -179,7 +194,7 @@ def notifier_runner(settings: Settings, engine: Engine, producer: EventProducer)
     `ProviderNotConfigured` when the chosen push provider lacks its credentials."""
     return ProjectionRunner(
         settings,
-        Notifier(engine, build_provider(settings)),
+        Notifier(engine, build_provider(settings), attempts=settings.notify_send_attempts),
         producer,
         batch_size=500,
         subscribe=[topics.NOTIFICATIONS.name],

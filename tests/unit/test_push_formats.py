@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from spaktok.infra import push
 from spaktok.infra.push import Device, PushResult
 from spaktok.projections.notices import PushMessage
+from spaktok.projections.notifier import Notifier
 from spaktok.settings import Settings
 
 MESSAGE = PushMessage(
@@ -181,3 +182,28 @@ def test_fcm_with_a_file_that_is_not_a_service_account_refuses_to_start(tmp_path
     settings = Settings(notify_provider="fcm", notify_fcm_project_id="p", notify_fcm_service_account_file=bad)
     with pytest.raises(push.ProviderNotConfigured, match="client_email"):
         push.build_provider(settings)
+
+
+class Flaky:
+    """A provider answering the given results in turn."""
+
+    name = "flaky"
+
+    def __init__(self, *results: str) -> None:
+        self.results = list(results)
+        self.calls = 0
+
+    def send(self, device: Device, message: PushMessage) -> PushResult:
+        self.calls += 1
+        return PushResult(self.results.pop(0))  # type: ignore[arg-type]
+
+
+def test_the_notifier_tries_a_failed_push_again_but_not_a_dead_token() -> None:
+    flaky = Flaky("failed", "failed", "sent")
+    assert Notifier(None, flaky, attempts=3, backoff_s=0)._send(PHONE, MESSAGE).status == "sent"  # type: ignore[arg-type]
+    assert flaky.calls == 3
+    gone = Flaky("invalid-token")
+    assert Notifier(None, gone, attempts=3, backoff_s=0)._send(PHONE, MESSAGE).status == "invalid-token"  # type: ignore[arg-type]
+    assert gone.calls == 1
+    down = Flaky("failed", "failed")
+    assert Notifier(None, down, attempts=2, backoff_s=0)._send(PHONE, MESSAGE).status == "failed"  # type: ignore[arg-type]
