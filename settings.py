@@ -142,7 +142,8 @@ class Settings(BaseSettings):
     # push notifications (docs/notifications.md): the notifier in the projector process sends every
     # notice to the recipients' devices through this provider; fcm/apns refuse to start without
     # their credentials; dev writes what it would send to <data dir>/notifications/sent.jsonl
-    notify_provider: Literal["dev", "fcm", "apns"] = "dev"
+    # (fcm,apns: both, each device to its platform's; a provider is given only its platform's devices)
+    notify_provider: Literal["dev", "fcm", "apns", "fcm,apns"] = "dev"
     notify_fcm_project_id: str | None = None
     notify_fcm_service_account_file: Path | None = None  # a service account's JSON key
     notify_apns_team_id: str | None = None

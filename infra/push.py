@@ -61,6 +61,7 @@ class PushRequest:
 
 class Provider(Protocol):
     name: str
+    platforms: tuple[str, ...]  # the devices it can reach; the notifier passes it no others
 
     def send(self, device: Device, message: PushMessage) -> PushResult: ...
 
@@ -145,6 +146,7 @@ class ServiceAccountTokens:
 
 class FcmProvider:
     name = "fcm"
+    platforms = ("fcm",)
 
     def __init__(self, project_id: str, access_token: Callable[[], str], client: httpx.Client) -> None:
         self.project_id, self.access_token, self.client = project_id, access_token, client
@@ -213,6 +215,7 @@ class ProviderTokens:
 
 class ApnsProvider:
     name = "apns"
+    platforms = ("apns",)
 
     def __init__(
         self, topic: str, sandbox: bool, provider_token: Callable[[], str], client: httpx.Client
@@ -253,6 +256,7 @@ class DevProvider:
     would have been sent (so the formats can be read in the dev stack)."""
 
     name = "dev"
+    platforms = PLATFORMS  # it reaches nothing, so it takes every device
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -297,13 +301,26 @@ def dev_sent_path(settings: Settings) -> Path:
     return settings.data_dir / "notifications" / "sent.jsonl"
 
 
+class PlatformRouter:
+    """Several real providers at once (`fcm,apns`): each device goes to its platform's."""
+
+    name = "router"
+
+    def __init__(self, providers: dict[str, Provider]) -> None:
+        self.providers = providers
+        self.platforms = tuple(providers)
+
+    def send(self, device: Device, message: PushMessage) -> PushResult:
+        return self.providers[device.platform].send(device, message)
+
+
 def build_provider(settings: Settings) -> Provider:
-    """The provider `SPAKTOK_NOTIFY_PROVIDER` names, or `ProviderNotConfigured` saying what to set."""
+    """The provider(s) `SPAKTOK_NOTIFY_PROVIDER` names, or `ProviderNotConfigured` saying what to set."""
     if settings.notify_provider == "dev":
         return DevProvider(dev_sent_path(settings))
-    if settings.notify_provider == "fcm":
-        return _fcm(settings)
-    return _apns(settings)
+    builders = {"fcm": _fcm, "apns": _apns}
+    chosen = {name: builders[name](settings) for name in settings.notify_provider.split(",")}
+    return chosen[settings.notify_provider] if len(chosen) == 1 else PlatformRouter(chosen)
 
 
 def _require(settings: Settings, provider: str, names: tuple[str, ...]) -> None:

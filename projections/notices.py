@@ -7,9 +7,9 @@ Every notice type carries a `kind` (`stream_started`, `pk_invited`, …); users 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Literal
 
 from spaktok.events.audiences import FollowersNotified
 from spaktok.events.battles import BattleNotified
@@ -26,7 +26,6 @@ NOTICE_TYPES: tuple[type[Notice], ...] = (
 NOTICE_WIRE_NAMES = frozenset(cls.model_fields["type"].default for cls in NOTICE_TYPES)
 
 Category = Literal["go-live", "schedule", "moderation", "pk"]
-CATEGORIES: tuple[str, ...] = get_args(Category)
 
 
 def category_of(notice: Notice) -> Category:
@@ -109,7 +108,7 @@ def message_for(notice: Notice) -> PushMessage:
     }
     for key, value in (
         ("streamId", getattr(notice, "stream_id", None)),
-        ("scheduleId", notice_schedule(notice)),
+        ("scheduleId", getattr(notice, "schedule_id", None)),
     ):
         if value:
             data[key] = value
@@ -120,11 +119,3 @@ def message_for(notice: Notice) -> PushMessage:
         collapse_key=notice.notification_id,
         thread=notice.channel_id,
     )
-
-
-def notice_schedule(notice: Notice) -> str | None:
-    return getattr(notice, "schedule_id", None)
-
-
-def distinct(values: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(values))

@@ -83,7 +83,7 @@ class Notifier:
             return 0
         with self.engine.connect() as conn:
             wanted = push_recipients(notice, load_preferences(conn, users))
-            devices = load_devices(conn, wanted)
+            devices = load_devices(conn, wanted, self.provider.platforms)
             done = delivered(conn, notice.notification_id, wanted)
         message = message_for(notice)
         sent = 0
@@ -162,15 +162,16 @@ def load_preferences(conn: Connection, users: Iterable[str]) -> dict[str, Prefer
     return {u: Preferences(frozenset(channels), frozenset(kinds)) for u, channels, kinds in rows}
 
 
-def load_devices(conn: Connection, users: list[str]) -> list[Device]:
+def load_devices(conn: Connection, users: list[str], platforms: tuple[str, ...]) -> list[Device]:
+    """The users' devices on `platforms` (a `dev` token is never sent to FCM)."""
     if not users:
         return []
     rows = conn.execute(
         text(
             "SELECT device_id, user_id, platform, token FROM notify.devices WHERE user_id = ANY(:u) "
-            "ORDER BY user_id, device_id"
+            "AND platform = ANY(:p) ORDER BY user_id, device_id"
         ),
-        {"u": users},
+        {"u": users, "p": list(platforms)},
     )
     return [Device(*row) for row in rows]
 

@@ -18,6 +18,7 @@ from spaktok.api.deps import ID_PATTERN, CurrentUser, ServicesDep, UserPath
 from spaktok.api.problems import Problem
 from spaktok.api.schemas import Body
 from spaktok.projections import notify_views
+from spaktok.projections.notices import Category
 
 router = APIRouter(tags=["notifications"])
 
@@ -26,7 +27,6 @@ MAX_MUTED_CHANNELS = 1000
 # [A-Za-z0-9_:-]), APNs device tokens (64 hex digits); printable, no spaces
 PushToken = Annotated[str, StringConstraints(min_length=8, max_length=4096, pattern=r"^[!-~]+$")]
 ChannelId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=USER_ID_PATTERN)]
-Category = Literal["go-live", "schedule", "moderation", "pk"]  # projections/notices.py CATEGORIES
 DevicePath = Annotated[str, Path(min_length=1, max_length=64, pattern=ID_PATTERN, description="a device id")]
 NotificationPath = Annotated[
     str, Path(min_length=1, max_length=64, pattern=ID_PATTERN, description="a notification id")

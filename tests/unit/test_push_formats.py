@@ -207,3 +207,16 @@ def test_the_notifier_tries_a_failed_push_again_but_not_a_dead_token() -> None:
     assert gone.calls == 1
     down = Flaky("failed", "failed")
     assert Notifier(None, down, attempts=2, backoff_s=0)._send(PHONE, MESSAGE).status == "failed"  # type: ignore[arg-type]
+
+
+def test_with_both_real_providers_each_device_goes_to_its_platforms() -> None:
+    fcm, apns = Flaky("sent"), Flaky("sent")
+    router = push.PlatformRouter({"fcm": fcm, "apns": apns})
+    assert router.platforms == ("fcm", "apns")  # a `dev` device is never handed to it
+    router.send(IPHONE, MESSAGE)
+    assert (fcm.calls, apns.calls) == (0, 1)
+
+
+def test_both_real_providers_need_both_credentials(tmp_path: Path) -> None:
+    with pytest.raises(push.ProviderNotConfigured, match="SPAKTOK_NOTIFY_FCM_PROJECT_ID"):
+        push.build_provider(Settings(data_dir=tmp_path, notify_provider="fcm,apns"))
