@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -188,6 +189,47 @@ def test_a_follower_gets_one_push_per_live_stream_none_private_muted_or_after_a_
     ids = [line["message"]["data"]["notificationId"] for line in sent(stack)]
     devices = [line["device"]["device_id"] for line in sent(stack)]
     assert len(set(zip(ids, devices, strict=True))) == len(ids), "a push was sent twice"
+
+
+def test_schedule_moderation_and_pk_notices_reach_devices_too(
+    stack: DevStack, user: Callable[..., Api]
+) -> None:
+    star_id, rival_id, mod_id = uid("star"), uid("rival"), uid("mod")
+    star, rival, mod, fan = (
+        user(star_id, name="Star"),
+        user(rival_id, name="Rival"),
+        user(mod_id),
+        user(uid("fan")),
+    )
+    assert fan.post(f"/v1/users/{star_id}/follow").status_code == 200
+    devices = {"star": register(star, "apns"), "mod": register(mod), "fan": register(fan, "fcm")}
+    later = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    scheduled = star.post(
+        "/v1/schedules", json={"title": "Tomorrow", "category": "music", "scheduledFor": later}
+    )
+    assert scheduled.status_code in (200, 201, 202), scheduled.text
+    sid = go_live(star)
+    assert star.post(f"/v1/streams/{sid}/moderators", json={"userId": mod_id}).status_code == 200
+    rival_sid = go_live(rival)
+
+    def invite() -> None:  # once both streams reached the read model
+        invited = rival.post("/v1/pk-battles", json={"streamId": rival_sid, "opponentStreamId": sid})
+        assert invited.status_code in (200, 201, 202), invited.text
+
+    eventually(invite, timeout=SLOW, interval=0.5)
+
+    def kinds(who: str) -> set[str]:
+        return {p["message"]["data"]["kind"] for p in pushes_to(stack, devices[who])}
+
+    def all_delivered() -> None:
+        assert kinds("fan") == {"schedule_announced", "stream_started"}
+        assert kinds("mod") == {"moderator_added"}
+        assert kinds("star") == {"pk_invited"}
+
+    eventually(all_delivered, timeout=SLOW)
+    invitation = next(p for p in pushes_to(stack, devices["star"]))
+    assert invitation["request"]["headers"]["apns-push-type"] == "alert"  # as APNs would have got it
+    assert invitation["message"]["data"]["category"] == "pk"
 
 
 def _one(items: list[Any]) -> Any:
