@@ -17,6 +17,7 @@ from urllib.parse import quote
 import typer
 from rich.console import Console
 
+from spaktok.infra.contracts_cli import app as contracts_app
 from spaktok.settings import get_settings
 
 app = typer.Typer(
@@ -197,6 +198,7 @@ def project(log_level: Annotated[str, typer.Option()] = "warning") -> None:
     run_projectors(get_settings())
 
 
+app.add_typer(contracts_app, name="contracts")  # docs/events.md
 ledger_app = typer.Typer(no_args_is_help=True, help="Audit the coin ledger (DESIGN §3).")
 app.add_typer(ledger_app, name="ledger")
 
@@ -707,6 +709,42 @@ def audit_export(
     console.print(f"[green]✓[/green] {written:,} {kind.value} rows written to {out} ({fmt.value})")
 
 
+class SqlFormat(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="one reading statement (SELECT, WITH, SHOW, DESCRIBE, …)")],
+    fmt: Annotated[SqlFormat, typer.Option("--format", help="how to print the result")] = SqlFormat.table,
+    api: Annotated[str | None, typer.Option(help="ask this API (e.g. http://127.0.0.1:8000)")] = None,
+    token: Annotated[
+        str | None, typer.Option(envvar="SPAKTOK_TOKEN", help="bearer token for --api (analyst or admin)")
+    ] = None,
+    clickhouse: Annotated[
+        str | None, typer.Option(help="ask this ClickHouse (DSN) directly; not chDB while the API runs")
+    ] = None,
+    max_rows: Annotated[int, typer.Option(min=1, help="refuse a bigger result")] = 10_000,
+    max_seconds: Annotated[float, typer.Option(min=0.001, help="stop the query after this long")] = 10.0,
+) -> None:
+    """Read-only SQL on the analytics store (docs/analytics.md "Analysts' SQL")."""
+    from spaktok.projections import sql_client
+    from spaktok.projections.clickhouse_sql import SqlLimits, SqlRefused
+
+    limits = SqlLimits(max_rows=max_rows, max_seconds=max_seconds)
+    try:
+        if api:
+            result = sql_client.via_api(api, token, query, limits)
+        else:
+            result = sql_client.via_clickhouse(clickhouse or get_settings().clickhouse_dsn, query, limits)
+    except SqlRefused as refused:
+        console.print(f"[red]{refused.kind}:[/red] {refused.detail}", highlight=False)
+        raise typer.Exit(1) from refused
+    sql_client.write(result, fmt.value, out)
+
+
 class ReportFormat(StrEnum):
     png = "png"
     html = "html"
@@ -836,6 +874,26 @@ def _api_pages(api: str, token: str | None, kind: str, flt: Any) -> Any:
         return response.json()  # type: ignore[no-any-return]
 
     return audit_export.api_pages(get, kind, flt)  # type: ignore[arg-type]
+
+
+topics_app = typer.Typer(no_args_is_help=True, help="The broker's topics, from the topic registry.")
+app.add_typer(topics_app, name="topics")
+
+
+@topics_app.command("apply")
+def topics_apply(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan, change nothing")] = False,
+    grow_partitions: Annotated[
+        bool,
+        typer.Option("--grow-partitions", help="add partitions where fewer than configured (moves keys)"),
+    ] = False,
+    broker: Annotated[str | None, typer.Option(help="default: SPAKTOK_BROKER")] = None,
+) -> None:
+    """Create missing topics, set differing configs, add partitions on request (never remove)."""
+    from spaktok.infra import topics_apply as applier
+
+    settings = get_settings() if broker is None else get_settings().model_copy(update={"broker": broker})
+    raise typer.Exit(applier.run(settings, dry_run=dry_run, out=out, grow_partitions=grow_partitions))
 
 
 def main() -> None:

@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     # this process opens the ClickHouse DSN itself
     clickhouse_host_url: str = ""
     partitions: int = Field(4, ge=1, le=256)
+    # what `spaktok topics apply` (and any process creating a missing topic) asks of the broker:
+    # production runs 3 brokers with replication 3 and min.insync.replicas 2, so with acks=all a write
+    # survives the loss of one broker (docs/deploy.md); the single dev broker takes 1 and no minimum
+    topic_replication: int = Field(1, ge=1, le=16)
+    min_insync_replicas: int | None = Field(None, ge=1, le=16)  # unset: the broker's default
     kafka_session_timeout_ms: int = 6000
     kafka_heartbeat_interval_ms: int = 1000
 
@@ -138,6 +143,9 @@ class Settings(BaseSettings):
     comment_max_length: int = 500
     comment_min_interval_ms: int = Field(2000, ge=0, le=300_000)  # = COMMENT_MEMORY_MS
     like_batch_max: int = 1000
+    # likes of a new stream counted by this many shards in parallel (commands/stream_shards.py,
+    # docs/decisions.md "Hot-stream shards"); 0: by the stream itself, as before. Fixed per stream.
+    stream_like_shards: int = Field(0, ge=0, le=64)
 
     # push notifications (docs/notifications.md): the notifier in the projector process sends every
     # notice to the recipients' devices through this provider; fcm/apns refuse to start without
@@ -175,6 +183,10 @@ class Settings(BaseSettings):
     feed_fetch_wait_ms: int = Field(50, ge=1, le=1000)  # the live feed (frames go out per tick anyway)
     projector_fetch_wait_ms: int = Field(50, ge=1, le=1000)  # read models
     clickhouse_linger_ms: int = Field(500, ge=0, le=60_000)  # analytics: few big inserts, not many small
+    # analysts' SQL (docs/analytics.md "Analysts' SQL"): the most a request may ask for
+    sql_max_seconds: float = Field(10.0, gt=0, le=3600)
+    sql_max_rows: int = Field(100_000, ge=1, le=10_000_000)
+    sql_max_memory_bytes: int = Field(1_000_000_000, ge=10_000_000)  # chDB runs inside the API
 
     @field_validator(
         "rate_limit_default",
@@ -191,6 +203,16 @@ class Settings(BaseSettings):
         """A typo in a limit fails at start-up, not at the first request."""
         limits.parse(value)
         return value
+
+    @model_validator(mode="after")
+    def _insync_within_replication(self) -> Settings:
+        """More in-sync replicas than replicas would refuse every acks=all write."""
+        if self.min_insync_replicas is not None and self.min_insync_replicas > self.topic_replication:
+            raise ValueError(
+                f"SPAKTOK_MIN_INSYNC_REPLICAS ({self.min_insync_replicas}) cannot exceed "
+                f"SPAKTOK_TOPIC_REPLICATION ({self.topic_replication}): no acks=all write could succeed"
+            )
+        return self
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

@@ -59,6 +59,7 @@ class StreamFacts:
     status: str = "live"
     moderation_status: str | None = None
     channel_moderators: frozenset[str] = frozenset()
+    like_shards: int = 0  # likes go to this many shards (commands/stream_shards.py); 0: to the stream
 
     @staticmethod
     def from_document(doc: Mapping[str, Any]) -> StreamFacts:
@@ -75,6 +76,7 @@ class StreamFacts:
             status=doc.get("status") or "live",
             moderation_status=doc.get("moderationStatus"),
             channel_moderators=_ids(doc.get("channelModerators")),
+            like_shards=int(doc.get("likeShards") or 0),
         )
 
     @property

@@ -33,6 +33,7 @@ from spaktok.api.routes import (
     channels,
     chat,
     console,
+    contracts,
     dev,
     enforcement,
     live,
@@ -45,6 +46,7 @@ from spaktok.api.routes import (
     replay,
     schedules,
     social,
+    sql,
     streams,
     viewers,
 )
@@ -88,8 +90,10 @@ ROUTERS = (
     media.router,
     media_health.router,
     analytics.router,
+    sql.router,
     replay.router,
     dev.router,
+    contracts.router,  # the event contracts: /asyncapi.json, /docs/events (docs/events.md)
     console.router,  # the pages last: the API's own routes are matched first
 )
 

@@ -1,8 +1,8 @@
 """Edge batching: many viewers' heartbeats and likes of one stream travel as one command.
 
 Faust's cost is per Kafka message (DESIGN §4), so the API folds taps into `RecordLikes` /
-`RecordHeartbeats` per stream every few milliseconds; each HTTP caller still gets its own answer,
-taken from the batch's outcome.
+`RecordHeartbeats` per stream (`RecordShardLikes` per like shard of a hot stream) every few
+milliseconds; each HTTP caller still gets its own answer, taken from the batch's outcome.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from spaktok import clock
 from spaktok.api.bus import CommandBus
 from spaktok.commands.base import Command
 from spaktok.commands.outcome import Outcome
+from spaktok.commands.stream_shards import RecordShardLikes, stream_shard_id
 from spaktok.commands.streams import RecordHeartbeats, RecordLikes
 
 EDGE_ACTOR = "edge"
@@ -44,6 +45,12 @@ class EdgeBatcher:
     async def heartbeat(self, stream_id: str, user_id: str, at_ms: int) -> BatchAnswer:
         return await self._add("beats", stream_id, (user_id, at_ms))
 
+    async def shard_like(
+        self, stream_id: str, shard: int, action_id: str, user_id: str, count: int
+    ) -> BatchAnswer:
+        """A like of a hot stream, batched per like shard (commands/stream_shards.py)."""
+        return await self._add("shard-likes", stream_shard_id(stream_id, shard), (action_id, user_id, count))
+
     async def _add(self, kind: str, stream_id: str, item: Any) -> BatchAnswer:
         loop = asyncio.get_running_loop()
         key = (kind, stream_id)
@@ -64,21 +71,22 @@ class EdgeBatcher:
             return
         if pending.flusher is not None:
             pending.flusher.cancel()
-        kind, stream_id = key
-        make: Callable[..., Command] = RecordLikes if kind == "likes" else RecordHeartbeats
-        command = make(
-            command_id=str(uuid.uuid4()),
-            issued_at=clock.now(),
-            actor_id=EDGE_ACTOR,
-            stream_id=stream_id,
-            **{kind: pending.items},
-        )
+        command = _batch_command(*key, pending.items)
         self.batches_sent += 1
         # each caller may be sent to the batch's status URL (202): it speaks for all of them
-        users = frozenset(item[1] if kind == "likes" else item[0] for item in pending.items)
+        users = frozenset(item[0] if key[0] == "beats" else item[1] for item in pending.items)
         self.bus.remember_actors(command.command_id, users)
         task = asyncio.ensure_future(self.bus.execute(command))
         task.add_done_callback(lambda t: _resolve(pending.waiters, command.command_id, t))
+
+
+def _batch_command(kind: str, aggregate_id: str, items: list[Any]) -> Command:
+    identity = {"command_id": str(uuid.uuid4()), "issued_at": clock.now(), "actor_id": EDGE_ACTOR}
+    if kind == "shard-likes":
+        stream_id, _, shard = aggregate_id.rpartition(":")
+        return RecordShardLikes(**identity, stream_id=stream_id, shard=int(shard), likes=items)
+    make: Callable[..., Command] = RecordLikes if kind == "likes" else RecordHeartbeats
+    return make(**identity, stream_id=aggregate_id, **{kind: items})
 
 
 def _resolve(

@@ -151,7 +151,7 @@ class StreamFeed:
             self.items.append(_item("guest_joined", env, ("user_id", "guests")))
         elif kind == "streams.GuestRemoved":
             self.items.append(_item("guest_left", env, ("user_id", "by", "reason", "guests")))
-        elif kind == "streams.LikesRecorded":
+        elif kind in ("streams.LikesRecorded", "streams.ShardLikesFolded"):  # a hot stream's: folded
             self.likes += payload["count"]
             self.total_likes = payload["total_likes"]
         elif kind == "streams.ViewerJoined":

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from spaktok.commands.access import AllowedUsers
 from spaktok.commands.base import Command, register_command
+from spaktok.commands.stream_shards import MAX_LIKE_SHARDS
 from spaktok.events.streams import Privacy, Quality
 
 
@@ -45,6 +46,8 @@ class StartStream(BroadcasterCommand):
     ingest_url: str
     playback_url: str
     allowed_user_ids: AllowedUsers = Field(default_factory=list)
+    # likes counted by this many shards (0: by the stream itself); commands/stream_shards.py
+    like_shards: int = Field(0, ge=0, le=MAX_LIKE_SHARDS)
     # the permission to go live (issue #18): the broadcaster's youngest possible age from the token
     # (None: unknown) and the platform's minimum from settings (0: none); the channel decides
     broadcaster_age: int | None = Field(None, ge=0, le=200)

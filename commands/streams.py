@@ -10,6 +10,7 @@ from spaktok.commands.access import AllowedUsers
 from spaktok.commands.base import Command, register_command
 from spaktok.commands.gifts import CatalogGift
 from spaktok.commands.stream.state import COMBO_MEMORY_MS, COMMENT_MEMORY_MS
+from spaktok.commands.stream_shards import MAX_LIKE_SHARDS
 from spaktok.events.streams import Privacy, Quality
 
 
@@ -46,6 +47,7 @@ class OpenStream(StreamCommand):
     playback_url: str
     allowed_user_ids: AllowedUsers = Field(default_factory=list)
     channel_moderators: list[str] = Field(default_factory=list)  # the channel's, at the claim
+    like_shards: int = Field(0, ge=0, le=MAX_LIKE_SHARDS)  # commands/stream_shards.py
 
 
 @register_command
@@ -97,6 +99,15 @@ class SweepViewers(StreamCommand):
     type: Literal["streams.SweepViewers"] = "streams.SweepViewers"
     silent_ms: int = Field(ge=1000)
     broadcaster_grace_ms: int = Field(0, ge=0)  # 0: never end a stream for a silent broadcaster
+
+
+@register_command
+class FoldShardLikes(StreamCommand):
+    """Internal, from the like shards: each shard's running like total (by shard number). The totals
+    only grow, so a fold that arrives twice or late changes nothing (the stream keeps the highest)."""
+
+    type: Literal["streams.FoldShardLikes"] = "streams.FoldShardLikes"
+    totals: dict[str, int] = Field(min_length=1)
 
 
 @register_command

@@ -42,6 +42,7 @@ class StreamStarted(StreamEvent):
     started_at: datetime
     allowed_user_ids: list[str] = []  # who may watch a private stream besides the staff (issue #15)
     channel_moderators: list[str] = []  # the channel's moderators when it started (issue #18)
+    like_shards: int = 0  # likes counted by this many shards (commands/stream_shards.py); 0: here
 
 
 @register_event
@@ -315,6 +316,18 @@ class LikesRecorded(StreamEvent):
 
 
 @register_event
+class ShardLikesFolded(StreamEvent):
+    """The like shards' totals folded into the stream's: `count` more likes, `totals` the shards that
+    moved (shard -> its running total), `total_likes` the stream's total after the fold."""
+
+    type: Literal["streams.ShardLikesFolded"] = "streams.ShardLikesFolded"
+    count: int
+    totals: dict[str, int]
+    total_likes: int
+    folded_at: datetime
+
+
+@register_event
 class StreamCommandRejected(StreamEvent):
     """A stream command that was refused; the reason is a stable problem slug."""
 
@@ -348,6 +361,7 @@ StreamEventUnion = Annotated[
     | CommentPinned
     | CommentUnpinned
     | LikesRecorded
+    | ShardLikesFolded
     | StreamCommandRejected,
     Field(discriminator="type"),
 ]

@@ -149,10 +149,15 @@ def render_config(
     hls_fragment_s: int = 2,
     hls_playlist_length_s: int = 10,
     transcoding: Transcoding | None = None,
+    control_clients: tuple[str, ...] = ("127.0.0.1",),
 ) -> str:
-    """The nginx config text for these ports and paths."""
+    """The nginx config text for these ports and paths. `control_clients`: the addresses (or CIDR
+    ranges) allowed to start recordings: the API's; local in the dev stack."""
     if not re.fullmatch(r"[A-Za-z0-9_\-.~+/=]{16,200}", secret):
         raise ValueError("the media link secret must be 16-200 URL-safe characters (nginx's config holds it)")
+    for client in control_clients:
+        if not re.fullmatch(r"[0-9A-Fa-f.:]{2,39}(/[0-9]{1,3})?", client):
+            raise ValueError(f"{client!r} is not an IP address or CIDR range")
     module = find_rtmp_module()
     if module is None:
         raise RuntimeError(f"the nginx RTMP module was not found; {INSTALL_HINT}")
@@ -177,6 +182,7 @@ def render_config(
         "hls_prefix": urlsplit(hls_base_url.rstrip("/")).path,
         "recordings_prefix": urlsplit(recordings_base_url.rstrip("/")).path,
         "secret": secret,
+        "control_allow": " ".join(f"allow {client};" for client in control_clients),
     }
     values["transcoder"] = f"{sys.executable} -m spaktok.infra.transcoder"
     values["transcoder_args"] = " ".join(

@@ -19,6 +19,7 @@ class TopicSpec:
     writer: str
     retention_ms: int  # -1 keeps forever
     cleanup: str = "delete"
+    partitions: int | None = None  # None: settings.partitions (the unit of parallelism)
 
 
 COMMANDS_STREAMS = TopicSpec(
@@ -81,6 +82,20 @@ COMMANDS_BATTLES = TopicSpec(
 EVENTS_BATTLES = TopicSpec(
     "spaktok.events.battles", "battle id", "PK battles: lifecycle, scores, result", "battle processor", -1
 )
+COMMANDS_STREAM_SHARDS = TopicSpec(
+    "spaktok.commands.stream_shards",
+    "stream id:shard",
+    "a hot stream's like shards: likes from the API, open/close/bans from the stream",
+    "api, stream processor",
+    7 * DAY_MS,
+)
+EVENTS_STREAM_SHARDS = TopicSpec(
+    "spaktok.events.stream_shards",
+    "stream id:shard",
+    "likes counted by a hot stream's shards",
+    "stream-shard processor",
+    -1,
+)
 NOTIFICATIONS = TopicSpec(
     "spaktok.notifications",
     "channel id:shard",
@@ -107,6 +122,7 @@ ALL_TOPICS = (
     COMMANDS_WALLETS,
     COMMANDS_EARNINGS,
     COMMANDS_BATTLES,
+    COMMANDS_STREAM_SHARDS,
     EVENTS_STREAMS,
     EVENTS_BROADCASTERS,
     EVENTS_AUDIENCES,
@@ -114,6 +130,7 @@ ALL_TOPICS = (
     EVENTS_WALLETS,
     EVENTS_EARNINGS,
     EVENTS_BATTLES,
+    EVENTS_STREAM_SHARDS,
     NOTIFICATIONS,
     OUTCOMES,
     DEADLETTER,
@@ -126,6 +143,7 @@ EVENT_TOPICS = (
     EVENTS_WALLETS,
     EVENTS_EARNINGS,
     EVENTS_BATTLES,
+    EVENTS_STREAM_SHARDS,
     NOTIFICATIONS,
 )
 COMMAND_TOPIC_BY_AGGREGATE = {
@@ -136,23 +154,69 @@ COMMAND_TOPIC_BY_AGGREGATE = {
     "wallet": COMMANDS_WALLETS,
     "earnings": COMMANDS_EARNINGS,
     "battle": COMMANDS_BATTLES,
+    "stream_shard": COMMANDS_STREAM_SHARDS,
 }
 
 
+# The Faust worker's state tables (processors/app.py: app "spaktok-worker", one table
+# "<aggregate>-state" per aggregate) are changelogged in topics Faust names "<app>-<table>-changelog".
+# Faust would create them itself, but with the worker's replication factor 1; listing them here lets
+# `spaktok topics apply` create them first with the cluster's replication (Faust keeps what exists).
+# tests/unit/test_topics_plan.py checks these names against the tables the worker declares.
+WORKER_APP_ID = "spaktok-worker"
+
+
+def _changelog(aggregate: str) -> TopicSpec:
+    return TopicSpec(
+        f"{WORKER_APP_ID}-{aggregate}-state-changelog",
+        "aggregate id (raw bytes)",
+        f"the {aggregate} aggregate's state snapshots and command positions, latest per key",
+        "the worker owning the command partition",
+        -1,
+        cleanup="compact",
+    )
+
+
+CHANGELOG_TOPICS = tuple(_changelog(aggregate) for aggregate in COMMAND_TOPIC_BY_AGGREGATE)
+FAUST_LEADER = TopicSpec(
+    f"{WORKER_APP_ID}-__assignor-__leader",
+    "none",
+    "no records: Faust's leader is whichever worker is assigned its one partition",
+    "Faust",
+    7 * DAY_MS,
+    partitions=1,
+)
+# what `spaktok topics apply` manages: ours, plus the worker's Faust topics
+APPLIED_TOPICS = (*ALL_TOPICS, *CHANGELOG_TOPICS, FAUST_LEADER)
+
+
+def partitions_of(spec: TopicSpec, settings: Settings) -> int:
+    return spec.partitions or settings.partitions
+
+
+def topic_config(spec: TopicSpec, settings: Settings) -> dict[str, str]:
+    """The topic-level configs we own; anything else stays the broker's default."""
+    config = {"retention.ms": str(spec.retention_ms), "cleanup.policy": spec.cleanup}
+    if settings.min_insync_replicas is not None:
+        config["min.insync.replicas"] = str(settings.min_insync_replicas)
+    return config
+
+
+def new_topic(spec: TopicSpec, settings: Settings) -> NewTopic:
+    return NewTopic(
+        spec.name,
+        num_partitions=partitions_of(spec, settings),
+        replication_factor=settings.topic_replication,
+        config=topic_config(spec, settings),
+    )
+
+
 def ensure_topics(settings: Settings, timeout: float = 15.0) -> None:
-    """Create every topic that is missing; existing topics are left as they are."""
+    """Create every topic that is missing; existing topics are left as they are
+    (`spaktok topics apply` is what compares and changes them)."""
     admin = AdminClient({"bootstrap.servers": settings.broker})
     existing = set(admin.list_topics(timeout=timeout).topics)
-    missing = [
-        NewTopic(
-            spec.name,
-            num_partitions=settings.partitions,
-            replication_factor=1,
-            config={"retention.ms": str(spec.retention_ms), "cleanup.policy": spec.cleanup},
-        )
-        for spec in ALL_TOPICS
-        if spec.name not in existing
-    ]
+    missing = [new_topic(spec, settings) for spec in ALL_TOPICS if spec.name not in existing]
     if not missing:
         return
     for name, future in admin.create_topics(missing, request_timeout=timeout).items():

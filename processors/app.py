@@ -33,6 +33,7 @@ from spaktok.processors.broadcasters import BROADCASTERS
 from spaktok.processors.earnings import EARNINGS
 from spaktok.processors.positions import CommandPositions
 from spaktok.processors.schedules import SCHEDULES
+from spaktok.processors.stream_shards import STREAM_SHARDS
 from spaktok.processors.streams import STREAMS
 from spaktok.processors.wallets import WALLETS
 from spaktok.settings import Settings
@@ -49,6 +50,7 @@ AGGREGATES: tuple[tuple[AggregateSpec, topics.TopicSpec], ...] = (
     (WALLETS, topics.COMMANDS_WALLETS),
     (EARNINGS, topics.COMMANDS_EARNINGS),
     (BATTLES, topics.COMMANDS_BATTLES),
+    (STREAM_SHARDS, topics.COMMANDS_STREAM_SHARDS),
 )
 
 

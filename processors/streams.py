@@ -16,6 +16,7 @@ from spaktok.commands.schedules import MarkScheduleStarted
 from spaktok.commands.stream_state import StreamState, evolve, join, split, thaw
 from spaktok.commands.streams import (
     DeliverGift,
+    FoldShardLikes,
     LinkBattle,
     RecordAnalyticsSnapshot,
     SweepViewers,
@@ -29,6 +30,7 @@ from spaktok.infra import topics
 from spaktok.processors.aggregate import AggregateSpec, Forward, follow_up
 from spaktok.processors.core import Sealed
 from spaktok.processors.enforcement import suspend_owner
+from spaktok.processors.stream_shards import tell_shards
 
 
 def _rejected(command: Command, rejection: Rejection) -> StreamCommandRejected:
@@ -42,6 +44,10 @@ def _rejected(command: Command, rejection: Rejection) -> StreamCommandRejected:
 
 
 def _follow_ups(command: Command, envelopes: list[Sealed], state: StreamState) -> list[Forward]:
+    return _decided_follow_ups(command, envelopes, state) + tell_shards(command, envelopes, state.like_shards)
+
+
+def _decided_follow_ups(command: Command, envelopes: list[Sealed], state: StreamState) -> list[Forward]:
     if isinstance(command, DeliverGift):
         return _settle_gift(command, envelopes, state) + _score_battle(command, envelopes, state)
     if isinstance(command, LinkBattle):
@@ -233,6 +239,7 @@ def _is_final(command: Command, envelopes: list[Sealed]) -> bool:
         | LinkBattle
         | UnlinkBattle
         | SyncChannelModerators
+        | FoldShardLikes
     )
     return not isinstance(command, internal)
 

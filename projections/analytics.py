@@ -21,6 +21,10 @@ UNKNOWN = "unknown"  # demographics of viewers whose token said nothing
 STREAM_EVENTS = (
     "FROM events FINAL WHERE aggregate_type = 'stream' AND aggregate_id = {s:String} AND sequence > 0"
 )
+# the likes a hot stream's shards counted (commands/stream_shards.py): who liked is there, not on the stream
+SHARD_EVENTS = (
+    "FROM events FINAL WHERE aggregate_type = 'stream_shard' AND stream_id = {s:String} AND sequence > 0"
+)
 # a running visit lasts from its join to the viewer's last sign of life (join or heartbeat)
 WATCH_TIME = (
     "completed + if(joined > left_at, intDiv(toUnixTimestamp64Milli(greatest(seen, joined)) "
@@ -97,7 +101,8 @@ def _totals(ch: ClickHouse, params: dict[str, Any]) -> dict[str, int]:
         "uniqExactIf(user_id, type = 'streams.ViewerJoined') AS unique_viewers, "
         "maxIf(JSONExtractUInt(payload, 'viewer_count'), type IN ('streams.ViewerJoined', "
         "'streams.ViewerLeft', 'streams.HeartbeatsRecorded', 'streams.StreamAnalyticsRecorded')) AS peak, "
-        "sumIf(JSONExtractUInt(payload, 'count'), type = 'streams.LikesRecorded') AS likes, "
+        "sumIf(JSONExtractUInt(payload, 'count'), type IN ('streams.LikesRecorded', "
+        "'streams.ShardLikesFolded')) AS likes, "
         "countIf(type = 'streams.CommentPosted') AS comments, "
         "countIf(type = 'streams.GiftReceived') AS gift_sends, "
         "sumIf(JSONExtractUInt(payload, 'count'), type = 'streams.GiftReceived') AS gifts, "
@@ -162,7 +167,9 @@ def _engaged_viewers(ch: ClickHouse, params: dict[str, Any]) -> int:
         "'streams.ViewerJoined') WHERE user_id IN (SELECT user_id " + STREAM_EVENTS + " AND type = "
         "'streams.CommentPosted' UNION ALL SELECT arrayJoin(JSONExtractKeys(payload, 'likes')) "
         + STREAM_EVENTS
-        + " AND type = 'streams.LikesRecorded' UNION ALL SELECT JSONExtractString(payload, "
+        + " AND type = 'streams.LikesRecorded' UNION ALL SELECT arrayJoin(JSONExtractKeys(payload, 'likes')) "
+        + SHARD_EVENTS
+        + " AND type = 'stream_shards.ShardLikesRecorded' UNION ALL SELECT JSONExtractString(payload, "
         "'sender_id') " + STREAM_EVENTS + " AND type = 'streams.GiftReceived')",
         params,
     )

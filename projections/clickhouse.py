@@ -17,6 +17,8 @@ import clickhouse_connect
 import orjson
 
 from spaktok.infra.kafka import EventProducer
+from spaktok.projections import clickhouse_sql
+from spaktok.projections.clickhouse_sql import SqlLimits, SqlResult
 from spaktok.projections.runner import ProjectionRunner, Record
 from spaktok.settings import Settings
 
@@ -48,6 +50,8 @@ class ClickHouse:
         self.dsn = dsn
         self._client = clickhouse_connect.get_client(dsn=dsn)
         self._lock = threading.Lock()
+        self._readonly: Any = None  # analysts' client, opened at their first query
+        self._readonly_lock = threading.Lock()
 
     def command(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
         with self._lock:
@@ -62,7 +66,23 @@ class ClickHouse:
         with self._lock:
             self._client.insert(table, rows, column_names=columns)
 
+    def query_readonly(self, sql: str, limits: SqlLimits) -> SqlResult:
+        """An analyst's query under `readonly=1` and `limits`; raises `clickhouse_sql.SqlRefused`.
+        It runs on a client of its own: chDB keeps `USE`/`SET` per client handle (a second handle on
+        the process's one engine is allowed), so nothing an analyst sends can change the session the
+        projector inserts through, and a long query does not hold the projector's lock."""
+        with self._readonly_lock:
+            if self._readonly is None:
+                try:
+                    self._readonly = clickhouse_connect.get_client(dsn=self.dsn)
+                except Exception as exc:  # noqa: BLE001 - a refusal the caller can show
+                    raise clickhouse_sql.refusal(exc, limits) from exc
+            return clickhouse_sql.run(self._readonly, sql, limits)
+
     def close(self) -> None:
+        with self._readonly_lock:
+            if self._readonly is not None:
+                self._readonly.close()
         with self._lock:
             self._client.close()
 
@@ -129,11 +149,16 @@ class ClickHouseEventsProjector:
     def __init__(self, ch: ClickHouse) -> None:
         self.ch = ch
         # the highest sequence stored per aggregate, as far as this projector has looked or written:
-        # it is the only writer of `events` (a replay exchanges the table and starts a new projector),
-        # so after the first look an aggregate costs no query per batch
+        # while it owns a partition it is the only writer of that partition's rows (a replay exchanges
+        # the table and starts a new projector), so after the first look an aggregate costs no query
+        # per batch
         self._known: dict[tuple[str, str], int] = {}
 
     def checkpoints(self) -> dict[tuple[str, int], int]:
+        """Asked on every assignment: with several projector processes (a ClickHouse server,
+        docs/operations.md) a partition may come back after another process wrote its rows, so what
+        this one remembered of its aggregates is forgotten and looked up again."""
+        self._known.clear()
         rows = self.ch.query(
             "SELECT topic, partition, max(offset) AS o FROM events GROUP BY topic, partition"
         )

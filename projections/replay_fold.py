@@ -196,6 +196,7 @@ def _started(store: RowStore, env: Envelope) -> int:
         last_updated=e.started_at,
         allowed_user_ids=list(e.allowed_user_ids),
         channel_moderators=list(e.channel_moderators),
+        like_shards=e.like_shards,
     )
     return 1
 
@@ -291,24 +292,35 @@ def _comment(store: RowStore, env: Envelope) -> int:
 def _likes(store: RowStore, env: Envelope) -> int:
     """streams._likes: per user like_count += taps, timestamp = the batch's time."""
     e: Any = env.event()
-    for user, taps in e.likes.items():
-        key = (env.aggregate_id, user)
-        row = store.get("stream_likes", key)
-        if row is None:
-            store.new(
-                "stream_likes",
-                key,
-                stream_id=env.aggregate_id,
-                user_id=user,
-                like_count=taps,
-                timestamp=e.recorded_at,
-            )
-        else:
-            row["like_count"] += taps
-            row["timestamp"] = e.recorded_at
-            store.touch("stream_likes", key)
+    _likers(store, env.aggregate_id, e.likes, e.recorded_at)
     _stream_update(store, env.aggregate_id, likes=e.total_likes, last_updated=e.recorded_at)
     return len(e.likes) + 1
+
+
+def _shard_likes(store: RowStore, env: Envelope) -> int:
+    """streams._shard_likes: a hot stream's likers, counted by its shards."""
+    e: Any = env.event()
+    _likers(store, e.stream_id, e.likes, e.recorded_at)
+    return len(e.likes)
+
+
+def _shard_likes_folded(store: RowStore, env: Envelope) -> int:
+    """streams._shard_likes_folded: the stream's total, folded from its shards."""
+    e: Any = env.event()
+    _stream_update(store, env.aggregate_id, likes=e.total_likes, last_updated=e.folded_at)
+    return 1
+
+
+def _likers(store: RowStore, stream_id: str, likes: dict[str, int], at: Any) -> None:
+    for user, taps in likes.items():
+        key = (stream_id, user)
+        row = store.get("stream_likes", key)
+        if row is None:
+            store.new("stream_likes", key, stream_id=stream_id, user_id=user, like_count=taps, timestamp=at)
+        else:
+            row["like_count"] += taps
+            row["timestamp"] = at
+            store.touch("stream_likes", key)
 
 
 def _ended(store: RowStore, env: Envelope) -> int:
@@ -542,6 +554,8 @@ FOLDS: dict[str, Fold] = {
     "streams.HeartbeatsRecorded": _heartbeats,
     "streams.CommentPosted": _comment,
     "streams.LikesRecorded": _likes,
+    "streams.ShardLikesFolded": _shard_likes_folded,
+    "stream_shards.ShardLikesRecorded": _shard_likes,
     "streams.StreamEnded": _with_system_message(_ended),
     "streams.GiftReceived": _gift_received,
     "wallets.CoinsPurchased": _wallet,

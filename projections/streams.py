@@ -8,6 +8,7 @@ import orjson
 from sqlalchemy import Connection, Engine, text
 
 from spaktok.events.envelope import Envelope
+from spaktok.events.stream_shards import ShardLikesRecorded
 from spaktok.events.streams import (
     CommentDeleted,
     CommentPinned,
@@ -15,6 +16,7 @@ from spaktok.events.streams import (
     CommentUnpinned,
     HeartbeatsRecorded,
     LikesRecorded,
+    ShardLikesFolded,
     StreamEnded,
     StreamStarted,
     StreamUpdated,
@@ -40,11 +42,11 @@ INSERT_STREAM = text(
     """INSERT INTO live_streams (stream_id, user_id, username, user_profile_image, title, category, tags,
         language, privacy, status, stream_url, playback_url, is_recorded, is_premium, is_age_restricted,
         allow_comments, allow_gifts, quality, location, schedule_id, started_at, created_at, last_updated,
-        allowed_user_ids, channel_moderators)
+        allowed_user_ids, channel_moderators, like_shards)
     VALUES (:stream_id, :user_id, :username, :user_profile_image, :title, :category, :tags, :language,
         :privacy, 'live', :ingest_url, :playback_url, :is_recorded, :is_premium, :is_age_restricted,
         :allow_comments, :allow_gifts, :quality, CAST(:location AS jsonb), :schedule_id, :started_at,
-        :started_at, :started_at, :allowed_user_ids, :channel_moderators)
+        :started_at, :started_at, :allowed_user_ids, :channel_moderators, :like_shards)
     ON CONFLICT (stream_id) DO NOTHING"""
 )
 
@@ -251,6 +253,25 @@ def _likes(conn: Connection, env: Envelope) -> int:
     return len(e.likes) + 1
 
 
+def _shard_likes(conn: Connection, env: Envelope) -> int:
+    """Who liked a hot stream, counted by its shards; the stream's total comes with the fold below."""
+    e = env.event()
+    assert isinstance(e, ShardLikesRecorded)
+    params = {"s": e.stream_id, "users": list(e.likes), "counts": list(e.likes.values()), "at": e.recorded_at}
+    conn.execute(UPSERT_LIKES, params)
+    return len(e.likes)
+
+
+def _shard_likes_folded(conn: Connection, env: Envelope) -> int:
+    e = env.event()
+    assert isinstance(e, ShardLikesFolded)
+    conn.execute(
+        text("UPDATE live_streams SET likes = :n, last_updated = :at WHERE stream_id = :s"),
+        {"s": env.aggregate_id, "n": e.total_likes, "at": e.folded_at},
+    )
+    return 1
+
+
 def _ended(conn: Connection, env: Envelope) -> int:
     e = env.event()
     assert isinstance(e, StreamEnded)
@@ -286,6 +307,8 @@ HANDLERS: dict[str, Handler] = chat_history.with_system_messages(
         "streams.HeartbeatsRecorded": _heartbeats,
         "streams.CommentPosted": _comment,
         "streams.LikesRecorded": _likes,
+        "streams.ShardLikesFolded": _shard_likes_folded,
+        "stream_shards.ShardLikesRecorded": _shard_likes,
         "streams.CommentDeleted": _comment_deleted,
         "streams.StreamUpdated": _updated,
         **social.HANDLERS,

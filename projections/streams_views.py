@@ -16,7 +16,7 @@ STREAM_COLUMNS = """stream_id, user_id, username, user_profile_image, title, cat
     moderation_status, slow_mode_seconds, moderators, banned_users, guest_users, pk_battle_id,
     pk_opponent_id, pk_score, started_at, ended_at, created_at, last_updated, ingest_status,
     ingest_changed_at, key_generation, allowed_user_ids, end_reason, live_thumbnail,
-    channel_moderators"""
+    channel_moderators, like_shards"""
 
 
 def camel(name: str) -> str:

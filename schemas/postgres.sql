@@ -425,6 +425,9 @@ CREATE TABLE IF NOT EXISTS stream_health (
 );
 ALTER TABLE live_streams ADD COLUMN IF NOT EXISTS live_thumbnail boolean NOT NULL DEFAULT false;
 
+-- likes counted by this many shards (commands/stream_shards.py); 0: by the stream itself
+ALTER TABLE live_streams ADD COLUMN IF NOT EXISTS like_shards integer NOT NULL DEFAULT 0;
+
 -- Notifications delivered (issue #21, docs/notifications.md): devices, preferences, read marks and
 -- the notifier's delivery records and offsets. State of the API and of the notifier, not read
 -- models: the log does not rebuild them, so they live in schema `notify`, which `spaktok replay`

@@ -13,12 +13,13 @@ from spaktok.api.auth import Principal
 from spaktok.api.deps import CommandMeta, CommentPath, CurrentUser, IdempotencyKey, ServicesDep, StreamPath
 from spaktok.api.problems import Problem
 from spaktok.api.ratelimit import clip_like_taps
-from spaktok.api.readable import StreamContent, admit_participant
+from spaktok.api.readable import StreamContent, admit_participant, shared_facts
 from spaktok.api.responses import answer, event_payload
 from spaktok.api.routes.moderation import is_platform_moderator
 from spaktok.api.schemas import CommentBody, LikeBody
 from spaktok.api.suspension import refuse_if_suspended
 from spaktok.commands.outcome import Outcome
+from spaktok.commands.stream_shards import shard_of
 from spaktok.commands.stream_state import ANONYMOUS_ACTION
 from spaktok.commands.streams import DeleteComment, PinComment, SendComment, UnpinComment
 from spaktok.events.envelope import derive_id
@@ -226,14 +227,22 @@ async def like_stream(
         action_id = f"{ANONYMOUS_ACTION}{uuid.uuid4()}"  # no key: nothing to remember
     # taps beyond the user's allowance on this stream are dropped; none left -> 429 (api/ratelimit.py)
     taps = await clip_like_taps(request, user.user_id, stream_id, body.count)
-    batch_id, outcome = await services.batcher.like(stream_id, action_id, user.user_id, taps)
+    facts = await shared_facts(services.engine, stream_id)
+    shards = facts.like_shards if facts is not None else 0
+    if shards:  # a hot stream: the user's like shard counts it (commands/stream_shards.py)
+        shard = shard_of(user.user_id, shards)
+        batch_id, outcome = await services.batcher.shard_like(stream_id, shard, action_id, user.user_id, taps)
+    else:
+        batch_id, outcome = await services.batcher.like(stream_id, action_id, user.user_id, taps)
 
     def build(outcome: Outcome) -> dict[str, Any]:
-        recorded = event_payload(outcome, "streams.LikesRecorded") or {}
+        kind = "stream_shards.ShardLikesRecorded" if shards else "streams.LikesRecorded"
+        recorded = event_payload(outcome, kind) or {}
         counted = action_id in recorded.get("action_ids", [])
         return {
             "streamId": stream_id,
             "accepted": taps if counted else 0,
+            # a sharded stream's total is folded from its shards: the document and feed show it
             "likes": outcome.stats.get("likes"),
         }
 

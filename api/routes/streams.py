@@ -65,6 +65,7 @@ async def start_stream(
         location=body.location.model_dump() if body.location else None,
         broadcaster_age=youngest_age(user.birth_year),
         streaming_min_age=settings.streaming_min_age,
+        like_shards=settings.stream_like_shards,
     )
     outcome = await services.bus.execute(command)
 

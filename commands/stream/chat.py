@@ -18,7 +18,14 @@ from spaktok.commands.stream.state import (
     copy_with,
     millis,
 )
-from spaktok.commands.streams import DeleteComment, PinComment, RecordLikes, SendComment, UnpinComment
+from spaktok.commands.streams import (
+    DeleteComment,
+    FoldShardLikes,
+    PinComment,
+    RecordLikes,
+    SendComment,
+    UnpinComment,
+)
 from spaktok.events.base import Event
 from spaktok.events.envelope import derive_id
 from spaktok.events.streams import (
@@ -27,6 +34,7 @@ from spaktok.events.streams import (
     CommentPosted,
     CommentUnpinned,
     LikesRecorded,
+    ShardLikesFolded,
 )
 
 
@@ -88,6 +96,23 @@ def _likes(command: RecordLikes, state: StreamState) -> list[Event]:
     ]
 
 
+def _fold_shard_likes(command: FoldShardLikes, state: StreamState) -> list[Event]:
+    """A hot stream's like shards report their running totals (commands/stream_shards.py). Only what
+    grew counts: a fold sent again, or overtaken by a later one, adds nothing. Folds are taken after
+    the end too: likes a shard counted while the stream was live may arrive after the end."""
+    require_stream(state)
+    folded = state.chat.shard_likes
+    moved = {shard: total for shard, total in command.totals.items() if total > folded.get(shard, 0)}
+    if not moved:
+        return []
+    count = sum(total - folded.get(shard, 0) for shard, total in moved.items())
+    return [
+        ShardLikesFolded(
+            count=count, totals=moved, total_likes=state.chat.likes + count, folded_at=command.issued_at
+        )
+    ]
+
+
 def _delete_comment(command: DeleteComment, state: StreamState) -> list[Event]:
     """The broadcaster, one of the stream's moderators, or the platform's moderation team.
 
@@ -139,6 +164,7 @@ def _unpin_comment(command: UnpinComment, state: StreamState) -> list[Event]:
 DECIDERS: Deciders = {
     SendComment: _comment,
     RecordLikes: _likes,
+    FoldShardLikes: _fold_shard_likes,
     DeleteComment: _delete_comment,
     PinComment: _pin_comment,
     UnpinComment: _unpin_comment,
@@ -170,6 +196,10 @@ def _liked(chat: Chat, event: LikesRecorded) -> Chat:
     return copy_with(chat, likes=event.total_likes)
 
 
+def _shard_likes_folded(chat: Chat, event: ShardLikesFolded) -> Chat:
+    return copy_with(chat, likes=event.total_likes, shard_likes={**chat.shard_likes, **event.totals})
+
+
 def _pinned(chat: Chat, event: CommentPinned) -> Chat:
     return copy_with(chat, pinned_comment_id=event.comment_id)
 
@@ -188,6 +218,7 @@ def _deleted(chat: Chat, event: CommentDeleted) -> Chat:
 FOLDS: dict[type[Event], Callable[[Chat, Any], Chat]] = {
     CommentPosted: _posted,
     LikesRecorded: _liked,
+    ShardLikesFolded: _shard_likes_folded,
     CommentPinned: _pinned,
     CommentUnpinned: _unpinned,
     CommentDeleted: _deleted,

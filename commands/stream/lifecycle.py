@@ -122,6 +122,7 @@ def _started(state: StreamState, event: StreamStarted) -> dict[str, Any]:
         "is_premium": event.is_premium,
         "is_recorded": event.is_recorded,
         "allowed_user_ids": tuple(event.allowed_user_ids),
+        "like_shards": event.like_shards,
     }
 
 

@@ -71,6 +71,7 @@ class Chat:
     comments_pruned_ms: int = 0  # when last_comment_ms was last pruned
     recent_like_ids: dict[str, None] = field(default_factory=dict)  # an insertion-ordered set
     pinned_comment_id: str = ""
+    shard_likes: dict[str, int] = field(default_factory=dict)  # like shard -> its total folded here
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +197,7 @@ class StreamState:
     allow_gifts: bool = True
     is_premium: bool = False
     is_recorded: bool = False
+    like_shards: int = 0  # likes counted by this many shards (commands/stream_shards.py); 0: here
     audience: Audience = field(default_factory=Audience)
     chat: Chat = field(default_factory=Chat)
     moderation: Moderation = field(default_factory=Moderation)

@@ -49,6 +49,7 @@ IDENTITIES = (
     "stream_moderator",
     "platform_moderator",
     "admin",
+    "analyst",
 )
 TOKENLESS = ("anonymous", "forged", "expired")
 OK = "ok"
@@ -62,6 +63,9 @@ def expect(default: Expect = OK, *, public: bool = False, **overrides: Expect) -
     if not public:
         table.update(dict.fromkeys(TOKENLESS, 401))
     table.update(overrides)
+    # an analyst has no relation to the world: a stranger with a role, unless a row says otherwise
+    if "analyst" not in overrides:
+        table["analyst"] = table["stranger"]
     return table
 
 
@@ -265,6 +269,7 @@ def _rows() -> list[Row]:
         Row("POST", "/v1/admin/replay/clickhouse", ADMIN_ONLY, mutates=True),
         Row("GET", "/v1/audit/gifts", ADMIN_ONLY),
         Row("GET", "/v1/audit/moderation", STAFF_ONLY),
+        Row("POST", "/v1/admin/sql", expect(403, admin=OK, analyst=OK), {"sql": "SELECT 1"}),
         # platform enforcement
         Row("POST", "/v1/admin/streams/{stream_id}/suspend", STAFF_ONLY, {"reason": "abuse"}, mutates=True),
         Row("PUT", "/v1/admin/users/{user_id}/suspension", STAFF_ONLY, {"reason": "abuse"}, mutates=True),
@@ -286,6 +291,9 @@ def _rows() -> list[Row]:
         Row("GET", "/studio", expect(public=True)),
         Row("GET", "/admin", expect(public=True)),
         Row("GET", "/console/{folder}/{asset}", expect(public=True)),
+        # the event contracts (docs/events.md): the log's shape, never its data
+        Row("GET", "/asyncapi.json", expect(public=True)),
+        Row("GET", "/docs/events", expect(public=True)),
     ]
 
 
@@ -337,6 +345,7 @@ class Callers:
             "minor": {"birth_year": minor_year},
             "platform_moderator": {"roles": ["moderation"]},
             "admin": {"roles": ["admin"]},
+            "analyst": {"roles": ["analyst"]},
         }
         tokens: dict[str, str | None] = {"anonymous": None}
         now = int(datetime.now(UTC).timestamp())
@@ -497,4 +506,6 @@ def test_a_wrong_expectation_is_caught(shared_world: tuple[World, Callers]) -> N
     """The matrix can fail: a row that lets a stranger read a followers-only stream is refused."""
     world, callers = shared_world
     leaky = Row("GET", "/v1/streams/{stream_id}", expect(stranger=OK, banned=OK, minor=OK))
-    assert sorted(m.split(":")[0] for m in run_row(leaky, world, callers)) == ["banned", "minor", "stranger"]
+    # the analyst is a stranger to the world too (`expect` gives it the stranger's expectation)
+    refused = ["analyst", "banned", "minor", "stranger"]
+    assert sorted(m.split(":")[0] for m in run_row(leaky, world, callers)) == refused

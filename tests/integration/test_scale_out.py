@@ -84,6 +84,8 @@ def test_the_shared_port_reaches_every_api_and_analytics_answer_on_each(scaled: 
         response = Api(url, admin_token).get("/v1/admin/metrics")
         assert response.status_code == 200, (url, response.text)
         assert "window" in response.json()
+        answer = Api(url, admin_token).post("/v1/admin/sql", json={"sql": "SELECT 1 AS one"})
+        assert answer.status_code == 200 and answer.json()["rows"] == [[1]], (url, answer.text)
 
 
 def live_connections(api_url: str, admin_token: str) -> int:

@@ -1,0 +1,72 @@
+"""Commands on the shards of a hot stream (`{stream}:{shard}`): likes, spread over partitions.
+
+A stream is one aggregate on one partition, decided by one worker core. For a stream opened with
+`like_shards` K > 0, the API sends each viewer's likes to shard `shard_of(user, K)` instead: likes are
+commutative, so K shards count them in parallel, and each forwards its running total to the stream,
+which folds the totals into its like count (docs/decisions.md "Hot-stream shards"). What needs one
+writer (lifecycle, joins and the viewer count, moderation, gifts' order) stays with the stream, which
+tells the shards what they need: that it is live, that it ended, who is banned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from spaktok.commands.base import Command, register_command
+
+MAX_LIKE_SHARDS = 64
+
+
+def shard_of(user_id: str, shards: int) -> int:
+    """A user's shard of a stream: fixed by a hash of their id, so their retries meet their likes."""
+    digest = hashlib.blake2b(user_id.encode(), digest_size=4, person=b"likeshrd").digest()
+    return int.from_bytes(digest, "big") % shards
+
+
+def stream_shard_id(stream_id: str, shard: int) -> str:
+    return f"{stream_id}:{shard}"
+
+
+class StreamShardCommand(Command):
+    aggregate_type: ClassVar[str] = "stream_shard"
+    stream_id: str = Field(min_length=1, max_length=64)
+    shard: int = Field(ge=0, lt=MAX_LIKE_SHARDS)
+
+    @property
+    def aggregate_id(self) -> str:
+        return stream_shard_id(self.stream_id, self.shard)
+
+
+@register_command
+class RecordShardLikes(StreamShardCommand):
+    """Edge batch: likes of the viewers of one shard (actor = 'edge'), as `RecordLikes` holds them."""
+
+    type: Literal["stream_shards.RecordShardLikes"] = "stream_shards.RecordShardLikes"
+    likes: list[tuple[str, str, int]] = Field(min_length=1)  # (action id, user id, taps)
+
+
+@register_command
+class OpenShard(StreamShardCommand):
+    """Internal, from the stream when it starts: the shard takes likes from now on."""
+
+    type: Literal["stream_shards.OpenShard"] = "stream_shards.OpenShard"
+    owner_id: str
+
+
+@register_command
+class CloseShard(StreamShardCommand):
+    """Internal, from the stream when it ends: later likes are refused (`stream-not-live`)."""
+
+    type: Literal["stream_shards.CloseShard"] = "stream_shards.CloseShard"
+
+
+@register_command
+class SetShardBan(StreamShardCommand):
+    """Internal, from the stream: a user of this shard was banned (or the ban lifted)."""
+
+    type: Literal["stream_shards.SetShardBan"] = "stream_shards.SetShardBan"
+    user_id: str
+    banned: bool
