@@ -106,7 +106,7 @@ def fcm_result(status: int, body: dict[str, Any]) -> PushResult:
         return PushResult("sent", str(body.get("name", "")))
     error = body.get("error") or {}
     codes = {d.get("errorCode") for d in error.get("details") or [] if isinstance(d, dict)}
-    if status == 404 or "UNREGISTERED" in codes or "INVALID_ARGUMENT" in codes and "token" in str(error):
+    if status == 404 or "UNREGISTERED" in codes or ("INVALID_ARGUMENT" in codes and "token" in str(error)):
         return PushResult("invalid-token", str(error.get("message", status)))
     return PushResult("failed", f"{status} {error.get('status', '')} {error.get('message', '')}".strip())
 
