@@ -147,6 +147,22 @@ class Settings(BaseSettings):
     # docs/decisions.md "Hot-stream shards"); 0: by the stream itself, as before. Fixed per stream.
     stream_like_shards: int = Field(0, ge=0, le=64)
 
+    # push notifications (docs/notifications.md): the notifier in the projector process sends every
+    # notice to the recipients' devices through this provider; fcm/apns refuse to start without
+    # their credentials; dev writes what it would send to <data dir>/notifications/sent.jsonl
+    # (fcm,apns: both, each device to its platform's; a provider is given only its platform's devices)
+    notify_provider: Literal["dev", "fcm", "apns", "fcm,apns"] = "dev"
+    notify_fcm_project_id: str | None = None
+    notify_fcm_service_account_file: Path | None = None  # a service account's JSON key
+    notify_apns_team_id: str | None = None
+    notify_apns_key_id: str | None = None
+    notify_apns_key_file: Path | None = None  # the .p8 signing key
+    notify_apns_topic: str | None = None  # the app's bundle id
+    notify_apns_sandbox: bool = False  # api.sandbox.push.apple.com (development builds)
+    notify_send_timeout_s: float = Field(10.0, gt=0, le=120)
+    notify_send_attempts: int = Field(3, ge=1, le=10)  # a failed push is tried again, pausing 0.5 s, 1 s, …
+    notify_max_devices: int = Field(20, ge=1, le=1000)  # push tokens per user
+
     # worker
     worker_web_port: int | None = None  # Faust's web server is off unless a port is given
     # which of several worker processes on one host this is (issue #20): its own Faust data folder

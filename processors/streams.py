@@ -172,7 +172,12 @@ def _battle_closed(command: Command, envelopes: list[Sealed]) -> list[Forward]:
 
 
 def _notify_followers(command: Command, started: Sealed) -> list[Forward]:
-    """One notify command per audience shard of the broadcaster: the fan-out runs in parallel."""
+    """One notify command per audience shard of the broadcaster: the fan-out runs in parallel.
+
+    Followers hear only of a stream they may watch (API.md "Who may see what"): a followers-only
+    one they may, being followers; a private one, none of them (its existence is not told)."""
+    if started.payload.get("privacy") == "private":
+        return []
     channel = started.payload["user_id"]
     notification_id = derive_id(started.event_id, "followers-notified")
     return [

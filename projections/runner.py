@@ -67,15 +67,18 @@ class ProjectionRunner:
         producer: EventProducer,
         batch_size: int = 2000,
         linger_s: float = 0.0,
+        subscribe: list[str] | None = None,
     ):
         """`linger_s`: while records keep arriving, gather them this long before applying them as one
         batch (a store with a high fixed cost per write, like ClickHouse, wants few big inserts);
-        whenever the log has nothing more to give, what was gathered is applied at once."""
+        whenever the log has nothing more to give, what was gathered is applied at once.
+        `subscribe`: the topics to read (default: every event topic)."""
         self.settings = settings
         self.projector = projector
         self.producer = producer
         self.batch_size = batch_size
         self.linger_s = linger_s
+        self.topics = subscribe or [spec.name for spec in topics.EVENT_TOPICS]
         self.stats = ProjectorStats()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -101,7 +104,7 @@ class ProjectionRunner:
                 "fetch.wait.max.ms": self.settings.projector_fetch_wait_ms,
             }
         )
-        consumer.subscribe([spec.name for spec in topics.EVENT_TOPICS], on_assign=self._on_assign)
+        consumer.subscribe(self.topics, on_assign=self._on_assign)
         pending: list = []
         gathering_since = 0.0
         try:

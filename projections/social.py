@@ -172,10 +172,11 @@ def follows_channel_of_stream(engine: Engine, user_id: str, stream_id: str) -> b
 def inbox(
     engine: Engine, user_id: str, *, cursor: str | None, limit: int, roles: frozenset[str] = frozenset()
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Newest first, keyset-paginated on (created_at, notification_id); `role:X` rows reach role X."""
+    """Newest first, keyset-paginated on (created_at, notification_id); `role:X` rows reach role X.
+    `read`: the caller marked it read (notify.reads: per reader, so a role's notice is read per user)."""
     where = "recipient_id = ANY(:recipients)"
     recipients = [user_id, *(f"role:{role}" for role in sorted(roles))]
-    params: dict[str, Any] = {"recipients": recipients, "limit": limit + 1}
+    params: dict[str, Any] = {"recipients": recipients, "limit": limit + 1, "reader": user_id}
     if cursor is not None:
         created_at, notification_id = decode_cursor(cursor)
         where += " AND (created_at, notification_id) < (CAST(:ca AS timestamptz), :ni)"
@@ -184,7 +185,9 @@ def inbox(
         rows = conn.execute(
             text(
                 "SELECT notification_id, kind, channel_id, stream_id, schedule_id, title, actor_name, "
-                f"created_at, read_at IS NOT NULL AS read FROM notifications WHERE {where} "
+                "created_at, EXISTS (SELECT 1 FROM notify.reads r WHERE r.user_id = :reader "
+                "AND r.notification_id = notifications.notification_id) AS read "
+                f"FROM notifications WHERE {where} "
                 "ORDER BY created_at DESC, notification_id DESC LIMIT :limit"
             ),
             params,

@@ -427,3 +427,46 @@ ALTER TABLE live_streams ADD COLUMN IF NOT EXISTS live_thumbnail boolean NOT NUL
 
 -- likes counted by this many shards (commands/stream_shards.py); 0: by the stream itself
 ALTER TABLE live_streams ADD COLUMN IF NOT EXISTS like_shards integer NOT NULL DEFAULT 0;
+
+-- Notifications delivered (issue #21, docs/notifications.md): devices, preferences, read marks and
+-- the notifier's delivery records and offsets. State of the API and of the notifier, not read
+-- models: the log does not rebuild them, so they live in schema `notify`, which `spaktok replay`
+-- (it rebuilds `public` beside the live one and swaps them) neither compares nor replaces.
+CREATE SCHEMA IF NOT EXISTS notify;
+CREATE TABLE IF NOT EXISTS notify.devices (        -- POST /v1/devices: one row per push token
+    device_id          text PRIMARY KEY,
+    user_id            text NOT NULL,
+    platform           text NOT NULL,            -- fcm | apns | dev
+    token              text NOT NULL UNIQUE,     -- a token signed in as another user moves to them
+    created_at         timestamptz NOT NULL,
+    updated_at         timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS devices_user ON notify.devices (user_id);
+CREATE TABLE IF NOT EXISTS notify.preferences (    -- /v1/me/notification-preferences
+    user_id            text PRIMARY KEY,
+    muted_channels     text[] NOT NULL DEFAULT '{}',
+    muted_kinds        text[] NOT NULL DEFAULT '{}',   -- go-live | schedule | moderation | pk
+    updated_at         timestamptz NOT NULL
+);
+CREATE TABLE IF NOT EXISTS notify.reads (          -- POST /v1/notifications/{id}/read, per reader
+    user_id            text NOT NULL,
+    notification_id    text NOT NULL,
+    read_at            timestamptz NOT NULL,
+    PRIMARY KEY (user_id, notification_id)
+);
+CREATE TABLE IF NOT EXISTS notify.deliveries (     -- one push per notice, recipient and device
+    notification_id    text NOT NULL,
+    recipient_id       text NOT NULL,
+    device_id          text NOT NULL,
+    platform           text NOT NULL,
+    status             text NOT NULL,            -- sent | failed | invalid-token
+    detail             text NOT NULL DEFAULT '',
+    delivered_at       timestamptz NOT NULL,
+    PRIMARY KEY (notification_id, recipient_id, device_id)
+);
+CREATE TABLE IF NOT EXISTS notify.checkpoints (    -- the notifier's last handled offset per partition
+    topic              text NOT NULL,
+    "partition"        integer NOT NULL,
+    "offset"           bigint NOT NULL,
+    PRIMARY KEY (topic, "partition")
+);

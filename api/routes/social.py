@@ -12,6 +12,7 @@ from spaktok.api.auth import Principal
 from spaktok.api.deps import CommandMeta, CurrentUser, Services, ServicesDep, UserPath
 from spaktok.api.problems import Problem
 from spaktok.api.responses import answer
+from spaktok.api.routes import notify
 from spaktok.commands.broadcasters import FollowUser, UnfollowUser
 from spaktok.projections import social
 
@@ -52,11 +53,12 @@ async def notifications(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
-    """The caller's inbox, newest first."""
+    """The caller's inbox, newest first, and how many of its notices the caller has not read."""
     try:
         items, next_cursor = await run_in_threadpool(
             social.inbox, services.engine, user.user_id, cursor=cursor, limit=limit, roles=user.roles
         )
     except ValueError as exc:
         raise Problem(400, "invalid-cursor", "the cursor was not produced by this endpoint") from exc
-    return {"notifications": items, "nextCursor": next_cursor}
+    unread = await notify.unread_of(user, services)
+    return {"notifications": items, "nextCursor": next_cursor, "unread": unread}

@@ -238,6 +238,22 @@ def _rows() -> list[Row]:
         Row("POST", "/v1/users/{user_id}/follow", ANY_USER, mutates=True, user="owner"),
         Row("DELETE", "/v1/users/{user_id}/follow", ANY_USER, mutates=True, user="owner"),
         Row("GET", "/v1/notifications", ANY_USER),
+        # notifications delivered (docs/notifications.md): a caller's own devices, mutes and read marks.
+        # They change nothing another row reads, so they share the world; the owner's device (the
+        # world's) goes last and only to its owner, the followers' go-live notice only to them
+        Row("POST", "/v1/devices", ANY_USER, {"platform": "dev", "token": "tok-matrix-0001"}),
+        Row("GET", "/v1/devices", ANY_USER),
+        Row("DELETE", "/v1/devices/{device_id}", expect(404, owner=OK)),
+        Row("GET", "/v1/me/notification-preferences", ANY_USER),
+        Row("PUT", "/v1/me/notification-preferences", ANY_USER, {"mutedKinds": ["pk"]}),
+        Row("PUT", "/v1/me/notification-preferences/channels/{user_id}", ANY_USER, user="owner"),
+        Row("DELETE", "/v1/me/notification-preferences/channels/{user_id}", ANY_USER, user="owner"),
+        Row(
+            "POST",
+            "/v1/notifications/{notification_id}/read",
+            expect(404, viewer=OK, follower=OK, banned=OK, minor=OK),
+        ),
+        Row("POST", "/v1/notifications/read-all", ANY_USER),
         # channels (docs/api.md "Channels"): a hidden stream is left out, never refused
         Row("GET", "/v1/users/{user_id}/live", ANY_USER, user="owner"),
         Row("GET", "/v1/users/{user_id}/streams", ANY_USER, user="owner"),
@@ -401,7 +417,19 @@ def build_world(stack: DevStack) -> tuple[World, Callers]:
     world.values.update(
         owner_id=ids["owner"], rival_stream_id=rival_sid, stream_key=key, report_id=f"{sid}-1"
     )
+    device = _ok(owner.post("/v1/devices", json={"platform": "dev", "token": uid("tok-world")}))
+    world.values.update(device_id=device["deviceId"], notification_id=eventually(_go_live_notice(callers)))
     return world, callers
+
+
+def _go_live_notice(callers: Callers) -> Callable[[], str]:
+    def noticed() -> str:
+        items = _ok(callers["viewer"].get("/v1/notifications"))["notifications"]
+        started = [n for n in items if n["kind"] == "stream_started"]
+        assert started, "the followers' go-live notice is not in the inbox yet"
+        return str(started[0]["notificationId"])
+
+    return noticed
 
 
 @pytest.fixture(scope="module")
@@ -411,7 +439,9 @@ def shared_world(stack: DevStack) -> tuple[World, Callers]:
 
 # A 404 with these slugs hides something that exists in the world (a private stream, someone else's
 # command); any other 404 names an id the world does not hold (a payout) and is a domain answer.
-HIDING_SLUGS = frozenset({"stream-not-found", "command-not-found"})
+HIDING_SLUGS = frozenset(
+    {"stream-not-found", "command-not-found", "device-not-found", "notification-not-found"}
+)
 
 
 def _outcome(response: httpx.Response) -> Expect:
