@@ -2,6 +2,7 @@
 
     python bench/like_shards.py                              # 8 shards, 2 workers, 1 M-user audience
     python bench/like_shards.py --likes 100000 --shards 4    # a shorter run
+    python bench/like_shards.py --rate 20000                 # a steady 20,000 actions/s instead of a burst
 
 Two runs of the same burst, each on a fresh embedded stack with two workers: one stream that counts
 its likes itself (`RecordLikes` on its one partition), and one opened with K like shards
@@ -15,7 +16,7 @@ the stream aggregate's events for those likes (one per like batch unsharded; one
 sharded, however many likes each covers), worker CPU per 1,000 likes, the fold delay (append time of
 a shard's count to the append time of the stream's fold that covers it: p50, p99, max), and that the
 stream's document ends at exactly the likes sent. The floor is the broker's raw consume rate of the
-same events, read in the same run. The last line is one JSON object with the headline figures.
+topic holding the counts (the stream's events, or the shards'), read in the same run. The last line is one JSON object with the headline figures.
 """
 
 from __future__ import annotations
@@ -58,9 +59,9 @@ def start(shards: int, workers: int) -> DevStack:
     return stack
 
 
-def produce(stack: DevStack, sid: str, shards: int, audience: int, likes: int, batch: int) -> int:
-    """The burst: `likes` like actions of 1-5 taps in batches of `batch`, grouped per shard as the
-    edge batcher groups them. Returns the taps sent."""
+def produce(stack: DevStack, sid: str, shards: int, audience: int, likes: int, batch: int, rate: float) -> int:
+    """`likes` like actions of 1-5 taps in batches of `batch`, grouped per shard as the edge batcher
+    groups them: a burst, or `rate` actions/s when rate > 0. Returns the taps sent."""
     producer = Producer({**producer_config(Settings(broker=stack.broker)), "linger.ms": 5})
     now = datetime.now(UTC)
     taps = 0
@@ -81,7 +82,12 @@ def produce(stack: DevStack, sid: str, shards: int, audience: int, likes: int, b
                 producer.poll(0.05)
         producer.poll(0)
 
+    started = time.monotonic()
     for n in range(likes):
+        if rate > 0 and n % 100 == 0:
+            ahead = started + n / rate - time.monotonic()
+            if ahead > 0:
+                producer.poll(ahead)
         user = f"u{random.randrange(audience)}"
         count = random.randint(1, 5)
         taps += count
@@ -129,7 +135,7 @@ def fold_delays(shard_records: list[tuple[int, dict]], stream_records: list[tupl
     return delays
 
 
-def run(shards: int, workers: int, audience: int, likes: int, batch: int) -> dict:
+def run(shards: int, workers: int, audience: int, likes: int, batch: int, rate: float) -> dict:
     stack = start(shards, workers)
     try:
         settings = Settings()
@@ -137,7 +143,7 @@ def run(shards: int, workers: int, audience: int, likes: int, batch: int) -> dic
         time.sleep(2.0)  # the shards' open forwards are decided before the burst
         before = cpu_seconds(stack)
         with console.status(f"{likes:,} like actions from {audience:,} users into Kafka"):
-            taps = produce(stack, sid, shards, audience, likes, batch)
+            taps = produce(stack, sid, shards, audience, likes, batch, rate)
         with console.status("waiting for the document to hold every like"):
             wait_for_total(stack, sid, taps, timeout=600)
         after = cpu_seconds(stack)
@@ -145,8 +151,8 @@ def run(shards: int, workers: int, audience: int, likes: int, batch: int) -> dic
         stream_records = [(ts, orjson.loads(v)) for ts, v in stream_raw]
         stream_records = [(ts, e) for ts, e in stream_records if e["aggregate_id"] == sid]
         shard_records: list[tuple[int, dict]] = []
-        if shards:
-            raw, _, _ = read_topic(stack.broker, topics.EVENTS_STREAM_SHARDS.name)
+        if shards:  # the floor: how fast the broker hands out the topic that holds the counts
+            raw, floor_rate, _ = read_topic(stack.broker, topics.EVENTS_STREAM_SHARDS.name)
             shard_records = [(ts, e) for ts, e in ((ts, orjson.loads(v)) for ts, v in raw)
                              if e["payload"].get("stream_id") == sid]
         counting = "stream_shards.ShardLikesRecorded" if shards else "streams.LikesRecorded"
@@ -181,9 +187,11 @@ def main() -> None:
     parser.add_argument("--audience", type=int, default=1_000_000, help="distinct users liking")
     parser.add_argument("--likes", type=int, default=200_000, help="like actions in the burst")
     parser.add_argument("--batch", type=int, default=250, help="actions per edge batch (per shard)")
+    parser.add_argument("--rate", type=float, default=0, help="actions/s offered (0: one burst)")
     args = parser.parse_args()
-    results = [run(k, args.workers, args.audience, args.likes, args.batch) for k in (0, args.shards)]
-    table = Table(title=f"{args.likes:,} like actions from {args.audience:,} users, {args.workers} workers")
+    results = [run(k, args.workers, args.audience, args.likes, args.batch, args.rate) for k in (0, args.shards)]
+    offered = f"at {args.rate:,.0f}/s" if args.rate else "in one burst"
+    table = Table(title=f"{args.likes:,} like actions {offered} from {args.audience:,} users, {args.workers} workers")
     table.add_column("")
     for r in results:
         table.add_column("stream counts itself" if not r["shards"] else f"{r['shards']} like shards", justify="right")
@@ -195,7 +203,7 @@ def main() -> None:
         ("worker CPU per 1,000 actions", lambda r: f"{r['worker_cpu_ms_per_1k']:.1f} ms"),
         ("fold delay p50 · p99 · max", lambda r: "-" if not r["shards"] else
             f"{r['fold_delay_ms']['p50']:.0f} · {r['fold_delay_ms']['p99']:.0f} · {r['fold_delay_ms']['max']:.0f} ms"),
-        ("floor: broker consume rate", lambda r: f"{r['broker_floor_records_per_s']:,.0f} records/s"),
+        ("floor: broker consume rate of the counts", lambda r: f"{r['broker_floor_records_per_s']:,.0f} records/s"),
     ]
     for label, cell in rows:
         table.add_row(label, *(cell(r) for r in results))
@@ -207,6 +215,7 @@ def main() -> None:
     sys.stdout.write(json.dumps({
         "audience": args.audience,
         "actions": args.likes,
+        "rate": args.rate or "burst",
         "shards": args.shards,
         "likes_per_s": {"unsharded": round(plain["likes_per_s"]), "sharded": round(sharded["likes_per_s"])},
         "stream_events": {"unsharded": plain["stream_events"], "sharded": sharded["stream_events"]},
