@@ -71,6 +71,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from load import BENCH_LIMITS, Load, console, cpu_seconds, create_streams, read_topic, wait_for_postgres
 from rich.table import Table
+from sqlalchemy import create_engine, text
 
 from spaktok.commands.streams import JoinStream, RecordLikes, SendComment
 from spaktok.infra import topics
@@ -337,6 +338,18 @@ def group_states(stack: DevStack) -> dict[str, str]:
     return states
 
 
+def postgres_commits(stack: DevStack) -> int:
+    """Transactions committed in the stack's database so far: the projectors' batches, mostly (the
+    bench's own reads end in a rollback and are not counted)."""
+    engine = create_engine(stack.postgres_dsn)
+    try:
+        with engine.connect() as conn:
+            sql = "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+            return int(conn.execute(text(sql)).scalar_one())
+    finally:
+        engine.dispose()
+
+
 def wait_settled(stack: DevStack, partitions: int, timeout: float = 120) -> None:
     """Until every command partition is held by exactly one running worker and it stays so for 2 s."""
     deadline = time.monotonic() + timeout
@@ -395,8 +408,17 @@ class Result:
     projector_cpu: dict[str, dict[str, float]]
     assignment: dict[str, set[int]]
     groups: dict[str, str]
+    commits: int = 0
     rebalance: dict[str, float] | None = None
     floor: dict[str, float] | None = None
+
+    def idle_cores(self, role: str) -> float:
+        return sum(self.idle.get(role, {}).values()) / self.idle_s
+
+    def above_idle(self, role: str) -> float:
+        """A role's CPU in its window less what it burns idle over as long: the work's share."""
+        window = self.decided_s if role == "worker" else self.projected_s
+        return self.role_cpu(role) - self.idle_cores(role) * window
 
     def window(self, role: str) -> dict[str, float]:
         """The workers' CPU up to the last decision; every other role's up to the read models holding all."""
@@ -426,6 +448,7 @@ def measure(n: int, args: argparse.Namespace, settings: Settings, floor: bool, r
         decisions = Decisions(stack.broker)
         decisions.drain(1.0)
         with console.status(f"N={n}: {len(plan.records):,} commands, {plan.actions:,} actions"):
+            commits0 = postgres_commits(stack)
             cpu0 = cpu_seconds(stack)
             started_wall, started = time.time(), time.monotonic()
             produce_s = produce(stack, plan.records)
@@ -433,6 +456,8 @@ def measure(n: int, args: argparse.Namespace, settings: Settings, floor: bool, r
             cpu_decided = cpu_seconds(stack)
             projected_at = wait_for_postgres(stack, plan.load, timeout=600)
             cpu_projected = cpu_seconds(stack)
+            time.sleep(1.0)  # Postgres publishes its counters about once a second
+            commits = postgres_commits(stack) - commits0
         decisions.close()
         result = Result(
             n=n,
@@ -447,6 +472,7 @@ def measure(n: int, args: argparse.Namespace, settings: Settings, floor: bool, r
             projector_cpu=by_role(cpu0, cpu_projected),
             assignment=command_partitions(stack),
             groups=group_states(stack),
+            commits=commits,
         )
         if floor:
             with console.status("the floor: raw consume of the same records, GET /healthz"):
@@ -532,7 +558,11 @@ def measure_rebalance(stack: DevStack, streams: list[str], args: argparse.Namesp
         watch(args.rebalance_watch + 5)
     halt.set()
     thread.join(30)
-    watch(3.0)
+    halted_at = time.monotonic()
+    with console.status("rebalance: waiting for every probe's decision"):
+        while time.monotonic() - halted_at < 30 and not sent.keys() <= decisions.at.keys():
+            decisions.drain()
+    drained_s = time.monotonic() - halted_at
     ended_at = time.time()
     decisions.close()
 
@@ -547,17 +577,18 @@ def measure_rebalance(stack: DevStack, streams: list[str], args: argparse.Namesp
     share = [t for t, parts in parse_assignments(newcomer_log) if parts.get(COMMANDS)]
     first_line = first_stamp(newcomer_log) or float("nan")
     joining = first_stamp(newcomer_log, "(Re-)joining group") or float("nan")
-    survivor = stack.worker_names()[0] if stack.worker_names()[0] != newcomer else None
-    took_all = (
-        [
-            t
-            for t, parts in parse_assignments((stack.log_dir / f"{survivor}.log").read_text(errors="replace"))
-            if killed_at < t < joined_at and len(parts.get(COMMANDS, ())) == args.partitions
-        ]
-        if survivor
-        else []
-    )
-    undecided = sum(1 for c in sent if c not in decisions.at)
+    resumed = first_stamp(newcomer_log, "Resumed command partitions") or float("nan")
+    survivor = next(n for n in stack.worker_names() if n != newcomer)  # with 2 workers: the only one left
+    survivor_log = (stack.log_dir / f"{survivor}.log").read_text(errors="replace")
+    took_all = [
+        t
+        for t, parts in parse_assignments(survivor_log)
+        if killed_at < t < joined_at
+        and len(parts.get(COMMANDS, ())) >= len(before[survivor]) + len(before[victim])
+    ]
+    took_over = first_stamp(survivor_log, "Resumed command partitions", after=killed_at) or float("nan")
+    missing = {c for c in sent if c not in decisions.at}
+    stuck = stuck_partitions(stack, {c: sent[c] for c in missing}, args.partitions) if missing else {}
     return {
         "session_timeout_ms": Settings().kafka_session_timeout_ms,
         "streams_moved": len(owned_by_victim),
@@ -566,14 +597,46 @@ def measure_rebalance(stack: DevStack, streams: list[str], args: argparse.Namesp
             (longest_gap(per_stream[s], killed_at, joined_at) for s in survivors), default=0.0
         ),
         "kill_to_survivor_assigned_s": (took_all[0] - killed_at) if took_all else float("nan"),
+        "kill_to_survivor_resumed_s": took_over - killed_at,
         "join_to_first_log_line_s": first_line - joined_at,
         "join_to_joining_group_s": joining - joined_at,
         "join_to_share_logged_s": (share[0] - joined_at) if share else float("nan"),
+        "join_to_newcomer_resumed_s": resumed - joined_at,
         "join_to_all_decided_s": max(after_join.values()),
         "join_longest_stall_s": max(longest_gap(per_stream[s], joined_at, ended_at) for s in streams),
         "probes": len(sent),
-        "probes_undecided": undecided,
+        "probes_undecided": len(missing),
+        "undecided_fresh_read": sum(stuck.values()),
+        "drain_after_traffic_s": drained_s,
     }
+
+
+def stuck_partitions(stack: DevStack, missing: dict[str, str], partitions: int) -> dict[int, int]:
+    """Probes this bench saw no decision for, re-checked by a fresh consumer reading the whole event log
+    until it goes quiet: per command partition, how many are really undecided. The worker logs are
+    kept beside the data dir for a look."""
+    fresh = Decisions(stack.broker)
+    quiet_since = time.monotonic()
+    seen = 0
+    while time.monotonic() - quiet_since < 3:
+        fresh.drain(0.5)
+        if len(fresh.at) != seen:
+            seen, quiet_since = len(fresh.at), time.monotonic()
+    fresh.close()
+    stuck: dict[int, int] = defaultdict(int)
+    for command_id, sid in missing.items():
+        if command_id not in fresh.at:
+            stuck[partition_for(sid, partitions)] += 1
+    if stuck:
+        kept = Path(tempfile.mkdtemp(prefix="spaktok-scale-stuck-"))
+        for log in stack.log_dir.glob("worker*.log"):
+            shutil.copy(log, kept)
+        holders = {name: sorted(parts) for name, parts in command_partitions(stack).items()}
+        console.print(
+            f"[red]undecided probes per command partition: {dict(stuck)}; the workers' latest assignments: "
+            f"{holders}; their logs are kept in {kept}[/red]"
+        )
+    return dict(stuck)
 
 
 # -- output ---------------------------------------------------------------------------------------
@@ -601,6 +664,26 @@ def print_result(result: Result) -> None:
     table.add_row("read models hold every like and comment after", f"{result.projected_s:.1f} s")
     for role in (*ROLES, "bench"):
         table.add_row(f"CPU: {role}", cpu_cell(result, role))
+    table.add_row(
+        "cores busy during the load: workers · projectors · broker",
+        " · ".join(
+            f"{result.role_cpu(role) / window:.2f}"
+            for role, window in (
+                ("worker", result.decided_s),
+                ("projector", result.projected_s),
+                ("broker", result.projected_s),
+            )
+        ),
+    )
+    table.add_row(
+        "CPU above idle (less the idle rate over the window): worker · broker",
+        f"{result.above_idle('worker') / result.actions * 1e6:,.1f} · "
+        f"{result.above_idle('broker') / result.actions * 1e6:,.1f} ms/1k actions",
+    )
+    table.add_row(
+        "Postgres commits (projector batches) · actions per commit",
+        f"{result.commits:,} · {result.actions / max(result.commits, 1):,.0f}",
+    )
     idle = ", ".join(f"{role} {sum(v.values()) / result.idle_s:.2f}" for role, v in result.idle.items())
     table.add_row(f"idle cores ({result.idle_s:.0f} s, no traffic)", idle)
     for name, parts in sorted(result.assignment.items()):
@@ -617,8 +700,10 @@ def summary(results: list[Result]) -> Table:
         "decided commands/s",
         "worker ms CPU/1k actions",
         "projector ms CPU/1k actions",
-        "broker ms CPU/1k actions",
+        "broker ms CPU/1k actions (above idle)",
         "all ms CPU/1k actions",
+        "worker cores busy",
+        "Postgres commits",
         "idle cores: worker · projector · broker",
         "command partitions per worker",
     ):
@@ -634,51 +719,53 @@ def summary(results: list[Result]) -> Table:
             f"{r.commands / r.decided_s:,.0f}",
             f"{r.per_1k('worker'):,.1f}",
             f"{r.per_1k('projector'):,.1f}",
-            f"{r.per_1k('broker'):,.1f}",
+            f"{r.per_1k('broker'):,.1f} ({r.above_idle('broker') / r.actions * 1e6:,.1f})",
             f"{everything / r.actions * 1e6:,.1f}",
+            f"{r.role_cpu('worker') / r.decided_s:.2f}",
+            f"{r.commits:,}",
             idle,
             " ".join(str(len(p)) for _, p in sorted(r.assignment.items())),
         )
     return table
 
 
-def rebalance_table(n: int, figures: dict[str, float]) -> Table:
+def rebalance_table(n: int, f: dict[str, float]) -> Table:
     table = Table(title=f"rebalance with {n} workers, under probes on every stream (every {PROBE_EVERY_S} s)")
     table.add_column("measure")
     table.add_column("value", justify="right")
-    table.add_row(
-        "session timeout (SPAKTOK_KAFKA_SESSION_TIMEOUT_MS)", f"{figures['session_timeout_ms'] / 1000:.1f} s"
-    )
-    table.add_row(
-        "SIGKILL → every stream decided again",
-        f"{figures['kill_to_all_decided_s']:.1f} s ({figures['streams_moved']:.0f} streams moved)",
-    )
-    table.add_row(
-        "... the survivor logged every partition (its log)", f"{figures['kill_to_survivor_assigned_s']:.1f} s"
-    )
-    table.add_row(
-        "... longest stall of a stream whose worker survived",
-        f"{figures['kill_survivor_longest_stall_s']:.1f} s",
-    )
-    table.add_row(
-        "new worker started → its first log line · it asks to join the group",
-        f"{figures['join_to_first_log_line_s']:.1f} s · {figures['join_to_joining_group_s']:.1f} s",
-    )
-    table.add_row(
-        "new worker started → it logged its share of the partitions",
-        f"{figures['join_to_share_logged_s']:.1f} s (its join: "
-        f"{figures['join_to_share_logged_s'] - figures['join_to_joining_group_s']:.1f} s)",
-    )
-    table.add_row(
-        "new worker started → every stream decided again", f"{figures['join_to_all_decided_s']:.1f} s"
-    )
-    table.add_row(
-        "... longest stall of any stream during the join", f"{figures['join_longest_stall_s']:.1f} s"
-    )
-    table.add_row(
-        "probe commands sent · undecided at the end",
-        f"{figures['probes']:,.0f} · {figures['probes_undecided']:,.0f}",
-    )
+    rows = [
+        ("session timeout (SPAKTOK_KAFKA_SESSION_TIMEOUT_MS)", f"{f['session_timeout_ms'] / 1000:.1f} s"),
+        (
+            "SIGKILL → every stream decided again",
+            f"{f['kill_to_all_decided_s']:.1f} s ({f['streams_moved']:.0f} streams moved)",
+        ),
+        (
+            "... the survivor got the dead worker's partitions · resumed them (changelogs recovered)",
+            f"{f['kill_to_survivor_assigned_s']:.1f} s · {f['kill_to_survivor_resumed_s']:.1f} s",
+        ),
+        (
+            "... longest stall of a stream whose worker survived",
+            f"{f['kill_survivor_longest_stall_s']:.1f} s",
+        ),
+        (
+            "new worker started → its first log line · it asks to join the group",
+            f"{f['join_to_first_log_line_s']:.1f} s · {f['join_to_joining_group_s']:.1f} s",
+        ),
+        (
+            "new worker started → it got its share · resumed it",
+            f"{f['join_to_share_logged_s']:.1f} s · {f['join_to_newcomer_resumed_s']:.1f} s "
+            f"(the join itself: {f['join_to_share_logged_s'] - f['join_to_joining_group_s']:.1f} s)",
+        ),
+        ("new worker started → every stream decided again", f"{f['join_to_all_decided_s']:.1f} s"),
+        ("... longest stall of any stream during the join", f"{f['join_longest_stall_s']:.1f} s"),
+        (
+            "probe commands sent · undecided at the end (confirmed by a fresh read of the log)",
+            f"{f['probes']:,.0f} · {f['probes_undecided']:,.0f} ({f['undecided_fresh_read']:,.0f}); "
+            f"the rest decided {f['drain_after_traffic_s']:.1f} s after the traffic stopped",
+        ),
+    ]
+    for row in rows:
+        table.add_row(*row)
     return table
 
 
@@ -722,6 +809,9 @@ def headline(results: list[Result], args: argparse.Namespace) -> dict[str, objec
             "actions_per_s": round(r.actions / r.decided_s, 1),
             "projected_s": round(r.projected_s, 2),
             "cpu_ms_per_1k_actions": {role: round(r.per_1k(role), 2) for role in ROLES},
+            "broker_above_idle_ms_per_1k_actions": round(r.above_idle("broker") / r.actions * 1e6, 2),
+            "worker_cores_busy": round(r.role_cpu("worker") / r.decided_s, 3),
+            "postgres_commits": r.commits,
             "idle_cores": {role: round(sum(v.values()) / r.idle_s, 3) for role, v in r.idle.items()},
             "assignment": {name: sorted(p) for name, p in sorted(r.assignment.items())},
         }
