@@ -71,7 +71,6 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from load import BENCH_LIMITS, Load, console, cpu_seconds, create_streams, read_topic, wait_for_postgres
 from rich.table import Table
-from sqlalchemy import create_engine, text
 
 from spaktok.commands.streams import JoinStream, RecordLikes, SendComment
 from spaktok.infra import topics
@@ -338,18 +337,6 @@ def group_states(stack: DevStack) -> dict[str, str]:
     return states
 
 
-def postgres_commits(stack: DevStack) -> int:
-    """Transactions committed in the stack's database so far: the projectors' batches, mostly (the
-    bench's own reads end in a rollback and are not counted)."""
-    engine = create_engine(stack.postgres_dsn)
-    try:
-        with engine.connect() as conn:
-            sql = "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
-            return int(conn.execute(text(sql)).scalar_one())
-    finally:
-        engine.dispose()
-
-
 def wait_settled(stack: DevStack, partitions: int, timeout: float = 120) -> None:
     """Until every command partition is held by exactly one running worker and it stays so for 2 s."""
     deadline = time.monotonic() + timeout
@@ -408,7 +395,6 @@ class Result:
     projector_cpu: dict[str, dict[str, float]]
     assignment: dict[str, set[int]]
     groups: dict[str, str]
-    commits: int = 0
     rebalance: dict[str, float] | None = None
     floor: dict[str, float] | None = None
 
@@ -448,7 +434,6 @@ def measure(n: int, args: argparse.Namespace, settings: Settings, floor: bool, r
         decisions = Decisions(stack.broker)
         decisions.drain(1.0)
         with console.status(f"N={n}: {len(plan.records):,} commands, {plan.actions:,} actions"):
-            commits0 = postgres_commits(stack)
             cpu0 = cpu_seconds(stack)
             started_wall, started = time.time(), time.monotonic()
             produce_s = produce(stack, plan.records)
@@ -456,8 +441,6 @@ def measure(n: int, args: argparse.Namespace, settings: Settings, floor: bool, r
             cpu_decided = cpu_seconds(stack)
             projected_at = wait_for_postgres(stack, plan.load, timeout=600)
             cpu_projected = cpu_seconds(stack)
-            time.sleep(1.0)  # Postgres publishes its counters about once a second
-            commits = postgres_commits(stack) - commits0
         decisions.close()
         result = Result(
             n=n,
@@ -472,7 +455,6 @@ def measure(n: int, args: argparse.Namespace, settings: Settings, floor: bool, r
             projector_cpu=by_role(cpu0, cpu_projected),
             assignment=command_partitions(stack),
             groups=group_states(stack),
-            commits=commits,
         )
         if floor:
             with console.status("the floor: raw consume of the same records, GET /healthz"):
@@ -676,13 +658,9 @@ def print_result(result: Result) -> None:
         ),
     )
     table.add_row(
-        "CPU above idle (less the idle rate over the window): worker · broker",
+        "CPU above idle (less the role's idle rate over its window): worker · projector",
         f"{result.above_idle('worker') / result.actions * 1e6:,.1f} · "
-        f"{result.above_idle('broker') / result.actions * 1e6:,.1f} ms/1k actions",
-    )
-    table.add_row(
-        "Postgres commits (projector batches) · actions per commit",
-        f"{result.commits:,} · {result.actions / max(result.commits, 1):,.0f}",
+        f"{result.above_idle('projector') / result.actions * 1e6:,.1f} ms/1k actions",
     )
     idle = ", ".join(f"{role} {sum(v.values()) / result.idle_s:.2f}" for role, v in result.idle.items())
     table.add_row(f"idle cores ({result.idle_s:.0f} s, no traffic)", idle)
@@ -694,36 +672,33 @@ def print_result(result: Result) -> None:
 
 
 def summary(results: list[Result]) -> Table:
-    table = Table(title="scale-out: same load, N workers and N projectors")
+    table = Table(title="scale-out: same load, N workers and N projectors (CPU in ms per 1,000 actions)")
     for column in (
         "N",
         "decided commands/s",
-        "worker ms CPU/1k actions",
-        "projector ms CPU/1k actions",
-        "broker ms CPU/1k actions (above idle)",
-        "all ms CPU/1k actions",
-        "worker cores busy",
-        "Postgres commits",
+        "worker CPU (above idle)",
+        "projector CPU (above idle)",
+        "all processes CPU",
+        "cores busy during the load: worker · projector · broker",
         "idle cores: worker · projector · broker",
         "command partitions per worker",
     ):
         table.add_column(column, justify="right")
     for r in results:
         everything = sum(r.role_cpu(role) for role in ROLES)
-        idle = " · ".join(
-            f"{sum(r.idle.get(role, {}).values()) / r.idle_s:.2f}"
-            for role in ("worker", "projector", "broker")
+        busy = (
+            r.role_cpu("worker") / r.decided_s,
+            r.role_cpu("projector") / r.projected_s,
+            r.role_cpu("broker") / r.projected_s,
         )
         table.add_row(
             str(r.n),
             f"{r.commands / r.decided_s:,.0f}",
-            f"{r.per_1k('worker'):,.1f}",
-            f"{r.per_1k('projector'):,.1f}",
-            f"{r.per_1k('broker'):,.1f} ({r.above_idle('broker') / r.actions * 1e6:,.1f})",
+            f"{r.per_1k('worker'):,.1f} ({r.above_idle('worker') / r.actions * 1e6:,.1f})",
+            f"{r.per_1k('projector'):,.1f} ({r.above_idle('projector') / r.actions * 1e6:,.1f})",
             f"{everything / r.actions * 1e6:,.1f}",
-            f"{r.role_cpu('worker') / r.decided_s:.2f}",
-            f"{r.commits:,}",
-            idle,
+            " · ".join(f"{b:.2f}" for b in busy),
+            " · ".join(f"{r.idle_cores(role):.2f}" for role in ("worker", "projector", "broker")),
             " ".join(str(len(p)) for _, p in sorted(r.assignment.items())),
         )
     return table
@@ -777,7 +752,7 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2,4", help="worker (and projector) counts, comma-separated")
     parser.add_argument("--apis", type=int, default=1)
     parser.add_argument("--partitions", type=int, default=8)
-    parser.add_argument("--streams-per-partition", type=int, default=4)
+    parser.add_argument("--streams-per-partition", type=int, default=3)
     parser.add_argument("--joins", type=int, default=80, help="per stream")
     parser.add_argument("--like-batches", type=int, default=40, help="per stream")
     parser.add_argument("--taps", type=int, default=40, help="likes per like batch")
@@ -809,9 +784,14 @@ def headline(results: list[Result], args: argparse.Namespace) -> dict[str, objec
             "actions_per_s": round(r.actions / r.decided_s, 1),
             "projected_s": round(r.projected_s, 2),
             "cpu_ms_per_1k_actions": {role: round(r.per_1k(role), 2) for role in ROLES},
-            "broker_above_idle_ms_per_1k_actions": round(r.above_idle("broker") / r.actions * 1e6, 2),
-            "worker_cores_busy": round(r.role_cpu("worker") / r.decided_s, 3),
-            "postgres_commits": r.commits,
+            "above_idle_ms_per_1k_actions": {
+                role: round(r.above_idle(role) / r.actions * 1e6, 2) for role in ("worker", "projector")
+            },
+            "cores_busy": {
+                "worker": round(r.role_cpu("worker") / r.decided_s, 3),
+                "projector": round(r.role_cpu("projector") / r.projected_s, 3),
+                "broker": round(r.role_cpu("broker") / r.projected_s, 3),
+            },
             "idle_cores": {role: round(sum(v.values()) / r.idle_s, 3) for role, v in r.idle.items()},
             "assignment": {name: sorted(p) for name, p in sorted(r.assignment.items())},
         }
@@ -826,6 +806,9 @@ def headline(results: list[Result], args: argparse.Namespace) -> dict[str, objec
         ),
         f"projector_cpu_per_1k_actions_ratio_{last.n}_vs_{first.n}": round(
             last.per_1k("projector") / first.per_1k("projector"), 3
+        ),
+        f"worker_above_idle_ratio_{last.n}_vs_{first.n}": round(
+            last.above_idle("worker") / first.above_idle("worker"), 3
         ),
         "rebalance_s": round(rebalanced.rebalance["kill_to_all_decided_s"], 2) if rebalanced else None,
         "rebalance": {k: round(v, 2) for k, v in rebalanced.rebalance.items()} if rebalanced else None,
