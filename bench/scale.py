@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import random
 import re
 import shutil
@@ -152,20 +153,24 @@ def settled(assignments: dict[str, set[int]], partitions: int) -> bool:
 
 
 def resumed_after(decided: Iterable[float], since: float, until: float, stall_s: float = STALL_S) -> float:
-    """Seconds from `since` until a stream's decisions flow again: the end of the last gap longer than
-    `stall_s` between consecutive decisions that ends in (since, until]; 0 if none did."""
+    """Seconds from `since` until a stream's decisions flowed again: the end of the last gap longer than
+    `stall_s` that began before `until`; 0 if it never stalled; infinite if it was still stalled at
+    `until` (no decision in the last 3 x `stall_s` before it)."""
     stamps = sorted(decided)
+    if not any(t >= until - 3 * stall_s for t in stamps):
+        return math.inf
     last = 0.0
     for before, after in zip(stamps, stamps[1:], strict=False):
-        if since < after <= until and after - max(before, since) > stall_s:
+        if since < after and before < until and after - max(before, since) > stall_s:
             last = after - since
     return last
 
 
 def longest_gap(decided: Iterable[float], since: float, until: float) -> float:
-    """The longest time a stream went without a decision within [since, until]."""
-    stamps = [since] + sorted(t for t in decided if since < t <= until)
-    return max((b - a for a, b in zip(stamps, stamps[1:], strict=False)), default=until - since)
+    """The longest time a stream went without a decision within [since, until] (a stall still going
+    on at `until` counts up to it)."""
+    stamps = [since, *sorted(t for t in decided if since < t < until), until]
+    return max(b - a for a, b in zip(stamps, stamps[1:], strict=False))
 
 
 def role_of(process_name: str) -> str:
@@ -540,12 +545,11 @@ def measure_rebalance(stack: DevStack, streams: list[str], args: argparse.Namesp
         watch(args.rebalance_watch + 5)
     halt.set()
     thread.join(30)
-    halted_at = time.monotonic()
+    halted_at, halted_wall = time.monotonic(), time.time()
     with console.status("rebalance: waiting for every probe's decision"):
         while time.monotonic() - halted_at < 30 and not sent.keys() <= decisions.at.keys():
             decisions.drain()
     drained_s = time.monotonic() - halted_at
-    ended_at = time.time()
     decisions.close()
 
     per_stream: dict[str, list[float]] = defaultdict(list)
@@ -554,7 +558,7 @@ def measure_rebalance(stack: DevStack, streams: list[str], args: argparse.Namesp
             per_stream[sid].append(decisions.at[command_id])
     survivors = [s for s in streams if s not in owned_by_victim]
     after_kill = {s: resumed_after(per_stream[s], killed_at, joined_at) for s in streams}
-    after_join = {s: resumed_after(per_stream[s], joined_at, ended_at) for s in streams}
+    after_join = {s: resumed_after(per_stream[s], joined_at, halted_wall) for s in streams}
     newcomer_log = (stack.log_dir / f"{newcomer}.log").read_text(errors="replace")
     share = [t for t, parts in parse_assignments(newcomer_log) if parts.get(COMMANDS)]
     first_line = first_stamp(newcomer_log) or float("nan")
@@ -585,7 +589,8 @@ def measure_rebalance(stack: DevStack, streams: list[str], args: argparse.Namesp
         "join_to_share_logged_s": (share[0] - joined_at) if share else float("nan"),
         "join_to_newcomer_resumed_s": resumed - joined_at,
         "join_to_all_decided_s": max(after_join.values()),
-        "join_longest_stall_s": max(longest_gap(per_stream[s], joined_at, ended_at) for s in streams),
+        "join_longest_stall_s": max(longest_gap(per_stream[s], joined_at, halted_wall) for s in streams),
+        "streams_stalled_at_the_end": sum(1 for s in streams if math.isinf(after_join[s])),
         "probes": len(sent),
         "probes_undecided": len(missing),
         "undecided_fresh_read": sum(stuck.values()),
@@ -704,6 +709,10 @@ def summary(results: list[Result]) -> Table:
     return table
 
 
+def secs(value: float) -> str:
+    return "never (still stalled)" if math.isinf(value) else f"{value:.1f} s"
+
+
 def rebalance_table(n: int, f: dict[str, float]) -> Table:
     table = Table(title=f"rebalance with {n} workers, under probes on every stream (every {PROBE_EVERY_S} s)")
     table.add_column("measure")
@@ -712,7 +721,7 @@ def rebalance_table(n: int, f: dict[str, float]) -> Table:
         ("session timeout (SPAKTOK_KAFKA_SESSION_TIMEOUT_MS)", f"{f['session_timeout_ms'] / 1000:.1f} s"),
         (
             "SIGKILL → every stream decided again",
-            f"{f['kill_to_all_decided_s']:.1f} s ({f['streams_moved']:.0f} streams moved)",
+            f"{secs(f['kill_to_all_decided_s'])} ({f['streams_moved']:.0f} streams moved)",
         ),
         (
             "... the survivor got the dead worker's partitions · resumed them (changelogs recovered)",
@@ -731,7 +740,8 @@ def rebalance_table(n: int, f: dict[str, float]) -> Table:
             f"{f['join_to_share_logged_s']:.1f} s · {f['join_to_newcomer_resumed_s']:.1f} s "
             f"(the join itself: {f['join_to_share_logged_s'] - f['join_to_joining_group_s']:.1f} s)",
         ),
-        ("new worker started → every stream decided again", f"{f['join_to_all_decided_s']:.1f} s"),
+        ("new worker started → every stream decided again", secs(f["join_to_all_decided_s"])),
+        ("... streams still stalled when the traffic stopped", f"{f['streams_stalled_at_the_end']:.0f}"),
         ("... longest stall of any stream during the join", f"{f['join_longest_stall_s']:.1f} s"),
         (
             "probe commands sent · undecided at the end (confirmed by a fresh read of the log)",

@@ -5,6 +5,7 @@ gap fails here instead of printing a wrong table."""
 from __future__ import annotations
 
 import importlib.util
+import math
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -97,9 +98,16 @@ def test_settled_means_each_partition_held_once(bench: ModuleType) -> None:
 
 def test_resumed_after_is_the_end_of_the_last_stall(bench: ModuleType) -> None:
     decided = [0.0, 0.2, 0.4, 9.0, 9.2, 9.4]  # killed at 0.5: nothing until 9.0
-    assert bench.resumed_after(decided, since=0.5, until=20.0) == pytest.approx(8.5)
-    assert bench.resumed_after([0.0, 0.2, 0.6, 0.8], since=0.5, until=20.0) == 0.0  # never stalled
-    assert bench.longest_gap(decided, since=0.5, until=9.4) == pytest.approx(8.5)
+    assert bench.resumed_after(decided, since=0.5, until=9.5) == pytest.approx(8.5)
+    assert bench.resumed_after([0.0, 0.2, 0.6, 0.8], since=0.5, until=1.0) == 0.0  # never stalled
+    assert bench.longest_gap(decided, since=0.5, until=9.5) == pytest.approx(8.5)
+
+
+def test_a_stream_that_stops_for_good_never_resumed(bench: ModuleType) -> None:
+    decided = [0.0, 0.2, 0.4, 2.0, 2.2]  # a short stall, then nothing more until the end at 20
+    assert bench.resumed_after(decided, since=0.5, until=20.0) == math.inf
+    assert bench.longest_gap(decided, since=0.5, until=20.0) == pytest.approx(17.8)
+    assert bench.resumed_after([], since=0.5, until=20.0) == math.inf
 
 
 def test_cpu_is_grouped_by_role(bench: ModuleType) -> None:
