@@ -1,0 +1,120 @@
+"""bench/scale.py's pure helpers: the assignment read from a Faust worker's log, and the stall and
+resume times read from decision timestamps, so a change in Faust's log format or an off-by-one in a
+gap fails here instead of printing a wrong table."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from datetime import datetime
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCH_DIR = Path(__file__).resolve().parents[2] / "bench"
+
+# two rebalances of one worker, as faust-streaming 0.15 logs them at info (cut to the tables)
+WORKER_LOG = """\
+[2026-12-03 04:07:37,564] [231] [INFO] Revoking previously assigned partitions set() for group spaktok-worker
+[2026-12-03 04:07:40,760] [23189] [INFO] Setting newly assigned partitions
++Topic Partition Set-------------------------+--------------+
+| topic                                      | partitions   |
++--------------------------------------------+--------------+
+| spaktok-worker-stream-state-changelog      | {1, 3, 5, 7} |
+| spaktok.commands.streams                   | {1, 3, 5, 7} |
+| spaktok.commands.wallets                   | {1, 3, 5, 7} |
++--------------------------------------------+--------------+ for group spaktok-worker
+[2026-12-03 04:07:40,765] [23189] [INFO] Executing _on_partitions_assigned
++Reading Starts At - Active------------------+-----------+--------+
+| spaktok-worker-stream-state-changelog      | 1         | -1     |
+[2026-12-03 04:08:02,001] [23189] [INFO] Setting newly assigned partitions
++Topic Partition Set-------------------------+--------------------------+
+| topic                                      | partitions               |
++--------------------------------------------+--------------------------+
+| spaktok.commands.streams                   | {0-3, 5, 6-7}            |
++--------------------------------------------+--------------------------+ for group spaktok-worker
+"""
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    sys.path.insert(0, str(BENCH_DIR))  # scale.py imports its sibling benches (load, http_floor)
+    try:
+        spec = importlib.util.spec_from_file_location("bench_scale", BENCH_DIR / "scale.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # its dataclasses look their module up by name
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(BENCH_DIR))
+
+
+def test_every_assignment_table_is_read_with_its_time(bench: ModuleType) -> None:
+    found = bench.parse_assignments(WORKER_LOG)
+    assert [parts for _, parts in found] == [
+        {
+            "spaktok-worker-stream-state-changelog": {1, 3, 5, 7},
+            "spaktok.commands.streams": {1, 3, 5, 7},
+            "spaktok.commands.wallets": {1, 3, 5, 7},
+        },
+        {"spaktok.commands.streams": {0, 1, 2, 3, 5, 6, 7}},
+    ]
+    first = datetime(2026, 12, 3, 4, 7, 40, 760000).timestamp()  # the log's local time
+    assert found[0][0] == pytest.approx(first)
+    assert found[1][0] - found[0][0] == pytest.approx(21.241)
+
+
+def test_an_empty_assignment_and_a_log_without_one(bench: ModuleType) -> None:
+    empty = WORKER_LOG + (
+        "[2026-12-03 04:09:00,000] [231] [INFO] Setting newly assigned partitions set() "
+        "for group spaktok-worker\n"
+        "[2026-12-03 04:09:00,001] [23189] [INFO] Executing _on_partitions_assigned\n"
+    )
+    assert bench.parse_assignments(empty)[-1][1] == {}
+    assert bench.parse_assignments("[2026-12-03 04:07:37,564] [1] [INFO] Starting...\n") == []
+
+
+def test_first_stamp_finds_a_line_after_a_time(bench: ModuleType) -> None:
+    assigned = datetime(2026, 12, 3, 4, 7, 40, 760000).timestamp()
+    assert bench.first_stamp(WORKER_LOG, "Setting newly") == pytest.approx(assigned)
+    later = bench.first_stamp(WORKER_LOG, "Setting newly", after=assigned)
+    assert later == pytest.approx(datetime(2026, 12, 3, 4, 8, 2, 1000).timestamp())
+    assert bench.first_stamp(WORKER_LOG, "no such line") is None
+
+
+def test_partition_ranges(bench: ModuleType) -> None:
+    assert bench.parse_partition_set("1-3, 7-10, 50") == {1, 2, 3, 7, 8, 9, 10, 50}
+    assert bench.parse_partition_set("") == set()
+
+
+def test_settled_means_each_partition_held_once(bench: ModuleType) -> None:
+    assert bench.settled({"worker": {0, 2}, "worker-2": {1, 3}}, 4)
+    assert not bench.settled({"worker": {0, 1, 2}, "worker-2": {2, 3}}, 4)  # mid-rebalance: held twice
+    assert not bench.settled({"worker": {0, 1}}, 4)
+
+
+def test_resumed_after_is_the_end_of_the_last_stall(bench: ModuleType) -> None:
+    decided = [0.0, 0.2, 0.4, 9.0, 9.2, 9.4]  # killed at 0.5: nothing until 9.0
+    assert bench.resumed_after(decided, since=0.5, until=9.5) == pytest.approx(8.5)
+    assert bench.resumed_after([0.0, 0.2, 0.6, 0.8], since=0.5, until=1.0) == 0.0  # never stalled
+    assert bench.longest_gap(decided, since=0.5, until=9.5) == pytest.approx(8.5)
+
+
+def test_a_stream_that_stops_for_good_never_resumed(bench: ModuleType) -> None:
+    decided = [0.0, 0.2, 0.4, 2.0, 2.2]  # a short stall, then nothing more until the end at 20
+    assert bench.resumed_after(decided, since=0.5, until=20.0) == math.inf
+    assert bench.longest_gap(decided, since=0.5, until=20.0) == pytest.approx(17.8)
+    assert bench.resumed_after([], since=0.5, until=20.0) == math.inf
+
+
+def test_cpu_is_grouped_by_role(bench: ModuleType) -> None:
+    before = {"worker": 1.0, "worker-2": 2.0, "load generator (this process)": 5.0}
+    after = {"worker": 1.5, "worker-2": 2.25, "postgres": 3.0, "load generator (this process)": 6.0}
+    assert bench.by_role(before, after) == {
+        "worker": {"worker": 0.5, "worker-2": 0.25},
+        "postgres": {"postgres": 3.0},
+        "bench": {"load generator (this process)": 1.0},
+    }
