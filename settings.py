@@ -160,6 +160,20 @@ class Settings(BaseSettings):
     projector_fetch_wait_ms: int = Field(50, ge=1, le=1000)  # read models
     clickhouse_linger_ms: int = Field(500, ge=0, le=60_000)  # analytics: few big inserts, not many small
 
+    # webhooks (docs/webhooks.md): a failed delivery is retried after backoff_s * 2^(attempt-1), at
+    # most backoff_max_s; a subscription whose deliveries failed `disable_after` times in a row is
+    # disabled. Tests shorten the backoff (SPAKTOK_WEBHOOK_BACKOFF_S=0.5)
+    webhook_backoff_s: float = Field(5.0, gt=0, le=3600)
+    webhook_backoff_max_s: float = Field(3600.0, gt=0)
+    webhook_disable_after: int = Field(10, ge=1, le=1000)
+    webhook_timeout_s: float = Field(10.0, gt=0, le=120)  # one request, connect to last byte
+    webhook_concurrency: int = Field(32, ge=1, le=1024)  # requests in flight per worker process
+    webhook_poll_s: float = Field(0.5, gt=0, le=60)  # due retries are looked for this often
+    # receivers on loopback/private/link-local addresses: unset = allowed in dev and test (the tests'
+    # receivers listen on 127.0.0.1), refused in prod (docs/security.md "Webhooks")
+    webhook_allow_private: bool | None = None
+    webhook_max_per_owner: int = Field(20, ge=1, le=1000)
+
     @field_validator(
         "rate_limit_default",
         "rate_limit_anonymous",
@@ -196,6 +210,11 @@ class Settings(BaseSettings):
     @property
     def is_embedded_clickhouse(self) -> bool:
         return self.clickhouse_dsn.startswith("chdb:")
+
+    @property
+    def webhooks_may_reach_private(self) -> bool:
+        """Webhook URLs on private addresses: as configured, else only outside production."""
+        return self.env != "prod" if self.webhook_allow_private is None else self.webhook_allow_private
 
 
 @lru_cache

@@ -46,6 +46,7 @@ from spaktok.api.routes import (
     social,
     streams,
     viewers,
+    webhooks,
 )
 from spaktok.commands.gifts import load_catalog
 from spaktok.infra import topics
@@ -88,6 +89,7 @@ ROUTERS = (
     analytics.router,
     replay.router,
     dev.router,
+    webhooks.router,
     console.router,  # the pages last: the API's own routes are matched first
 )
 

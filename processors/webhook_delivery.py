@@ -1,0 +1,254 @@
+"""The webhook deliverer: sends the outbox's due deliveries, records every attempt, retries, disables.
+
+Each attempt is recorded before its request leaves (`sending`, keyed by subscription, event and
+attempt number) and completed after the answer, so the log never loses or repeats an attempt: a
+process killed mid-request leaves its row `sending` and its delivery leased; when the lease runs out
+a deliverer claims the delivery again, marks that row `interrupted` (the receiver may or may not have
+had it) and makes the next attempt. The request itself is therefore at least once; receivers
+de-duplicate by the event id (`Spaktok-Webhook-Id`), which every attempt carries.
+
+Several worker processes share the outbox: a delivery is claimed with `FOR UPDATE SKIP LOCKED` and
+a lease, so each is in flight in one place. Requests run concurrently (a bound per process) on
+their own event loop in a thread of the worker, so a slow receiver never holds up Faust's agents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from sqlalchemy import Connection, Engine, text
+
+from spaktok.processors import webhook_signing as signing
+from spaktok.settings import Settings
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "Spaktok-Webhooks/1"
+LEASE_MARGIN_S = 5.0  # a claim outlives its request's timeout by this much before others may retry
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """One delivery taken for one attempt."""
+
+    subscription_id: str
+    event_id: str
+    attempt: int
+    url: str
+    secret: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What one attempt came to: `error` is None when the receiver answered 2xx."""
+
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+
+_CLAIM = text(
+    """
+    WITH due AS (
+        SELECT d.subscription_id, d.event_id FROM webhooks.deliveries d
+        JOIN webhooks.subscriptions s ON s.id = d.subscription_id
+        WHERE d.state = 'pending' AND s.status = 'active' AND d.next_attempt_at <= now()
+          AND (d.lease_until IS NULL OR d.lease_until < now())
+        ORDER BY d.next_attempt_at LIMIT :n
+        FOR UPDATE OF d SKIP LOCKED
+    )
+    UPDATE webhooks.deliveries d
+    SET attempts = d.attempts + 1, lease_until = now() + make_interval(secs => :lease)
+    FROM due, webhooks.subscriptions s
+    WHERE d.subscription_id = due.subscription_id AND d.event_id = due.event_id
+      AND s.id = d.subscription_id
+    RETURNING d.subscription_id, d.event_id, d.attempts, s.url, s.secret, d.body
+    """
+)
+_INTERRUPTED = text(
+    "UPDATE webhooks.attempts SET outcome = 'interrupted', "
+    "error = 'the deliverer stopped before the answer was recorded; the receiver may have it' "
+    "WHERE subscription_id = :s AND event_id = :e AND outcome = 'sending'"
+)
+_SENDING = text(
+    "INSERT INTO webhooks.attempts (subscription_id, event_id, attempt, outcome, started_at) "
+    "VALUES (:s, :e, :a, 'sending', now())"
+)
+_RECORD = text(
+    "UPDATE webhooks.attempts SET outcome = :outcome, status_code = :code, error = :error, "
+    "duration_ms = :ms WHERE subscription_id = :s AND event_id = :e AND attempt = :a AND outcome = 'sending'"
+)
+_DELIVERED = text(
+    "UPDATE webhooks.deliveries SET state = 'delivered', delivered_at = now(), lease_until = NULL "
+    "WHERE subscription_id = :s AND event_id = :e AND attempts = :a"
+)
+_RETRY = text(
+    "UPDATE webhooks.deliveries SET next_attempt_at = now() + make_interval(secs => :delay), "
+    "lease_until = NULL WHERE subscription_id = :s AND event_id = :e AND attempts = :a"
+)
+_SUCCEEDED = text(
+    "UPDATE webhooks.subscriptions SET consecutive_failures = 0, last_success_at = now() WHERE id = :s"
+)
+_FAILED = text(
+    """
+    UPDATE webhooks.subscriptions SET
+        consecutive_failures = consecutive_failures + 1,
+        last_error = :error,
+        status = CASE WHEN consecutive_failures + 1 >= :limit THEN 'disabled' ELSE status END,
+        disabled_at = CASE WHEN consecutive_failures + 1 >= :limit AND status = 'active'
+                           THEN now() ELSE disabled_at END,
+        disabled_reason = CASE WHEN consecutive_failures + 1 >= :limit AND status = 'active'
+                               THEN :reason ELSE disabled_reason END
+    WHERE id = :s
+    """
+)
+
+
+def claim(conn: Connection, limit: int, lease_s: float) -> list[Claimed]:
+    """Take up to `limit` due deliveries for one attempt each, recorded as `sending` (one transaction)."""
+    rows = conn.execute(_CLAIM, {"n": limit, "lease": lease_s}).all()
+    claimed = [Claimed(*row) for row in rows]
+    if claimed:
+        keys = [{"s": c.subscription_id, "e": c.event_id, "a": c.attempt} for c in claimed]
+        conn.execute(_INTERRUPTED, keys)
+        conn.execute(_SENDING, keys)
+    return claimed
+
+
+def record(conn: Connection, item: Claimed, result: Result, *, retry_in_s: float, disable_after: int) -> bool:
+    """Complete the attempt's row and move its delivery and subscription on; False when another
+    deliverer took the delivery over meanwhile (this lease ran out), which then changes nothing."""
+    key = {"s": item.subscription_id, "e": item.event_id, "a": item.attempt}
+    outcome = "delivered" if result.error is None else "failed"
+    written = conn.execute(
+        _RECORD,
+        {
+            **key,
+            "outcome": outcome,
+            "code": result.status_code,
+            "error": result.error,
+            "ms": result.duration_ms,
+        },
+    )
+    if written.rowcount != 1:
+        return False
+    if result.error is None:
+        conn.execute(_DELIVERED, key)
+        conn.execute(_SUCCEEDED, key)
+        return True
+    conn.execute(_RETRY, {**key, "delay": retry_in_s})
+    reason = f"{disable_after} delivery attempts in a row failed; the last: {result.error}"
+    conn.execute(
+        _FAILED, {"s": item.subscription_id, "error": result.error, "limit": disable_after, "reason": reason}
+    )
+    return True
+
+
+async def send(client: httpx.AsyncClient, item: Claimed, timeout_s: float) -> Result:
+    """One signed POST; any answer but 2xx, a timeout or a connection error is a failure."""
+    payload = item.body.encode()
+    headers = signing.headers(item.secret, item.event_id, int(time.time()), payload)
+    headers[signing.ATTEMPT_HEADER] = str(item.attempt)
+    headers[signing.SUBSCRIPTION_HEADER] = item.subscription_id
+    headers["User-Agent"] = USER_AGENT
+    started = time.perf_counter()
+    code: int | None = None
+    try:
+        response = await client.post(item.url, content=payload, headers=headers, timeout=timeout_s)
+        code = response.status_code
+        error = None if 200 <= code < 300 else f"HTTP {code}"
+    except httpx.TimeoutException:
+        error = f"no answer within {timeout_s:g} s"
+    except httpx.HTTPError as exc:
+        error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
+    return Result(code, error, int((time.perf_counter() - started) * 1000))
+
+
+class Deliverer:
+    """Claims due deliveries while it has free slots and sends them; `run` until `stop` is set."""
+
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.lease_s = settings.webhook_timeout_s + LEASE_MARGIN_S
+        self.attempts = 0  # attempts finished by this process (bench, logs)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._woken: asyncio.Event | None = None
+
+    def wake(self) -> None:
+        """From any thread: new deliveries were written (the outbox calls it after its commit)."""
+        loop, woken = self._loop, self._woken
+        if loop is not None and woken is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(woken.set)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._woken = woken = asyncio.Event()
+        in_flight: set[asyncio.Task[None]] = set()
+        backlog = False  # the last claim filled every free slot: more may be due
+
+        def finished(task: asyncio.Task[None]) -> None:
+            in_flight.discard(task)
+            if backlog:
+                woken.set()  # a slot is free and work is waiting
+
+        limits = httpx.Limits(max_connections=self.settings.webhook_concurrency)
+        async with httpx.AsyncClient(limits=limits, follow_redirects=False) as client:
+            while not stop.is_set():
+                woken.clear()
+                free = self.settings.webhook_concurrency - len(in_flight)
+                claimed = await self._claim(free) if free > 0 else []
+                for item in claimed:
+                    task = asyncio.create_task(self._attempt(client, item))
+                    in_flight.add(task)
+                    task.add_done_callback(finished)
+                backlog = free == 0 or len(claimed) == free
+                await _either(woken.wait(), stop.wait(), timeout=self.settings.webhook_poll_s)
+            if in_flight:
+                await asyncio.wait(in_flight, timeout=self.settings.webhook_timeout_s)
+
+    async def _claim(self, limit: int) -> list[Claimed]:
+        try:
+            return await asyncio.to_thread(self._claim_sync, limit)
+        except Exception:  # noqa: BLE001 - the store may be away: the next poll tries again
+            log.exception("webhooks: claiming due deliveries failed")
+            return []
+
+    def _claim_sync(self, limit: int) -> list[Claimed]:
+        with self.engine.begin() as conn:
+            return claim(conn, limit, self.lease_s)
+
+    async def _attempt(self, client: httpx.AsyncClient, item: Claimed) -> None:
+        result = await send(client, item, self.settings.webhook_timeout_s)
+        delay = signing.backoff_s(
+            item.attempt, self.settings.webhook_backoff_s, self.settings.webhook_backoff_max_s
+        )
+        try:
+            await asyncio.to_thread(self._record_sync, item, result, delay)
+        except Exception:  # noqa: BLE001 - unrecorded: the lease runs out and the delivery is retried
+            log.exception("webhooks: recording attempt %d of %s failed", item.attempt, item.event_id)
+            return
+        self.attempts += 1
+        if result.error is not None and self._woken is not None:
+            woken = self._woken
+            asyncio.get_running_loop().call_later(delay, woken.set)  # due then: look again
+
+    def _record_sync(self, item: Claimed, result: Result, delay: float) -> None:
+        with self.engine.begin() as conn:
+            record(conn, item, result, retry_in_s=delay, disable_after=self.settings.webhook_disable_after)
+
+
+async def _either(*waits: Any, timeout: float) -> None:
+    """Until the first of `waits` finishes or `timeout` passes; the others are cancelled."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
