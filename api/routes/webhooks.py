@@ -129,11 +129,13 @@ async def list_deliveries(
 
 
 async def _owned(webhook_id: str, user: Principal, services: Any) -> dict[str, Any]:
-    """The subscription if the caller owns it or is an admin; anyone else gets the 404 a missing one
-    gets, so ids cannot be probed."""
+    """The subscription if the caller owns it or is an admin (403 otherwise, like a stream's owner-only
+    routes: ids are 96 random bits, so a 403 tells a prober nothing it could use)."""
     doc = await run_in_threadpool(webhooks.get, services.engine, webhook_id)
-    if doc is None or (doc["ownerId"] != user.user_id and not user.is_admin):
-        raise Problem(404, "webhook-not-found", "no webhook with this id among yours")
+    if doc is None:
+        raise Problem(404, "webhook-not-found", "no webhook with this id")
+    if doc["ownerId"] != user.user_id and not user.is_admin:
+        raise Problem(403, "not-webhook-owner", "only the webhook's owner (or an admin) may see or delete it")
     return doc
 
 
