@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, field_validator
 
 from spaktok import clock
 from spaktok.api.auth import Principal
@@ -40,6 +40,21 @@ class WebhookBody(Body):
     # "streams": events of the caller's own streams; "app": every event (admins only)
     scope: Literal["streams", "app"] = "streams"
     description: str = Field("", max_length=500)
+
+    @field_validator("url")
+    @classmethod
+    def _no_blanks_or_controls(cls, value: str) -> str:
+        """A URL has neither (and Postgres text refuses NUL: it would be a 500, not a 422)."""
+        if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in value):
+            raise ValueError("a URL has no spaces or control characters")
+        return value
+
+    @field_validator("description")
+    @classmethod
+    def _no_nul(cls, value: str) -> str:
+        if "\x00" in value:
+            raise ValueError("no NUL characters")
+        return value
 
 
 @router.post("", status_code=201)
