@@ -11,7 +11,7 @@ for `streams.CommentPosted` on their stream, then:
   timed from the first to the last receipt (the deliverer's top speed behind a backlog),
 - paced: `--rate` comments/s for `--seconds`; latency p50/p99 from the event's `time` (its
   occurred_at, set by the worker) to the receiver's clock (the same machine's),
-- the floor, in the same run: the same receiver driven by a plain httpx loop from this process with
+- the floor, in the same run: the same receiver driven by a plain aiohttp loop from this process with
   the deliverer's concurrency and signed bodies of the same size — the most a sender could get from
   this receiver here; the ratio carries across machines, the absolute figures do not.
 
@@ -29,6 +29,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 
+import aiohttp
 import httpx
 import orjson
 from confluent_kafka import Producer
@@ -119,11 +120,12 @@ def wait_for(base: str, count: int, timeout: float) -> list:
 
 
 async def floor(base: str, secret: str, seconds: float, concurrency: int, size: int) -> float:
-    """Requests/s the receiver answers to a plain signed-POST loop with the deliverer's concurrency."""
+    """Requests/s the receiver answers to a plain signed-POST loop (aiohttp, the deliverer's client)
+    with the deliverer's concurrency: no outbox, no log, no Kafka."""
     done = 0
     body_pad = "x" * max(size - 200, 0)
-    limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=10) as client:
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as client:
         stop_at = time.monotonic() + seconds
 
         async def one() -> None:
@@ -131,9 +133,9 @@ async def floor(base: str, secret: str, seconds: float, concurrency: int, size: 
             while time.monotonic() < stop_at:
                 body = orjson.dumps({"id": str(uuid.uuid4()), "time": datetime.now(UTC).isoformat(), "pad": body_pad})
                 headers = signing.headers(secret, "floor", int(time.time()), body)
-                r = await client.post(f"{base}/hook/floor", content=body, headers=headers)
-                if r.status_code == 200:
-                    done += 1
+                async with client.post(f"{base}/hook/floor", data=body, headers=headers) as r:
+                    await r.read()
+                    done += r.status == 200
 
         started = time.monotonic()
         await asyncio.gather(*(one() for _ in range(concurrency)))
@@ -177,7 +179,7 @@ def main() -> None:
             receiver = multiprocessing.get_context("spawn").Process(target=receive, args=(port, secrets), daemon=True)
             receiver.start()
             _wait_port(base)
-        with console.status("the floor: a plain httpx loop to the same receiver"):
+        with console.status("the floor: a plain aiohttp loop to the same receiver"):
             floor_per_s = asyncio.run(floor(base, secrets["floor"], args.floor_seconds, settings.webhook_concurrency, 700))
         with console.status(f"burst: {args.burst:,} comments into Kafka, waiting for every delivery"):
             produce_comments(stack.broker, streams, args.burst, None)
@@ -214,7 +216,7 @@ def main() -> None:
     table.add_row("duplicates received (at least once)", f"{received - unique:,}")
     table.add_row("signatures refused by the receiver", f"{stats['refused']:,}")
     table.add_row("attempts logged / not delivered", f"{attempts[0]:,} / {attempts[1]:,}")
-    table.add_row("floor: same receiver, plain httpx loop (requests/s)", f"{floor_per_s:,.0f}")
+    table.add_row("floor: same receiver, plain aiohttp loop (requests/s)", f"{floor_per_s:,.0f}")
     table.add_row("burst deliveries/s ÷ floor", f"{burst_per_s / floor_per_s:.3f}")
     console.print(table)
     print(orjson.dumps({  # noqa: T201 - the headline figures, last line

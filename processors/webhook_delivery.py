@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
 from sqlalchemy import Connection, Engine, text
 
 from spaktok.processors import webhook_signing as signing
@@ -150,7 +150,7 @@ def record(conn: Connection, item: Claimed, result: Result, *, retry_in_s: float
     return True
 
 
-async def send(client: httpx.AsyncClient, item: Claimed, timeout_s: float) -> Result:
+async def send(session: aiohttp.ClientSession, item: Claimed, timeout_s: float) -> Result:
     """One signed POST; any answer but 2xx, a timeout or a connection error is a failure."""
     payload = item.body.encode()
     headers = signing.headers(item.secret, item.event_id, int(time.time()), payload)
@@ -160,13 +160,20 @@ async def send(client: httpx.AsyncClient, item: Claimed, timeout_s: float) -> Re
     started = time.perf_counter()
     code: int | None = None
     try:
-        response = await client.post(item.url, content=payload, headers=headers, timeout=timeout_s)
-        code = response.status_code
+        async with session.post(
+            item.url,
+            data=payload,
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=timeout_s),
+            allow_redirects=False,
+        ) as response:
+            code = response.status
+            await response.content.readany()  # a little of the answer, never a huge body
         error = None if 200 <= code < 300 else f"HTTP {code}"
-    except httpx.TimeoutException:
+    except TimeoutError:
         error = f"no answer within {timeout_s:g} s"
-    except httpx.HTTPError as exc:
-        error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
+    except (aiohttp.ClientError, OSError, ValueError) as exc:
+        error = (f"{type(exc).__name__}: {exc}"[:500]) or type(exc).__name__
     return Result(code, error, int((time.perf_counter() - started) * 1000))
 
 
@@ -198,8 +205,10 @@ class Deliverer:
             if backlog:
                 woken.set()  # a slot is free and work is waiting
 
-        limits = httpx.Limits(max_connections=self.settings.webhook_concurrency)
-        async with httpx.AsyncClient(limits=limits, follow_redirects=False) as client:
+        # aiohttp, not httpx: at 32 requests in flight httpx's pool answered ~100/s where aiohttp
+        # answered 4,000/s from the same receiver on this machine (encode/httpx#3215)
+        connector = aiohttp.TCPConnector(limit=self.settings.webhook_concurrency)
+        async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as client:
             while not stop.is_set():
                 woken.clear()
                 free = self.settings.webhook_concurrency - len(in_flight)
@@ -224,7 +233,7 @@ class Deliverer:
         with self.engine.begin() as conn:
             return claim(conn, limit, self.lease_s)
 
-    async def _attempt(self, client: httpx.AsyncClient, item: Claimed) -> None:
+    async def _attempt(self, client: aiohttp.ClientSession, item: Claimed) -> None:
         result = await send(client, item, self.settings.webhook_timeout_s)
         delay = signing.backoff_s(
             item.attempt, self.settings.webhook_backoff_s, self.settings.webhook_backoff_max_s
