@@ -197,8 +197,11 @@ class Deliverer:
     async def run(self, stop: asyncio.Event) -> None:
         self._loop = asyncio.get_running_loop()
         self._woken = woken = asyncio.Event()
-        in_flight: set[asyncio.Task[None]] = set()
+        concurrency = self.settings.webhook_concurrency
+        in_flight: set[asyncio.Task[None]] = set()  # sending or waiting to be recorded
         backlog = False  # the last claim filled every free slot: more may be due
+        recorded: asyncio.Queue[Finished] = asyncio.Queue()
+        recorder = asyncio.create_task(self._recorder(recorded))
 
         def finished(task: asyncio.Task[None]) -> None:
             in_flight.discard(task)
@@ -207,20 +210,24 @@ class Deliverer:
 
         # aiohttp, not httpx: at 32 requests in flight httpx's pool answered ~100/s where aiohttp
         # answered 4,000/s from the same receiver on this machine (encode/httpx#3215)
-        connector = aiohttp.TCPConnector(limit=self.settings.webhook_concurrency)
+        connector = aiohttp.TCPConnector(limit=concurrency)
         async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as client:
             while not stop.is_set():
                 woken.clear()
-                free = self.settings.webhook_concurrency - len(in_flight)
-                claimed = await self._claim(free) if free > 0 else []
+                free = concurrency - len(in_flight)
+                # behind a backlog, claim in batches (a quarter of the slots at least), not one
+                # delivery per transaction each time a request finishes
+                worth_it = free > 0 and (not backlog or free >= max(1, concurrency // 4))
+                claimed = await self._claim(free) if worth_it else []
                 for item in claimed:
-                    task = asyncio.create_task(self._attempt(client, item))
+                    task = asyncio.create_task(self._attempt(client, item, recorded))
                     in_flight.add(task)
                     task.add_done_callback(finished)
-                backlog = free == 0 or len(claimed) == free
+                backlog = free <= 0 or (backlog and not worth_it) or (worth_it and len(claimed) == free)
                 await _either(woken.wait(), stop.wait(), timeout=self.settings.webhook_poll_s)
             if in_flight:
                 await asyncio.wait(in_flight, timeout=self.settings.webhook_timeout_s)
+        recorder.cancel()
 
     async def _claim(self, limit: int) -> list[Claimed]:
         try:
@@ -233,24 +240,52 @@ class Deliverer:
         with self.engine.begin() as conn:
             return claim(conn, limit, self.lease_s)
 
-    async def _attempt(self, client: aiohttp.ClientSession, item: Claimed) -> None:
+    async def _attempt(
+        self, client: aiohttp.ClientSession, item: Claimed, recorded: asyncio.Queue[Finished]
+    ) -> None:
+        """Send, then hand the result to the recorder and wait until it is written: the slot stays
+        taken until then, so a slow database slows claiming instead of piling results up."""
         result = await send(client, item, self.settings.webhook_timeout_s)
-        delay = signing.backoff_s(
-            item.attempt, self.settings.webhook_backoff_s, self.settings.webhook_backoff_max_s
-        )
-        try:
-            await asyncio.to_thread(self._record_sync, item, result, delay)
-        except Exception:  # noqa: BLE001 - unrecorded: the lease runs out and the delivery is retried
-            log.exception("webhooks: recording attempt %d of %s failed", item.attempt, item.event_id)
-            return
-        self.attempts += 1
-        if result.error is not None and self._woken is not None:
+        s = self.settings
+        delay = signing.backoff_s(item.attempt, s.webhook_backoff_s, s.webhook_backoff_max_s)
+        done = asyncio.get_running_loop().create_future()
+        await recorded.put(Finished(item, result, delay, done))
+        if await done and result.error is not None and self._woken is not None:
             woken = self._woken
             asyncio.get_running_loop().call_later(delay, woken.set)  # due then: look again
 
-    def _record_sync(self, item: Claimed, result: Result, delay: float) -> None:
+    async def _recorder(self, queue: asyncio.Queue[Finished]) -> None:
+        """Write finished attempts, as many as have finished meanwhile in one transaction."""
+        while True:
+            batch = [await queue.get()]
+            while not queue.empty() and len(batch) < 500:
+                batch.append(queue.get_nowait())
+            try:
+                await asyncio.to_thread(self._record_sync, batch)
+                ok = True
+            except Exception:  # noqa: BLE001 - unrecorded: the lease runs out and they are retried
+                log.exception("webhooks: recording %d attempts failed", len(batch))
+                ok = False
+            self.attempts += len(batch) if ok else 0
+            for entry in batch:
+                if not entry.done.done():
+                    entry.done.set_result(ok)
+
+    def _record_sync(self, batch: list[Finished]) -> None:
+        limit = self.settings.webhook_disable_after
         with self.engine.begin() as conn:
-            record(conn, item, result, retry_in_s=delay, disable_after=self.settings.webhook_disable_after)
+            for entry in batch:
+                record(conn, entry.item, entry.result, retry_in_s=entry.delay, disable_after=limit)
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """An attempt whose answer is in, waiting for the recorder; `done` gets whether it was written."""
+
+    item: Claimed
+    result: Result
+    delay: float
+    done: asyncio.Future[bool]
 
 
 async def _either(*waits: Any, timeout: float) -> None:
