@@ -198,6 +198,16 @@ def main() -> None:
         with engine.connect() as conn:
             attempts = conn.execute(text("SELECT count(*), count(*) FILTER (WHERE outcome <> 'delivered') "
                                          "FROM webhooks.attempts")).one()
+            # where the paced latency goes: event -> outbox row, outbox row -> recorded as delivered
+            stages = conn.execute(text(
+                "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM created_at - occurred_at)), "
+                "percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM delivered_at - created_at)) "
+                "FROM webhooks.deliveries WHERE event_id = ANY(:ids)"), {"ids": [g[0] for g in paced]}).one()
+            # the burst's stages: outbox rows written per second, deliveries recorded per second
+            spans = conn.execute(text(
+                "SELECT count(*) / greatest(extract(epoch FROM max(created_at) - min(created_at)), 0.001), "
+                "count(*) / greatest(extract(epoch FROM max(delivered_at) - min(delivered_at)), 0.001) "
+                "FROM webhooks.deliveries WHERE event_id = ANY(:ids)"), {"ids": sorted(burst_ids)}).one()
         engine.dispose()
     finally:
         if receiver is not None:
@@ -211,8 +221,12 @@ def main() -> None:
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_row("burst: deliveries/s (first → last receipt)", f"{burst_per_s:,.0f}  ({len(burst_ids):,} events)")
+    table.add_row("burst stages: outbox rows written/s · deliveries recorded/s",
+                  f"{float(spans[0]):,.0f} · {float(spans[1]):,.0f}")
     table.add_row(f"paced {args.rate:,.0f}/s: delivered", f"{len({g[0] for g in paced}):,} of {paced_n:,}")
     table.add_row("paced: latency event → receipt p50 / p99 (ms)", f"{p50:,.0f} / {p99:,.0f}")
+    table.add_row("paced p50: event → outbox row / outbox row → delivered (ms)",
+                  f"{(stages[0] or 0) * 1000:,.0f} / {(stages[1] or 0) * 1000:,.0f}")
     table.add_row("duplicates received (at least once)", f"{received - unique:,}")
     table.add_row("signatures refused by the receiver", f"{stats['refused']:,}")
     table.add_row("attempts logged / not delivered", f"{attempts[0]:,} / {attempts[1]:,}")

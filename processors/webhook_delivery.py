@@ -53,6 +53,8 @@ class Result:
     duration_ms: int
 
 
+# One statement: take the due deliveries (each for one more attempt, under a lease), mark an attempt
+# a dead deliverer left `sending` as `interrupted`, and log the new attempt as `sending`.
 _CLAIM = text(
     """
     WITH due AS (
@@ -62,92 +64,99 @@ _CLAIM = text(
           AND (d.lease_until IS NULL OR d.lease_until < now())
         ORDER BY d.next_attempt_at LIMIT :n
         FOR UPDATE OF d SKIP LOCKED
+    ), claimed AS (
+        UPDATE webhooks.deliveries d
+        SET attempts = d.attempts + 1, lease_until = now() + make_interval(secs => :lease)
+        FROM due WHERE d.subscription_id = due.subscription_id AND d.event_id = due.event_id
+        RETURNING d.subscription_id, d.event_id, d.attempts, d.body
+    ), interrupted AS (
+        UPDATE webhooks.attempts a SET outcome = 'interrupted',
+            error = 'the deliverer stopped before the answer was recorded; the receiver may have it'
+        FROM claimed c WHERE a.subscription_id = c.subscription_id AND a.event_id = c.event_id
+          AND a.outcome = 'sending'
+    ), sending AS (
+        INSERT INTO webhooks.attempts (subscription_id, event_id, attempt, outcome, started_at)
+        SELECT subscription_id, event_id, attempts, 'sending', now() FROM claimed
     )
-    UPDATE webhooks.deliveries d
-    SET attempts = d.attempts + 1, lease_until = now() + make_interval(secs => :lease)
-    FROM due, webhooks.subscriptions s
-    WHERE d.subscription_id = due.subscription_id AND d.event_id = due.event_id
-      AND s.id = d.subscription_id
-    RETURNING d.subscription_id, d.event_id, d.attempts, s.url, s.secret, d.body
+    SELECT c.subscription_id, c.event_id, c.attempts, s.url, s.secret, c.body
+    FROM claimed c JOIN webhooks.subscriptions s ON s.id = c.subscription_id
     """
 )
-_INTERRUPTED = text(
-    "UPDATE webhooks.attempts SET outcome = 'interrupted', "
-    "error = 'the deliverer stopped before the answer was recorded; the receiver may have it' "
-    "WHERE subscription_id = :s AND event_id = :e AND outcome = 'sending'"
-)
-_SENDING = text(
-    "INSERT INTO webhooks.attempts (subscription_id, event_id, attempt, outcome, started_at) "
-    "VALUES (:s, :e, :a, 'sending', now())"
-)
-_RECORD = text(
-    "UPDATE webhooks.attempts SET outcome = :outcome, status_code = :code, error = :error, "
-    "duration_ms = :ms WHERE subscription_id = :s AND event_id = :e AND attempt = :a AND outcome = 'sending'"
-)
+# Completing an attempt is one statement (an executemany of them is one round trip): the attempt's
+# row, then its delivery, then its subscription, each step only if the one before matched, so an
+# attempt whose lease ran out (another deliverer took the delivery over) changes nothing.
 _DELIVERED = text(
-    "UPDATE webhooks.deliveries SET state = 'delivered', delivered_at = now(), lease_until = NULL "
-    "WHERE subscription_id = :s AND event_id = :e AND attempts = :a"
-)
-_RETRY = text(
-    "UPDATE webhooks.deliveries SET next_attempt_at = now() + make_interval(secs => :delay), "
-    "lease_until = NULL WHERE subscription_id = :s AND event_id = :e AND attempts = :a"
-)
-_SUCCEEDED = text(
-    "UPDATE webhooks.subscriptions SET consecutive_failures = 0, last_success_at = now() WHERE id = :s"
+    """
+    WITH a AS (
+        UPDATE webhooks.attempts SET outcome = 'delivered', status_code = :code, duration_ms = :ms
+        WHERE subscription_id = :s AND event_id = :e AND attempt = :a AND outcome = 'sending'
+        RETURNING subscription_id, event_id, attempt
+    ), d AS (
+        UPDATE webhooks.deliveries d SET state = 'delivered', delivered_at = now(), lease_until = NULL
+        FROM a WHERE d.subscription_id = a.subscription_id AND d.event_id = a.event_id
+          AND d.attempts = a.attempt
+        RETURNING d.subscription_id
+    )
+    UPDATE webhooks.subscriptions s SET consecutive_failures = 0, last_success_at = now()
+    FROM d WHERE s.id = d.subscription_id
+    """
 )
 _FAILED = text(
     """
-    UPDATE webhooks.subscriptions SET
-        consecutive_failures = consecutive_failures + 1,
+    WITH a AS (
+        UPDATE webhooks.attempts SET outcome = 'failed', status_code = :code, error = :error,
+            duration_ms = :ms
+        WHERE subscription_id = :s AND event_id = :e AND attempt = :a AND outcome = 'sending'
+        RETURNING subscription_id, event_id, attempt
+    ), d AS (
+        UPDATE webhooks.deliveries d
+        SET next_attempt_at = now() + make_interval(secs => :delay), lease_until = NULL
+        FROM a WHERE d.subscription_id = a.subscription_id AND d.event_id = a.event_id
+          AND d.attempts = a.attempt
+        RETURNING d.subscription_id
+    )
+    UPDATE webhooks.subscriptions s SET
+        consecutive_failures = s.consecutive_failures + 1,
         last_error = :error,
-        status = CASE WHEN consecutive_failures + 1 >= :limit THEN 'disabled' ELSE status END,
-        disabled_at = CASE WHEN consecutive_failures + 1 >= :limit AND status = 'active'
-                           THEN now() ELSE disabled_at END,
-        disabled_reason = CASE WHEN consecutive_failures + 1 >= :limit AND status = 'active'
-                               THEN :reason ELSE disabled_reason END
-    WHERE id = :s
+        status = CASE WHEN s.consecutive_failures + 1 >= :limit THEN 'disabled' ELSE s.status END,
+        disabled_at = CASE WHEN s.consecutive_failures + 1 >= :limit AND s.status = 'active'
+                           THEN now() ELSE s.disabled_at END,
+        disabled_reason = CASE WHEN s.consecutive_failures + 1 >= :limit AND s.status = 'active'
+                               THEN :reason ELSE s.disabled_reason END
+    FROM d WHERE s.id = d.subscription_id
     """
 )
 
 
 def claim(conn: Connection, limit: int, lease_s: float) -> list[Claimed]:
-    """Take up to `limit` due deliveries for one attempt each, recorded as `sending` (one transaction)."""
-    rows = conn.execute(_CLAIM, {"n": limit, "lease": lease_s}).all()
-    claimed = [Claimed(*row) for row in rows]
-    if claimed:
-        keys = [{"s": c.subscription_id, "e": c.event_id, "a": c.attempt} for c in claimed]
-        conn.execute(_INTERRUPTED, keys)
-        conn.execute(_SENDING, keys)
-    return claimed
+    """Take up to `limit` due deliveries for one attempt each, recorded as `sending`."""
+    return [Claimed(*row) for row in conn.execute(_CLAIM, {"n": limit, "lease": lease_s})]
 
 
-def record(conn: Connection, item: Claimed, result: Result, *, retry_in_s: float, disable_after: int) -> bool:
-    """Complete the attempt's row and move its delivery and subscription on; False when another
-    deliverer took the delivery over meanwhile (this lease ran out), which then changes nothing."""
-    key = {"s": item.subscription_id, "e": item.event_id, "a": item.attempt}
-    outcome = "delivered" if result.error is None else "failed"
-    written = conn.execute(
-        _RECORD,
-        {
-            **key,
-            "outcome": outcome,
+def record(conn: Connection, done: list[tuple[Claimed, Result, float]], *, disable_after: int) -> None:
+    """Complete attempts (item, result, retry delay) and move their deliveries and subscriptions on.
+    Successes are written before failures: within one batch (attempts that finished within a few
+    milliseconds) the order is not the answers' order, which only the failure count could notice."""
+    delivered, failed = [], []
+    for item, result, delay in done:
+        row = {
+            "s": item.subscription_id,
+            "e": item.event_id,
+            "a": item.attempt,
             "code": result.status_code,
-            "error": result.error,
             "ms": result.duration_ms,
-        },
-    )
-    if written.rowcount != 1:
-        return False
-    if result.error is None:
-        conn.execute(_DELIVERED, key)
-        conn.execute(_SUCCEEDED, key)
-        return True
-    conn.execute(_RETRY, {**key, "delay": retry_in_s})
-    reason = f"{disable_after} delivery attempts in a row failed; the last: {result.error}"
-    conn.execute(
-        _FAILED, {"s": item.subscription_id, "error": result.error, "limit": disable_after, "reason": reason}
-    )
-    return True
+        }
+        if result.error is None:
+            delivered.append(row)
+        else:
+            reason = f"{disable_after} delivery attempts in a row failed; the last: {result.error}"
+            failed.append(
+                {**row, "error": result.error, "delay": delay, "limit": disable_after, "reason": reason}
+            )
+    if delivered:
+        conn.execute(_DELIVERED, delivered)
+    if failed:
+        conn.execute(_FAILED, failed)
 
 
 async def send(session: aiohttp.ClientSession, item: Claimed, timeout_s: float) -> Result:
@@ -272,10 +281,9 @@ class Deliverer:
                     entry.done.set_result(ok)
 
     def _record_sync(self, batch: list[Finished]) -> None:
-        limit = self.settings.webhook_disable_after
         with self.engine.begin() as conn:
-            for entry in batch:
-                record(conn, entry.item, entry.result, retry_in_s=entry.delay, disable_after=limit)
+            done = [(entry.item, entry.result, entry.delay) for entry in batch]
+            record(conn, done, disable_after=self.settings.webhook_disable_after)
 
 
 @dataclass(frozen=True, slots=True)
