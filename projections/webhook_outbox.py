@@ -112,7 +112,12 @@ class WebhookOutbox:
 
     def checkpoints(self) -> dict[tuple[str, int], int]:
         with self.engine.connect() as conn:
-            rows = conn.execute(text('SELECT topic, partition, "offset" FROM webhook_checkpoints'))
+            rows = conn.execute(
+                text(
+                    'SELECT topic, partition, "offset" FROM webhooks.checkpoints '
+                    f"WHERE public_oid = {_PUBLIC}"
+                )
+            )
             return {(topic, partition): offset for topic, partition, offset in rows}
 
     def apply(self, records: list[Record], skipped: dict[tuple[str, int], int]) -> int:
@@ -140,6 +145,10 @@ class WebhookOutbox:
         return len(rows)
 
 
+# The incarnation of `public` (docs/webhooks.md "Where it runs"): positions of another one are void.
+_PUBLIC = "(SELECT oid::bigint FROM pg_namespace WHERE nspname = 'public')"
+
+
 def _claim(conn: Connection, records: list[Record]) -> list[Record]:
     """The records past the stored position, with the position rows locked: two processes that both
     hold a partition for a moment (a rebalance) take turns, and the second skips what the first
@@ -149,15 +158,16 @@ def _claim(conn: Connection, records: list[Record]) -> list[Record]:
         return records
     conn.execute(
         text(
-            'INSERT INTO webhook_checkpoints (topic, partition, "offset") VALUES (:t, :n, -1) '
-            "ON CONFLICT (topic, partition) DO NOTHING"
+            'INSERT INTO webhooks.checkpoints (topic, partition, "offset", public_oid) '
+            f"VALUES (:t, :n, -1, {_PUBLIC}) ON CONFLICT (topic, partition) DO NOTHING"
         ),
         [{"t": t, "n": n} for t, n in parts],
     )
     rows = conn.execute(
         text(
-            'SELECT topic, partition, "offset" FROM webhook_checkpoints WHERE topic = ANY(:t) '
-            "AND partition = ANY(:n) ORDER BY topic, partition FOR UPDATE"
+            f'SELECT topic, partition, CASE WHEN public_oid = {_PUBLIC} THEN "offset" ELSE -1 END '
+            "FROM webhooks.checkpoints WHERE topic = ANY(:t) AND partition = ANY(:n) "
+            "ORDER BY topic, partition FOR UPDATE"
         ),
         {"t": sorted({t for t, _ in parts}), "n": sorted({n for _, n in parts})},
     )
@@ -169,9 +179,11 @@ def _save(conn: Connection, offsets: dict[tuple[str, int], int]) -> None:
     if offsets:
         conn.execute(
             text(
-                'INSERT INTO webhook_checkpoints (topic, partition, "offset") VALUES (:t, :n, :o) '
-                'ON CONFLICT (topic, partition) DO UPDATE SET "offset" = '
-                'GREATEST(webhook_checkpoints."offset", EXCLUDED."offset")'
+                'INSERT INTO webhooks.checkpoints AS c (topic, partition, "offset", public_oid) '
+                f"VALUES (:t, :n, :o, {_PUBLIC}) ON CONFLICT (topic, partition) DO UPDATE SET "
+                '"offset" = CASE WHEN c.public_oid = EXCLUDED.public_oid '
+                'THEN GREATEST(c."offset", EXCLUDED."offset") ELSE EXCLUDED."offset" END, '
+                "public_oid = EXCLUDED.public_oid"
             ),
             [{"t": t, "n": n, "o": o} for (t, n), o in offsets.items()],
         )

@@ -427,9 +427,7 @@ ALTER TABLE live_streams ADD COLUMN IF NOT EXISTS live_thumbnail boolean NOT NUL
 
 -- Webhooks (docs/webhooks.md). Subscriptions, the delivery outbox and the attempt log are API and
 -- deliverer state, not read models: they live in their own schema so that `spaktok replay`, which
--- swaps `public` for a rebuilt one, keeps them. The outbox position (webhook_checkpoints) is derived
--- from the log and lives in `public`: a rebuilt or reset log starts it again, and the outbox's key
--- (subscription, event id) makes re-reading harmless.
+-- swaps `public` for a rebuilt one, keeps them (and its equality check does not compare them).
 CREATE SCHEMA IF NOT EXISTS webhooks;
 CREATE TABLE IF NOT EXISTS webhooks.subscriptions (
     id                    text PRIMARY KEY,
@@ -485,9 +483,13 @@ CREATE TABLE IF NOT EXISTS webhooks.attempts (
         REFERENCES webhooks.deliveries (subscription_id, event_id) ON DELETE CASCADE
 );
 CREATE INDEX IF NOT EXISTS webhook_attempts_recent ON webhooks.attempts (subscription_id, started_at DESC);
-CREATE TABLE IF NOT EXISTS webhook_checkpoints (
+-- the outbox's position per partition, valid for the `public` schema it was written beside
+-- (public_oid): a dev stack that empties its log drops and recreates `public`, a replay swaps it, and
+-- either way the outbox then reads the log again from the start (its key makes that harmless)
+CREATE TABLE IF NOT EXISTS webhooks.checkpoints (
     topic                 text NOT NULL,
     partition             integer NOT NULL,
     "offset"              bigint NOT NULL,
+    public_oid            bigint NOT NULL,
     PRIMARY KEY (topic, partition)
 );
