@@ -188,6 +188,20 @@ class Settings(BaseSettings):
     sql_max_rows: int = Field(100_000, ge=1, le=10_000_000)
     sql_max_memory_bytes: int = Field(1_000_000_000, ge=10_000_000)  # chDB runs inside the API
 
+    # webhooks (docs/webhooks.md): a failed delivery is retried after backoff_s * 2^(attempt-1), at
+    # most backoff_max_s; a subscription whose deliveries failed `disable_after` times in a row is
+    # disabled. Tests shorten the backoff (SPAKTOK_WEBHOOK_BACKOFF_S=0.5)
+    webhook_backoff_s: float = Field(5.0, gt=0, le=3600)
+    webhook_backoff_max_s: float = Field(3600.0, gt=0)
+    webhook_disable_after: int = Field(10, ge=1, le=1000)
+    webhook_timeout_s: float = Field(10.0, gt=0, le=120)  # one request, connect to last byte
+    webhook_concurrency: int = Field(32, ge=1, le=1024)  # requests in flight per worker process
+    webhook_poll_s: float = Field(0.5, gt=0, le=60)  # due retries are looked for this often
+    # receivers on loopback/private/link-local addresses: unset = allowed in dev and test (the tests'
+    # receivers listen on 127.0.0.1), refused in prod (docs/security.md "Webhooks")
+    webhook_allow_private: bool | None = None
+    webhook_max_per_owner: int = Field(20, ge=1, le=1000)
+
     @field_validator(
         "rate_limit_default",
         "rate_limit_anonymous",
@@ -234,6 +248,11 @@ class Settings(BaseSettings):
     @property
     def is_embedded_clickhouse(self) -> bool:
         return self.clickhouse_dsn.startswith("chdb:")
+
+    @property
+    def webhooks_may_reach_private(self) -> bool:
+        """Webhook URLs on private addresses: as configured, else only outside production."""
+        return self.env != "prod" if self.webhook_allow_private is None else self.webhook_allow_private
 
 
 @lru_cache

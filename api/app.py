@@ -49,6 +49,7 @@ from spaktok.api.routes import (
     sql,
     streams,
     viewers,
+    webhooks,
 )
 from spaktok.commands.gifts import load_catalog
 from spaktok.infra import topics
@@ -94,6 +95,7 @@ ROUTERS = (
     replay.router,
     dev.router,
     contracts.router,  # the event contracts: /asyncapi.json, /docs/events (docs/events.md)
+    webhooks.router,
     console.router,  # the pages last: the API's own routes are matched first
 )
 

@@ -36,6 +36,7 @@ from spaktok.processors.schedules import SCHEDULES
 from spaktok.processors.stream_shards import STREAM_SHARDS
 from spaktok.processors.streams import STREAMS
 from spaktok.processors.wallets import WALLETS
+from spaktok.processors.webhooks import register_webhooks
 from spaktok.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -177,6 +178,7 @@ def create_app(settings: Settings, partitions: dict[str, int] | None = None) -> 
     runners = app.spaktok_runners  # type: ignore[attr-defined]
     for timer in timers(settings):
         _register_timer(app, settings, timer, runners[timer.aggregate], send)
+    register_webhooks(app, settings)  # the webhook outbox and deliverer (processors/webhooks.py)
     return app
 
 

@@ -469,4 +469,71 @@ CREATE TABLE IF NOT EXISTS notify.checkpoints (    -- the notifier's last handle
     "partition"        integer NOT NULL,
     "offset"           bigint NOT NULL,
     PRIMARY KEY (topic, "partition")
+-- Webhooks (docs/webhooks.md). Subscriptions, the delivery outbox and the attempt log are API and
+-- deliverer state, not read models: they live in their own schema so that `spaktok replay`, which
+-- swaps `public` for a rebuilt one, keeps them (and its equality check does not compare them).
+CREATE SCHEMA IF NOT EXISTS webhooks;
+CREATE TABLE IF NOT EXISTS webhooks.subscriptions (
+    id                    text PRIMARY KEY,
+    owner_id              text NOT NULL,
+    scope                 text NOT NULL,                  -- 'streams': the owner's streams; 'app': all (admin)
+    url                   text NOT NULL,
+    secret                text NOT NULL,                  -- HMAC key; needed in clear to sign
+    event_types           text[] NOT NULL,
+    description           text NOT NULL DEFAULT '',
+    status                text NOT NULL DEFAULT 'active', -- 'active' | 'disabled'
+    disabled_reason       text,
+    disabled_at           timestamptz,
+    consecutive_failures  integer NOT NULL DEFAULT 0,
+    last_error            text,
+    last_success_at       timestamptz,
+    created_at            timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS webhook_subscriptions_owner ON webhooks.subscriptions (owner_id, created_at);
+-- who owns a stream, from its StreamStarted: which owner's subscriptions a stream event concerns
+CREATE TABLE IF NOT EXISTS webhooks.stream_owners (
+    stream_id             text PRIMARY KEY,
+    owner_id              text NOT NULL
+);
+-- the outbox: one row per (subscription, event) to deliver, written with the outbox position
+CREATE TABLE IF NOT EXISTS webhooks.deliveries (
+    subscription_id       text NOT NULL REFERENCES webhooks.subscriptions (id) ON DELETE CASCADE,
+    event_id              text NOT NULL,
+    event_type            text NOT NULL,
+    occurred_at           timestamptz NOT NULL,
+    body                  text NOT NULL,                  -- the exact bytes every attempt sends
+    state                 text NOT NULL DEFAULT 'pending', -- 'pending' | 'delivered'
+    attempts              integer NOT NULL DEFAULT 0,
+    next_attempt_at       timestamptz NOT NULL,
+    lease_until           timestamptz,                    -- claimed by a deliverer until then
+    created_at            timestamptz NOT NULL DEFAULT now(),
+    delivered_at          timestamptz,
+    PRIMARY KEY (subscription_id, event_id)
+);
+CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhooks.deliveries (next_attempt_at)
+    WHERE state = 'pending';
+-- the delivery log: one row per attempt, written before the request is sent and completed after
+CREATE TABLE IF NOT EXISTS webhooks.attempts (
+    subscription_id       text NOT NULL,
+    event_id              text NOT NULL,
+    attempt               integer NOT NULL,
+    outcome               text NOT NULL,                  -- 'sending' | 'delivered' | 'failed' | 'interrupted'
+    status_code           integer,
+    error                 text,
+    duration_ms           integer,
+    started_at            timestamptz NOT NULL,
+    PRIMARY KEY (subscription_id, event_id, attempt),
+    FOREIGN KEY (subscription_id, event_id)
+        REFERENCES webhooks.deliveries (subscription_id, event_id) ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS webhook_attempts_recent ON webhooks.attempts (subscription_id, started_at DESC);
+-- the outbox's position per partition, valid for the `public` schema it was written beside
+-- (public_oid): a dev stack that empties its log drops and recreates `public`, a replay swaps it, and
+-- either way the outbox then reads the log again from the start (its key makes that harmless)
+CREATE TABLE IF NOT EXISTS webhooks.checkpoints (
+    topic                 text NOT NULL,
+    partition             integer NOT NULL,
+    "offset"              bigint NOT NULL,
+    public_oid            bigint NOT NULL,
+    PRIMARY KEY (topic, partition)
 );

@@ -78,6 +78,7 @@ ANY_USER = expect()
 STREAM_MODERATORS = expect(403, owner=OK, stream_moderator=OK, platform_moderator=OK, admin=OK)
 REPORTERS = expect(stranger=403, minor=403)  # a report goes to the platform: a banned user may report
 MEDIA_SERVER = expect(OK, public=True)  # the hooks are authorized by the caller's address (and key)
+HOOK_URL = "http://127.0.0.1:9/hook"  # the world's webhook: nothing listens (its deliveries just fail)
 
 
 @dataclass(frozen=True)
@@ -282,6 +283,18 @@ def _rows() -> list[Row]:
         Row("POST", "/v1/hooks/rtmp/publish-done", MEDIA_SERVER, _hook_form, mutates=True, form=True),
         Row("POST", "/v1/hooks/rtmp/record-done", MEDIA_SERVER, _hook_form, mutates=True, form=True),
         Row("POST", "/v1/hooks/media/health", MEDIA_SERVER, _health_form, mutates=True, form=True),
+        # webhooks (docs/webhooks.md): anyone registers for their own streams; a webhook is its owner's
+        Row(
+            "POST",
+            "/v1/webhooks",
+            ANY_USER,
+            {"url": HOOK_URL, "eventTypes": ["streams.StreamEnded"]},
+            mutates=True,
+        ),
+        Row("GET", "/v1/webhooks", ANY_USER),
+        Row("GET", "/v1/webhooks/{webhook_id}", OWNER_OR_ADMIN),
+        Row("GET", "/v1/webhooks/{webhook_id}/deliveries", OWNER_OR_ADMIN),
+        Row("DELETE", "/v1/webhooks/{webhook_id}", OWNER_OR_ADMIN, mutates=True),
         # dev mode only (404 elsewhere): a token for anyone, so it asks for none
         Row("POST", "/v1/dev/token", expect(public=True), {"userId": "dev-x", "roles": ["admin"]}),
         # the web console's pages and assets (docs/console.md): static, public, data comes from the API
@@ -414,8 +427,13 @@ def build_world(stack: DevStack) -> tuple[World, Callers]:
     time.sleep(FACTS_TTL_S)  # the API's shared copy of the stream's facts (taken by the comment) expires
     world = World(ids, sid, comment_id, schedule_id, battle_id, command_id)
     key = _ok(owner.get(f"/v1/streams/{sid}"))["streamKey"]
+    hook = _ok(owner.post("/v1/webhooks", json={"url": HOOK_URL, "eventTypes": ["streams.StreamSuspended"]}))
     world.values.update(
-        owner_id=ids["owner"], rival_stream_id=rival_sid, stream_key=key, report_id=f"{sid}-1"
+        owner_id=ids["owner"],
+        rival_stream_id=rival_sid,
+        stream_key=key,
+        report_id=f"{sid}-1",
+        webhook_id=hook["id"],
     )
     device = _ok(owner.post("/v1/devices", json={"platform": "dev", "token": uid("tok-world")}))
     world.values.update(device_id=device["deviceId"], notification_id=eventually(_go_live_notice(callers)))

@@ -25,7 +25,9 @@ from spaktok.infra.devstack import DevStack
 from spaktok.infra.kafka import producer_config
 from spaktok.settings import Settings
 
-PROJECTORS = ("project:postgres-streams", "project:clickhouse-events")
+# every consumer of the event topics parks what it cannot read, under its own stage (the webhook
+# outbox, hosted by the worker, too: docs/webhooks.md)
+PROJECTORS = ("project:postgres-streams", "project:clickhouse-events", "project:webhooks-outbox")
 
 
 class Tail:
