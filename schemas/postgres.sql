@@ -469,6 +469,8 @@ CREATE TABLE IF NOT EXISTS notify.checkpoints (    -- the notifier's last handle
     "partition"        integer NOT NULL,
     "offset"           bigint NOT NULL,
     PRIMARY KEY (topic, "partition")
+);
+
 -- Webhooks (docs/webhooks.md). Subscriptions, the delivery outbox and the attempt log are API and
 -- deliverer state, not read models: they live in their own schema so that `spaktok replay`, which
 -- swaps `public` for a rebuilt one, keeps them (and its equality check does not compare them).
