@@ -77,6 +77,7 @@ class StreamFeed:
     # change them; those events arriving before that read wait in `access_pending`
     facts: StreamFacts | None = None
     access_pending: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    relayed: dict[str, int] = field(default_factory=dict)  # aggregate -> last position relayed
     # frames not yet offered to every subscriber: frames[i] is the stream's frame number base + i
     frames: list[str] = field(default_factory=list)
     sizes: list[int] = field(default_factory=list)  # items per frame
@@ -110,6 +111,22 @@ class StreamFeed:
             if viewer is not None and viewer.user_id == self.facts.owner_id and not (sub.reason or sub.gone):
                 sub.offer(text)
 
+    def _seen(self, env: dict[str, Any]) -> bool:
+        """An event published again: a worker that crashed after publishing a batch and before
+        storing it is followed by one that decides the same commands again, which publishes the
+        same events at the same positions (docs/decisions.md "Exactly-once effects"). The
+        projectors drop them by sequence; so does the feed, or a viewer would see a comment twice.
+        Each aggregate's events reach this process in order (one partition), so a position at or
+        below the last one relayed was relayed. Notices and refusals (position 0) always pass."""
+        sequence = env.get("sequence", 0)
+        if sequence <= 0:
+            return False
+        key = f"{env.get('aggregate_type', '')}:{env.get('aggregate_id', '')}"
+        if sequence <= self.relayed.get(key, 0):
+            return True
+        self.relayed[key] = sequence
+        return False
+
     def _access_changed(self, kind: str, payload: dict[str, Any]) -> None:
         """A ban, privacy change, suspension (…): re-check every client. Rare, so the per-frame
         framing stays as cheap as before."""
@@ -121,6 +138,8 @@ class StreamFeed:
             sub.recheck(self.facts)
 
     def apply(self, env: dict[str, Any]) -> None:
+        if self._seen(env):
+            return
         kind = env["type"]
         payload = env["payload"]
         if kind in ACCESS_EVENTS:

@@ -64,6 +64,15 @@ SAMPLES: dict[str, Sample] = {
         {"coins": -100},
     ),
     "battle": Sample(lambda i: {"type": "battles.AcceptBattle", "battle_id": f"pk_{i}"}),  # refused
+    "stream_shard": Sample(  # refused: the shard was never opened
+        lambda i: {
+            "type": "stream_shards.RecordShardLikes",
+            "stream_id": f"st_{i}",
+            "shard": 1,
+            "likes": [[f"a_{i}", f"u_{i}", 1]],
+        },
+        {"shard": 64},  # shards are 0..63
+    ),
 }
 
 

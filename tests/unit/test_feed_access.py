@@ -65,3 +65,16 @@ async def test_a_refused_subscription_ends_with_the_closing_marker() -> None:
     (troll,) = watching(feed, Viewer("troll"))
     feed.apply(env("streams.UserBanned", 5, user_id="troll", comments_deleted_since="x"))
     assert await troll.next() == CLOSED
+
+
+def test_an_event_published_again_after_a_worker_crash_is_relayed_once() -> None:
+    """The same comment at the same position twice (re-decided after a crash): one feed item."""
+    feed = StreamFeed()
+    comment = {**env("streams.CommentPosted", 4, comment_id="c4", text="hi"), "aggregate_type": "stream"}
+    later = {**env("streams.CommentPosted", 5, comment_id="c5", text="yo"), "aggregate_type": "stream"}
+    for event in (comment, later, comment, later):
+        feed.apply(event)
+    assert [item["commentId"] for item in feed.items] == ["c4", "c5"]
+    battle = {**env("battles.BattleScored", 4), "aggregate_type": "battle"}  # another aggregate's 4
+    feed.apply(battle)
+    assert feed.relayed == {"stream:": 5, "battle:": 4}
