@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -178,6 +179,7 @@ def run(shards: int, workers: int, audience: int, likes: int, batch: int, rate: 
     finally:
         with console.status("stopping the stack"):
             stack.stop()
+        shutil.rmtree(stack.data_dir, ignore_errors=True)
 
 
 def main() -> None:
