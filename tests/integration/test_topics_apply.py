@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ def broker(request: pytest.FixtureRequest) -> Iterator[Broker]:
         yield Broker("tansu", stack.broker)
     finally:
         stack.stop()
+        shutil.rmtree(stack.data_dir, ignore_errors=True)
 
 
 def settings_for(broker: Broker) -> Settings:
