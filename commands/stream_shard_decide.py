@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from spaktok.commands.base import Command, Rejection
-from spaktok.commands.stream.state import ANONYMOUS_ACTION, LIKE_ID_MEMORY
+from spaktok.commands.stream.chat import count_likes, remember_like_ids
 from spaktok.commands.stream_shards import CloseShard, OpenShard, RecordShardLikes, SetShardBan
 from spaktok.events.base import Event
 from spaktok.events.stream_shards import ShardBanSet, ShardClosed, ShardLikesRecorded, ShardOpened
@@ -85,19 +85,11 @@ def decide(command: Command, state: StreamShardState) -> list[Event]:
 
 
 def _likes(command: RecordShardLikes, state: StreamShardState) -> list[Event]:
-    """`commands/stream/chat.py` `_likes`, on the shard's copy of what it needs."""
+    """The stream's rule for likes (`commands/stream/chat.py` `count_likes`) on the shard's copy of
+    what it needs."""
     if state.status != "live":
         raise Rejection("stream-not-live", "the stream is not live")
-    recent, banned = state.recent_like_ids, state.banned
-    seen: set[str] = set()
-    likes: dict[str, int] = {}
-    action_ids: list[str] = []
-    for action_id, user_id, taps in command.likes:
-        if action_id in seen or action_id in recent or taps < 1 or user_id in banned:
-            continue  # a client retry of a like already counted, or a banned user
-        seen.add(action_id)
-        action_ids.append(action_id)
-        likes[user_id] = likes.get(user_id, 0) + taps
+    likes, action_ids = count_likes(command.likes, state.recent_like_ids, state.banned)
     if not likes:
         return []
     count = sum(likes.values())
@@ -136,11 +128,6 @@ def evolve(state: StreamShardState, event: Event) -> StreamShardState:
                 state.banned.pop(event.user_id, None)
             return replace(state, version=version)
         case ShardLikesRecorded():
-            ids = state.recent_like_ids
-            for action_id in event.action_ids:
-                if not action_id.startswith(ANONYMOUS_ACTION):
-                    ids[action_id] = None
-            for _ in range(len(ids) - LIKE_ID_MEMORY):
-                del ids[next(iter(ids))]
+            remember_like_ids(state.recent_like_ids, event.action_ids)
             return replace(state, version=version, likes=event.shard_likes)
     return replace(state, version=version)

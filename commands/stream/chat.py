@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container, Iterable
 from typing import Any
 
 from spaktok.commands.base import Rejection
@@ -70,18 +70,35 @@ def _comment(command: SendComment, state: StreamState) -> list[Event]:
     ]
 
 
-def _likes(command: RecordLikes, state: StreamState) -> list[Event]:
-    require_live(state)
-    recent, banned = state.chat.recent_like_ids, state.moderation.banned
-    seen = set()
+def count_likes(
+    batch: Iterable[tuple[str, str, int]], recent: Container[str], banned: Container[str]
+) -> tuple[dict[str, int], list[str]]:
+    """The rule for a batch of likes, the stream's and its like shards' alike: taps per user and the
+    accepted action ids; a retry of an action already counted, no taps, or a banned user count nothing."""
+    seen: set[str] = set()
     likes: dict[str, int] = {}
     action_ids: list[str] = []
-    for action_id, user_id, taps in command.likes:
+    for action_id, user_id, taps in batch:
         if action_id in seen or action_id in recent or taps < 1 or user_id in banned:
             continue  # a client retry of a like already counted
         seen.add(action_id)
         action_ids.append(action_id)
         likes[user_id] = likes.get(user_id, 0) + taps
+    return likes, action_ids
+
+
+def remember_like_ids(ids: dict[str, None], action_ids: Iterable[str]) -> None:
+    """Keep the last LIKE_ID_MEMORY accepted action ids (an insertion-ordered set, oldest first)."""
+    for action_id in action_ids:
+        if not action_id.startswith(ANONYMOUS_ACTION):
+            ids[action_id] = None
+    for _ in range(len(ids) - LIKE_ID_MEMORY):
+        del ids[next(iter(ids))]
+
+
+def _likes(command: RecordLikes, state: StreamState) -> list[Event]:
+    require_live(state)
+    likes, action_ids = count_likes(command.likes, state.chat.recent_like_ids, state.moderation.banned)
     if not likes:
         return []
     count = sum(likes.values())
@@ -187,12 +204,7 @@ def _posted(chat: Chat, event: CommentPosted) -> Chat:
 
 
 def _liked(chat: Chat, event: LikesRecorded) -> Chat:
-    ids = chat.recent_like_ids
-    for action_id in event.action_ids:
-        if not action_id.startswith(ANONYMOUS_ACTION):
-            ids[action_id] = None
-    for _ in range(len(ids) - LIKE_ID_MEMORY):
-        del ids[next(iter(ids))]  # oldest first: dicts keep insertion order
+    remember_like_ids(chat.recent_like_ids, event.action_ids)
     return copy_with(chat, likes=event.total_likes)
 
 
