@@ -44,6 +44,9 @@ def _ids(values: Iterable[str] | None) -> frozenset[str]:
     return frozenset(values or ())
 
 
+COUNTS = ("status", "viewerCount", "peakViewerCount", "totalViews", "likes", "comments", "playbackUrl")
+
+
 @dataclass(frozen=True, slots=True)
 class StreamFacts:
     """The access-relevant part of a stream's read model."""
@@ -59,7 +62,10 @@ class StreamFacts:
     status: str = "live"
     moderation_status: str | None = None
     channel_moderators: frozenset[str] = frozenset()
-    like_shards: int = 0  # likes go to this many shards (commands/stream_shards.py); 0: to the stream
+    like_shards: int = 0  # likes and heartbeats go to this many shards (commands/stream_shards.py)
+    # the stream's counts as the document showed them, in the shape of a command outcome's stats: a
+    # hot stream's heartbeat is decided by a shard, which does not know them
+    counts: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @staticmethod
     def from_document(doc: Mapping[str, Any]) -> StreamFacts:
@@ -77,6 +83,7 @@ class StreamFacts:
             moderation_status=doc.get("moderationStatus"),
             channel_moderators=_ids(doc.get("channelModerators")),
             like_shards=int(doc.get("likeShards") or 0),
+            counts={name: doc.get(name) for name in COUNTS},
         )
 
     @property

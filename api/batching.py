@@ -1,8 +1,8 @@
 """Edge batching: many viewers' heartbeats and likes of one stream travel as one command.
 
 Faust's cost is per Kafka message (DESIGN §4), so the API folds taps into `RecordLikes` /
-`RecordHeartbeats` per stream (`RecordShardLikes` per like shard of a hot stream) every few
-milliseconds; each HTTP caller still gets its own answer, taken from the batch's outcome.
+`RecordHeartbeats` per stream (`RecordShardLikes` / `RecordShardHeartbeats` per shard of a hot
+stream) every few milliseconds; each HTTP caller still gets its own answer, taken from the batch's outcome.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from spaktok import clock
 from spaktok.api.bus import CommandBus
 from spaktok.commands.base import Command
 from spaktok.commands.outcome import Outcome
-from spaktok.commands.stream_shards import RecordShardLikes, stream_shard_id
+from spaktok.commands.stream_shards import RecordShardHeartbeats, RecordShardLikes, stream_shard_id
 from spaktok.commands.streams import RecordHeartbeats, RecordLikes
 
 EDGE_ACTOR = "edge"
+BEATS = ("beats", "shard-beats")  # batches of (user, at) rather than (action, user, taps)
 BatchAnswer = tuple[str, Outcome | None]  # (the batch's command id, its outcome or None if undecided)
 
 
@@ -51,6 +52,10 @@ class EdgeBatcher:
         """A like of a hot stream, batched per like shard (commands/stream_shards.py)."""
         return await self._add("shard-likes", stream_shard_id(stream_id, shard), (action_id, user_id, count))
 
+    async def shard_heartbeat(self, stream_id: str, shard: int, user_id: str, at_ms: int) -> BatchAnswer:
+        """A viewer's heartbeat on a hot stream, batched per shard (commands/stream_shards.py)."""
+        return await self._add("shard-beats", stream_shard_id(stream_id, shard), (user_id, at_ms))
+
     async def _add(self, kind: str, stream_id: str, item: Any) -> BatchAnswer:
         loop = asyncio.get_running_loop()
         key = (kind, stream_id)
@@ -74,7 +79,7 @@ class EdgeBatcher:
         command = _batch_command(*key, pending.items)
         self.batches_sent += 1
         # each caller may be sent to the batch's status URL (202): it speaks for all of them
-        users = frozenset(item[0] if key[0] == "beats" else item[1] for item in pending.items)
+        users = frozenset(item[0] if key[0] in BEATS else item[1] for item in pending.items)
         self.bus.remember_actors(command.command_id, users)
         task = asyncio.ensure_future(self.bus.execute(command))
         task.add_done_callback(lambda t: _resolve(pending.waiters, command.command_id, t))
@@ -85,6 +90,9 @@ def _batch_command(kind: str, aggregate_id: str, items: list[Any]) -> Command:
     if kind == "shard-likes":
         stream_id, _, shard = aggregate_id.rpartition(":")
         return RecordShardLikes(**identity, stream_id=stream_id, shard=int(shard), likes=items)
+    if kind == "shard-beats":
+        stream_id, _, shard = aggregate_id.rpartition(":")
+        return RecordShardHeartbeats(**identity, stream_id=stream_id, shard=int(shard), beats=items)
     make: Callable[..., Command] = RecordLikes if kind == "likes" else RecordHeartbeats
     return make(**identity, stream_id=aggregate_id, **{kind: items})
 

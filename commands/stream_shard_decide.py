@@ -1,20 +1,44 @@
-"""The like-shard decider: one shard of a hot stream counts its viewers' likes (commands/stream_shards.py).
+"""The stream-shard decider: one shard of a hot stream counts its viewers' likes and keeps their
+presence (commands/stream_shards.py).
 
-It applies the rules the stream applies to likes (`commands/stream/chat.py`), on what the stream told
+Likes: it applies the rules the stream applies (`commands/stream/chat.py`), on what the stream told
 it: the stream is live, the user is not banned, the client's action was not counted already. A
 shard's like-id memory is its own: a user's likes always reach the same shard, so their retries do.
+
+Presence: the stream tells the shard who joined and left; the shard takes its viewers' heartbeats
+(refusing users who are not watching, as the stream does) and its sweep times out the silent ones,
+whose visits the worker forwards to the stream (processors/stream_shards.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from spaktok.commands.base import Command, Rejection
+from spaktok.commands.parts import PartedMap
 from spaktok.commands.stream.chat import count_likes, remember_like_ids
-from spaktok.commands.stream_shards import CloseShard, OpenShard, RecordShardLikes, SetShardBan
+from spaktok.commands.stream.state import millis
+from spaktok.commands.stream_shards import (
+    ChangeShardViewers,
+    CloseShard,
+    OpenShard,
+    RecordShardHeartbeats,
+    RecordShardLikes,
+    SetShardBan,
+    SweepShardViewers,
+)
 from spaktok.events.base import Event
-from spaktok.events.stream_shards import ShardBanSet, ShardClosed, ShardLikesRecorded, ShardOpened
+from spaktok.events.stream_shards import (
+    ShardBanSet,
+    ShardClosed,
+    ShardHeartbeatsRecorded,
+    ShardLikesRecorded,
+    ShardOpened,
+    ShardViewersChanged,
+    ShardViewersTimedOut,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,12 +51,15 @@ class StreamShardState:
     likes: int = 0
     banned: dict[str, None] = field(default_factory=dict)  # a set, JSON-able
     recent_like_ids: dict[str, None] = field(default_factory=dict)  # insertion-ordered: oldest first
+    # the shard's viewers: user -> [joined epoch ms, last seen epoch ms], stored in parts by user
+    viewers: PartedMap = field(default_factory=PartedMap)
 
     def stats(self) -> dict[str, Any]:
         """What a like's answer says: the stream's total is the stream's (folded from every shard)."""
         return {"status": self.status, "shard": self.shard, "shardLikes": self.likes}
 
     def to_dict(self) -> dict[str, Any]:
+        """The stored record without the viewers (`split` stores them in parts)."""
         return {
             "version": self.version,
             "stream_id": self.stream_id,
@@ -52,8 +79,28 @@ class StreamShardState:
         return cls(**data)
 
 
+def split(state: StreamShardState) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The viewers in parts by user (`commands.parts`): a shard of a 1 M-viewer stream holds
+    ~1 M / K of them, and a batch of heartbeats rewrites only the parts it touched."""
+    return state.to_dict(), state.viewers.parts("viewers")
+
+
+def join(main: dict[str, Any], contents: dict[str, Any]) -> StreamShardState:
+    return replace(StreamShardState.from_dict(main), viewers=PartedMap.from_parts(contents, "viewers"))
+
+
 def thaw(state: StreamShardState) -> StreamShardState:
-    return replace(state, banned=dict(state.banned), recent_like_ids=dict(state.recent_like_ids))
+    return replace(
+        state,
+        banned=dict(state.banned),
+        recent_like_ids=dict(state.recent_like_ids),
+        viewers=state.viewers.thawed(),
+    )
+
+
+def is_active(state: StreamShardState) -> bool:
+    """Whether the worker's sweep looks at this shard: live, with viewers."""
+    return state.status == "live" and len(state.viewers) > 0
 
 
 def decide(command: Command, state: StreamShardState) -> list[Event]:
@@ -81,6 +128,12 @@ def decide(command: Command, state: StreamShardState) -> list[Event]:
             if (command.user_id in state.banned) == command.banned:
                 return []
             return [ShardBanSet(stream_id=command.stream_id, user_id=command.user_id, banned=command.banned)]
+        case ChangeShardViewers():
+            return _viewers_changed(command, state)
+        case RecordShardHeartbeats():
+            return _heartbeats(command, state)
+        case SweepShardViewers():
+            return _sweep(command, state)
     raise Rejection("unsupported-command", f"the stream-shard aggregate does not handle {command.type}")
 
 
@@ -106,6 +159,81 @@ def _likes(command: RecordShardLikes, state: StreamShardState) -> list[Event]:
     ]
 
 
+def _viewers_changed(command: ChangeShardViewers, state: StreamShardState) -> list[Event]:
+    """Each user's last change wins; what the shard already holds is left out (a replayed forward)."""
+    final: dict[str, int | None] = {}
+    for user_id, joined_ms in command.changes:
+        final[user_id] = joined_ms
+    joined = {
+        user_id: datetime.fromtimestamp(joined_ms / 1000, UTC)
+        for user_id, joined_ms in final.items()
+        if joined_ms is not None and (user_id not in state.viewers or state.viewers[user_id][0] != joined_ms)
+    }
+    left = [user_id for user_id, joined_ms in final.items() if joined_ms is None and user_id in state.viewers]
+    if not joined and not left:
+        return []
+    return [ShardViewersChanged(stream_id=command.stream_id, shard=command.shard, joined=joined, left=left)]
+
+
+def _heartbeats(command: RecordShardHeartbeats, state: StreamShardState) -> list[Event]:
+    """The stream's rule for heartbeats (`commands/stream/audience.py`): only viewers' count."""
+    if state.status != "live":
+        raise Rejection("stream-not-live", "the stream is not live")
+    latest: dict[str, int] = {}
+    for user_id, at_ms in command.beats:
+        if user_id in state.viewers:
+            latest[user_id] = max(at_ms, latest.get(user_id, at_ms))
+    if not latest:
+        raise Rejection("not-watching", "none of these users is watching this stream")
+    beats = {user_id: datetime.fromtimestamp(at_ms / 1000, UTC) for user_id, at_ms in latest.items()}
+    return [
+        ShardHeartbeatsRecorded(
+            stream_id=command.stream_id, shard=command.shard, beats=beats, count=len(command.beats)
+        )
+    ]
+
+
+def _sweep(command: SweepShardViewers, state: StreamShardState) -> list[Event]:
+    """Viewers not heard from (joined or beat) for longer than `silent_ms` time out, with their visit."""
+    if state.status != "live":
+        return []
+    now_ms = millis(command.issued_at)
+    visits = {
+        user_id: (joined_ms, last_seen)
+        for user_id, (joined_ms, last_seen) in state.viewers.items()
+        if now_ms - last_seen > command.silent_ms
+    }
+    if not visits:
+        return []
+    return [
+        ShardViewersTimedOut(
+            stream_id=command.stream_id, shard=command.shard, visits=visits, swept_at=command.issued_at
+        )
+    ]
+
+
+def _evolve_viewers(state: StreamShardState, event: Event) -> None:
+    """The presence events' changes to a thawed state's viewers (in place)."""
+    viewers = state.viewers
+    match event:
+        case ShardViewersChanged():
+            for user_id, joined_at in event.joined.items():
+                at = millis(joined_at)
+                viewers[user_id] = [at, at]
+            for user_id in event.left:
+                viewers.pop(user_id, None)
+        case ShardHeartbeatsRecorded():
+            for user_id, beat_at in event.beats.items():
+                seen = viewers.get(user_id)
+                if seen is not None:
+                    viewers[user_id] = [seen[0], max(seen[1], millis(beat_at))]
+        case ShardViewersTimedOut():
+            for user_id, (joined_ms, _) in event.visits.items():
+                seen = viewers.get(user_id)
+                if seen is not None and seen[0] == joined_ms:
+                    viewers.pop(user_id)
+
+
 def evolve(state: StreamShardState, event: Event) -> StreamShardState:
     """Changes a thawed state's maps in place (the like-id memory holds up to 10,000 ids)."""
     version = state.version + 1
@@ -119,8 +247,8 @@ def evolve(state: StreamShardState, event: Event) -> StreamShardState:
                 status="live",
                 owner_id=event.owner_id,
             )
-        case ShardClosed():
-            return replace(state, version=version, status="ended", recent_like_ids={})
+        case ShardClosed():  # the stream's end let every viewer leave
+            return replace(state, version=version, status="ended", recent_like_ids={}, viewers=PartedMap())
         case ShardBanSet():
             if event.banned:
                 state.banned[event.user_id] = None
@@ -130,4 +258,6 @@ def evolve(state: StreamShardState, event: Event) -> StreamShardState:
         case ShardLikesRecorded():
             remember_like_ids(state.recent_like_ids, event.action_ids)
             return replace(state, version=version, likes=event.shard_likes)
+        case ShardViewersChanged() | ShardHeartbeatsRecorded() | ShardViewersTimedOut():
+            _evolve_viewers(state, event)
     return replace(state, version=version)

@@ -1,11 +1,16 @@
-"""Commands on the shards of a hot stream (`{stream}:{shard}`): likes, spread over partitions.
+"""Commands on the shards of a hot stream (`{stream}:{shard}`): likes and presence, spread over partitions.
 
 A stream is one aggregate on one partition, decided by one worker core. For a stream opened with
-`like_shards` K > 0, the API sends each viewer's likes to shard `shard_of(user, K)` instead: likes are
-commutative, so K shards count them in parallel, and each forwards its running total to the stream,
-which folds the totals into its like count (docs/decisions.md "Hot-stream shards"). What needs one
-writer (lifecycle, joins and the viewer count, moderation, gifts' order) stays with the stream, which
-tells the shards what they need: that it is live, that it ended, who is banned.
+`like_shards` K > 0 (named when shards only counted likes), the API sends each viewer's likes and
+heartbeats to shard `shard_of(user, K)` instead:
+- likes are commutative, so K shards count them in parallel, and each forwards its running total to
+  the stream, which folds the totals into its like count;
+- heartbeats only move a viewer's last sign of life, so the shard keeps it; the shard's own sweep
+  finds its silent viewers and forwards their visits to the stream, which lets them leave
+  (`ViewerLeft(timed_out)`, watch time to their last sign of life), as its own sweep does unsharded.
+What needs one writer (lifecycle, joins and leaves with the viewer count, moderation, gifts' order)
+stays with the stream, which tells the shards what they need: that it is live, that it ended, who is
+banned, who joined and left (docs/decisions.md "Hot-stream shards").
 """
 
 from __future__ import annotations
@@ -70,3 +75,29 @@ class SetShardBan(StreamShardCommand):
     type: Literal["stream_shards.SetShardBan"] = "stream_shards.SetShardBan"
     user_id: str
     banned: bool
+
+
+@register_command
+class ChangeShardViewers(StreamShardCommand):
+    """Internal, from the stream: viewers of this shard who joined (`[user, joined epoch ms]`) or left
+    (`[user, null]`), in the order the stream decided them (a batch's changes travel as one command)."""
+
+    type: Literal["stream_shards.ChangeShardViewers"] = "stream_shards.ChangeShardViewers"
+    changes: list[tuple[str, int | None]] = Field(min_length=1)
+
+
+@register_command
+class RecordShardHeartbeats(StreamShardCommand):
+    """Edge batch: heartbeats of the viewers of one shard (actor = 'edge'), as `RecordHeartbeats`."""
+
+    type: Literal["stream_shards.RecordShardHeartbeats"] = "stream_shards.RecordShardHeartbeats"
+    beats: list[tuple[str, int]] = Field(min_length=1)  # (user id, epoch millis)
+
+
+@register_command
+class SweepShardViewers(StreamShardCommand):
+    """Internal, from the worker's timer: the shard's viewers silent for longer than `silent_ms` time
+    out. The decision uses the command's `issued_at` as "now", so it is the same on every replay."""
+
+    type: Literal["stream_shards.SweepShardViewers"] = "stream_shards.SweepShardViewers"
+    silent_ms: int = Field(ge=1000)

@@ -111,6 +111,16 @@ class FoldShardLikes(StreamCommand):
 
 
 @register_command
+class TimeOutViewers(StreamCommand):
+    """Internal, from a hot stream's shards: viewers their sweeps found silent, each visit as
+    `[joined epoch ms, last seen epoch ms]`. A visit the stream no longer has (the viewer left, or
+    left and joined again since) changes nothing, so a late or repeated forward is harmless."""
+
+    type: Literal["streams.TimeOutViewers"] = "streams.TimeOutViewers"
+    visits: dict[str, tuple[int, int]] = Field(min_length=1)
+
+
+@register_command
 class SendComment(StreamCommand):
     type: Literal["streams.SendComment"] = "streams.SendComment"
     username: str

@@ -27,6 +27,7 @@ STREAM = "st_5f0c2a9e81b34d7c9a1e6b20"
 OPPONENT_STREAM = "st_91d4e7a0c3b2458f8e6d1a37"
 HOST = "u_hostess_ana"
 OPPONENT = "u_dj_marco"
+AT_MS = int(AT.timestamp() * 1000)
 FAN = "u_fan_lea"
 MODERATOR = "u_mod_sam"
 COMMAND = "c1f3a9b2-7d45-4e8a-9b61-3f2d8c0e5a17"  # the Idempotency-Key of the example's request
@@ -186,6 +187,15 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "streams.ShardLikesFolded": {"count": 15},
     "stream_shards.RecordShardLikes": {"likes": [("k_like_1", FAN, 12), ("k_like_2", "u_fan_noah", 3)]},
     "streams.HeartbeatsRecorded": {"beats": {FAN: AT, "u_fan_noah": AT}},
+    "stream_shards.ShardHeartbeatsRecorded": {"beats": {FAN: AT, "u_fan_noah": AT}, "count": 2},
+    "stream_shards.RecordShardHeartbeats": {"beats": [(FAN, AT_MS), ("u_fan_noah", AT_MS)]},
+    "stream_shards.ShardViewersChanged": {"joined": {FAN: AT}, "left": ["u_fan_noah"]},
+    "stream_shards.ChangeShardViewers": {"changes": [(FAN, AT_MS), ("u_fan_noah", None)]},
+    "stream_shards.ShardViewersTimedOut": {
+        "visits": {FAN: (AT_MS - 600_000, AT_MS - 130_000)},
+        "swept_at": AT,
+    },
+    "streams.TimeOutViewers": {"visits": {FAN: (AT_MS - 600_000, AT_MS - 130_000)}},
     "streams.IngestHealthSampled": {"window_s": 5.0},
     "streams.StreamAnalyticsRecorded": {"duration": 5_400},
     "streams.CommandRejected": {"command_type": "streams.SendGift", "reason": "stream-not-live"},

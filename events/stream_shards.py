@@ -1,4 +1,4 @@
-"""Events of a hot stream's like shards (commands/stream_shards.py)."""
+"""Events of a hot stream's shards: likes and presence (commands/stream_shards.py)."""
 
 from __future__ import annotations
 
@@ -49,6 +49,41 @@ class ShardLikesRecorded(StreamShardEvent):
     shard_likes: int
     recorded_at: datetime
     action_ids: list[str] = []
+
+
+@register_event
+class ShardViewersChanged(StreamShardEvent):
+    """The shard's viewers after the stream's joins and leaves: `joined` (user -> when the visit
+    began) are watching, `left` are not (a user's last change in the command wins)."""
+
+    type: Literal["stream_shards.ShardViewersChanged"] = "stream_shards.ShardViewersChanged"
+    stream_id: str
+    shard: int
+    joined: dict[str, datetime] = {}
+    left: list[str] = []
+
+
+@register_event
+class ShardHeartbeatsRecorded(StreamShardEvent):
+    """Heartbeats of the shard's viewers: each one's latest beat in the batch; `count` beats sent."""
+
+    type: Literal["stream_shards.ShardHeartbeatsRecorded"] = "stream_shards.ShardHeartbeatsRecorded"
+    stream_id: str
+    shard: int
+    beats: dict[str, datetime]
+    count: int
+
+
+@register_event
+class ShardViewersTimedOut(StreamShardEvent):
+    """Viewers of the shard not heard from for longer than the sweep's `silent_ms`: each one's visit
+    as `[joined epoch ms, last seen epoch ms]`, forwarded to the stream, which lets them leave."""
+
+    type: Literal["stream_shards.ShardViewersTimedOut"] = "stream_shards.ShardViewersTimedOut"
+    stream_id: str
+    shard: int
+    visits: dict[str, tuple[int, int]]
+    swept_at: datetime
 
 
 @register_event

@@ -16,11 +16,12 @@ from faust.tables.manager import TableManager
 
 import spaktok.commands.catalog  # noqa: F401 - every command type must be decodable here
 from spaktok import clock
-from spaktok.commands import battle_decide, schedule_decide
+from spaktok.commands import battle_decide, schedule_decide, stream_shard_decide
 from spaktok.commands.base import Command
 from spaktok.commands.battles import EndBattle, ExpireBattle
 from spaktok.commands.media import CheckIngest, ExpireRecordings
 from spaktok.commands.schedules import FireSchedule, RemindSchedule
+from spaktok.commands.stream_shards import SweepShardViewers
 from spaktok.commands.streams import RecordAnalyticsSnapshot, SweepViewers
 from spaktok.infra import topics
 from spaktok.infra.collector import tune_collector
@@ -233,6 +234,18 @@ def timers(settings: Settings) -> list[Timer]:
                 stream_id=sid,
                 silent_ms=settings.viewer_timeout_s * 1000,
                 broadcaster_grace_ms=settings.broadcaster_grace_s * 1000,
+            ),
+        ),
+        Timer(  # a hot stream's viewers heartbeat to its shards, which time out the silent ones
+            "shard-viewer-sweep",
+            every,
+            "stream_shard",
+            lambda state, now_ms: stream_shard_decide.is_active(state),
+            lambda shard_id, at: SweepShardViewers(
+                **_system(at),
+                stream_id=shard_id.rpartition(":")[0],
+                shard=int(shard_id.rpartition(":")[2]),
+                silent_ms=settings.viewer_timeout_s * 1000,
             ),
         ),
         Timer(  # the spec's 5-minute analytics snapshots (§3.6)

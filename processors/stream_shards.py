@@ -1,8 +1,9 @@
-"""Wiring of a hot stream's like shards (commands/stream_shards.py) into the worker.
+"""Wiring of a hot stream's shards (commands/stream_shards.py) into the worker.
 
 Two directions: the stream tells its shards what they need (`tell_shards`: opened, ended, a ban of
-one of their users), and each shard tells the stream its running like total after every batch that
-counted likes (`_fold`); the folds of one batch for one stream travel as one command.
+one of their users, their viewers' joins and leaves), and each shard tells the stream its running
+like total after every batch that counted likes and the visits its sweep timed out (`_to_stream`);
+what one batch sends one stream travels as one command of each kind.
 """
 
 from __future__ import annotations
@@ -11,11 +12,22 @@ from typing import Any
 
 from spaktok.commands import stream_shard_decide
 from spaktok.commands.base import Command, Rejection
+from spaktok.commands.stream.state import millis
 from spaktok.commands.stream_shard_decide import StreamShardState
-from spaktok.commands.stream_shards import CloseShard, OpenShard, RecordShardLikes, SetShardBan, shard_of
-from spaktok.commands.streams import FoldShardLikes
+from spaktok.commands.stream_shards import (
+    ChangeShardViewers,
+    CloseShard,
+    OpenShard,
+    RecordShardHeartbeats,
+    RecordShardLikes,
+    SetShardBan,
+    StreamShardCommand,
+    shard_of,
+)
+from spaktok.commands.streams import FoldShardLikes, TimeOutViewers
 from spaktok.events.envelope import derive_id
 from spaktok.events.stream_shards import StreamShardCommandRejected
+from spaktok.events.streams import ViewerJoined
 from spaktok.infra import topics
 from spaktok.processors.aggregate import AggregateSpec, Forward, follow_up
 from spaktok.processors.core import Sealed
@@ -25,70 +37,102 @@ SHARDS_TOPIC = topics.COMMANDS_STREAM_SHARDS.name
 
 def tell_shards(command: Command, envelopes: list[Sealed], like_shards: int) -> list[Forward]:
     """What the stream's shards must hear from this command's events: it started (each shard opens),
-    it ended (each closes), a user was banned or unbanned (that user's shard)."""
+    it ended (each closes), a user was banned or unbanned (that user's shard), viewers joined or
+    left (their shards; one command per shard). Viewers timed out were timed out by their shard,
+    and the end closes every shard, so those leaves are not sent."""
     if like_shards <= 0:
         return []
     forwards: list[Forward] = []
+    changes: dict[int, list[tuple[str, int | None]]] = {}
     for env in envelopes:
         stream_id = env.aggregate_id
         if env.type == "streams.StreamStarted":
             owner = env.payload["user_id"]
             forwards += [
-                Forward(
-                    SHARDS_TOPIC,
-                    OpenShard(
-                        **follow_up(command, f"open-shard:{n}"),
-                        actor_id=owner,
-                        stream_id=stream_id,
-                        shard=n,
-                        owner_id=owner,
-                    ),
-                )
+                _to_shard(command, f"open-shard:{n}", OpenShard, stream_id, n, owner_id=owner)
                 for n in range(like_shards)
             ]
         elif env.type == "streams.StreamEnded":
             forwards += [
-                Forward(
-                    SHARDS_TOPIC,
-                    CloseShard(
-                        **follow_up(command, f"close-shard:{n}"),
-                        actor_id=command.actor_id,
-                        stream_id=stream_id,
-                        shard=n,
-                    ),
-                )
-                for n in range(like_shards)
+                _to_shard(command, f"close-shard:{n}", CloseShard, stream_id, n) for n in range(like_shards)
             ]
         elif env.type in ("streams.UserBanned", "streams.UserUnbanned"):
             user_id = env.payload["user_id"]
-            ban = SetShardBan(
-                **follow_up(command, f"shard-ban:{env.event_id}"),
-                actor_id=command.actor_id,
-                stream_id=stream_id,
-                shard=shard_of(user_id, like_shards),
-                user_id=user_id,
-                banned=env.type == "streams.UserBanned",
+            n = shard_of(user_id, like_shards)
+            banned = env.type == "streams.UserBanned"
+            forwards.append(
+                _to_shard(
+                    command,
+                    f"shard-ban:{env.event_id}",
+                    SetShardBan,
+                    stream_id,
+                    n,
+                    user_id=user_id,
+                    banned=banned,
+                )
             )
-            forwards.append(Forward(SHARDS_TOPIC, ban))
+        elif isinstance(env.event, ViewerJoined):
+            user_id = env.event.user_id
+            changes.setdefault(shard_of(user_id, like_shards), []).append(
+                (user_id, millis(env.event.joined_at))
+            )
+        elif env.type == "streams.ViewerLeft" and env.payload["reason"] in ("left", "banned"):
+            user_id = env.payload["user_id"]
+            changes.setdefault(shard_of(user_id, like_shards), []).append((user_id, None))
+    stream_id = command.aggregate_id
+    for n, shard_changes in changes.items():
+        forwards.append(
+            _to_shard(command, f"shard-viewers:{n}", ChangeShardViewers, stream_id, n, changes=shard_changes)
+        )
     return forwards
 
 
-def _fold(command: Command, envelopes: list[Sealed], state: StreamShardState) -> list[Forward]:
-    counted = [env for env in envelopes if env.type == "stream_shards.ShardLikesRecorded"]
-    if not counted:
-        return []
-    fold = FoldShardLikes(
-        **follow_up(command, "fold-shard-likes"),
-        actor_id="edge",
-        stream_id=state.stream_id,
-        totals={str(state.shard): counted[-1].payload["shard_likes"]},
+def _to_shard(
+    command: Command, purpose: str, kind: type[StreamShardCommand], stream_id: str, shard: int, **fields: Any
+) -> Forward:
+    actor = fields.get("owner_id", command.actor_id)
+    return Forward(
+        SHARDS_TOPIC,
+        kind(**follow_up(command, purpose), actor_id=actor, stream_id=stream_id, shard=shard, **fields),
     )
-    return [Forward(topics.COMMANDS_STREAMS.name, fold)]
+
+
+def _to_stream(command: Command, envelopes: list[Sealed], state: StreamShardState) -> list[Forward]:
+    """The shard's running like total after a batch that counted likes; the visits its sweep timed out."""
+    forwards: list[Forward] = []
+    counted = [env for env in envelopes if env.type == "stream_shards.ShardLikesRecorded"]
+    if counted:
+        fold = FoldShardLikes(
+            **follow_up(command, "fold-shard-likes"),
+            actor_id="edge",
+            stream_id=state.stream_id,
+            totals={str(state.shard): counted[-1].payload["shard_likes"]},
+        )
+        forwards.append(Forward(topics.COMMANDS_STREAMS.name, fold))
+    for env in envelopes:
+        if env.type == "stream_shards.ShardViewersTimedOut":
+            timeout = TimeOutViewers(
+                **follow_up(command, f"time-out-viewers:{env.event_id}"),
+                actor_id="system",
+                stream_id=state.stream_id,
+                visits=env.payload["visits"],
+            )
+            forwards.append(Forward(topics.COMMANDS_STREAMS.name, timeout))
+    return forwards
+
+
+def _merge_to_stream(commands: list[dict[str, Any]]) -> dict[str, Any]:
+    """A batch's folds (or time-outs) for one stream, from several of its shards, as one command."""
+    if commands[0]["type"] == "streams.TimeOutViewers":
+        visits = {user: visit for c in commands for user, visit in c["visits"].items()}
+        ids = (c["command_id"] for c in commands)
+        return {**commands[0], "command_id": derive_id("time-out-viewers", *ids), "visits": visits}
+    return _merge_folds(commands)
 
 
 def _merge_folds(commands: list[dict[str, Any]]) -> dict[str, Any]:
-    """A batch's folds for one stream (from several of its shards) as one: the highest total of each
-    shard. Its id is derived from theirs, so the batch decided again merges to the same command."""
+    """The highest total of each shard. The merged id is derived from theirs, so the batch decided
+    again merges to the same command."""
     totals: dict[str, int] = {}
     for fold in commands:
         for shard, total in fold["totals"].items():
@@ -107,7 +151,8 @@ def _rejected(command: Command, rejection: Rejection) -> StreamShardCommandRejec
 
 
 def _is_final(command: Command, envelopes: list[Sealed]) -> bool:
-    return isinstance(command, RecordShardLikes)  # the like's caller waits; the stream's forwards not
+    # the like's and the heartbeat's callers wait; the stream's forwards and the timer's sweeps not
+    return isinstance(command, RecordShardLikes | RecordShardHeartbeats)
 
 
 STREAM_SHARDS = AggregateSpec(
@@ -118,9 +163,12 @@ STREAM_SHARDS = AggregateSpec(
     decide=stream_shard_decide.decide,
     evolve=stream_shard_decide.evolve,
     rejected=_rejected,
-    follow_ups=_fold,
+    follow_ups=_to_stream,
     is_final=_is_final,
     thaw=stream_shard_decide.thaw,
-    merge_types=frozenset({"streams.FoldShardLikes"}),
-    merge=_merge_folds,
+    is_active=stream_shard_decide.is_active,
+    split=stream_shard_decide.split,
+    join=stream_shard_decide.join,
+    merge_types=frozenset({"streams.FoldShardLikes", "streams.TimeOutViewers"}),
+    merge=_merge_to_stream,
 )

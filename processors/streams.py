@@ -21,6 +21,7 @@ from spaktok.commands.streams import (
     RecordAnalyticsSnapshot,
     SweepViewers,
     SyncChannelModerators,
+    TimeOutViewers,
     UnlinkBattle,
 )
 from spaktok.commands.wallets import RefundGift
@@ -212,11 +213,16 @@ def _link_schedule(command: Command, started: Sealed) -> list[Forward]:
     return [Forward(topics.COMMANDS_SCHEDULES.name, mark)]
 
 
-MERGED_LISTS = {"earnings.CreditEarnings": "credits", "battles.ScoreBattle": "gifts"}
+MERGED_LISTS = {
+    "earnings.CreditEarnings": "credits",
+    "battles.ScoreBattle": "gifts",
+    "stream_shards.ChangeShardViewers": "changes",  # in order: a user's last change wins
+}
 
 
 def _merge_lists(commands: list[dict[str, Any]]) -> dict[str, Any]:
-    """A batch's credits for one broadcaster (or gifts for one battle) as one command: the next
+    """A batch's credits for one broadcaster (gifts for one battle, viewer changes for one shard of a
+    hot stream) as one command: the next
     aggregate consumes one message per stream batch instead of one per gift. Its id is derived from
     theirs, so the same batch decided again after a crash merges to the same command."""
     first = commands[0]
@@ -240,6 +246,7 @@ def _is_final(command: Command, envelopes: list[Sealed]) -> bool:
         | UnlinkBattle
         | SyncChannelModerators
         | FoldShardLikes
+        | TimeOutViewers
     )
     return not isinstance(command, internal)
 

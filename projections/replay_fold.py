@@ -252,10 +252,12 @@ def _left(store: RowStore, env: Envelope) -> int:
 
 
 def _heartbeats(store: RowStore, env: Envelope) -> int:
-    """streams._heartbeats: last_heartbeat = GREATEST(last_heartbeat, at) of active viewers."""
+    """streams._heartbeats (and _shard_heartbeats, keyed by the shard's stream): last_heartbeat =
+    GREATEST(last_heartbeat, at) of active viewers."""
     e: Any = env.event()
+    stream_id = e.stream_id if env.aggregate_type == "stream_shard" else env.aggregate_id
     for user, at in e.beats.items():
-        key = (env.aggregate_id, user)
+        key = (stream_id, user)
         row = store.get("stream_viewers", key)
         if row is not None and row["is_active"]:
             if at > row["last_heartbeat"]:
@@ -556,6 +558,7 @@ FOLDS: dict[str, Fold] = {
     "streams.LikesRecorded": _likes,
     "streams.ShardLikesFolded": _shard_likes_folded,
     "stream_shards.ShardLikesRecorded": _shard_likes,
+    "stream_shards.ShardHeartbeatsRecorded": _heartbeats,
     "streams.StreamEnded": _with_system_message(_ended),
     "streams.GiftReceived": _gift_received,
     "wallets.CoinsPurchased": _wallet,

@@ -8,7 +8,7 @@ import orjson
 from sqlalchemy import Connection, Engine, text
 
 from spaktok.events.envelope import Envelope
-from spaktok.events.stream_shards import ShardLikesRecorded
+from spaktok.events.stream_shards import ShardHeartbeatsRecorded, ShardLikesRecorded
 from spaktok.events.streams import (
     CommentDeleted,
     CommentPinned,
@@ -136,6 +136,14 @@ def _heartbeats(conn: Connection, env: Envelope) -> int:
         UPDATE_HEARTBEATS,
         {"s": env.aggregate_id, "users": list(e.beats), "ats": list(e.beats.values())},
     )
+    return len(e.beats)
+
+
+def _shard_heartbeats(conn: Connection, env: Envelope) -> int:
+    """A hot stream's viewers' heartbeats, kept by its shards: the same update, keyed by the stream."""
+    e = env.event()
+    assert isinstance(e, ShardHeartbeatsRecorded)
+    conn.execute(UPDATE_HEARTBEATS, {"s": e.stream_id, "users": list(e.beats), "ats": list(e.beats.values())})
     return len(e.beats)
 
 
@@ -309,6 +317,7 @@ HANDLERS: dict[str, Handler] = chat_history.with_system_messages(
         "streams.LikesRecorded": _likes,
         "streams.ShardLikesFolded": _shard_likes_folded,
         "stream_shards.ShardLikesRecorded": _shard_likes,
+        "stream_shards.ShardHeartbeatsRecorded": _shard_heartbeats,
         "streams.CommentDeleted": _comment_deleted,
         "streams.StreamUpdated": _updated,
         **social.HANDLERS,

@@ -123,6 +123,40 @@ ARRAY JOIN JSONExtractKeysAndValues(payload, 'beats', 'String') AS beat
 WHERE aggregate_type = 'stream' AND sequence > 0 AND type = 'streams.HeartbeatsRecorded'
 GROUP BY stream_id, user_id;
 
+-- A hot stream's viewers heartbeat to its shards (commands/stream_shards.py): their beats count
+-- for the stream's minutes and for their watch time, keyed by the stream the shard belongs to.
+CREATE MATERIALIZED VIEW IF NOT EXISTS stream_minute_metrics_shard_beats_mv TO stream_minute_metrics AS
+SELECT
+    stream_id,
+    toStartOfMinute(occurred_at) AS minute,
+    toUInt64(0) AS joins,
+    toUInt64(0) AS leaves,
+    toUInt64(sum(JSONExtractUInt(payload, 'count'))) AS heartbeats,
+    toUInt64(0) AS likes,
+    toUInt64(0) AS comments,
+    toUInt64(0) AS gift_sends,
+    toUInt64(0) AS gifts,
+    toUInt64(0) AS revenue,
+    toUInt64(0) AS broadcaster_revenue,
+    toUInt64(0) AS platform_revenue,
+    toUInt64(0) AS peak_viewers
+FROM events
+WHERE aggregate_type = 'stream_shard' AND sequence > 0 AND type = 'stream_shards.ShardHeartbeatsRecorded'
+GROUP BY stream_id, minute;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS viewer_watch_time_shard_beats_mv TO viewer_watch_time AS
+SELECT
+    stream_id,
+    beat.1 AS user_id,
+    toUInt64(0) AS completed_s,
+    toDateTime64(0, 3, 'UTC') AS last_joined,
+    toDateTime64(0, 3, 'UTC') AS last_left,
+    max(parseDateTime64BestEffort(beat.2, 3, 'UTC')) AS last_seen
+FROM events
+ARRAY JOIN JSONExtractKeysAndValues(payload, 'beats', 'String') AS beat
+WHERE aggregate_type = 'stream_shard' AND sequence > 0 AND type = 'stream_shards.ShardHeartbeatsRecorded'
+GROUP BY stream_id, user_id;
+
 -- Stream health (issue #18, docs/media.md "Stream health"): every ingest sample of every stream, for
 -- the platform's quality metrics (how many streams stall, drop frames, send too little). Fed by every
 -- insert into events, like the tables above, so a sample is one row.

@@ -18,6 +18,7 @@ from spaktok.api.responses import answer, event_payload
 from spaktok.api.routes import streams
 from spaktok.api.suspension import account_suspended
 from spaktok.commands.outcome import Outcome
+from spaktok.commands.stream_shards import shard_of
 from spaktok.commands.streams import JoinStream, LeaveStream
 from spaktok.projections import social, streams_views
 
@@ -101,15 +102,24 @@ async def heartbeat(stream_id: StreamPath, user: CurrentUser, services: Services
     (the problem slug) once the viewer may no longer watch: banned, refused by the policy after a
     privacy change or suspension, or the account suspended. Playback then stops within the TTL."""
     at_ms = int(clock.now().timestamp() * 1000)
-    batch_id, outcome = await services.batcher.heartbeat(stream_id, user.user_id, at_ms)
+    facts = await shared_facts(services.engine, stream_id)
+    sharded = facts is not None and facts.like_shards > 0 and user.user_id != facts.owner_id
+    if facts is not None and sharded:  # a hot stream's viewer: their shard keeps their presence
+        shard = shard_of(user.user_id, facts.like_shards)
+        batch_id, outcome = await services.batcher.shard_heartbeat(stream_id, shard, user.user_id, at_ms)
+    else:  # the broadcaster's beats stay with the stream, which ends a broadcast gone silent
+        batch_id, outcome = await services.batcher.heartbeat(stream_id, user.user_id, at_ms)
     if outcome is not None and outcome.status == "accepted":
-        beats = event_payload(outcome, "streams.HeartbeatsRecorded") or {}
+        kind = "stream_shards.ShardHeartbeatsRecorded" if sharded else "streams.HeartbeatsRecorded"
+        beats = event_payload(outcome, kind) or {}
         if user.user_id not in beats.get("beats", {}):
             raise Problem(409, "not-watching", "join the stream before sending heartbeats")
     refused = await playback_refusal(services, user, stream_id)
 
     def build(o: Outcome) -> dict[str, Any]:
-        body: dict[str, Any] = {"streamId": stream_id, **o.stats}
+        # a shard does not know the stream's counts: the read model's, a moment behind, stand in
+        stats = facts.counts if facts is not None and sharded else o.stats
+        body: dict[str, Any] = {"streamId": stream_id, **stats}
         if refused is None:
             body["playbackUrl"] = streams.playback_url(services.settings, stream_id, user.user_id)
         else:

@@ -10,7 +10,7 @@ from spaktok.commands.base import Rejection
 from spaktok.commands.stream.base import Deciders, require_live, require_stream
 from spaktok.commands.stream.state import Audience, StreamState, copy_with, millis
 from spaktok.commands.stream_analytics import age_bucket
-from spaktok.commands.streams import JoinStream, LeaveStream, RecordHeartbeats, SweepViewers
+from spaktok.commands.streams import JoinStream, LeaveStream, RecordHeartbeats, SweepViewers, TimeOutViewers
 from spaktok.events.base import Event
 from spaktok.events.streams import HeartbeatsRecorded, ViewerJoined, ViewerLeft
 
@@ -102,23 +102,53 @@ def leaving(
 def silent_viewers_leave(command: SweepViewers, state: StreamState) -> list[Event]:
     """Viewers not heard from (join or heartbeat) for longer than `silent_ms` leave, oldest first.
 
-    Their watch time for this visit runs to their last sign of life, not to the sweep.
+    Their watch time for this visit runs to their last sign of life, not to the sweep. A hot stream's
+    viewers send their heartbeats to its shards, which sweep them (`_time_out`): here they would all
+    look silent.
     """
+    if state.like_shards:
+        return []
     now_ms = millis(command.issued_at)
-    silent = sorted(
+    silent = [
         (last_seen, user_id)
         for user_id, (_, last_seen) in state.audience.viewers.items()
         if now_ms - last_seen > command.silent_ms
-    )
+    ]
+    return _timed_out(state, command.issued_at, silent)
+
+
+def _time_out(command: TimeOutViewers, state: StreamState) -> list[Event]:
+    """A hot stream's shards found these visits silent: each viewer still on that very visit (joined
+    at the same millisecond) leaves, watch time to their last sign of life, oldest first. After the
+    end it changes nothing: the end let everyone leave."""
+    require_stream(state)
+    if state.status != "live":
+        return []
+    viewers = state.audience.viewers
+    silent = [
+        (last_seen, user_id)
+        for user_id, (joined_ms, last_seen) in command.visits.items()
+        if user_id in viewers and viewers[user_id][0] == joined_ms
+    ]
+    return _timed_out(state, command.issued_at, silent)
+
+
+def _timed_out(state: StreamState, at: datetime, silent: list[tuple[int, str]]) -> list[Event]:
+    """`ViewerLeft(timed_out)` for each (last seen, user), oldest first."""
     count = state.viewer_count
     events: list[Event] = []
-    for last_seen, user_id in silent:
+    for last_seen, user_id in sorted(silent):
         count -= 1
-        events.append(leaving(state, user_id, command.issued_at, "timed_out", count, last_seen_ms=last_seen))
+        events.append(leaving(state, user_id, at, "timed_out", count, last_seen_ms=last_seen))
     return events
 
 
-DECIDERS: Deciders = {JoinStream: _join, LeaveStream: _leave, RecordHeartbeats: _heartbeats}
+DECIDERS: Deciders = {
+    JoinStream: _join,
+    LeaveStream: _leave,
+    RecordHeartbeats: _heartbeats,
+    TimeOutViewers: _time_out,
+}
 
 
 def _joined(audience: Audience, event: ViewerJoined) -> Audience:
