@@ -39,17 +39,17 @@ PURGE_EVERY = 1000  # every this many bindings, expired rows are deleted
 _CLAIM = text(
     """
     WITH claimed AS (
-        INSERT INTO idempotency_keys (user_id, key, fingerprint, method, path, created_at)
+        INSERT INTO api.idempotency_keys AS k (user_id, key, fingerprint, method, path, created_at)
         VALUES (:user_id, :key, :fingerprint, :method, :path, :now)
         ON CONFLICT (user_id, key) DO UPDATE
             SET fingerprint = EXCLUDED.fingerprint, method = EXCLUDED.method,
                 path = EXCLUDED.path, created_at = EXCLUDED.created_at
-            WHERE idempotency_keys.created_at < :expired_before
+            WHERE k.created_at < :expired_before
         RETURNING fingerprint, method, path
     )
     SELECT fingerprint, method, path FROM claimed
     UNION ALL
-    SELECT fingerprint, method, path FROM idempotency_keys
+    SELECT fingerprint, method, path FROM api.idempotency_keys
     WHERE user_id = :user_id AND key = :key AND NOT EXISTS (SELECT 1 FROM claimed)
     """
 )
@@ -60,22 +60,22 @@ _CLAIM_MANY = text(
                              CAST(:methods AS text[]), CAST(:paths AS text[]))
             AS i(user_id, key, fingerprint, method, path)
     ), claimed AS (
-        INSERT INTO idempotency_keys (user_id, key, fingerprint, method, path, created_at)
+        INSERT INTO api.idempotency_keys AS k (user_id, key, fingerprint, method, path, created_at)
         SELECT user_id, key, fingerprint, method, path, :now FROM input
         ON CONFLICT (user_id, key) DO UPDATE
             SET fingerprint = EXCLUDED.fingerprint, method = EXCLUDED.method,
                 path = EXCLUDED.path, created_at = EXCLUDED.created_at
-            WHERE idempotency_keys.created_at < :expired_before
+            WHERE k.created_at < :expired_before
         RETURNING user_id, key, fingerprint, method, path
     )
     SELECT user_id, key, fingerprint, method, path FROM claimed
     UNION ALL
     SELECT t.user_id, t.key, t.fingerprint, t.method, t.path
-    FROM idempotency_keys t JOIN input i ON t.user_id = i.user_id AND t.key = i.key
+    FROM api.idempotency_keys t JOIN input i ON t.user_id = i.user_id AND t.key = i.key
     WHERE NOT EXISTS (SELECT 1 FROM claimed c WHERE c.user_id = t.user_id AND c.key = t.key)
     """
 )
-_PURGE = text("DELETE FROM idempotency_keys WHERE created_at < :expired_before")
+_PURGE = text("DELETE FROM api.idempotency_keys WHERE created_at < :expired_before")
 _claims = count(1)
 
 # the current request's key: set by the check below, which runs in the request's own task before the

@@ -19,7 +19,13 @@ from spaktok.projections.clickhouse import COLUMNS, ClickHouse, event_row, schem
 from spaktok.projections.replay import LogReader, TopicPartitionKey
 
 DATA_TABLES = ("events", "stream_minute_metrics", "viewer_watch_time")
-VIEWS = ("stream_minute_metrics_mv", "viewer_watch_time_visits_mv", "viewer_watch_time_beats_mv")
+VIEWS = (
+    "stream_minute_metrics_mv",
+    "stream_minute_metrics_shard_beats_mv",
+    "viewer_watch_time_visits_mv",
+    "viewer_watch_time_beats_mv",
+    "viewer_watch_time_shard_beats_mv",
+)
 _NAMES = re.compile(r"\b(" + "|".join(DATA_TABLES + VIEWS) + r")\b")
 
 # what must be equal after a rebuild, per table: the merged content (parts and merges differ) and

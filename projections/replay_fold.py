@@ -223,7 +223,7 @@ def _joined(store: RowStore, env: Envelope) -> int:
             is_active=True,
             joined_at=e.joined_at,
             left_at=None,
-            last_heartbeat=e.joined_at,
+            last_heartbeat=max(row["last_heartbeat"], e.joined_at),
             username=e.username,
             user_profile_image=e.user_profile_image,
         )
@@ -252,17 +252,39 @@ def _left(store: RowStore, env: Envelope) -> int:
 
 
 def _heartbeats(store: RowStore, env: Envelope) -> int:
-    """streams._heartbeats (and _shard_heartbeats, keyed by the shard's stream): last_heartbeat =
-    GREATEST(last_heartbeat, at) of active viewers."""
+    """streams._heartbeats: last_heartbeat = GREATEST(last_heartbeat, at) of active viewers."""
     e: Any = env.event()
-    stream_id = e.stream_id if env.aggregate_type == "stream_shard" else env.aggregate_id
     for user, at in e.beats.items():
-        key = (stream_id, user)
+        key = (env.aggregate_id, user)
         row = store.get("stream_viewers", key)
         if row is not None and row["is_active"]:
             if at > row["last_heartbeat"]:
                 row["last_heartbeat"] = at
                 store.touch("stream_viewers", key)
+    return len(e.beats)
+
+
+def _shard_heartbeats(store: RowStore, env: Envelope) -> int:
+    """streams._shard_heartbeats: last_heartbeat = GREATEST(last_heartbeat, at), a placeholder row
+    for a viewer whose join is not here yet."""
+    e: Any = env.event()
+    for user, at in e.beats.items():
+        key = (e.stream_id, user)
+        row = store.get("stream_viewers", key)
+        if row is None:
+            store.new(
+                "stream_viewers",
+                key,
+                stream_id=e.stream_id,
+                user_id=user,
+                username="",
+                joined_at=at,
+                is_active=False,
+                last_heartbeat=at,
+            )
+        elif at > row["last_heartbeat"]:
+            row["last_heartbeat"] = at
+            store.touch("stream_viewers", key)
     return len(e.beats)
 
 
@@ -558,7 +580,7 @@ FOLDS: dict[str, Fold] = {
     "streams.LikesRecorded": _likes,
     "streams.ShardLikesFolded": _shard_likes_folded,
     "stream_shards.ShardLikesRecorded": _shard_likes,
-    "stream_shards.ShardHeartbeatsRecorded": _heartbeats,
+    "stream_shards.ShardHeartbeatsRecorded": _shard_heartbeats,
     "streams.StreamEnded": _with_system_message(_ended),
     "streams.GiftReceived": _gift_received,
     "wallets.CoinsPurchased": _wallet,

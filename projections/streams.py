@@ -69,7 +69,8 @@ def _joined(conn: Connection, env: Envelope) -> int:
                 is_active, last_heartbeat)
             VALUES (:s, :u, :name, :img, :at, true, :at)
             ON CONFLICT (stream_id, user_id) DO UPDATE SET is_active = true, joined_at = :at, left_at = NULL,
-                last_heartbeat = :at, username = :name, user_profile_image = :img"""
+                last_heartbeat = GREATEST(stream_viewers.last_heartbeat, :at), username = :name,
+                user_profile_image = :img"""
         ),
         {
             "s": env.aggregate_id,
@@ -139,11 +140,25 @@ def _heartbeats(conn: Connection, env: Envelope) -> int:
     return len(e.beats)
 
 
+# A hot stream's beats come on its shards' topic, so they may be projected before the viewer's join
+# (read from the stream's topic) or after their leave, live under lag and in any order by a replay.
+# Every write of last_heartbeat is a maximum, and a beat ahead of its join leaves a placeholder row
+# that the join completes: the row ends the same whatever the order.
+UPSERT_SHARD_HEARTBEATS = text(
+    """INSERT INTO stream_viewers AS v (stream_id, user_id, username, joined_at, is_active, last_heartbeat)
+    SELECT :s, b.user_id, '', b.at, false, b.at
+    FROM unnest(CAST(:users AS text[]), CAST(:ats AS timestamptz[])) AS b(user_id, at)
+    ON CONFLICT (stream_id, user_id) DO UPDATE
+    SET last_heartbeat = GREATEST(v.last_heartbeat, EXCLUDED.last_heartbeat)"""
+)
+
+
 def _shard_heartbeats(conn: Connection, env: Envelope) -> int:
-    """A hot stream's viewers' heartbeats, kept by its shards: the same update, keyed by the stream."""
+    """A hot stream's viewers' heartbeats, kept by its shards, keyed by the stream (see above)."""
     e = env.event()
     assert isinstance(e, ShardHeartbeatsRecorded)
-    conn.execute(UPDATE_HEARTBEATS, {"s": e.stream_id, "users": list(e.beats), "ats": list(e.beats.values())})
+    params = {"s": e.stream_id, "users": list(e.beats), "ats": list(e.beats.values())}
+    conn.execute(UPSERT_SHARD_HEARTBEATS, params)
     return len(e.beats)
 
 

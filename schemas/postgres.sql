@@ -403,8 +403,15 @@ CREATE TABLE IF NOT EXISTS channel_moderators (
 
 -- Idempotency-Key bindings (api/idempotency.py): a key names one intent of one user; the first
 -- request's fingerprint (method, path, canonical body) is kept, another body under it is refused.
--- API state, not a read model: the event log does not rebuild it. Expired rows are reused/purged.
-CREATE TABLE IF NOT EXISTS idempotency_keys (
+-- API state, not a read model: the event log does not rebuild it, so it lives in a schema of its own
+-- that `spaktok replay` (which swaps `public` for a rebuilt one) keeps. Expired rows are reused/purged.
+CREATE SCHEMA IF NOT EXISTS api;
+DO $$ BEGIN  -- it was in `public` before: moved once, with its rows
+    IF to_regclass('public.idempotency_keys') IS NOT NULL AND to_regclass('api.idempotency_keys') IS NULL THEN
+        ALTER TABLE public.idempotency_keys SET SCHEMA api;
+    END IF;
+END $$;
+CREATE TABLE IF NOT EXISTS api.idempotency_keys (
     user_id      text NOT NULL,
     key          text NOT NULL,
     fingerprint  text NOT NULL,          -- sha256 hex
@@ -413,7 +420,7 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     created_at   timestamptz NOT NULL,
     PRIMARY KEY (user_id, key)
 );
-CREATE INDEX IF NOT EXISTS idempotency_keys_created ON idempotency_keys (created_at);
+CREATE INDEX IF NOT EXISTS idempotency_keys_created ON api.idempotency_keys (created_at);
 
 -- stream health (issue #18, docs/media.md "Stream health"): the latest sample per stream, folded from
 -- streams.IngestHealthSampled (every sample is in ClickHouse's stream_health), and whether the

@@ -220,3 +220,12 @@ def test_with_both_real_providers_each_device_goes_to_its_platforms() -> None:
 def test_both_real_providers_need_both_credentials(tmp_path: Path) -> None:
     with pytest.raises(push.ProviderNotConfigured, match="SPAKTOK_NOTIFY_FCM_PROJECT_ID"):
         push.build_provider(Settings(data_dir=tmp_path, notify_provider="fcm,apns"))
+
+
+def test_a_line_the_dev_provider_is_still_writing_is_not_read_yet(tmp_path: Path) -> None:
+    """The reader shares the file with a writer: a line without its newline is unfinished."""
+    path = tmp_path / "sent.jsonl"
+    path.write_text('{"device": 1}\n{"device": "half')
+    assert push.read_sent(path) == [{"device": 1}]
+    path.write_text('{"device": 1}\n{"device": "whole"}\n')
+    assert push.read_sent(path) == [{"device": 1}, {"device": "whole"}]
