@@ -27,7 +27,7 @@ from spaktok.commands.stream_shards import (
 from spaktok.commands.streams import FoldShardLikes, TimeOutViewers
 from spaktok.events.envelope import derive_id
 from spaktok.events.stream_shards import StreamShardCommandRejected
-from spaktok.events.streams import ViewerJoined
+from spaktok.events.streams import ViewerJoined, ViewerLeft
 from spaktok.infra import topics
 from spaktok.processors.aggregate import AggregateSpec, Forward, follow_up
 from spaktok.processors.core import Sealed
@@ -38,14 +38,12 @@ SHARDS_TOPIC = topics.COMMANDS_STREAM_SHARDS.name
 def tell_shards(command: Command, envelopes: list[Sealed], like_shards: int) -> list[Forward]:
     """What the stream's shards must hear from this command's events: it started (each shard opens),
     it ended (each closes), a user was banned or unbanned (that user's shard), viewers joined or
-    left (their shards; one command per shard). Viewers timed out were timed out by their shard,
-    and the end closes every shard, so those leaves are not sent."""
+    left (their shards, one command per shard)."""
     if like_shards <= 0:
         return []
+    stream_id = command.aggregate_id
     forwards: list[Forward] = []
-    changes: dict[int, list[tuple[str, int | None]]] = {}
     for env in envelopes:
-        stream_id = env.aggregate_id
         if env.type == "streams.StreamStarted":
             owner = env.payload["user_id"]
             forwards += [
@@ -58,33 +56,29 @@ def tell_shards(command: Command, envelopes: list[Sealed], like_shards: int) -> 
             ]
         elif env.type in ("streams.UserBanned", "streams.UserUnbanned"):
             user_id = env.payload["user_id"]
+            ban = {"user_id": user_id, "banned": env.type == "streams.UserBanned"}
             n = shard_of(user_id, like_shards)
-            banned = env.type == "streams.UserBanned"
-            forwards.append(
-                _to_shard(
-                    command,
-                    f"shard-ban:{env.event_id}",
-                    SetShardBan,
-                    stream_id,
-                    n,
-                    user_id=user_id,
-                    banned=banned,
-                )
+            forwards.append(_to_shard(command, f"shard-ban:{env.event_id}", SetShardBan, stream_id, n, **ban))
+    return forwards + _viewer_changes(command, envelopes, like_shards)
+
+
+def _viewer_changes(command: Command, envelopes: list[Sealed], like_shards: int) -> list[Forward]:
+    """Joins and leaves, in order, one `ChangeShardViewers` per shard. Viewers timed out were timed
+    out by their shard, and the end closes every shard, so those leaves are not sent."""
+    changes: dict[int, list[tuple[str, int | None]]] = {}
+    for env in envelopes:
+        event = env.event
+        if isinstance(event, ViewerJoined):
+            changes.setdefault(shard_of(event.user_id, like_shards), []).append(
+                (event.user_id, millis(event.joined_at))
             )
-        elif isinstance(env.event, ViewerJoined):
-            user_id = env.event.user_id
-            changes.setdefault(shard_of(user_id, like_shards), []).append(
-                (user_id, millis(env.event.joined_at))
-            )
-        elif env.type == "streams.ViewerLeft" and env.payload["reason"] in ("left", "banned"):
-            user_id = env.payload["user_id"]
-            changes.setdefault(shard_of(user_id, like_shards), []).append((user_id, None))
+        elif isinstance(event, ViewerLeft) and event.reason in ("left", "banned"):
+            changes.setdefault(shard_of(event.user_id, like_shards), []).append((event.user_id, None))
     stream_id = command.aggregate_id
-    for n, shard_changes in changes.items():
-        forwards.append(
-            _to_shard(command, f"shard-viewers:{n}", ChangeShardViewers, stream_id, n, changes=shard_changes)
-        )
-    return forwards
+    return [
+        _to_shard(command, f"shard-viewers:{n}", ChangeShardViewers, stream_id, n, changes=listed)
+        for n, listed in changes.items()
+    ]
 
 
 def _to_shard(
