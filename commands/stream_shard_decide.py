@@ -160,7 +160,10 @@ def _likes(command: RecordShardLikes, state: StreamShardState) -> list[Event]:
 
 
 def _viewers_changed(command: ChangeShardViewers, state: StreamShardState) -> list[Event]:
-    """Each user's last change wins; what the shard already holds is left out (a replayed forward)."""
+    """Each user's last change wins; what the shard already holds is left out (a replayed forward).
+    A closed shard takes none: the end let everyone leave."""
+    if state.status != "live":
+        return []
     final: dict[str, int | None] = {}
     for user_id, joined_ms in command.changes:
         final[user_id] = joined_ms

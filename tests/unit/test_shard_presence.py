@@ -108,6 +108,7 @@ def test_a_closed_shard_forgets_its_viewers_and_sweeps_nothing() -> None:
     given = SHARD.given(opened(), viewers_changed({"ann": 1}), closed)
     assert len(given.state.viewers) == 0
     given.when(shard_sweep(500)).then()
+    given.when(changes(501, ("bob", 400))).then()
 
 
 def test_a_shards_viewers_are_stored_in_parts_and_come_back_whole() -> None:
