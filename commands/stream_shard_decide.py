@@ -196,22 +196,30 @@ def _heartbeats(command: RecordShardHeartbeats, state: StreamShardState) -> list
     ]
 
 
+TIMEOUTS_PER_EVENT = 1_000  # visits per ShardViewersTimedOut (~60 KB), far below a record's limit
+
+
 def _sweep(command: SweepShardViewers, state: StreamShardState) -> list[Event]:
-    """Viewers not heard from (joined or beat) for longer than `silent_ms` time out, with their visit."""
+    """Viewers not heard from (joined or beat) for longer than `silent_ms` time out, with their visit,
+    `TIMEOUTS_PER_EVENT` to an event: a shard of a 1 M-viewer stream whose broadcast dropped for
+    everyone times out ~125,000 at once, which as one event (and one forward) would be 7 MB, over
+    what a Kafka record may hold (found by bench/hot_stream.py)."""
     if state.status != "live":
         return []
     now_ms = millis(command.issued_at)
-    visits = {
-        user_id: (joined_ms, last_seen)
+    silent = [
+        (user_id, (joined_ms, last_seen))
         for user_id, (joined_ms, last_seen) in state.viewers.items()
         if now_ms - last_seen > command.silent_ms
-    }
-    if not visits:
-        return []
+    ]
     return [
         ShardViewersTimedOut(
-            stream_id=command.stream_id, shard=command.shard, visits=visits, swept_at=command.issued_at
+            stream_id=command.stream_id,
+            shard=command.shard,
+            visits=dict(silent[start : start + TIMEOUTS_PER_EVENT]),
+            swept_at=command.issued_at,
         )
+        for start in range(0, len(silent), TIMEOUTS_PER_EVENT)
     ]
 
 

@@ -92,7 +92,8 @@ def _to_shard(
 
 
 def _to_stream(command: Command, envelopes: list[Sealed], state: StreamShardState) -> list[Forward]:
-    """The shard's running like total after a batch that counted likes; the visits its sweep timed out."""
+    """The shard's running like total after a batch that counted likes; the visits its sweep timed
+    out, one command per event (`TIMEOUTS_PER_EVENT` visits at most)."""
     forwards: list[Forward] = []
     counted = [env for env in envelopes if env.type == "stream_shards.ShardLikesRecorded"]
     if counted:
@@ -115,18 +116,11 @@ def _to_stream(command: Command, envelopes: list[Sealed], state: StreamShardStat
     return forwards
 
 
-def _merge_to_stream(commands: list[dict[str, Any]]) -> dict[str, Any]:
-    """A batch's folds (or time-outs) for one stream, from several of its shards, as one command."""
-    if commands[0]["type"] == "streams.TimeOutViewers":
-        visits = {user: visit for c in commands for user, visit in c["visits"].items()}
-        ids = (c["command_id"] for c in commands)
-        return {**commands[0], "command_id": derive_id("time-out-viewers", *ids), "visits": visits}
-    return _merge_folds(commands)
-
-
 def _merge_folds(commands: list[dict[str, Any]]) -> dict[str, Any]:
-    """The highest total of each shard. The merged id is derived from theirs, so the batch decided
-    again merges to the same command."""
+    """A batch's folds for one stream, from several of its shards, as one command: the highest total
+    of each shard. The merged id is derived from theirs, so the batch decided again merges to the
+    same command. (Time-outs are not merged: each carries up to `TIMEOUTS_PER_EVENT` visits, and a
+    merge of many would outgrow a record.)"""
     totals: dict[str, int] = {}
     for fold in commands:
         for shard, total in fold["totals"].items():
@@ -163,6 +157,6 @@ STREAM_SHARDS = AggregateSpec(
     is_active=stream_shard_decide.is_active,
     split=stream_shard_decide.split,
     join=stream_shard_decide.join,
-    merge_types=frozenset({"streams.FoldShardLikes", "streams.TimeOutViewers"}),
-    merge=_merge_to_stream,
+    merge_types=frozenset({"streams.FoldShardLikes"}),
+    merge=_merge_folds,
 )

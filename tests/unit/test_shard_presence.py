@@ -8,7 +8,7 @@ from gwt import at
 from test_like_shards import SHARD, base, opened, sealed
 from test_stream_decider import HOST, STREAM, STREAM_ID, ended, joined, left, ms, started, sweep
 
-from spaktok.commands.stream_shard_decide import StreamShardState, join, split
+from spaktok.commands.stream_shard_decide import TIMEOUTS_PER_EVENT, StreamShardState, join, split
 from spaktok.commands.stream_shards import (
     ChangeShardViewers,
     RecordShardHeartbeats,
@@ -23,7 +23,7 @@ from spaktok.events.stream_shards import (
     ShardViewersTimedOut,
 )
 from spaktok.events.streams import ViewerLeft
-from spaktok.processors.stream_shards import STREAM_SHARDS, _merge_to_stream, _to_stream, tell_shards
+from spaktok.processors.stream_shards import STREAM_SHARDS, _to_stream, tell_shards
 from spaktok.processors.streams import _merge_lists
 
 SILENT_S = 120
@@ -167,15 +167,26 @@ def test_the_stream_tells_each_shard_its_joins_and_leaves_in_one_command() -> No
     assert tell_shards(command, [sealed(joined("ann", 1))], 0) == []
 
 
-def test_a_shards_time_out_is_forwarded_to_the_stream_and_merged_per_batch() -> None:
+def test_a_shards_time_out_is_forwarded_to_the_stream() -> None:
     state = SHARD.given(opened()).state
     envelope = sealed(timed_out(200, bob=(2, 2)))
     [forward] = _to_stream(shard_sweep(200), [envelope], state)
     assert isinstance(forward.command, TimeOutViewers) and forward.command.visits == {"bob": (ms(2), ms(2))}
-    other = time_out(200, ann=(1, 5)).model_dump(mode="json")
-    merged = _merge_to_stream([forward.command.model_dump(mode="json"), other])
-    assert merged["visits"] == {"bob": [ms(2), ms(2)], "ann": [ms(1), ms(5)]}
-    assert merged["command_id"] not in (other["command_id"], forward.command.command_id)
+    assert "streams.TimeOutViewers" not in STREAM_SHARDS.merge_types  # merged, they would outgrow a record
+
+
+def test_a_mass_time_out_is_cut_into_events_and_forwards_a_record_can_hold() -> None:
+    """2,500 silent viewers (a shard of a big stream whose broadcast dropped for everyone): three
+    events of at most TIMEOUTS_PER_EVENT visits, three forwards, every viewer timed out once. As one
+    event and one forward (before) this grew with the audience: 7 MB at 1 M viewers."""
+    users = {f"user-{n}": 1.0 for n in range(2500)}
+    state = SHARD.given(opened(), viewers_changed(users)).state
+    events = SHARD.given(opened(), viewers_changed(users)).when(shard_sweep(500)).events()
+    assert [len(e.visits) for e in events] == [TIMEOUTS_PER_EVENT, TIMEOUTS_PER_EVENT, 500]
+    assert {u for e in events for u in e.visits} == set(users)
+    forwards = _to_stream(shard_sweep(500), [sealed(e, n) for n, e in enumerate(events, 1)], state)
+    assert len(forwards) == 3 and len({f.command.command_id for f in forwards}) == 3
+    assert max(len(f.command.to_bytes()) for f in forwards) < 100_000
 
 
 def test_a_batchs_changes_for_one_shard_are_merged_in_order() -> None:
