@@ -19,6 +19,8 @@ from aiokafka.partitioner import murmur2
 
 BUNDLE_TYPE = "bundle"  # the `command-type` header of a bundle record
 MAX_MEMBERS = 500  # commands per bundle: keeps a record far below the producers' request limits
+# ... and bytes per bundle: 500 big members (a hot stream's time-outs, ~60 KB each) would not be
+MAX_BUNDLE_BYTES = 512 * 1024
 
 
 @lru_cache(maxsize=1 << 16)

@@ -141,14 +141,27 @@ def bundled(out: list[Outgoing], partitions: Mapping[str, int] | None) -> list[O
 
 
 def _bundle(records: list[Outgoing], kind: str, partition: int | None) -> list[Outgoing]:
-    """Records of one topic (and partition) as bundle records; a lone one travels as it is."""
+    """Records of one topic (and partition) as bundle records of at most `MAX_MEMBERS` members and
+    about `MAX_BUNDLE_BYTES` (a member bigger than that travels alone); a lone one travels as it is."""
     headers = [("command-type", bundles.BUNDLE_TYPE.encode())] if kind == "forward" else []
     result = []
-    for start in range(0, len(records), bundles.MAX_MEMBERS):
-        chunk = records[start : start + bundles.MAX_MEMBERS]
+    for chunk in _chunks(records):
         if len(chunk) == 1:
             result.append(replace(chunk[0], partition=partition))
             continue
         value = bundles.encode([r.value for r in chunk])
         result.append(Outgoing(chunk[0].topic, chunk[0].key, value, headers, kind, partition))
     return result
+
+
+def _chunks(records: list[Outgoing]) -> list[list[Outgoing]]:
+    chunks: list[list[Outgoing]] = []
+    size = 0
+    for record in records:
+        grown = size + len(record.value)
+        if not chunks or len(chunks[-1]) >= bundles.MAX_MEMBERS or grown > bundles.MAX_BUNDLE_BYTES:
+            chunks.append([])
+            grown = len(record.value)
+        chunks[-1].append(record)
+        size = grown
+    return chunks
