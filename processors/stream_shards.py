@@ -1,9 +1,10 @@
 """Wiring of a hot stream's shards (commands/stream_shards.py) into the worker.
 
 Two directions: the stream tells its shards what they need (`tell_shards`: opened, ended, a ban of
-one of their users, their viewers' joins and leaves), and each shard tells the stream its running
-like total after every batch that counted likes and the visits its sweep timed out (`_to_stream`);
-what one batch sends one stream travels as one command of each kind.
+one of their users, their viewers' joins and leaves: one command per shard per batch), and each
+shard tells the stream its running like total after every batch that counted likes (the folds of
+one batch for one stream merged into one command) and the visits its sweep timed out (`_to_stream`,
+one command per time-out event, never merged: see `TIMEOUTS_PER_EVENT`).
 """
 
 from __future__ import annotations
