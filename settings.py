@@ -135,6 +135,9 @@ class Settings(BaseSettings):
     ban_delete_comments_window_s: int = Field(300, ge=0, le=24 * 3600)  # a ban hides this much of their chat
     viewer_timeout_s: int = Field(120, ge=10)  # a viewer silent this long is dropped (spec §3.2)
     viewer_sweep_interval_s: float = Field(60.0, gt=0)  # how often the worker looks for them
+    # how often a hot stream's shards hand the likes they counted since to the stream: its cost per
+    # second is then K folds per interval at most, whatever the traffic (commands/stream_shards.py)
+    shard_fold_interval_s: float = Field(0.25, gt=0)
     # a live stream whose broadcaster's app sent no heartbeat for this long is ended; 0 = never
     broadcaster_grace_s: int = Field(300, ge=0)
     analytics_snapshot_s: float = Field(300.0, gt=0)  # the spec's 5-minute analytics snapshots

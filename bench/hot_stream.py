@@ -17,7 +17,8 @@ other in batches of <= 100 records, as Faust hands them. CPU is `time.process_ti
    `ChangeShardViewers` forwards fed to the shards). Checked: viewer_count == N == the shards' viewers.
 2. A simulated second of hot traffic at 10 % of the audience: N/10 actions from random viewers, half
    likes, half heartbeats, grouped per shard into edge batches of 40 (`RecordShardLikes`,
-   `RecordShardHeartbeats`), decided by the shard runner; then their folds (`FoldShardLikes`)
+   `RecordShardHeartbeats`), with the worker's fold timer ticking among them (`FoldShard` to every
+   shard each `shard_fold_interval_s`), decided by the shard runner; then their folds (`FoldShardLikes`)
    decided by the stream runner. A warm-up second, then `--seconds` measured ones (median shown):
    the stream's CPU per second, records and commands it got, its events, the shards' CPU per action.
    The same seconds go to an unsharded stream with the same audience (`RecordLikes` and
@@ -68,6 +69,7 @@ from worker import (
 
 from spaktok.commands.base import Command
 from spaktok.commands.stream_shards import (
+    FoldShard,
     RecordShardHeartbeats,
     RecordShardLikes,
     SweepShardViewers,
@@ -191,6 +193,7 @@ def hot_second(world: HotWorld, stream: Stream, shards: int, rng: random.Random)
     """N/10 actions over one second of event time from random viewers, half likes, half heartbeats,
     grouped per shard (and kind) into edge batches of 40 as they fill. Returns them and the taps."""
     actions = len(stream.viewers) // HOT_SHARE
+    ticks = max(1, round(1 / world.settings.shard_fold_interval_s))  # the fold timer's, per second
     start_ms = world.now_ms() + 1
     pending: dict[tuple[str, int], list] = {}
     commands: list[Command] = []
@@ -210,11 +213,21 @@ def hot_second(world: HotWorld, stream: Stream, shards: int, rng: random.Random)
             items.append((user, at_ms))
         if len(items) == PER_EDGE_BATCH:
             commands.append(edge_batch(world, stream, shards, shard, kind, pending.pop((kind, shard))))
+        if shards and (n + 1) % max(1, actions // ticks) == 0:
+            commands += fold_ticks(world, stream, shards)
     commands += [
         edge_batch(world, stream, shards, shard, kind, items) for (kind, shard), items in pending.items()
     ]
     world.at(start_ms + 1000)
+    if shards:  # the second's last tick: every like of the second reaches the stream
+        commands += fold_ticks(world, stream, shards)
     return commands, taps
+
+
+def fold_ticks(world: HotWorld, stream: Stream, shards: int) -> list[Command]:
+    """One tick of the worker's fold timer (`shard_fold_interval_s`): a `FoldShard` to each shard."""
+    ident = {"issued_at": world.clock, "actor_id": "system", "stream_id": stream.stream_id}
+    return [FoldShard(**ident, command_id=world.command_id(), shard=n) for n in range(shards)]
 
 
 @dataclass
@@ -450,8 +463,8 @@ def report(audiences: Sequence[Audience], shards: int, seconds: int) -> dict[str
     console.print(
         f"sharded stream CPU/s at {big.size:,} vs {small.size:,} viewers: {growth:,.2f}x (target <= "
         f"{TARGET_GROWTH}x: {'met' if growth <= TARGET_GROWTH else 'missed'}): the records it got per second "
-        f"went {small.second.stream.records:,} -> {big.second.stream.records:,} (one fold per shard batch "
-        f"of <= {BATCH} edge commands), each costing it {small.us_per_record:,.0f} -> "
+        f"went {small.second.stream.records:,} -> {big.second.stream.records:,} (the folds of each "
+        f"tick of the shards' fold timer, merged per shard batch), each costing it {small.us_per_record:,.0f} -> "
         f"{big.us_per_record:,.0f} µs. Unsharded: {big.unsharded_cpu_ms / big.cpu_ms:,.0f}x the sharded "
         f"stream's CPU at {big.size:,}. Time-outs cost the stream per leaver (one ViewerLeft each)."
     )

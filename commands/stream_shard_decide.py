@@ -23,6 +23,7 @@ from spaktok.commands.stream.state import millis
 from spaktok.commands.stream_shards import (
     ChangeShardViewers,
     CloseShard,
+    FoldShard,
     OpenShard,
     RecordShardHeartbeats,
     RecordShardLikes,
@@ -34,6 +35,7 @@ from spaktok.events.stream_shards import (
     ShardBanSet,
     ShardClosed,
     ShardHeartbeatsRecorded,
+    ShardLikesHandedOver,
     ShardLikesRecorded,
     ShardOpened,
     ShardViewersChanged,
@@ -49,6 +51,7 @@ class StreamShardState:
     status: Literal["none", "live", "ended"] = "none"
     owner_id: str = ""
     likes: int = 0
+    folded: int = 0  # the running total last handed to the stream
     banned: dict[str, None] = field(default_factory=dict)  # a set, JSON-able
     recent_like_ids: dict[str, None] = field(default_factory=dict)  # insertion-ordered: oldest first
     # the shard's viewers: user -> [joined epoch ms, last seen epoch ms], stored in parts by user
@@ -67,6 +70,7 @@ class StreamShardState:
             "status": self.status,
             "owner_id": self.owner_id,
             "likes": self.likes,
+            "folded": self.folded,
             "banned": list(self.banned),
             "recent_like_ids": list(self.recent_like_ids),
         }
@@ -96,6 +100,11 @@ def thaw(state: StreamShardState) -> StreamShardState:
         recent_like_ids=dict(state.recent_like_ids),
         viewers=state.viewers.thawed(),
     )
+
+
+def fold_due(state: StreamShardState) -> bool:
+    """Whether the worker's fold timer asks this shard: it counted likes the stream has not had."""
+    return state.likes > state.folded
 
 
 def is_active(state: StreamShardState) -> bool:
@@ -134,6 +143,14 @@ def decide(command: Command, state: StreamShardState) -> list[Event]:
             return _heartbeats(command, state)
         case SweepShardViewers():
             return _sweep(command, state)
+        case FoldShard():  # after the end too: what was counted while live still reaches the stream
+            if state.likes <= state.folded:
+                return []  # a second tick before the first was decided
+            return [
+                ShardLikesHandedOver(
+                    stream_id=command.stream_id, shard=command.shard, shard_likes=state.likes
+                )
+            ]
     raise Rejection("unsupported-command", f"the stream-shard aggregate does not handle {command.type}")
 
 
@@ -269,6 +286,8 @@ def evolve(state: StreamShardState, event: Event) -> StreamShardState:
         case ShardLikesRecorded():
             remember_like_ids(state.recent_like_ids, event.action_ids)
             return replace(state, version=version, likes=event.shard_likes)
+        case ShardLikesHandedOver():
+            return replace(state, version=version, folded=event.shard_likes)
         case ShardViewersChanged() | ShardHeartbeatsRecorded() | ShardViewersTimedOut():
             _evolve_viewers(state, event)
     return replace(state, version=version)

@@ -4,7 +4,8 @@ A stream is one aggregate on one partition, decided by one worker core. For a st
 `like_shards` K > 0 (named when shards only counted likes), the API sends each viewer's likes and
 heartbeats to shard `shard_of(user, K)` instead:
 - likes are commutative, so K shards count them in parallel, and each forwards its running total to
-  the stream, which folds the totals into its like count;
+  the stream every `shard_fold_interval_s` while it has counted more (`FoldShard`, from the
+  worker's timer), which the stream folds into its like count;
 - heartbeats only move a viewer's last sign of life, so the shard keeps it; the shard's own sweep
   finds its silent viewers and forwards their visits to the stream, which lets them leave
   (`ViewerLeft(timed_out)`, watch time to their last sign of life), as its own sweep does unsharded.
@@ -101,3 +102,11 @@ class SweepShardViewers(StreamShardCommand):
 
     type: Literal["stream_shards.SweepShardViewers"] = "stream_shards.SweepShardViewers"
     silent_ms: int = Field(ge=1000)
+
+
+@register_command
+class FoldShard(StreamShardCommand):
+    """Internal, from the worker's timer: hand the stream the likes counted since the last fold.
+    At most one fold per shard per `shard_fold_interval_s`, however many like batches came."""
+
+    type: Literal["stream_shards.FoldShard"] = "stream_shards.FoldShard"

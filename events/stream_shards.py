@@ -52,6 +52,16 @@ class ShardLikesRecorded(StreamShardEvent):
 
 
 @register_event
+class ShardLikesHandedOver(StreamShardEvent):
+    """The shard's running total `shard_likes` was forwarded to the stream (`FoldShardLikes`)."""
+
+    type: Literal["stream_shards.ShardLikesHandedOver"] = "stream_shards.ShardLikesHandedOver"
+    stream_id: str
+    shard: int
+    shard_likes: int
+
+
+@register_event
 class ShardViewersChanged(StreamShardEvent):
     """The shard's viewers after the stream's joins and leaves: `joined` (user -> when the visit
     began) are watching, `left` are not (a user's last change in the command wins)."""

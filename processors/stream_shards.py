@@ -2,9 +2,10 @@
 
 Two directions: the stream tells its shards what they need (`tell_shards`: opened, ended, a ban of
 one of their users, their viewers' joins and leaves: one command per shard per batch), and each
-shard tells the stream its running like total after every batch that counted likes (the folds of
-one batch for one stream merged into one command) and the visits its sweep timed out (`_to_stream`,
-one command per time-out event, never merged: see `TIMEOUTS_PER_EVENT`).
+shard tells the stream (`_to_stream`) its running like total when the worker's fold timer asks (at
+most once per `shard_fold_interval_s`; the folds of one batch for one stream merged into one
+command) and the visits its sweep timed out (one command per time-out event, never merged: see
+`TIMEOUTS_PER_EVENT`).
 """
 
 from __future__ import annotations
@@ -93,16 +94,16 @@ def _to_shard(
 
 
 def _to_stream(command: Command, envelopes: list[Sealed], state: StreamShardState) -> list[Forward]:
-    """The shard's running like total after a batch that counted likes; the visits its sweep timed
+    """The shard's running like total when its fold timer handed it over; the visits its sweep timed
     out, one command per event (`TIMEOUTS_PER_EVENT` visits at most)."""
     forwards: list[Forward] = []
-    counted = [env for env in envelopes if env.type == "stream_shards.ShardLikesRecorded"]
-    if counted:
+    handed = [env for env in envelopes if env.type == "stream_shards.ShardLikesHandedOver"]
+    if handed:
         fold = FoldShardLikes(
             **follow_up(command, "fold-shard-likes"),
             actor_id="edge",
             stream_id=state.stream_id,
-            totals={str(state.shard): counted[-1].payload["shard_likes"]},
+            totals={str(state.shard): handed[-1].payload["shard_likes"]},
         )
         forwards.append(Forward(topics.COMMANDS_STREAMS.name, fold))
     for env in envelopes:

@@ -11,7 +11,10 @@ TOPIC = "spaktok.commands.streams"
 
 
 def big_forwards(count: int, size: int) -> list:
-    return [forward(TOPIC, "st-1", {"type": "streams.TimeOutViewers", "command_id": f"c{n}", "pad": "x" * size}) for n in range(count)]
+    return [
+        forward(TOPIC, "st-1", {"type": "streams.TimeOutViewers", "command_id": f"c{n}", "pad": "x" * size})
+        for n in range(count)
+    ]
 
 
 def members(records: list) -> list[str]:
