@@ -464,7 +464,8 @@ def report(audiences: Sequence[Audience], shards: int, seconds: int) -> dict[str
         f"sharded stream CPU/s at {big.size:,} vs {small.size:,} viewers: {growth:,.2f}x (target <= "
         f"{TARGET_GROWTH}x: {'met' if growth <= TARGET_GROWTH else 'missed'}): the records it got per second "
         f"went {small.second.stream.records:,} -> {big.second.stream.records:,} (the folds of each "
-        f"tick of the shards' fold timer, merged per shard batch), each costing it {small.us_per_record:,.0f} -> "
+        f"tick of the shards' fold timer, merged per shard batch), each costing it "
+        f"{small.us_per_record:,.0f} -> "
         f"{big.us_per_record:,.0f} µs. Unsharded: {big.unsharded_cpu_ms / big.cpu_ms:,.0f}x the sharded "
         f"stream's CPU at {big.size:,}. Time-outs cost the stream per leaver (one ViewerLeft each)."
     )
