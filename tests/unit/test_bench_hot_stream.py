@@ -1,0 +1,41 @@
+"""bench/hot_stream.py in miniature: a sharded and an unsharded stream of 2,000 viewers, one hot
+second, the silence; every count must come out exact and the stream must have been handed folds.
+
+So a change in the shards, their timers' commands or the runners that breaks the bench fails here
+instead of printing a table (the bench itself takes ~13 min at 1 M viewers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    sys.path.insert(0, str(BENCH))  # it imports bench/worker.py by name, as when run as a script
+    try:
+        spec = importlib.util.spec_from_file_location("bench_hot_stream", BENCH / "hot_stream.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # its dataclasses look their module up by name
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def test_a_small_hot_stream_is_counted_exactly_sharded_and_not(bench: ModuleType) -> None:
+    [audience] = asyncio.run(bench.run([2000], shards=4, seconds=1))
+    assert audience.exact, audience.notes
+    second = audience.sharded[0]
+    assert second.stream.records >= 1 and second.stream.events["streams.ShardLikesFolded"] >= 1
+    assert second.shards.events["stream_shards.ShardHeartbeatsRecorded"] >= 1
+    assert audience.silence.leavers == 2000 - audience.silence.beaters > 0
