@@ -17,7 +17,12 @@ from spaktok import clock
 from spaktok.api.bus import CommandBus
 from spaktok.commands.base import Command
 from spaktok.commands.outcome import Outcome
-from spaktok.commands.stream_shards import RecordShardHeartbeats, RecordShardLikes, stream_shard_id
+from spaktok.commands.stream_shards import (
+    RecordShardHeartbeats,
+    RecordShardLikes,
+    shard_address,
+    stream_shard_id,
+)
 from spaktok.commands.streams import RecordHeartbeats, RecordLikes
 
 EDGE_ACTOR = "edge"
@@ -88,11 +93,9 @@ class EdgeBatcher:
 def _batch_command(kind: str, aggregate_id: str, items: list[Any]) -> Command:
     identity = {"command_id": str(uuid.uuid4()), "issued_at": clock.now(), "actor_id": EDGE_ACTOR}
     if kind == "shard-likes":
-        stream_id, _, shard = aggregate_id.rpartition(":")
-        return RecordShardLikes(**identity, stream_id=stream_id, shard=int(shard), likes=items)
+        return RecordShardLikes(**identity, **shard_address(aggregate_id), likes=items)
     if kind == "shard-beats":
-        stream_id, _, shard = aggregate_id.rpartition(":")
-        return RecordShardHeartbeats(**identity, stream_id=stream_id, shard=int(shard), beats=items)
+        return RecordShardHeartbeats(**identity, **shard_address(aggregate_id), beats=items)
     make: Callable[..., Command] = RecordLikes if kind == "likes" else RecordHeartbeats
     return make(**identity, stream_id=aggregate_id, **{kind: items})
 

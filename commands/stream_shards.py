@@ -17,7 +17,7 @@ banned, who joined and left (docs/decisions.md "Hot-stream shards").
 from __future__ import annotations
 
 import hashlib
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, TypedDict
 
 from pydantic import Field
 
@@ -34,6 +34,17 @@ def shard_of(user_id: str, shards: int) -> int:
 
 def stream_shard_id(stream_id: str, shard: int) -> str:
     return f"{stream_id}:{shard}"
+
+
+class ShardAddress(TypedDict):
+    stream_id: str
+    shard: int
+
+
+def shard_address(shard_id: str) -> ShardAddress:
+    """`stream_id` and `shard` of a shard's aggregate id (`stream_shard_id` read back)."""
+    stream_id, _, shard = shard_id.rpartition(":")
+    return {"stream_id": stream_id, "shard": int(shard)}
 
 
 class StreamShardCommand(Command):

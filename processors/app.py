@@ -21,7 +21,7 @@ from spaktok.commands.base import Command
 from spaktok.commands.battles import EndBattle, ExpireBattle
 from spaktok.commands.media import CheckIngest, ExpireRecordings
 from spaktok.commands.schedules import FireSchedule, RemindSchedule
-from spaktok.commands.stream_shards import FoldShard, SweepShardViewers
+from spaktok.commands.stream_shards import FoldShard, SweepShardViewers, shard_address
 from spaktok.commands.streams import RecordAnalyticsSnapshot, SweepViewers
 from spaktok.infra import topics
 from spaktok.infra.collector import tune_collector
@@ -242,7 +242,7 @@ def timers(settings: Settings) -> list[Timer]:
             "stream_shard",
             lambda state, now_ms: stream_shard_decide.is_active(state),
             lambda shard_id, at: SweepShardViewers(
-                **_system(at), **_shard_of(shard_id), silent_ms=settings.viewer_timeout_s * 1000
+                **_system(at), **shard_address(shard_id), silent_ms=settings.viewer_timeout_s * 1000
             ),
         ),
         Timer(  # a hot stream's shards hand the likes they counted to the stream, K folds per interval
@@ -250,7 +250,7 @@ def timers(settings: Settings) -> list[Timer]:
             settings.shard_fold_interval_s,
             "stream_shard",
             lambda state, now_ms: stream_shard_decide.fold_due(state),
-            lambda shard_id, at: FoldShard(**_system(at), **_shard_of(shard_id)),
+            lambda shard_id, at: FoldShard(**_system(at), **shard_address(shard_id)),
         ),
         Timer(  # the spec's 5-minute analytics snapshots (§3.6)
             "analytics-snapshots",
@@ -302,11 +302,6 @@ def timers(settings: Settings) -> list[Timer]:
             lambda battle_id, at: ExpireBattle(**_system(at), battle_id=battle_id),
         ),
     ]
-
-
-def _shard_of(shard_id: str) -> dict[str, Any]:
-    stream_id, _, shard = shard_id.rpartition(":")
-    return {"stream_id": stream_id, "shard": int(shard)}
 
 
 def _system(issued_at: datetime) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from spaktok.commands.stream_shards import (
     OpenShard,
     RecordShardLikes,
     SetShardBan,
+    shard_address,
     shard_of,
     stream_shard_id,
 )
@@ -188,3 +189,7 @@ def test_likes_reach_the_stream_by_the_fold_timer_not_by_every_batch() -> None:
     assert _to_stream(likes(1, ("k1", "ann", 3)), [sealed(recorded(1, {"ann": 3}, 3, ["k1"]))], state) == []
     [fold] = _to_stream(fold_shard(2), [sealed(handed(3))], state)
     assert isinstance(fold.command, FoldShardLikes) and fold.command.totals == {"2": 3}
+
+
+def test_a_shards_id_reads_back_as_its_stream_and_number() -> None:
+    assert shard_address(stream_shard_id("st_a:b", 7)) == {"stream_id": "st_a:b", "shard": 7}
