@@ -200,11 +200,21 @@ def timers(settings: Settings) -> list[Timer]:
     time, through its own partition, ordered with everything else it decides and logged for replay
     (a battle ended late by the timer still closes at its `ends_at`; a schedule fires for its time).
     """
+    return [
+        *_stream_timers(settings),
+        *_shard_timers(settings),
+        *_schedule_timers(settings),
+        *_battle_timers(settings),
+    ]
+
+
+def _live(state: Any, now_ms: int) -> bool:
+    return bool(state.status == "live")
+
+
+def _stream_timers(settings: Settings) -> list[Timer]:
     grace_ms = int(settings.reconnect_grace_s * 1000)
     retention_ms = settings.recording_retention_days * 86400 * 1000
-
-    def live(state: Any, now_ms: int) -> bool:
-        return bool(state.status == "live")
 
     def ingest_lost(state: Any, now_ms: int) -> bool:
         return bool(
@@ -214,21 +224,12 @@ def timers(settings: Settings) -> list[Timer]:
     def recordings_expired(state: Any, now_ms: int) -> bool:
         return any(ready_ms <= now_ms - retention_ms for ready_ms, *_ in state.recordings.values())
 
-    def schedule_due(state: Any, now_ms: int) -> bool:
-        return bool(state.status == "scheduled" and state.scheduled_for_ms <= now_ms)
-
-    lead_s = settings.schedule_reminder_lead_s
-
-    def schedule_reminder_due(state: Any, now_ms: int) -> bool:
-        return schedule_decide.reminder_due(state, now_ms, lead_s * 1000)
-
-    every = settings.viewer_sweep_interval_s
     return [
         Timer(  # viewers silent for too long leave; a stream whose broadcaster vanished ends
             "viewer-sweep",
-            every,
+            settings.viewer_sweep_interval_s,
             "stream",
-            live,
+            _live,
             lambda sid, at: SweepViewers(
                 **_system(at),
                 stream_id=sid,
@@ -236,9 +237,35 @@ def timers(settings: Settings) -> list[Timer]:
                 broadcaster_grace_ms=settings.broadcaster_grace_s * 1000,
             ),
         ),
+        Timer(  # the spec's 5-minute analytics snapshots (§3.6)
+            "analytics-snapshots",
+            settings.analytics_snapshot_s,
+            "stream",
+            _live,
+            lambda sid, at: RecordAnalyticsSnapshot(**_system(at), stream_id=sid),
+        ),
+        Timer(  # ingest gone for the whole reconnect grace: the stream ends (unless it came back)
+            "ingest-grace",
+            settings.ingest_check_interval_s,
+            "stream",
+            ingest_lost,
+            lambda sid, at: CheckIngest(**_system(at), stream_id=sid, grace_ms=grace_ms),
+        ),
+        Timer(  # recordings past retention are deleted
+            "recording-retention",
+            settings.viewer_sweep_interval_s,
+            "stream",
+            recordings_expired,
+            lambda sid, at: ExpireRecordings(**_system(at), stream_id=sid, retention_s=retention_ms // 1000),
+        ),
+    ]
+
+
+def _shard_timers(settings: Settings) -> list[Timer]:
+    return [
         Timer(  # a hot stream's viewers heartbeat to its shards, which time out the silent ones
             "shard-viewer-sweep",
-            every,
+            settings.viewer_sweep_interval_s,
             "stream_shard",
             lambda state, now_ms: stream_shard_decide.is_active(state),
             lambda shard_id, at: SweepShardViewers(
@@ -252,41 +279,38 @@ def timers(settings: Settings) -> list[Timer]:
             lambda state, now_ms: stream_shard_decide.fold_due(state),
             lambda shard_id, at: FoldShard(**_system(at), **shard_address(shard_id)),
         ),
-        Timer(  # the spec's 5-minute analytics snapshots (§3.6)
-            "analytics-snapshots",
-            settings.analytics_snapshot_s,
-            "stream",
-            live,
-            lambda sid, at: RecordAnalyticsSnapshot(**_system(at), stream_id=sid),
-        ),
-        Timer(  # ingest gone for the whole reconnect grace: the stream ends (unless it came back)
-            "ingest-grace",
-            settings.ingest_check_interval_s,
-            "stream",
-            ingest_lost,
-            lambda sid, at: CheckIngest(**_system(at), stream_id=sid, grace_ms=grace_ms),
-        ),
-        Timer(  # recordings past retention are deleted
-            "recording-retention",
-            every,
-            "stream",
-            recordings_expired,
-            lambda sid, at: ExpireRecordings(**_system(at), stream_id=sid, retention_s=retention_ms // 1000),
-        ),
+    ]
+
+
+def _schedule_timers(settings: Settings) -> list[Timer]:
+    lead_s = settings.schedule_reminder_lead_s
+
+    def schedule_due(state: Any, now_ms: int) -> bool:
+        return bool(state.status == "scheduled" and state.scheduled_for_ms <= now_ms)
+
+    def schedule_reminder_due(state: Any, now_ms: int) -> bool:
+        return schedule_decide.reminder_due(state, now_ms, lead_s * 1000)
+
+    return [
         Timer(  # reminder holders and followers are told when a schedule's time comes
             "schedule-timer",
-            every,
+            settings.viewer_sweep_interval_s,
             "schedule",
             schedule_due,
             lambda schedule_id, at: FireSchedule(**_system(at), schedule_id=schedule_id),
         ),
         Timer(  # ... and, `schedule_reminder_lead_s` ahead of that time, reminded once
             "schedule-reminders",
-            every,
+            settings.viewer_sweep_interval_s,
             "schedule",
             schedule_reminder_due,
             lambda schedule_id, at: RemindSchedule(**_system(at), schedule_id=schedule_id, lead_s=lead_s),
         ),
+    ]
+
+
+def _battle_timers(settings: Settings) -> list[Timer]:
+    return [
         Timer(  # PK battles whose time is up
             "battle-timer",
             settings.battle_timer_interval_s,
