@@ -8,28 +8,15 @@ instead of printing a table (the bench itself takes ~13 min at 1 M viewers).
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+from bench_module import load_bench
 
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    sys.path.insert(0, str(BENCH))  # it imports bench/worker.py by name, as when run as a script
-    try:
-        spec = importlib.util.spec_from_file_location("bench_hot_stream", BENCH / "hot_stream.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # its dataclasses look their module up by name
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(BENCH))
+    return load_bench("hot_stream.py", "bench_hot_stream")
 
 
 def test_a_small_hot_stream_is_counted_exactly_sharded_and_not(bench: ModuleType) -> None:

@@ -4,16 +4,12 @@ gap fails here instead of printing a wrong table."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from datetime import datetime
-from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-BENCH_DIR = Path(__file__).resolve().parents[2] / "bench"
+from bench_module import load_bench
 
 # two rebalances of one worker, as faust-streaming 0.15 logs them at info (cut to the tables)
 WORKER_LOG = """\
@@ -40,16 +36,7 @@ WORKER_LOG = """\
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    sys.path.insert(0, str(BENCH_DIR))  # scale.py imports its sibling benches (load, http_floor)
-    try:
-        spec = importlib.util.spec_from_file_location("bench_scale", BENCH_DIR / "scale.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # its dataclasses look their module up by name
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(BENCH_DIR))
+    return load_bench("scale.py", "bench_scale")
 
 
 def test_every_assignment_table_is_read_with_its_time(bench: ModuleType) -> None:
