@@ -34,7 +34,8 @@ from spaktok.events.base import EVENT_TYPES
 from spaktok.events.envelope import decode_projectable
 from spaktok.infra import topics
 from spaktok.projections import postgres
-from spaktok.projections.replay_fold import FOLDED_TABLES, FOLDS, RowStore
+from spaktok.projections.replay_fold import FOLDED_TABLES, FOLDS
+from spaktok.projections.row_store import RowStore
 from spaktok.projections.runner import Record
 from spaktok.projections.streams import HANDLERS, PostgresStreamsProjector
 
