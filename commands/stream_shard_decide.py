@@ -86,7 +86,7 @@ class StreamShardState:
 def split(state: StreamShardState) -> tuple[dict[str, Any], dict[str, Any]]:
     """The viewers in parts by user (`commands.parts`): a shard of a 1 M-viewer stream holds
     ~1 M / K of them, and a batch of heartbeats rewrites only the parts it touched."""
-    return state.to_dict(), state.viewers.parts("viewers")
+    return state.to_dict(), {"viewers": state.viewers.parts("viewers")}
 
 
 def join(main: dict[str, Any], contents: dict[str, Any]) -> StreamShardState:

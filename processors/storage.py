@@ -11,7 +11,10 @@ Parts a new main record no longer names are deleted.
 Unchanged parts are not rewritten: a part whose content is the very object stored (or loaded) last
 is unchanged without being serialised. Stored objects are never changed in place (`thaw` and
 `Memory.copy` give the batch its own copies of what it may change), so a batch pays for the parts
-it changed and nothing for the rest.
+it changed and nothing for the rest. A per-user map's parts come as one `PartGroup`: a group that is
+the very object stored last is named again whole, without a look at its parts, so a batch that did
+not touch a 1 M-viewer stream's viewers pays nothing for their 256 parts (before: ~1 µs a part, per
+map, per batch; the fold of a hot stream's likes cost 343 µs at 10,000 viewers and 685 at 100,000).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from spaktok.commands.parts import PartGroup
 from spaktok.processors.memory import Memory, is_segment
 
 DECODED_KEPT = 50_000  # aggregates whose decoded state is cached in the worker process
@@ -55,6 +59,17 @@ class StoredPart:
     content: Any
 
 
+@dataclass(frozen=True, slots=True)
+class StoredGroup:
+    """A `PartGroup` as stored: the group object it was stored from, its parts by name, and their
+    versions as the main record names them. While the state hands over that very group, every part
+    in it is unchanged."""
+
+    group: PartGroup
+    parts: dict[str, StoredPart]
+    versions: dict[str, int]
+
+
 @dataclass(slots=True)
 class Held:
     """An aggregate while a batch is decided: loaded once, stored once."""
@@ -62,9 +77,10 @@ class Held:
     state: Any
     memory: Memory
     partition: int
-    parts: dict[str, StoredPart] = field(default_factory=dict)  # as stored, by name
+    parts: dict[str, StoredPart] = field(default_factory=dict)  # as stored, by name (outside groups)
     changed: bool = False
     top: int = 0  # above every part version stored (the next store's parts go at least here)
+    groups: dict[str, StoredGroup] = field(default_factory=dict)  # as stored, by the group's name
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +90,10 @@ class Decoded:
     stored: bytes
     state: Any
     memory: Memory
-    parts: dict[str, StoredPart]
+    parts: dict[str, StoredPart]  # every part when loaded; those outside groups once stored
     partition: int | None = None  # the command partition it is stored from (None: not yet kept)
     top: int = 0  # above every version in `parts`
+    groups: dict[str, StoredGroup] = field(default_factory=dict)
 
 
 class AggregateStore:
@@ -103,6 +120,7 @@ class AggregateStore:
             partition if decoded.partition is None else decoded.partition,
             dict(decoded.parts),
             top=decoded.top,
+            groups=dict(decoded.groups),
         )
 
     def decoded(self, aggregate_id: str, stored: bytes) -> Decoded:
@@ -150,33 +168,90 @@ class AggregateStore:
         else:
             main, state_parts = self.spec.split(state)
             contents.update(state_parts)
-        # a big stream names ~1,000 parts: the unchanged ones (the very objects stored) cost one
-        # lookup each, and only the others are serialised
-        held = aggregate.parts
-        parts: dict[str, StoredPart] = {}
+        singles: dict[str, StoredPart] = {}
+        groups: dict[str, StoredGroup] = {}
         for name, content in contents.items():
-            previous = held.get(name)
-            if previous is not None and previous.content is content:
-                parts[name] = previous
+            if isinstance(content, PartGroup):
+                groups[name] = self._group(aggregate_id, aggregate, name, content, version)
             else:
-                key = part_key(aggregate_id, name, version)
-                parts[name] = self._written(previous, key, version, partition, content)
+                singles[name] = self._part(
+                    aggregate_id, aggregate.parts.get(name), name, content, version, partition
+                )
+        versions = {name: part.version for name, part in singles.items()}
+        for group in groups.values():
+            versions.update(group.versions)
         record: dict[str, Any] = {
             "state": main,
             "memory": memory.inline,
             "remembered": memory.counted,
             "partition": partition,
         }
-        if parts:
-            record["parts"] = {name: part.version for name, part in parts.items()}
+        if versions:
+            record["parts"] = versions
         value = orjson.dumps(record)
         self.table.put(aggregate_id, value, partition)
-        for name, part in held.items():
-            kept = parts.get(name)
-            if kept is not part and (kept is None or kept.version != part.version):
-                self.table.delete(part_key(aggregate_id, name, part.version), partition)
-        aggregate.parts, aggregate.top = parts, max(aggregate.top, version + 1)
-        self._remember(aggregate_id, Decoded(value, state, memory, parts, partition, aggregate.top))
+        self._delete_unnamed(aggregate_id, aggregate, singles, groups)
+        aggregate.parts, aggregate.groups = singles, groups
+        aggregate.top = max(aggregate.top, version + 1)
+        self._remember(aggregate_id, Decoded(value, state, memory, singles, partition, aggregate.top, groups))
+
+    def _part(
+        self,
+        aggregate_id: str,
+        previous: StoredPart | None,
+        name: str,
+        content: Any,
+        version: int,
+        partition: int,
+    ) -> StoredPart:
+        """The part as it stands: the one stored when `content` is its very object, else written."""
+        if previous is not None and previous.content is content:
+            return previous
+        return self._written(previous, part_key(aggregate_id, name, version), version, partition, content)
+
+    def _group(
+        self, aggregate_id: str, aggregate: Held, name: str, group: PartGroup, version: int
+    ) -> StoredGroup:
+        """The group stored last when `group` is that very object (no part looked at); else each part
+        as `_part` has it, found in the group stored last or, after a load, among the loaded parts."""
+        stored = aggregate.groups.get(name)
+        if stored is not None and stored.group is group:
+            return stored
+        before = stored.parts if stored is not None else aggregate.parts
+        parts = {
+            part: self._part(aggregate_id, before.get(part), part, content, version, aggregate.partition)
+            for part, content in group.items()
+        }
+        return StoredGroup(group, parts, {part: stored_part.version for part, stored_part in parts.items()})
+
+    def _delete_unnamed(
+        self,
+        aggregate_id: str,
+        aggregate: Held,
+        singles: dict[str, StoredPart],
+        groups: dict[str, StoredGroup],
+    ) -> None:
+        """Delete the parts the stored aggregate named that the new main record does not (at that
+        version); a group kept whole keeps all of its parts."""
+
+        def named(name: str, near: dict[str, StoredPart]) -> StoredPart | None:
+            if name in near:
+                return near[name]
+            if name in singles:
+                return singles[name]
+            return next((group.parts[name] for group in groups.values() if name in group.parts), None)
+
+        def delete_unnamed(before: dict[str, StoredPart], near: dict[str, StoredPart]) -> None:
+            for name, part in before.items():
+                kept = named(name, near)
+                if kept is not part and (kept is None or kept.version != part.version):
+                    self.table.delete(part_key(aggregate_id, name, part.version), aggregate.partition)
+
+        delete_unnamed(aggregate.parts, singles)
+        for name, before in aggregate.groups.items():
+            now = groups.get(name)
+            if now is not before:
+                delete_unnamed(before.parts, now.parts if now is not None else {})
 
     def _written(
         self, previous: StoredPart | None, key: str, version: int, partition: int, content: Any

@@ -274,6 +274,41 @@ def test_a_big_stream_is_stored_in_parts_and_a_batch_rewrites_only_the_parts_it_
     assert stored_state(table)["comments"] == 2
 
 
+def test_a_map_a_batch_did_not_touch_is_named_again_whole_and_a_touched_one_is_stored() -> None:
+    """A stream's per-user maps reach the store as groups (`PartGroup`): a group that is the very
+    object stored last is named again without a look at its parts (a like fold on a 1 M-viewer
+    stream costs nothing for 256 viewer parts), before and after a restart; a touched or re-cut
+    one is stored as it is, and the parts no main record names any more are deleted."""
+
+    def named_equals_stored() -> None:
+        named = set(orjson.loads(table.values["s-1"])["parts"].items())
+        held = {tuple(k.split("\x00")[1:]) for k in table.values if k.startswith("s-1\x00")}
+        assert {(name, str(version)) for name, version in named} == held
+
+    table, broker = Table(), Broker()
+    crowd = [f"fan-{i:05d}" for i in range(3_900)]  # two parts of viewers
+    asyncio.run(runner(table, broker).handle_batch(records(open_stream(), *(join(u, 1) for u in crowd))))
+    aggregate = runner(table, broker)  # restarted: the groups are loaded as plain parts
+    for second in (2, 3):
+        before = table.writes
+        asyncio.run(aggregate.handle_batch(records(comment(f"fan-0000{second}", second))))
+        assert table.writes - before == 1  # a comment changes no viewer: only the main record
+    viewers = aggregate.store._decoded["s-1"].groups["viewers"]  # noqa: SLF001 - what the store kept
+    asyncio.run(aggregate.handle_batch(records(comment("fan-00008", 4))))
+    assert aggregate.store._decoded["s-1"].groups["viewers"] is viewers  # noqa: SLF001
+    named_equals_stored()
+
+    newcomers = [f"new-{i:03d}" for i in range(200)]  # 4,100 viewers: re-cut into four parts
+    asyncio.run(aggregate.handle_batch(records(*(join(u, 5) for u in newcomers))))
+    named = orjson.loads(table.values["s-1"])["parts"]
+    assert sorted(n for n in named if n.startswith("viewers-")) == [f"viewers-4-{i}" for i in range(4)]
+    named_equals_stored()
+    asyncio.run(aggregate.handle_batch(records(comment("new-007", 6))))
+    state = stored_state(table)
+    assert len(state["viewers"]) == 4_100 and state["comments"] == 4
+    named_equals_stored()
+
+
 def test_a_follow_rewrites_one_part_of_a_big_audience_shard() -> None:
     from test_audience_decider import add
 

@@ -8,6 +8,7 @@ from gwt import at
 from test_like_shards import SHARD, base, opened, sealed
 from test_stream_decider import HOST, STREAM, STREAM_ID, ended, joined, left, ms, started, sweep
 
+from spaktok.commands.parts import flattened
 from spaktok.commands.stream_shard_decide import TIMEOUTS_PER_EVENT, StreamShardState, join, split
 from spaktok.commands.stream_shards import (
     ChangeShardViewers,
@@ -114,7 +115,8 @@ def test_a_closed_shard_forgets_its_viewers_and_sweeps_nothing() -> None:
 def test_a_shards_viewers_are_stored_in_parts_and_come_back_whole() -> None:
     users = {f"user-{n}": float(n % 50) for n in range(5000)}
     state = SHARD.given(opened(), viewers_changed(users), beaten(1, **{"user-7": 80})).state
-    main, contents = split(state)
+    main, grouped = split(state)
+    contents = flattened(grouped)
     assert "viewers" not in main and len(contents) > 1  # parts by user, none holding the whole map
     back = join(main, contents)
     assert dict(back.viewers.items()) == dict(state.viewers.items())
