@@ -23,6 +23,11 @@ other in batches of <= 100 records, as Faust hands them. CPU is `time.process_ti
    the stream's CPU per second, records and commands it got, its events, the shards' CPU per action.
    The same seconds go to an unsharded stream with the same audience (`RecordLikes` and
    `RecordHeartbeats` of 40 straight to the stream) for comparison.
+   Each interval of the fold timer (0.25 s) is flowed on its own, as real time spaces the ticks:
+   the stream decides one batch per tick at every audience size.
+2b. Back to back: `--seconds` more hot seconds whose folds the stream decides one record a batch
+   right after all the shards' work: the first batch cold (as in a measured second), the others
+   warm, which is the stream's own work per batch without the CPU-cache misses.
 3. Correctness: the stream's like total (folded) == the taps sent; viewer_count still N.
 4. Silence: 1 % of the audience beats again, then the clock passes the viewer timeout and every shard
    gets `SweepShardViewers`; their `TimeOutViewers` reach the stream, which lets every other viewer
@@ -30,7 +35,7 @@ other in batches of <= 100 records, as Faust hands them. CPU is `time.process_ti
    `ViewerLeft` each); it is shown per leaver, with the biggest record the runners sent.
 
 The headline: the sharded stream's CPU per simulated second at the largest audience against the
-smallest (target <= 1.5x). The last line is one JSON object with the figures; the exit status is 1
+smallest (target <= 1.5x), and the same for a warm batch. The last line is one JSON object with the figures; the exit status is 1
 if any count is wrong.
 """
 
@@ -290,6 +295,42 @@ async def run_seconds(world: HotWorld, stream: Stream, shards: int, seconds: int
 
 
 @dataclass
+class BackToBack:
+    """The stream's batches of one more hot second, decided one record each after all the shards'
+    work: the first cold, the others warm."""
+
+    cold_us: list[float]
+    warm_us: list[float]
+    taps: int
+
+
+async def back_to_back(world: HotWorld, stream: Stream, shards: int, seconds: int) -> BackToBack:
+    """`seconds` more hot seconds, each flowed through the shards whole, then its folds decided by
+    the stream one record a batch, back to back. In a measured second the stream's batch comes right
+    after the shards' work on the audience, which has evicted the stream's objects from the CPU
+    caches, and a bigger audience evicts more; here the first batch is cold in the same way and the
+    next ones are warm, so the warm ones show the stream's own work per batch, without the misses."""
+    rng = random.Random(22)
+    cold: list[float] = []
+    warm: list[float] = []
+    taps = 0
+    for _ in range(seconds):
+        intervals, sent = hot_second(world, stream, shards, rng)
+        taps += sent
+        gc.collect()
+        folds: list[Incoming] = []
+        for commands in intervals:
+            records = world.records(commands)
+            for start in range(0, len(records), BATCH):
+                done = await world.run("stream_shard", records[start : start + BATCH])
+                folds += world.forwarded(done.sent, "stream")
+        for n, fold in enumerate(folds):
+            decided = await world.run("stream", [fold])
+            (warm if n else cold).append(decided.cpu_s * 1e6)
+    return BackToBack(cold, warm, taps)
+
+
+@dataclass
 class Silence:
     beaters: int
     leavers: int
@@ -346,6 +387,17 @@ class Audience:
     silence: Silence
     build_s: float
     notes: list[str]
+    back_to_back: BackToBack
+
+    @property
+    def warm_us(self) -> float:
+        """The stream's CPU per batch decided warm (`back_to_back`): its own work, without the
+        cache misses the shards' work on the audience causes."""
+        return statistics.median(self.back_to_back.warm_us)
+
+    @property
+    def cold_us(self) -> float:
+        return statistics.median(self.back_to_back.cold_us)
 
     @property
     def cpu_ms(self) -> float:
@@ -437,7 +489,9 @@ async def measure(size: int, shards: int, seconds: int, progress: Progress) -> A
     """The sharded stream (built, its hot seconds, its counts, its silence), then the unsharded one."""
     notes: list[str] = []
     run = await hot_stream(size, shards, seconds, progress, notes)
-    viewers_ok, likes_ok = check_counts(run.world, run.stream, shards, run.taps, notes)
+    with console.status(f"{size:,} viewers: the stream's batches back to back"):
+        batches = await back_to_back(run.world, run.stream, shards, seconds)
+    viewers_ok, likes_ok = check_counts(run.world, run.stream, shards, run.taps + batches.taps, notes)
     with console.status(f"{size:,} viewers: silence and time-outs"):
         quiet = await silence(run.world, run.stream, shards)
     sharded, build_s, viewers_ok = run.seconds, run.build_s, viewers_ok and run.built_ok
@@ -457,6 +511,7 @@ async def measure(size: int, shards: int, seconds: int, progress: Progress) -> A
         quiet,
         build_s,
         notes,
+        batches,
     )
 
 
@@ -477,6 +532,7 @@ COLUMNS: tuple[tuple[str, Callable[[Audience], str]], ...] = (
         lambda a: f"{a.second.stream.batches:,} · {a.second.stream.records:,} · {a.second.stream.commands:,}",
     ),
     ("stream CPU per batch", lambda a: f"{a.us_per_batch:,.0f} µs"),
+    ("back to back: first · warm", lambda a: f"{a.cold_us:,.0f} · {a.warm_us:,.0f} µs"),
     ("per record", lambda a: f"{a.us_per_record:,.0f} µs"),
     ("stream events", lambda a: f"{sum(a.second.stream.events.values()):,}"),
     ("shards µs/action", lambda a: f"{a.shard_us_per_action:,.1f} µs"),
@@ -509,7 +565,9 @@ def report(audiences: Sequence[Audience], shards: int, seconds: int) -> dict[str
         f"{TARGET_GROWTH}x: {'met' if growth <= TARGET_GROWTH else 'missed'}): the stream decided "
         f"{small.second.stream.batches:,} -> {big.second.stream.batches:,} batches per second (one per "
         f"tick of the shards' fold timer), each costing it {small.us_per_batch:,.0f} -> "
-        f"{big.us_per_batch:,.0f} µs ({big.us_per_batch / small.us_per_batch:,.2f}x). "
+        f"{big.us_per_batch:,.0f} µs ({big.us_per_batch / small.us_per_batch:,.2f}x). Decided back to "
+        f"back, warm, a batch costs {small.warm_us:,.0f} -> {big.warm_us:,.0f} µs "
+        f"({big.warm_us / small.warm_us:,.2f}x): the rest is cache misses after the shards' work. "
         f"Unsharded: {big.unsharded_cpu_ms / big.cpu_ms:,.0f}x the sharded "
         f"stream's CPU at {big.size:,}. Time-outs cost the stream per leaver (one ViewerLeft each)."
     )
@@ -534,6 +592,10 @@ def figures(audiences: Sequence[Audience], shards: int, growth: float) -> dict[s
         "stream_batches_per_s": {k: a.second.stream.batches for k, a in sizes.items()},
         "stream_us_per_batch": {k: round(a.us_per_batch) for k, a in sizes.items()},
         "batch_growth_largest_vs_smallest": round(audiences[-1].us_per_batch / audiences[0].us_per_batch, 2),
+        "stream_us_per_batch_back_to_back": {
+            k: {"first": round(a.cold_us), "warm": round(a.warm_us)} for k, a in sizes.items()
+        },
+        "warm_batch_growth_largest_vs_smallest": round(audiences[-1].warm_us / audiences[0].warm_us, 2),
         "stream_us_per_record": {k: round(a.us_per_record) for k, a in sizes.items()},
         "shard_us_per_action": {k: round(a.shard_us_per_action, 1) for k, a in sizes.items()},
         "timeout_stream_cpu_s": {k: round(a.silence.stream.cpu_s, 2) for k, a in sizes.items()},

@@ -27,4 +27,5 @@ def test_a_small_hot_stream_is_counted_exactly_sharded_and_not(bench: ModuleType
     # one batch per tick of the fold timer (four a second), as real time spaces them
     assert second.stream.batches == round(1 / bench.HotWorld().settings.shard_fold_interval_s)
     assert second.shards.events["stream_shards.ShardHeartbeatsRecorded"] >= 1
+    assert len(audience.back_to_back.cold_us) == 1 and len(audience.back_to_back.warm_us) >= 1
     assert audience.silence.leavers == 2000 - audience.silence.beaters > 0
