@@ -62,12 +62,12 @@ class StoredPart:
 @dataclass(frozen=True, slots=True)
 class StoredGroup:
     """A `PartGroup` as stored: the group object it was stored from, its parts by name, and their
-    versions as the main record names them. While the state hands over that very group, every part
-    in it is unchanged."""
+    versions as the main record names them, in JSON. While the state hands over that very group,
+    every part in it is unchanged, and the main record names them with those very bytes."""
 
     group: PartGroup
     parts: dict[str, StoredPart]
-    versions: dict[str, int]
+    named: bytes  # `"name":version,…` as the main record's "parts" has them, serialised once
 
 
 @dataclass(slots=True)
@@ -177,17 +177,14 @@ class AggregateStore:
                 singles[name] = self._part(
                     aggregate_id, aggregate.parts.get(name), name, content, version, partition
                 )
-        versions = {name: part.version for name, part in singles.items()}
-        for group in groups.values():
-            versions.update(group.versions)
         record: dict[str, Any] = {
             "state": main,
             "memory": memory.inline,
             "remembered": memory.counted,
             "partition": partition,
         }
-        if versions:
-            record["parts"] = versions
+        if singles or groups:
+            record["parts"] = _named(singles, groups)
         value = orjson.dumps(record)
         self.table.put(aggregate_id, value, partition)
         self._delete_unnamed(aggregate_id, aggregate, singles, groups)
@@ -222,7 +219,7 @@ class AggregateStore:
             part: self._part(aggregate_id, before.get(part), part, content, version, aggregate.partition)
             for part, content in group.items()
         }
-        return StoredGroup(group, parts, {part: stored_part.version for part, stored_part in parts.items()})
+        return StoredGroup(group, parts, _inner(parts))
 
     def _delete_unnamed(
         self,
@@ -273,3 +270,16 @@ class AggregateStore:
             if wanted(self.decoded(aggregate_id, stored).state):
                 ids.append(aggregate_id)
         return ids
+
+
+def _inner(parts: dict[str, StoredPart]) -> bytes:
+    """`"name":version,…`: the parts as a JSON object names them, without the braces."""
+    return orjson.dumps({name: part.version for name, part in parts.items()})[1:-1]
+
+
+def _named(singles: dict[str, StoredPart], groups: dict[str, StoredGroup]) -> orjson.Fragment:
+    """The main record's "parts": every part's version by name. A group's names are the bytes it
+    was stored with, so a 1 M-viewer stream's 512 part names are not copied nor serialised again
+    by a batch that changed neither map (~45 µs a batch at 1 M viewers)."""
+    chunks = [_inner(singles), *(group.named for group in groups.values())]
+    return orjson.Fragment(b"{" + b",".join(chunk for chunk in chunks if chunk) + b"}")
