@@ -27,7 +27,9 @@ other in batches of <= 100 records, as Faust hands them. CPU is `time.process_ti
    the stream decides one batch per tick at every audience size.
 2b. Back to back: `--seconds` more hot seconds whose folds the stream decides one record a batch
    right after all the shards' work: the first batch cold (as in a measured second), the others
-   warm, which is the stream's own work per batch without the CPU-cache misses.
+   warm, which is the stream's own work per batch without the CPU-cache misses. Then the same for
+   a control: a 1,000-viewer stream opened in the same process, whose batches do the same work at
+   every size, so their growth is what the process's size (its heap) does to any batch.
 3. Correctness: the stream's like total (folded) == the taps sent; viewer_count still N.
 4. Silence: 1 % of the audience beats again, then the clock passes the viewer timeout and every shard
    gets `SweepShardViewers`; their `TimeOutViewers` reach the stream, which lets every other viewer
@@ -35,8 +37,8 @@ other in batches of <= 100 records, as Faust hands them. CPU is `time.process_ti
    `ViewerLeft` each); it is shown per leaver, with the biggest record the runners sent.
 
 The headline: the sharded stream's CPU per simulated second at the largest audience against the
-smallest (target <= 1.5x), and the same for a warm batch. The last line is one JSON object with the figures; the exit status is 1
-if any count is wrong.
+smallest (target <= 1.5x), and the same for a warm batch and the control's. The last line is one
+JSON object with the figures; the exit status is 1 if any count is wrong.
 """
 
 from __future__ import annotations
@@ -94,6 +96,7 @@ SIZES = (10_000, 100_000, 1_000_000)
 HOT_SHARE = 10  # 1 in 10 viewers acts per second
 BEATER_SHARE = 100  # 1 in 100 viewers beats again before the time-out
 TARGET_GROWTH = 1.5
+CONTROL_SIZE = 1_000  # the audience of the control stream decided in the same process
 SPECS = {"stream": STREAMS, "stream_shard": STREAM_SHARDS}
 EVENT_TOPICS = {STREAMS.events_topic, STREAM_SHARDS.events_topic}
 FORWARD_TOPICS = {topics.COMMAND_TOPIC_BY_AGGREGATE[name].name for name in SPECS}
@@ -302,6 +305,7 @@ class BackToBack:
     cold_us: list[float]
     warm_us: list[float]
     taps: int
+    control_us: list[float] = field(default_factory=list)  # a 1,000-viewer stream's, warm, same process
 
 
 async def back_to_back(world: HotWorld, stream: Stream, shards: int, seconds: int) -> BackToBack:
@@ -394,6 +398,11 @@ class Audience:
         """The stream's CPU per batch decided warm (`back_to_back`): its own work, without the
         cache misses the shards' work on the audience causes."""
         return statistics.median(self.back_to_back.warm_us)
+
+    @property
+    def control_us(self) -> float:
+        """A 1,000-viewer stream's warm batch, decided in the same process after the hot stream's."""
+        return statistics.median(self.back_to_back.control_us)
 
     @property
     def cold_us(self) -> float:
@@ -489,8 +498,11 @@ async def measure(size: int, shards: int, seconds: int, progress: Progress) -> A
     """The sharded stream (built, its hot seconds, its counts, its silence), then the unsharded one."""
     notes: list[str] = []
     run = await hot_stream(size, shards, seconds, progress, notes)
-    with console.status(f"{size:,} viewers: the stream's batches back to back"):
+    with console.status(f"{size:,} viewers: the stream's batches back to back, then a control's"):
         batches = await back_to_back(run.world, run.stream, shards, seconds)
+        # the same for a small stream in the same process: what the process's size does to any batch
+        control = await build(run.world, CONTROL_SIZE, shards, lambda _: None)
+        batches.control_us = (await back_to_back(run.world, control, shards, seconds)).warm_us
     viewers_ok, likes_ok = check_counts(run.world, run.stream, shards, run.taps + batches.taps, notes)
     with console.status(f"{size:,} viewers: silence and time-outs"):
         quiet = await silence(run.world, run.stream, shards)
@@ -532,7 +544,10 @@ COLUMNS: tuple[tuple[str, Callable[[Audience], str]], ...] = (
         lambda a: f"{a.second.stream.batches:,} · {a.second.stream.records:,} · {a.second.stream.commands:,}",
     ),
     ("stream CPU per batch", lambda a: f"{a.us_per_batch:,.0f} µs"),
-    ("back to back: first · warm", lambda a: f"{a.cold_us:,.0f} · {a.warm_us:,.0f} µs"),
+    (
+        "back to back: first · warm · control",
+        lambda a: f"{a.cold_us:,.0f} · {a.warm_us:,.0f} · {a.control_us:,.0f} µs",
+    ),
     ("per record", lambda a: f"{a.us_per_record:,.0f} µs"),
     ("stream events", lambda a: f"{sum(a.second.stream.events.values()):,}"),
     ("shards µs/action", lambda a: f"{a.shard_us_per_action:,.1f} µs"),
@@ -567,7 +582,8 @@ def report(audiences: Sequence[Audience], shards: int, seconds: int) -> dict[str
         f"tick of the shards' fold timer), each costing it {small.us_per_batch:,.0f} -> "
         f"{big.us_per_batch:,.0f} µs ({big.us_per_batch / small.us_per_batch:,.2f}x). Decided back to "
         f"back, warm, a batch costs {small.warm_us:,.0f} -> {big.warm_us:,.0f} µs "
-        f"({big.warm_us / small.warm_us:,.2f}x): the rest is cache misses after the shards' work. "
+        f"({big.warm_us / small.warm_us:,.2f}x), and a {CONTROL_SIZE:,}-viewer stream's in the same process "
+        f"{small.control_us:,.0f} -> {big.control_us:,.0f} µs ({big.control_us / small.control_us:,.2f}x). "
         f"Unsharded: {big.unsharded_cpu_ms / big.cpu_ms:,.0f}x the sharded "
         f"stream's CPU at {big.size:,}. Time-outs cost the stream per leaver (one ViewerLeft each)."
     )
@@ -596,6 +612,8 @@ def figures(audiences: Sequence[Audience], shards: int, growth: float) -> dict[s
             k: {"first": round(a.cold_us), "warm": round(a.warm_us)} for k, a in sizes.items()
         },
         "warm_batch_growth_largest_vs_smallest": round(audiences[-1].warm_us / audiences[0].warm_us, 2),
+        "control_us_per_batch": {k: round(a.control_us) for k, a in sizes.items()},
+        "control_growth_largest_vs_smallest": round(audiences[-1].control_us / audiences[0].control_us, 2),
         "stream_us_per_record": {k: round(a.us_per_record) for k, a in sizes.items()},
         "shard_us_per_action": {k: round(a.shard_us_per_action, 1) for k, a in sizes.items()},
         "timeout_stream_cpu_s": {k: round(a.silence.stream.cpu_s, 2) for k, a in sizes.items()},
