@@ -183,7 +183,7 @@ class AggregateStore:
             "remembered": memory.counted,
             "partition": partition,
         }
-        if singles or groups:
+        if singles or any(group.parts for group in groups.values()):  # as before groups: no parts, no key
             record["parts"] = _named(singles, groups)
         value = orjson.dumps(record)
         self.table.put(aggregate_id, value, partition)
