@@ -81,6 +81,7 @@ import random
 import re
 import shutil
 import signal
+import statistics
 import sys
 import tempfile
 import threading
@@ -98,6 +99,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from load import BENCH_LIMITS, Load, console, cpu_seconds, create_streams, read_topic, wait_for_postgres
 from rich.table import Table
+from sqlalchemy import create_engine, text
 
 from spaktok.commands.streams import JoinStream, RecordLikes, SendComment
 from spaktok.infra import topics
@@ -415,6 +417,31 @@ def new_stack(n: int, args: argparse.Namespace) -> DevStack:
     return stack
 
 
+def projector_batches(stack: DevStack, since: dict[str, int] | None = None) -> dict[str, int]:
+    """The Postgres projectors' transactions that applied records, and those records, so far (or since).
+
+    Every such transaction upserts its projection's `projection_progress` row once, so that table's
+    inserts and updates count them (Postgres's own statistics, not the projectors' word). A backend
+    reports its statistics within a second of its transaction, hence the wait."""
+    time.sleep(1.5)
+    engine = create_engine(stack.postgres_dsn)
+    try:
+        with engine.connect() as conn:
+            upserts = conn.execute(
+                text(
+                    "SELECT coalesce(sum(n_tup_ins + n_tup_upd), 0) FROM pg_stat_user_tables "
+                    "WHERE relname = 'projection_progress'"
+                )
+            ).scalar_one()
+            records = conn.execute(
+                text("SELECT coalesce(sum(records), 0) FROM projection_progress")
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    now = {"batches": int(upserts), "records": int(records)}
+    return {key: value - (since or {}).get(key, 0) for key, value in now.items()}
+
+
 # -- one N ----------------------------------------------------------------------------------------
 
 
@@ -432,6 +459,8 @@ class Result:
     projector_cpu: dict[str, dict[str, float]]
     assignment: dict[str, set[int]]
     groups: dict[str, str]
+    batches: dict[str, int] = field(default_factory=dict)
+    repeat: int = 0
     rebalance: dict[str, float] | None = None
     floor: dict[str, float] | None = None
 
@@ -449,6 +478,9 @@ class Result:
 
     def role_cpu(self, role: str) -> float:
         return sum(self.window(role).values())
+
+    def records_per_batch(self) -> float:
+        return self.batches.get("records", 0) / max(1, self.batches.get("batches", 0))
 
     def per_1k(self, role: str, actions: bool = True) -> float:
         return self.role_cpu(role) / (self.actions if actions else self.commands) * 1e6
@@ -470,6 +502,7 @@ def measure(n: int, args: argparse.Namespace, settings: Settings, floor: bool, r
         plan = build_plan(streams, args.joins, args.like_batches, args.taps, args.comments)
         decisions = Decisions(stack.broker)
         decisions.drain(1.0)
+        batches0 = projector_batches(stack)
         with console.status(f"N={n}: {len(plan.records):,} commands, {plan.actions:,} actions"):
             cpu0 = cpu_seconds(stack)
             started_wall, started = time.time(), time.monotonic()
@@ -478,6 +511,7 @@ def measure(n: int, args: argparse.Namespace, settings: Settings, floor: bool, r
             cpu_decided = cpu_seconds(stack)
             projected_at = wait_for_postgres(stack, plan.load, timeout=600)
             cpu_projected = cpu_seconds(stack)
+            batches = projector_batches(stack, since=batches0)
         decisions.close()
         result = Result(
             n=n,
@@ -492,6 +526,7 @@ def measure(n: int, args: argparse.Namespace, settings: Settings, floor: bool, r
             projector_cpu=by_role(cpu0, cpu_projected),
             assignment=command_partitions(stack),
             groups=group_states(stack),
+            batches=batches,
         )
         if floor:
             with console.status("the floor: raw consume of the same records, GET /healthz"):
@@ -699,6 +734,10 @@ def print_result(result: Result) -> None:
         f"{result.above_idle('worker') / result.actions * 1e6:,.1f} · "
         f"{result.above_idle('projector') / result.actions * 1e6:,.1f} ms/1k actions",
     )
+    table.add_row(
+        "projector transactions that applied records (Postgres's statistics) · records per one",
+        f"{result.batches.get('batches', 0):,} · {result.records_per_batch():,.1f}",
+    )
     idle = ", ".join(f"{role} {sum(v.values()) / result.idle_s:.2f}" for role, v in result.idle.items())
     table.add_row(f"idle cores ({result.idle_s:.0f} s, no traffic)", idle)
     for name, parts in sorted(result.assignment.items()):
@@ -712,6 +751,7 @@ def summary(results: list[Result]) -> Table:
     table = Table(title="scale-out: same load, N workers and N projectors (CPU in ms per 1,000 actions)")
     for column in (
         "N",
+        "round",
         "decided commands/s",
         "worker CPU (above idle)",
         "projector CPU (above idle)",
@@ -730,6 +770,7 @@ def summary(results: list[Result]) -> Table:
         )
         table.add_row(
             str(r.n),
+            str(r.repeat + 1),
             f"{r.commands / r.decided_s:,.0f}",
             f"{r.per_1k('worker'):,.1f} ({r.above_idle('worker') / r.actions * 1e6:,.1f})",
             f"{r.per_1k('projector'):,.1f} ({r.above_idle('projector') / r.actions * 1e6:,.1f})",
@@ -738,6 +779,42 @@ def summary(results: list[Result]) -> Table:
             " · ".join(f"{r.idle_cores(role):.2f}" for role in ("worker", "projector", "broker")),
             " ".join(str(len(p)) for _, p in sorted(r.assignment.items())),
         )
+    return table
+
+
+def medians(results: list[Result], role: str) -> dict[int, float]:
+    """Per N, the median over the rounds of a role's CPU per 1,000 actions."""
+    by_n: dict[int, list[float]] = defaultdict(list)
+    for r in results:
+        by_n[r.n].append(r.per_1k(role))
+    return {n: statistics.median(values) for n, values in by_n.items()}
+
+
+def paired_ratios(results: list[Result], role: str, counts: list[int]) -> list[float]:
+    """Per round, the largest N's CPU per action over the smallest's: the same minutes of the machine."""
+    rounds = sorted({r.repeat for r in results})
+    by_key = {(r.repeat, r.n): r for r in results}
+    lo, hi = counts[0], counts[-1]
+    ratios = []
+    for k in rounds:
+        base = by_key[(k, lo)].per_1k(role)
+        ratios.append(by_key[(k, hi)].per_1k(role) / base if base else math.nan)  # a role without CPU
+    return ratios
+
+
+def repeats_table(results: list[Result], counts: list[int]) -> Table:
+    rounds = len({r.repeat for r in results})
+    table = Table(title=f"{rounds} interleaved rounds: CPU in ms per 1,000 actions, median (min-max)")
+    table.add_column("role")
+    for n in counts:
+        table.add_column(f"N = {n}", justify="right")
+    table.add_column(f"{counts[-1]} vs {counts[0]}: ratio of medians · per round", justify="right")
+    for role in ("worker", "projector", "postgres", "broker"):
+        values = {n: [r.per_1k(role) for r in results if r.n == n] for n in counts}
+        middle = medians(results, role)
+        cells = [f"{middle[n]:,.1f} ({min(values[n]):,.1f}-{max(values[n]):,.1f})" for n in counts]
+        ratios = " ".join(f"{x:.2f}" for x in paired_ratios(results, role, counts))
+        table.add_row(role, *cells, f"{middle[counts[-1]] / middle[counts[0]]:.2f}x · {ratios}")
     return table
 
 
@@ -801,16 +878,25 @@ def main() -> None:
     parser.add_argument("--comments", type=int, default=80, help="per stream")
     parser.add_argument("--idle", type=float, default=5.0, help="seconds of idle CPU measured per stack")
     parser.add_argument("--rebalance-on", type=int, default=2, help="N whose stack is rebalanced (0: none)")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds over every N, interleaved (medians)")
     parser.add_argument("--rebalance-watch", type=float, default=20.0, help="seconds watched after the kill")
     args = parser.parse_args()
     counts = [int(n) for n in args.workers.split(",")]
     console.width = max(console.width, 150)  # wide tables; a pipe would get 80 columns
     settings = Settings()
     results = []
-    for i, n in enumerate(counts):
-        results.append(measure(n, args, settings, floor=i == 0, rebalance=n == args.rebalance_on))
-        print_result(results[-1])
+    for repeat in range(args.repeat):  # interleaved, so the machine's drift falls on every N alike
+        for i, n in enumerate(counts):
+            first = repeat == 0
+            result = measure(
+                n, args, settings, floor=first and i == 0, rebalance=first and n == args.rebalance_on
+            )
+            result.repeat = repeat
+            results.append(result)
+            print_result(result)
     console.print(summary(results))
+    if args.repeat > 1:
+        console.print(repeats_table(results, counts))
     rebalanced = next((r for r in results if r.rebalance), None)
     if rebalanced is not None:
         console.print(rebalance_table(rebalanced.n, rebalanced.rebalance))
@@ -818,7 +904,9 @@ def main() -> None:
 
 
 def headline(results: list[Result], args: argparse.Namespace) -> dict[str, object]:
-    first, last = results[0], results[-1]
+    counts = [r.n for r in results if r.repeat == 0]
+    first = next(r for r in results if r.repeat == 0 and r.n == counts[0])
+    last = next(r for r in results if r.repeat == 0 and r.n == counts[-1])
     rebalanced = next((r for r in results if r.rebalance), None)
     workers = {
         str(r.n): {
@@ -835,21 +923,31 @@ def headline(results: list[Result], args: argparse.Namespace) -> dict[str, objec
                 "broker": round(r.role_cpu("broker") / r.projected_s, 3),
             },
             "idle_cores": {role: round(sum(v.values()) / r.idle_s, 3) for role, v in r.idle.items()},
+            "projector_batches": r.batches.get("batches", 0),
+            "projector_records_per_batch": round(r.records_per_batch(), 1),
             "assignment": {name: sorted(p) for name, p in sorted(r.assignment.items())},
         }
         for r in results
+        if r.repeat == 0
     }
+    lo, hi = counts[0], counts[-1]
+    rounds = {}
+    for role in ("worker", "projector", "postgres"):
+        middle = medians(results, role)
+        rounds[role] = {
+            "median_ms_per_1k_actions": {str(n): round(v, 2) for n, v in middle.items()},
+            "ratio_of_medians": round(middle[hi] / middle[lo], 3) if middle[lo] else None,
+            "ratio_per_round": [round(x, 3) for x in paired_ratios(results, role, counts)],
+        }
     return {
         "bench": "scale",
         "partitions": args.partitions,
         "workers": workers,
-        f"worker_cpu_per_1k_actions_ratio_{last.n}_vs_{first.n}": round(
-            last.per_1k("worker") / first.per_1k("worker"), 3
-        ),
-        f"projector_cpu_per_1k_actions_ratio_{last.n}_vs_{first.n}": round(
-            last.per_1k("projector") / first.per_1k("projector"), 3
-        ),
-        f"worker_above_idle_ratio_{last.n}_vs_{first.n}": round(
+        "rounds": 1 + max(r.repeat for r in results),
+        f"worker_cpu_per_1k_actions_ratio_{hi}_vs_{lo}": rounds["worker"]["ratio_of_medians"],
+        f"projector_cpu_per_1k_actions_ratio_{hi}_vs_{lo}": rounds["projector"]["ratio_of_medians"],
+        "per_round": rounds,
+        f"worker_above_idle_ratio_{last.n}_vs_{first.n}_first_round": round(
             last.above_idle("worker") / first.above_idle("worker"), 3
         ),
         "rebalance_s": round(rebalanced.rebalance["kill_to_all_decided_s"], 2) if rebalanced else None,

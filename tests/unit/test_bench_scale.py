@@ -105,3 +105,29 @@ def test_cpu_is_grouped_by_role(bench: ModuleType) -> None:
         "postgres": {"postgres": 3.0},
         "bench": {"load generator (this process)": 1.0},
     }
+
+
+def _run(bench: ModuleType, n: int, repeat: int, projector_cpu: float) -> object:
+    """A measured N as `measure` returns it, with only the projectors' CPU (s) over 1,000 actions."""
+    return bench.Result(
+        n=n, commands=100, actions=1000, decided_s=1.0, projected_s=1.0, produce_per_s=1.0,
+        idle={}, idle_s=1.0, worker_cpu={"worker": {"worker": 0.05}},
+        projector_cpu={"projector": {"projector": projector_cpu}},
+        assignment={}, groups={}, repeat=repeat,
+    )  # fmt: skip
+
+
+def test_rounds_are_summed_up_by_their_medians_and_paired_per_round(bench: ModuleType) -> None:
+    """A slow round (the machine busy) moves neither median, and each round's ratio compares N's of
+    the same minutes: 1 → 4 is 2x, 1x and 1.5x in the three rounds, 1.2x between the medians."""
+    results = [
+        _run(bench, 1, 0, 0.050), _run(bench, 4, 0, 0.100),
+        _run(bench, 1, 1, 0.500), _run(bench, 4, 1, 0.500),
+        _run(bench, 1, 2, 0.060), _run(bench, 4, 2, 0.090),
+    ]  # fmt: skip
+    assert bench.medians(results, "projector") == {1: pytest.approx(60.0), 4: pytest.approx(100.0)}
+    assert bench.paired_ratios(results, "projector", [1, 4]) == pytest.approx([2.0, 1.0, 1.5])
+    head = bench.headline(results, type("Args", (), {"partitions": 8})())
+    assert head["rounds"] == 3
+    assert head["projector_cpu_per_1k_actions_ratio_4_vs_1"] == pytest.approx(100 / 60, abs=1e-3)
+    assert head["per_round"]["projector"]["ratio_per_round"] == [2.0, 1.0, 1.5]
