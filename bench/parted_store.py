@@ -1,4 +1,4 @@
-"""What a store costs a big per-user map that did not change (commands/parts.py `PartedMap`).
+"""What a store costs a big per-user map that did not change (commands/parted_map.py `PartedMap`).
 
     python bench/parted_store.py
 
@@ -20,7 +20,8 @@ import time
 from rich.console import Console
 from rich.table import Table
 
-from spaktok.commands.parts import MAX_PARTS, PartedMap
+from spaktok.commands.parted_map import PartedMap
+from spaktok.commands.parts import MAX_PARTS
 
 SIZES = (10_000, 100_000, 1_000_000, 2_000_000)
 REPEATS = 200

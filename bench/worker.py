@@ -57,7 +57,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 import spaktok.commands.catalog  # noqa: F401 - every command type must be decodable, as in the worker
-from spaktok.commands import parts
+from spaktok.commands import parted_map, parts
 from spaktok.commands.base import Command
 from spaktok.commands.gifts import CatalogGift, load_catalog
 from spaktok.commands.stream_state import LIKE_ID_MEMORY
@@ -632,7 +632,7 @@ async def measure_audience(
 def steady_warmup(size: int) -> int:
     """Batches of 100 joins after which a `size`-viewer stream's logs hold what they hold in a
     steady state: every part folded once since the big batches that built it (commands.parts)."""
-    return 1 + size // (parts.FOLD_PER_CHANGE * BATCH)
+    return 1 + size // (parted_map.FOLD_PER_CHANGE * BATCH)
 
 
 def _forget_user_hashes() -> None:

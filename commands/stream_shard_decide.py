@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from spaktok.commands.base import Command, Rejection
-from spaktok.commands.parts import PartedMap
+from spaktok.commands.parted_map import PartedMap
 from spaktok.commands.stream.chat import count_likes, remember_like_ids
 from spaktok.commands.stream.state import millis
 from spaktok.commands.stream_shards import (

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar, overload
 
-from spaktok.commands.parts import PartedMap
+from spaktok.commands.parted_map import PartedMap
 
 COMMENT_MEMORY_MS = 300_000  # last comment per user kept this long: the longest slow mode allowed
 COMMENT_PRUNE_EVERY_MS = 60_000  # how often (in event time) comments older than that are forgotten
@@ -46,7 +46,7 @@ def copy_with(state: S, **changes: Any) -> S:
 class Audience:
     """Who watches and has watched (`stream.audience`)."""
 
-    # per-user maps as their stored parts (commands.parts.PartedMap): a batch copies and the store
+    # per-user maps as their stored parts (commands.parted_map.PartedMap): a batch copies and the store
     # rewrites only the parts it changed, whatever the audience
     viewers: PartedMap = field(default_factory=PartedMap)  # user -> [joined_ms, last_seen_ms]
     watch_time: PartedMap = field(default_factory=PartedMap)  # user -> seconds of past visits

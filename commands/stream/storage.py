@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from spaktok.commands import parts
+from spaktok.commands.parted_map import PartedMap
 from spaktok.commands.stream.state import StreamState, copy_with
 
 BULKY = frozenset({"viewers", "watch_time", "recent_like_ids", "gifters", "combos"})
@@ -38,12 +38,12 @@ def join(main: dict[str, Any], contents: dict[str, Any]) -> StreamState:
     return StreamState.from_dict(
         {
             **main,
-            "viewers": parts.PartedMap.from_parts(contents, "viewers"),
-            "watch_time": parts.PartedMap.from_parts(contents, "watch"),
+            "viewers": PartedMap.from_parts(contents, "viewers"),
+            "watch_time": PartedMap.from_parts(contents, "watch"),
             "recent_like_ids": contents.get("likes", []),
             # "gifters" and "combos": one part each, as stored before they were PartedMaps
-            "gifters": parts.PartedMap.from_parts(contents, "gifters"),
-            "combos": parts.PartedMap.from_parts(contents, "combos"),
+            "gifters": PartedMap.from_parts(contents, "gifters"),
+            "combos": PartedMap.from_parts(contents, "combos"),
         }
     )
 

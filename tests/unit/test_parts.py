@@ -69,7 +69,7 @@ def test_a_map_that_fits_one_part_stays_in_the_record() -> None:
     st.lists(st.tuples(st.sampled_from(["set", "del"]), st.integers(0, 6_000), st.integers()), max_size=300)
 )
 def test_a_parted_map_behaves_as_a_dict_and_its_thawed_copy_leaves_it_alone(ops: list) -> None:
-    from spaktok.commands.parts import PartedMap
+    from spaktok.commands.parted_map import PartedMap
 
     base = {f"u{i}": i for i in range(0, 4_500, 3)}  # 1,500 users: one part; grows past 2,000 below
     original, model = PartedMap(base), dict(base)
@@ -85,7 +85,7 @@ def test_a_parted_map_behaves_as_a_dict_and_its_thawed_copy_leaves_it_alone(ops:
 
 
 def test_a_thawed_parted_map_shares_every_part_it_did_not_write() -> None:
-    from spaktok.commands.parts import FOLD_PER_CHANGE, PartedMap
+    from spaktok.commands.parted_map import FOLD_PER_CHANGE, PartedMap
 
     original = PartedMap({f"user-{i}": [i, i] for i in range(100_000)})
     before = original.parts("viewers")  # never stored: every part, whole
@@ -145,7 +145,7 @@ def _check_stored_by_log(users: int, batches: list) -> None:
     entry it logs plus the one part that overdraws, and over the whole run folds in proportion to
     what changed (folding whole the logs that outgrew their share of the map included; a restart
     forgets what the folds overdrew, so each may overdraw by a part once more)."""
-    from spaktok.commands.parts import FOLD_PER_CHANGE, LOG_SHARE, PartedMap
+    from spaktok.commands.parted_map import FOLD_PER_CHANGE, LOG_SHARE, PartedMap
 
     model = {f"u{i}": i % 10 for i in range(0, 2 * users, 2)}
     current = PartedMap(model)
@@ -181,7 +181,7 @@ def test_a_log_grown_past_its_share_of_the_map_is_folded_whole() -> None:
     """A batch big against the map (a backlog) folds every part: a load never replays a log that
     approaches the map's size (before this, a 1 M-viewer stream built by 10,000-join batches kept
     ~1 M entries of log and took 11 s to load)."""
-    from spaktok.commands.parts import LOG_SHARE, PartedMap
+    from spaktok.commands.parted_map import LOG_SHARE, PartedMap
 
     model = {f"u{i}": i for i in range(20_000)}
     current = PartedMap(model)
@@ -197,7 +197,7 @@ def test_a_log_grown_past_its_share_of_the_map_is_folded_whole() -> None:
 def test_the_log_is_a_few_merged_segments_not_one_per_store() -> None:
     """Stores of 10 changes each: the log merges its newest segments like a binary counter, so a
     store names ~log2(log / change) segments, and the map loads back equal at every step."""
-    from spaktok.commands.parts import PartedMap
+    from spaktok.commands.parted_map import PartedMap
 
     model = {f"u{i}": i for i in range(40_000)}
     current = PartedMap(model)
@@ -228,7 +228,7 @@ def test_the_log_is_a_few_merged_segments_not_one_per_store() -> None:
 def test_a_store_with_no_write_since_the_last_names_the_same_parts_and_any_write_is_stored(ops: list) -> None:
     """`parts()` answers a map nothing wrote to since its last store with that store's dict: it must
     be what the store would name anew, and a write (or a re-cut) after a store must reach the next."""
-    from spaktok.commands.parts import PartedMap
+    from spaktok.commands.parted_map import PartedMap
 
     model = {f"u{i}": 1 for i in range(0, 4_400, 2)}  # two parts: writes may re-cut it to four
     current = PartedMap(model)
@@ -253,7 +253,7 @@ def test_a_store_with_no_write_since_the_last_names_the_same_parts_and_any_write
 def test_a_map_not_written_since_its_store_costs_its_next_store_nothing_per_part() -> None:
     """A hot stream's like fold touches neither viewers nor watch times: their stores answer with the
     dict stored last, the same object, whatever the parts (bench/parted_store.py: ~3 µs at 256)."""
-    from spaktok.commands.parts import PartedMap
+    from spaktok.commands.parted_map import PartedMap
 
     current = PartedMap({f"u{i}": i for i in range(600_000)})
     first = current.parts("viewers")

@@ -939,7 +939,8 @@ def test_gifters_stored_in_one_part_before_they_were_split_join_back() -> None:
     from spaktok.commands.stream_state import split
 
     state = STREAM.given(started()).state
-    from spaktok.commands.parts import PartedMap, flattened
+    from spaktok.commands.parted_map import PartedMap
+    from spaktok.commands.parts import flattened
 
     gifters = PartedMap({"ann": [5, 1, 1], "bob": [9, 2, 3]})
     state = replace(state, gifting=replace(state.gifting, gifters=gifters))
