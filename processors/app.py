@@ -4,25 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import faust
 import mode.loop
 from faust.tables.manager import TableManager
+from faust.types import TopicT
 
 import spaktok.commands.catalog  # noqa: F401 - every command type must be decodable here
-from spaktok import clock
-from spaktok.commands import battle_decide, schedule_decide, stream_shard_decide
-from spaktok.commands.base import Command
-from spaktok.commands.battles import EndBattle, ExpireBattle
-from spaktok.commands.media import CheckIngest, ExpireRecordings
-from spaktok.commands.schedules import FireSchedule, RemindSchedule
-from spaktok.commands.stream_shards import FoldShard, SweepShardViewers, shard_address
-from spaktok.commands.streams import RecordAnalyticsSnapshot, SweepViewers
 from spaktok.infra import topics
 from spaktok.infra.collector import tune_collector
 from spaktok.processors import faust_fixes
@@ -36,13 +26,12 @@ from spaktok.processors.positions import CommandPositions
 from spaktok.processors.schedules import SCHEDULES
 from spaktok.processors.stream_shards import STREAM_SHARDS
 from spaktok.processors.streams import STREAMS
+from spaktok.processors.timers import register_timer, timers
 from spaktok.processors.wallets import WALLETS
 from spaktok.processors.webhooks import register_webhooks
 from spaktok.settings import Settings
 
 log = logging.getLogger(__name__)
-
-SYSTEM_ACTOR = "system"
 
 AGGREGATES: tuple[tuple[AggregateSpec, topics.TopicSpec], ...] = (
     (STREAMS, topics.COMMANDS_STREAMS),
@@ -87,12 +76,30 @@ def create_app(settings: Settings, partitions: dict[str, int] | None = None) -> 
 
     `partitions`: each topic's partition count as the broker has it (`topics.partition_counts`);
     the command topics' counts decide how follow-up commands are bundled. Missing: as configured."""
+    app = _faust_app(settings)
+    topic_objects = _topic_objects(app)
+    send = _sender(topic_objects)
+    counts = partitions or {}
+    command_partitions = {
+        spec.name: counts.get(spec.name, settings.partitions)
+        for spec in topics.COMMAND_TOPIC_BY_AGGREGATE.values()
+    }
+    runners = _register_aggregates(app, settings, send, topic_objects, command_partitions)
+    recovered = _recovery_completed(app)
+    for timer in timers(settings):
+        register_timer(app, settings, timer, runners[timer.aggregate], send, recovered)
+    register_webhooks(app, settings)  # the webhook outbox and deliverer (processors/webhooks.py)
+    return app
+
+
+def _faust_app(settings: Settings) -> faust.App:
+    """The Faust app as configured: this worker's own data folder, raw bytes, Kafka's timeouts."""
     datadir = settings.data_dir / (
         "faust" if settings.worker_index == 0 else f"faust-{settings.worker_index}"
     )
     datadir.mkdir(parents=True, exist_ok=True)
     faust_fixes.apply(settings.worker_fetch_wait_ms)
-    app = faust.App(
+    return faust.App(
         "spaktok-worker",
         broker=f"kafka://{settings.broker}",
         store="memory://",
@@ -115,13 +122,21 @@ def create_app(settings: Settings, partitions: dict[str, int] | None = None) -> 
         key_serializer="raw",
         value_serializer="raw",
     )
+
+
+def _topic_objects(app: faust.App) -> dict[str, TopicT]:
+    """Every topic of the project as a Faust topic of raw bytes, by name."""
     raw: dict[str, Any] = {
         "key_type": bytes,
         "value_type": bytes,
         "key_serializer": "raw",
         "value_serializer": "raw",
     }
-    topic_objects = {spec.name: app.topic(spec.name, internal=False, **raw) for spec in topics.ALL_TOPICS}
+    return {spec.name: app.topic(spec.name, internal=False, **raw) for spec in topics.ALL_TOPICS}
+
+
+def _sender(topic_objects: dict[str, TopicT]) -> Callable[..., Awaitable[Any]]:
+    """`send(topic, key, value, headers, partition=None)` onto any of the project's topics."""
 
     async def send(
         topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]], partition: int | None = None
@@ -131,12 +146,18 @@ def create_app(settings: Settings, partitions: dict[str, int] | None = None) -> 
             key=key.encode(), value=value, headers=headers, partition=partition
         )
 
-    counts = partitions or {}
-    command_partitions = {
-        spec.name: counts.get(spec.name, settings.partitions)
-        for spec in topics.COMMAND_TOPIC_BY_AGGREGATE.values()
-    }
+    return send
 
+
+def _register_aggregates(
+    app: faust.App,
+    settings: Settings,
+    send: Any,
+    topic_objects: dict[str, TopicT],
+    command_partitions: dict[str, int],
+) -> dict[str, AggregateRunner]:
+    """Per aggregate: its state table, its runner and the agent deciding its command topic; the app
+    learns to resume every command topic from the positions stored in those tables."""
     app.spaktok_runners = {}  # type: ignore[attr-defined]
     all_positions: list[tuple[CommandPositions, str]] = []
 
@@ -176,160 +197,7 @@ def create_app(settings: Settings, partitions: dict[str, int] | None = None) -> 
             batch_size=settings.worker_batch_size,
             batch_wait=settings.worker_batch_wait_ms / 1000,
         )
-    runners = app.spaktok_runners  # type: ignore[attr-defined]
-    for timer in timers(settings):
-        _register_timer(app, settings, timer, runners[timer.aggregate], send)
-    register_webhooks(app, settings)  # the webhook outbox and deliverer (processors/webhooks.py)
-    return app
-
-
-@dataclass(frozen=True)
-class Timer:
-    """Every `interval` seconds, each `aggregate` this worker holds whose state `wanted(state, now_ms)`
-    picks is sent `build(aggregate_id, now)`."""
-
-    name: str
-    interval: float
-    aggregate: str
-    wanted: Callable[[Any, int], bool]
-    build: Callable[[str, datetime], Command]
-
-
-def timers(settings: Settings) -> list[Timer]:
-    """The worker's clocks. Each only says "it is time": the aggregate decides from the command's
-    time, through its own partition, ordered with everything else it decides and logged for replay
-    (a battle ended late by the timer still closes at its `ends_at`; a schedule fires for its time).
-    """
-    return [
-        *_stream_timers(settings),
-        *_shard_timers(settings),
-        *_schedule_timers(settings),
-        *_battle_timers(settings),
-    ]
-
-
-def _live(state: Any, now_ms: int) -> bool:
-    return bool(state.status == "live")
-
-
-def _stream_timers(settings: Settings) -> list[Timer]:
-    grace_ms = int(settings.reconnect_grace_s * 1000)
-    retention_ms = settings.recording_retention_days * 86400 * 1000
-
-    def ingest_lost(state: Any, now_ms: int) -> bool:
-        return bool(
-            state.status == "live" and state.ingest == "lost" and now_ms - state.ingest_changed_ms >= grace_ms
-        )
-
-    def recordings_expired(state: Any, now_ms: int) -> bool:
-        return any(ready_ms <= now_ms - retention_ms for ready_ms, *_ in state.recordings.values())
-
-    return [
-        Timer(  # viewers silent for too long leave; a stream whose broadcaster vanished ends
-            "viewer-sweep",
-            settings.viewer_sweep_interval_s,
-            "stream",
-            _live,
-            lambda sid, at: SweepViewers(
-                **_system(at),
-                stream_id=sid,
-                silent_ms=settings.viewer_timeout_s * 1000,
-                broadcaster_grace_ms=settings.broadcaster_grace_s * 1000,
-            ),
-        ),
-        Timer(  # the spec's 5-minute analytics snapshots (§3.6)
-            "analytics-snapshots",
-            settings.analytics_snapshot_s,
-            "stream",
-            _live,
-            lambda sid, at: RecordAnalyticsSnapshot(**_system(at), stream_id=sid),
-        ),
-        Timer(  # ingest gone for the whole reconnect grace: the stream ends (unless it came back)
-            "ingest-grace",
-            settings.ingest_check_interval_s,
-            "stream",
-            ingest_lost,
-            lambda sid, at: CheckIngest(**_system(at), stream_id=sid, grace_ms=grace_ms),
-        ),
-        Timer(  # recordings past retention are deleted
-            "recording-retention",
-            settings.viewer_sweep_interval_s,
-            "stream",
-            recordings_expired,
-            lambda sid, at: ExpireRecordings(**_system(at), stream_id=sid, retention_s=retention_ms // 1000),
-        ),
-    ]
-
-
-def _shard_timers(settings: Settings) -> list[Timer]:
-    return [
-        Timer(  # a hot stream's viewers heartbeat to its shards, which time out the silent ones
-            "shard-viewer-sweep",
-            settings.viewer_sweep_interval_s,
-            "stream_shard",
-            lambda state, now_ms: stream_shard_decide.is_active(state),
-            lambda shard_id, at: SweepShardViewers(
-                **_system(at), **shard_address(shard_id), silent_ms=settings.viewer_timeout_s * 1000
-            ),
-        ),
-        Timer(  # a hot stream's shards hand the likes they counted to the stream, K folds per interval
-            "shard-like-folds",
-            settings.shard_fold_interval_s,
-            "stream_shard",
-            lambda state, now_ms: stream_shard_decide.fold_due(state),
-            lambda shard_id, at: FoldShard(**_system(at), **shard_address(shard_id)),
-        ),
-    ]
-
-
-def _schedule_timers(settings: Settings) -> list[Timer]:
-    lead_s = settings.schedule_reminder_lead_s
-
-    def schedule_due(state: Any, now_ms: int) -> bool:
-        return bool(state.status == "scheduled" and state.scheduled_for_ms <= now_ms)
-
-    def schedule_reminder_due(state: Any, now_ms: int) -> bool:
-        return schedule_decide.reminder_due(state, now_ms, lead_s * 1000)
-
-    return [
-        Timer(  # reminder holders and followers are told when a schedule's time comes
-            "schedule-timer",
-            settings.viewer_sweep_interval_s,
-            "schedule",
-            schedule_due,
-            lambda schedule_id, at: FireSchedule(**_system(at), schedule_id=schedule_id),
-        ),
-        Timer(  # ... and, `schedule_reminder_lead_s` ahead of that time, reminded once
-            "schedule-reminders",
-            settings.viewer_sweep_interval_s,
-            "schedule",
-            schedule_reminder_due,
-            lambda schedule_id, at: RemindSchedule(**_system(at), schedule_id=schedule_id, lead_s=lead_s),
-        ),
-    ]
-
-
-def _battle_timers(settings: Settings) -> list[Timer]:
-    return [
-        Timer(  # PK battles whose time is up
-            "battle-timer",
-            settings.battle_timer_interval_s,
-            "battle",
-            battle_decide.is_due,
-            lambda battle_id, at: EndBattle(**_system(at), battle_id=battle_id, reason="time_up"),
-        ),
-        Timer(  # PK invitations nobody answered in time
-            "battle-invites",
-            settings.battle_timer_interval_s,
-            "battle",
-            battle_decide.invite_expired,
-            lambda battle_id, at: ExpireBattle(**_system(at), battle_id=battle_id),
-        ),
-    ]
-
-
-def _system(issued_at: datetime) -> dict[str, Any]:
-    return {"command_id": str(uuid.uuid4()), "issued_at": issued_at, "actor_id": SYSTEM_ACTOR}
+    return app.spaktok_runners  # type: ignore[attr-defined, no-any-return]
 
 
 def _recovery_completed(app: faust.App) -> asyncio.Event:
@@ -339,29 +207,6 @@ def _recovery_completed(app: faust.App) -> asyncio.Event:
     # concrete TableManager (conf.TableManager is left at its default)
     assert isinstance(tables, TableManager)
     return tables.recovery.completed
-
-
-def _register_timer(
-    app: faust.App, settings: Settings, timer: Timer, runner: AggregateRunner, send: Any
-) -> None:
-    recovered = _recovery_completed(app)
-
-    async def tick() -> None:
-        if not recovered.is_set():
-            return  # a half-restored table would pick wrongly
-        issued_at = clock.now(settings)
-        now_ms = int(issued_at.timestamp() * 1000)
-        for aggregate_id in runner.select(lambda state: timer.wanted(state, now_ms)):
-            await _send_command(send, timer.build(aggregate_id, issued_at))
-
-    tick.__name__ = tick.__qualname__ = timer.name.replace("-", "_")
-    app.timer(interval=timer.interval, name=timer.name)(tick)
-
-
-async def _send_command(send: Any, command: Command) -> None:
-    """A timer's command onto its aggregate's command topic (a lost one is simply sent next time)."""
-    topic = topics.COMMAND_TOPIC_BY_AGGREGATE[command.aggregate_type].name
-    await send(topic, command.aggregate_id, command.to_bytes(), [("command-type", command.type.encode())])
 
 
 def _register_agent(
