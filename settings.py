@@ -185,6 +185,7 @@ class Settings(BaseSettings):
     outcome_fetch_wait_ms: int = Field(10, ge=1, le=1000)  # the API's answers to waiting callers
     feed_fetch_wait_ms: int = Field(50, ge=1, le=1000)  # the live feed (frames go out per tick anyway)
     projector_fetch_wait_ms: int = Field(50, ge=1, le=1000)  # read models
+    projector_linger_ms: int = Field(50, ge=0, le=60_000)  # read models: a batch per 50 ms at most
     clickhouse_linger_ms: int = Field(500, ge=0, le=60_000)  # analytics: few big inserts, not many small
     # analysts' SQL (docs/analytics.md "Analysts' SQL"): the most a request may ask for
     sql_max_seconds: float = Field(10.0, gt=0, le=3600)

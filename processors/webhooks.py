@@ -47,7 +47,9 @@ class WebhookHost:
         self.deliverer = Deliverer(self.settings, engine)
         self._producer = EventProducer(self.settings)  # for undecodable records (dead letters)
         outbox = WebhookOutbox(engine, on_written=self.deliverer.wake)
-        self._runner = ProjectionRunner(self.settings, outbox, self._producer, batch_size=500)
+        # nobody reads the outbox waiting: at most five batches a second, each one transaction, in
+        # every worker; a record on a quiet log still goes at once (projections/runner.py)
+        self._runner = ProjectionRunner(self.settings, outbox, self._producer, batch_size=500, linger_s=0.2)
         self._runner.start()
         started = threading.Event()
         self._thread = threading.Thread(

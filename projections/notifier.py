@@ -198,5 +198,6 @@ def notifier_runner(settings: Settings, engine: Engine, producer: EventProducer)
         Notifier(engine, build_provider(settings), attempts=settings.notify_send_attempts),
         producer,
         batch_size=500,
+        linger_s=0.2,  # a push is not awaited to the millisecond: at most five batches a second
         subscribe=[topics.NOTIFICATIONS.name],
     )

@@ -24,6 +24,8 @@ from spaktok.settings import Settings
 
 log = logging.getLogger(__name__)
 
+POLL_S = 0.2  # how long one wait for a record lasts before the stop flag is looked at again
+
 
 @dataclass(frozen=True, slots=True)
 class Record:
@@ -66,18 +68,22 @@ class ProjectionRunner:
         projector: Projector,
         producer: EventProducer,
         batch_size: int = 2000,
-        linger_s: float = 0.0,
+        linger_s: float | None = None,
         subscribe: list[str] | None = None,
     ):
-        """`linger_s`: while records keep arriving, gather them this long before applying them as one
-        batch (a store with a high fixed cost per write, like ClickHouse, wants few big inserts);
-        whenever the log has nothing more to give, what was gathered is applied at once.
+        """`linger_s`: the least time between two batches, Nagle-like. A record that arrives when the
+        last batch is older than that is applied at once, with whatever else was already fetched,
+        so a quiet log adds no delay; records arriving sooner are gathered until then (or until
+        `batch_size`), so a busy log costs at most one batch's fixed writes per `linger_s`. Default
+        `SPAKTOK_PROJECTOR_LINGER_MS`, for the read models (a reader may be waiting for a row); the
+        notifier and the webhook outbox linger 200 ms, ClickHouse (a higher fixed cost per insert)
+        `SPAKTOK_CLICKHOUSE_LINGER_MS`.
         `subscribe`: the topics to read (default: every event topic)."""
         self.settings = settings
         self.projector = projector
         self.producer = producer
         self.batch_size = batch_size
-        self.linger_s = linger_s
+        self.linger_s = settings.projector_linger_ms / 1000 if linger_s is None else linger_s
         self.topics = subscribe or [spec.name for spec in topics.EVENT_TOPICS]
         self.stats = ProjectorStats()
         self._stop = threading.Event()
@@ -105,25 +111,33 @@ class ProjectionRunner:
             }
         )
         consumer.subscribe(self.topics, on_assign=self._on_assign)
-        pending: list = []
-        gathering_since = 0.0
+        applied_at = 0.0
         try:
             while not self._stop.is_set():
-                messages = consumer.consume(self.batch_size - len(pending), timeout=0.2)
-                if messages and not pending:
-                    gathering_since = time.monotonic()
-                pending += messages
-                if not pending:
+                messages = self._gather(consumer, not_before=applied_at + self.linger_s)
+                if not messages:
                     self.stats.caught_up.set()
                     continue
-                full = len(pending) >= self.batch_size
-                if messages and not full and time.monotonic() - gathering_since < self.linger_s:
-                    continue
-                self._apply(pending)
-                pending = []
+                self._apply(messages)
+                applied_at = time.monotonic()
                 consumer.commit(asynchronous=True)  # informational only; checkpoints live in the store
         finally:
             consumer.close()
+
+    def _gather(self, consumer: Consumer, not_before: float) -> list:
+        """The next batch: the first record as soon as it arrives (or nothing after `POLL_S`) with
+        what was fetched along with it, then more until `not_before` or a full batch.
+
+        `consume(n, timeout)` returns only when it has `n` records or the timeout ran out, so waiting
+        with it would hold a lone record for the whole timeout: a read model 200 ms behind its log
+        on a quiet system. `poll` returns the first record when it arrives."""
+        first = consumer.poll(POLL_S)
+        if first is None:
+            return []
+        messages = [first, *consumer.consume(self.batch_size - 1, timeout=0)]
+        while len(messages) < self.batch_size and (wait := not_before - time.monotonic()) > 0:
+            messages += consumer.consume(self.batch_size - len(messages), timeout=wait)
+        return messages
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         stored = self.projector.checkpoints()
