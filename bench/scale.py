@@ -88,7 +88,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -212,6 +212,20 @@ def by_role(before: dict[str, float], after: dict[str, float]) -> dict[str, dict
     for name, used in after.items():
         roles[role_of(name)][name] = used - before.get(name, 0.0)
     return dict(roles)
+
+
+def switches(stack: DevStack) -> dict[str, float]:
+    """Involuntary context switches so far of each process the stack started (the scheduler took
+    the core away while it had work): how much the processes crowd each other on the cores."""
+    import psutil
+
+    counts: dict[str, float] = {}
+    for name, proc in stack.processes.items():
+        try:
+            counts[name] = float(psutil.Process(proc.pid).num_ctx_switches().involuntary)
+        except psutil.Error:
+            continue
+    return counts
 
 
 # -- the load -------------------------------------------------------------------------------------
@@ -460,6 +474,7 @@ class Result:
     assignment: dict[str, set[int]]
     groups: dict[str, str]
     batches: dict[str, int] = field(default_factory=dict)
+    switched: dict[str, dict[str, float]] = field(default_factory=dict)
     repeat: int = 0
     rebalance: dict[str, float] | None = None
     floor: dict[str, float] | None = None
@@ -478,6 +493,10 @@ class Result:
 
     def role_cpu(self, role: str) -> float:
         return sum(self.window(role).values())
+
+    def switches_per_1k(self, role: str) -> float:
+        """A role's involuntary context switches from the load's start to the read models holding it."""
+        return sum(self.switched.get(role, {}).values()) / self.actions * 1000
 
     def records_per_batch(self) -> float:
         return self.batches.get("records", 0) / max(1, self.batches.get("batches", 0))
@@ -504,13 +523,13 @@ def measure(n: int, args: argparse.Namespace, settings: Settings, floor: bool, r
         decisions.drain(1.0)
         batches0 = projector_batches(stack)
         with console.status(f"N={n}: {len(plan.records):,} commands, {plan.actions:,} actions"):
-            cpu0 = cpu_seconds(stack)
+            cpu0, switches0 = cpu_seconds(stack), switches(stack)
             started_wall, started = time.time(), time.monotonic()
             produce_s = produce(stack, plan.records)
             last = decisions.wait_for(plan.ids, timeout=600)
             cpu_decided = cpu_seconds(stack)
             projected_at = wait_for_postgres(stack, plan.load, timeout=600)
-            cpu_projected = cpu_seconds(stack)
+            cpu_projected, switched = cpu_seconds(stack), by_role(switches0, switches(stack))
             batches = projector_batches(stack, since=batches0)
         decisions.close()
         result = Result(
@@ -527,6 +546,7 @@ def measure(n: int, args: argparse.Namespace, settings: Settings, floor: bool, r
             assignment=command_partitions(stack),
             groups=group_states(stack),
             batches=batches,
+            switched=switched,
         )
         if floor:
             with console.status("the floor: raw consume of the same records, GET /healthz"):
@@ -735,6 +755,10 @@ def print_result(result: Result) -> None:
         f"{result.above_idle('projector') / result.actions * 1e6:,.1f} ms/1k actions",
     )
     table.add_row(
+        "involuntary context switches per 1k actions: worker · projector · broker",
+        " · ".join(f"{result.switches_per_1k(role):,.0f}" for role in ("worker", "projector", "broker")),
+    )
+    table.add_row(
         "projector transactions that applied records (Postgres's statistics) · records per one",
         f"{result.batches.get('batches', 0):,} · {result.records_per_batch():,.1f}",
     )
@@ -782,39 +806,53 @@ def summary(results: list[Result]) -> Table:
     return table
 
 
-def medians(results: list[Result], role: str) -> dict[int, float]:
-    """Per N, the median over the rounds of a role's CPU per 1,000 actions."""
+Metric = Callable[["Result"], float]
+
+
+def cpu_of(role: str) -> Metric:
+    """A role's CPU in ms per 1,000 actions, as a metric of a measured N."""
+    return lambda r: r.per_1k(role)
+
+
+def medians(results: list[Result], metric: Metric) -> dict[int, float]:
+    """Per N, the median of `metric` over the rounds."""
     by_n: dict[int, list[float]] = defaultdict(list)
     for r in results:
-        by_n[r.n].append(r.per_1k(role))
+        by_n[r.n].append(metric(r))
     return {n: statistics.median(values) for n, values in by_n.items()}
 
 
-def paired_ratios(results: list[Result], role: str, counts: list[int]) -> list[float]:
-    """Per round, the largest N's CPU per action over the smallest's: the same minutes of the machine."""
+def paired_ratios(results: list[Result], metric: Metric, counts: list[int]) -> list[float]:
+    """Per round, the largest N's `metric` over the smallest's: the same minutes of the machine."""
     rounds = sorted({r.repeat for r in results})
     by_key = {(r.repeat, r.n): r for r in results}
     lo, hi = counts[0], counts[-1]
     ratios = []
     for k in rounds:
-        base = by_key[(k, lo)].per_1k(role)
-        ratios.append(by_key[(k, hi)].per_1k(role) / base if base else math.nan)  # a role without CPU
+        base = metric(by_key[(k, lo)])
+        ratios.append(metric(by_key[(k, hi)]) / base if base else math.nan)  # e.g. a role without CPU
     return ratios
 
 
 def repeats_table(results: list[Result], counts: list[int]) -> Table:
     rounds = len({r.repeat for r in results})
-    table = Table(title=f"{rounds} interleaved rounds: CPU in ms per 1,000 actions, median (min-max)")
-    table.add_column("role")
+    table = Table(title=f"{rounds} interleaved rounds per 1,000 actions, median (min-max)")
+    table.add_column("measure")
     for n in counts:
         table.add_column(f"N = {n}", justify="right")
     table.add_column(f"{counts[-1]} vs {counts[0]}: ratio of medians · per round", justify="right")
-    for role in ("worker", "projector", "postgres", "broker"):
-        values = {n: [r.per_1k(role) for r in results if r.n == n] for n in counts}
-        middle = medians(results, role)
+    metrics = [(f"CPU ms: {role}", cpu_of(role)) for role in ("worker", "projector", "postgres", "broker")]
+    metrics += [
+        (f"involuntary switches: {role}", lambda r, role=role: r.switches_per_1k(role))
+        for role in ("worker", "projector")
+    ]
+    for label, metric in metrics:
+        values = {n: [metric(r) for r in results if r.n == n] for n in counts}
+        middle = medians(results, metric)
         cells = [f"{middle[n]:,.1f} ({min(values[n]):,.1f}-{max(values[n]):,.1f})" for n in counts]
-        ratios = " ".join(f"{x:.2f}" for x in paired_ratios(results, role, counts))
-        table.add_row(role, *cells, f"{middle[counts[-1]] / middle[counts[0]]:.2f}x · {ratios}")
+        ratios = " ".join(f"{x:.2f}" for x in paired_ratios(results, metric, counts))
+        base = middle[counts[0]]
+        table.add_row(label, *cells, f"{middle[counts[-1]] / base if base else math.nan:.2f}x · {ratios}")
     return table
 
 
@@ -924,6 +962,9 @@ def headline(results: list[Result], args: argparse.Namespace) -> dict[str, objec
             },
             "idle_cores": {role: round(sum(v.values()) / r.idle_s, 3) for role, v in r.idle.items()},
             "projector_batches": r.batches.get("batches", 0),
+            "involuntary_switches_per_1k_actions": {
+                role: round(r.switches_per_1k(role), 1) for role in ("worker", "projector", "broker")
+            },
             "projector_records_per_batch": round(r.records_per_batch(), 1),
             "assignment": {name: sorted(p) for name, p in sorted(r.assignment.items())},
         }
@@ -933,11 +974,11 @@ def headline(results: list[Result], args: argparse.Namespace) -> dict[str, objec
     lo, hi = counts[0], counts[-1]
     rounds = {}
     for role in ("worker", "projector", "postgres"):
-        middle = medians(results, role)
+        middle = medians(results, cpu_of(role))
         rounds[role] = {
             "median_ms_per_1k_actions": {str(n): round(v, 2) for n, v in middle.items()},
             "ratio_of_medians": round(middle[hi] / middle[lo], 3) if middle[lo] else None,
-            "ratio_per_round": [round(x, 3) for x in paired_ratios(results, role, counts)],
+            "ratio_per_round": [round(x, 3) for x in paired_ratios(results, cpu_of(role), counts)],
         }
     return {
         "bench": "scale",
@@ -947,6 +988,13 @@ def headline(results: list[Result], args: argparse.Namespace) -> dict[str, objec
         f"worker_cpu_per_1k_actions_ratio_{hi}_vs_{lo}": rounds["worker"]["ratio_of_medians"],
         f"projector_cpu_per_1k_actions_ratio_{hi}_vs_{lo}": rounds["projector"]["ratio_of_medians"],
         "per_round": rounds,
+        "involuntary_switches_median_per_1k_actions": {
+            role: {
+                str(n): round(v, 1)
+                for n, v in medians(results, lambda r, role=role: r.switches_per_1k(role)).items()
+            }
+            for role in ("worker", "projector")
+        },
         f"worker_above_idle_ratio_{last.n}_vs_{first.n}_first_round": round(
             last.above_idle("worker") / first.above_idle("worker"), 3
         ),
