@@ -215,17 +215,28 @@ def by_role(before: dict[str, float], after: dict[str, float]) -> dict[str, dict
 
 
 def switches(stack: DevStack) -> dict[str, float]:
-    """Involuntary context switches so far of each process the stack started (the scheduler took
-    the core away while it had work): how much the processes crowd each other on the cores."""
-    import psutil
-
+    """Involuntary context switches so far of each process the stack started, summed over its
+    threads (the scheduler took the core away while the thread had work): how much the processes
+    crowd each other on the cores. /proc per thread: psutil's count is the main thread's only, and
+    a projector's work runs in its runner threads."""
     counts: dict[str, float] = {}
     for name, proc in stack.processes.items():
-        try:
-            counts[name] = float(psutil.Process(proc.pid).num_ctx_switches().involuntary)
-        except psutil.Error:
-            continue
+        counts[name] = float(
+            sum(involuntary_switches(task) for task in Path(f"/proc/{proc.pid}/task").glob("*"))
+        )
     return counts
+
+
+def involuntary_switches(task: Path) -> int:
+    """`nonvoluntary_ctxt_switches` of one thread (`/proc/<pid>/task/<tid>`); 0 if it is gone."""
+    try:
+        status = (task / "status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("nonvoluntary_ctxt_switches:"):
+            return int(line.split()[1])
+    return 0
 
 
 # -- the load -------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -132,3 +133,11 @@ def test_rounds_are_summed_up_by_their_medians_and_paired_per_round(bench: Modul
     assert head["rounds"] == 3
     assert head["projector_cpu_per_1k_actions_ratio_4_vs_1"] == pytest.approx(100 / 60, abs=1e-3)
     assert head["per_round"]["projector"]["ratio_per_round"] == [2.0, 1.0, 1.5]
+
+
+def test_a_threads_involuntary_switches_are_read_from_its_status(bench: ModuleType, tmp_path: Path) -> None:
+    """Summed per thread by `switches`: a projector's work runs in threads, not its main one."""
+    status = "Name:\tpython\nvoluntary_ctxt_switches:\t7\nnonvoluntary_ctxt_switches:\t42\n"
+    (tmp_path / "status").write_text(status)
+    assert bench.involuntary_switches(tmp_path) == 42
+    assert bench.involuntary_switches(tmp_path / "gone") == 0
