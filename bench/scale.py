@@ -434,7 +434,7 @@ def new_stack(n: int, args: argparse.Namespace) -> DevStack:
         api_port=free_port(),
         partitions=args.partitions,
         workers=n,
-        projectors=n,
+        projectors=args.projectors or n,
         apis=args.apis,
     )
     stack.extra_env.update(BENCH_LIMITS)
@@ -487,6 +487,7 @@ class Result:
     batches: dict[str, int] = field(default_factory=dict)
     switched: dict[str, dict[str, float]] = field(default_factory=dict)
     repeat: int = 0
+    projectors: int = 0  # when not as many as workers (--projectors)
     rebalance: dict[str, float] | None = None
     floor: dict[str, float] | None = None
 
@@ -737,7 +738,7 @@ def cpu_cell(result: Result, role: str) -> str:
 
 
 def print_result(result: Result) -> None:
-    table = Table(title=f"N = {result.n}: {result.n} workers, {result.n} projectors")
+    table = Table(title=f"N = {result.n}: {result.n} workers, {result.projectors or result.n} projectors")
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_row("load", f"{result.commands:,} commands · {result.actions:,} actions")
@@ -919,6 +920,9 @@ def main() -> None:
     )
     parser.add_argument("--workers", default="1,2,4", help="worker (and projector) counts, comma-separated")
     parser.add_argument("--apis", type=int, default=1)
+    parser.add_argument(
+        "--projectors", type=int, default=0, help="projectors in every stack (default: as many as workers)"
+    )
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--streams-per-partition", type=int, default=3)
     parser.add_argument("--joins", type=int, default=80, help="per stream")
@@ -941,6 +945,7 @@ def main() -> None:
                 n, args, settings, floor=first and i == 0, rebalance=first and n == args.rebalance_on
             )
             result.repeat = repeat
+            result.projectors = args.projectors
             results.append(result)
             print_result(result)
     console.print(summary(results))
@@ -994,6 +999,7 @@ def headline(results: list[Result], args: argparse.Namespace) -> dict[str, objec
     return {
         "bench": "scale",
         "partitions": args.partitions,
+        "projectors": args.projectors or "as many as workers",
         "workers": workers,
         "rounds": 1 + max(r.repeat for r in results),
         f"worker_cpu_per_1k_actions_ratio_{hi}_vs_{lo}": rounds["worker"]["ratio_of_medians"],

@@ -129,7 +129,7 @@ def test_rounds_are_summed_up_by_their_medians_and_paired_per_round(bench: Modul
     projector = bench.cpu_of("projector")
     assert bench.medians(results, projector) == {1: pytest.approx(60.0), 4: pytest.approx(100.0)}
     assert bench.paired_ratios(results, projector, [1, 4]) == pytest.approx([2.0, 1.0, 1.5])
-    head = bench.headline(results, type("Args", (), {"partitions": 8})())
+    head = bench.headline(results, type("Args", (), {"partitions": 8, "projectors": 0})())
     assert head["rounds"] == 3
     assert head["projector_cpu_per_1k_actions_ratio_4_vs_1"] == pytest.approx(100 / 60, abs=1e-3)
     assert head["per_round"]["projector"]["ratio_per_round"] == [2.0, 1.0, 1.5]
