@@ -79,7 +79,6 @@ def _replay_postgres(
     stats_file: Path | None,
     handlers_only: bool,
 ) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from spaktok.projections.replay import PostgresReplay, compare_schemas
@@ -92,14 +91,7 @@ def _replay_postgres(
     try:
         job.create_schema()
         total = sum(job.end_offsets().values())
-        columns = [
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]} events/s"),
-            TimeElapsedColumn(),
-        ]
-        with Progress(*columns, console=console) as progress:
+        with events_progress() as progress:
             task = progress.add_task(f"replaying into {job.schema}", total=total or None, rate="-")
 
             def advance(n: int) -> None:
@@ -168,21 +160,12 @@ def _replay_clickhouse(
     broker: str, dsn: str, api: str | None, token: str | None, verify: bool, drop_old: bool, switch: bool
 ) -> None:
     """Through the API that hosts the ClickHouse projector (chDB), or directly (a ClickHouse server)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     if not switch:
         console.print("ClickHouse: --no-switch applies to Postgres only; ClickHouse skipped")
         return
-    columns = [
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]} events/s"),
-        TimeElapsedColumn(),
-    ]
     started = time.perf_counter()
     try:
-        with Progress(*columns, console=console) as progress:
+        with events_progress() as progress:
             task = progress.add_task("ClickHouse: starting", total=None, rate="-")
             if api is not None:
                 job = _clickhouse_through_api(api, token, verify, drop_old, progress, task, started)
@@ -280,6 +263,20 @@ def _clickhouse_direct(
         "tables": tables,
         "error": None,
     }
+
+
+def events_progress() -> Any:
+    """A progress bar of events replayed, with their rate (a task's `rate` field) and the time."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} events/s"),
+        TimeElapsedColumn(),
+    ]
+    return Progress(*columns, console=console)
 
 
 log_app = typer.Typer(no_args_is_help=True, help="Archive the log to a file (docs/replay.md).")
