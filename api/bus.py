@@ -23,7 +23,7 @@ from confluent_kafka import OFFSET_END, Consumer, Message, TopicPartition
 from spaktok.commands.base import Command
 from spaktok.commands.outcome import Outcome
 from spaktok.infra import bundles, topics
-from spaktok.infra.kafka import EventProducer
+from spaktok.infra.kafka import EventProducer, next_records
 from spaktok.processors.deadletter import deadletter_headers, text_key
 from spaktok.settings import Settings
 
@@ -111,7 +111,8 @@ class OutcomeListener:
                 consumer.get_watermark_offsets(tp, timeout=10)
             self._ready.set()
             while not self._stop.is_set():
-                for msg in consumer.consume(500, timeout=0.1):
+                # each outcome as it arrives: a caller is waiting on it (infra.kafka.next_records)
+                for msg in next_records(consumer, 500, 0.1):
                     if msg.error() is None:
                         self._deliver(msg)
         except Exception:  # noqa: BLE001

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
 from spaktok.infra import topics
+from spaktok.infra.kafka import next_records
 from spaktok.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ class FeedTail:
                 consumer.get_watermark_offsets(tp, timeout=10)
             self._ready.set()
             while not self._stop.is_set():
-                batch = consumer.consume(1000, timeout=0.05)
+                batch = next_records(consumer, 1000, 0.05)
                 # read after consuming: a subscription taken while consume() waited must already see
                 # the events that arrived meanwhile (they can only follow its snapshot)
                 watched = self.watched

@@ -1,9 +1,11 @@
-"""confluent-kafka producer wrapper (idempotent, acks=all) shared by the API and projectors."""
+"""confluent-kafka producer wrapper (idempotent, acks=all) shared by the API and projectors, and the
+way our consumers wait for records."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from typing import Any, Protocol
 
 from confluent_kafka import Producer
 
@@ -21,6 +23,25 @@ def producer_config(settings: Settings) -> dict[str, object]:
         # murmur2 is what aiokafka (Faust) uses: a key lands on the same partition whoever writes it
         "partitioner": "murmur2_random",
     }
+
+
+class Polling(Protocol):
+    def poll(self, timeout: float) -> Any: ...
+
+    def consume(self, num_messages: int, timeout: float) -> list[Any]: ...
+
+
+def next_records(consumer: Polling, limit: int, wait_s: float) -> list[Any]:
+    """The records as soon as there is one: waits up to `wait_s` for the first, then takes what was
+    fetched along with it, up to `limit`; nothing if none came.
+
+    `consume(n, timeout)` returns only when it has all `n` records or when the timeout has run out,
+    so waiting with it holds a lone record for the whole timeout (measured: one record available,
+    `consume(2000, 1.0)` answered after 1.0 s). Every consumer that someone waits on waits here."""
+    first = consumer.poll(wait_s)
+    if first is None:
+        return []
+    return [first, *consumer.consume(limit - 1, timeout=0)] if limit > 1 else [first]
 
 
 class EventProducer:

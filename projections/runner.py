@@ -18,7 +18,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 import spaktok.events.catalog  # noqa: F401 - every event type must be decodable here
 from spaktok.events.envelope import Envelope, decode_projectable
 from spaktok.infra import topics
-from spaktok.infra.kafka import EventProducer
+from spaktok.infra.kafka import EventProducer, next_records
 from spaktok.processors.deadletter import deadletter_headers, text_key
 from spaktok.settings import Settings
 
@@ -126,15 +126,11 @@ class ProjectionRunner:
 
     def _gather(self, consumer: Consumer, not_before: float) -> list:
         """The next batch: the first record as soon as it arrives (or nothing after `POLL_S`) with
-        what was fetched along with it, then more until `not_before` or a full batch.
-
-        `consume(n, timeout)` returns only when it has `n` records or the timeout ran out, so waiting
-        with it would hold a lone record for the whole timeout: a read model 200 ms behind its log
-        on a quiet system. `poll` returns the first record when it arrives."""
-        first = consumer.poll(POLL_S)
-        if first is None:
+        what was fetched along with it (`infra.kafka.next_records`: waiting with `consume` held a
+        lone record for the whole 200 ms), then more until `not_before` or a full batch."""
+        messages = next_records(consumer, self.batch_size, POLL_S)
+        if not messages:
             return []
-        messages = [first, *consumer.consume(self.batch_size - 1, timeout=0)]
         while len(messages) < self.batch_size and (wait := not_before - time.monotonic()) > 0:
             messages += consumer.consume(self.batch_size - len(messages), timeout=wait)
         return messages

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from spaktok.infra.kafka import next_records
 from spaktok.projections.runner import ProjectionRunner
 from spaktok.settings import Settings
 
@@ -77,3 +78,15 @@ def test_nothing_arriving_gives_an_empty_batch_after_one_poll() -> None:
     started = time.monotonic()
     assert runner()._gather(consumer, not_before=0.0) == []  # type: ignore[arg-type]
     assert time.monotonic() - started < 1.0
+
+
+def test_the_api_s_outcome_and_feed_tails_take_a_lone_record_at_once_and_no_more_than_asked() -> None:
+    """`next_records`, which the API's outcome listener and live feed wait with: a caller waits on
+    each outcome, so holding one for the whole wait (as `consume(500, 0.1)` did) delays every
+    answer."""
+    consumer = TimedConsumer([(0.0, "a"), (0.0, "b"), (0.0, "c"), (0.5, "later")])
+    started = time.monotonic()
+    assert next_records(consumer, 2, 0.1) == ["a", "b"]
+    assert next_records(consumer, 500, 0.1) == ["c"]
+    assert time.monotonic() - started < 0.05  # neither waited for the limit
+    assert next_records(consumer, 500, 0.05) == []
