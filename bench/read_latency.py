@@ -5,7 +5,9 @@
 One embedded stack (broker, worker, projector, Postgres, chDB, API) and one live stream. Each probe
 posts a comment over HTTP (the API answers once the worker decided it), then polls Postgres every
 2 ms until the comment's row is there. Printed per probe set: the POST's own time, the time until
-the row exists, and the difference (what the projector adds after the caller got its answer). The
+the row exists, and the difference (what the projector adds after the caller got its answer), and
+where the POST's time went, by the Kafka CreateTime of the records it caused: the API's command
+record, the worker's event and outcome, the answer (the clocks are one machine's). The
 floor, same run: `GET /healthz` one request at a time, the API's round trip with no work behind it.
 `bench/load.py` measures the same under a load (its command -> read model row).
 
@@ -21,11 +23,13 @@ import uuid
 
 import httpx
 import orjson
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from load import console, create_streams, start_stack
 from rich.table import Table
 from sqlalchemy import create_engine, text
 
 from spaktok.api.auth import mint_token
+from spaktok.infra import topics
 from spaktok.settings import Settings
 
 
@@ -36,18 +40,21 @@ def percentile(values: list[float], q: float) -> float:
 
 def probe(
     api: str, dsn: str, settings: Settings, stream_id: str, n: int, gap_s: float
-) -> dict[str, list[float]]:
-    """`n` comments, each timed to its answer and to its row; `gap_s` of quiet between them."""
+) -> tuple[dict[str, list[float]], dict[str, tuple[float, float]]]:
+    """`n` comments, each timed to its answer and to its row; `gap_s` of quiet between them. Also
+    each comment's text with the wall-clock times of its POST and of the answer, for `stages`."""
     engine = create_engine(dsn)
     client = httpx.Client(base_url=api, timeout=30)
     found: dict[str, list[float]] = {"post": [], "row": [], "after": []}
+    posted: dict[str, tuple[float, float]] = {}
     try:
         for i in range(n):
             marker = f"probe {uuid.uuid4().hex}"
             headers = {"Authorization": f"Bearer {mint_token(settings, f'probe-{i}')}"}
-            sent = time.monotonic()
+            sent, sent_wall = time.monotonic(), time.time()
             answer = client.post(f"/v1/streams/{stream_id}/comments", json={"text": marker}, headers=headers)
             answered = time.monotonic()
+            posted[marker] = (sent_wall, time.time())
             answer.raise_for_status()
             while time.monotonic() - sent < 30:
                 with engine.connect() as conn:
@@ -67,7 +74,54 @@ def probe(
     finally:
         client.close()
         engine.dispose()
+    return found, posted
+
+
+def read_all(broker: str, topic: str) -> list[tuple[float, bytes]]:
+    """Every record of `topic` with its CreateTime (s): the time its producer handed it over."""
+    consumer = Consumer({"bootstrap.servers": broker, "group.id": f"bench-{uuid.uuid4().hex}"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        records, idle = [], 0
+        while idle < 4:  # a quiet stack: four empty waits in a row is the end
+            batch = consumer.consume(1000, timeout=0.25)
+            idle = 0 if batch else idle + 1
+            records += [(m.timestamp()[1] / 1000, m.value() or b"") for m in batch if m.error() is None]
+        return records
+    finally:
+        consumer.close()
+
+
+def stages(broker: str, posted: dict[str, tuple[float, float]]) -> dict[str, list[float]]:
+    """Where each POST's time went, by the CreateTime of the records it caused: the API's command
+    record (bundle), the worker's event and outcome, and the answer."""
+    commands = read_all(broker, topics.COMMANDS_STREAMS.name)
+    events = read_all(broker, topics.EVENTS_STREAMS.name)
+    outcomes = read_all(broker, topics.OUTCOMES.name)
+    found: dict[str, list[float]] = {"to_command": [], "to_event": [], "to_outcome": [], "to_answer": []}
+    for marker, (sent, answered) in posted.items():
+        needle = marker.encode()
+        command = next(((at, value) for at, value in commands if needle in value), None)
+        event = next((at for at, value in events if needle in value), None)
+        if command is None or event is None:
+            continue
+        command_id = next(
+            (item["command_id"] for item in _items(command[1]) if marker in orjson.dumps(item).decode()), None
+        )
+        outcome = next((at for at, value in outcomes if command_id and command_id.encode() in value), None)
+        if outcome is None:
+            continue
+        found["to_command"].append(command[0] - sent)
+        found["to_event"].append(event - command[0])
+        found["to_outcome"].append(outcome - event)
+        found["to_answer"].append(answered - outcome)
     return found
+
+
+def _items(raw: bytes) -> list[dict[str, object]]:
+    body = orjson.loads(raw)
+    return body if isinstance(body, list) else [body]
 
 
 def spread(values: list[float]) -> dict[str, float]:
@@ -101,7 +155,11 @@ def main() -> None:
     try:
         stream_id = create_streams(stack.api_url, settings, 1, owner="probe-owner")[0]
         with console.status(f"{args.probes} probes"):
-            found = probe(stack.api_url, stack.postgres_dsn, settings, stream_id, args.probes, args.gap)
+            found, posted = probe(
+                stack.api_url, stack.postgres_dsn, settings, stream_id, args.probes, args.gap
+            )
+        with console.status("where each POST's time went (the records' CreateTime)"):
+            found.update(stages(stack.broker, posted))
         with console.status("the floor: GET /healthz"):
             floor = healthz(stack.api_url)
     finally:
@@ -114,11 +172,16 @@ def main() -> None:
         "POST /v1/streams/{id}/comments answered": "post",
         "the comment's row in Postgres (from the POST)": "row",
         "... after the answer": "after",
+        "the POST: to the API's command record": "to_command",
+        "... then to the worker's event": "to_event",
+        "... then to its outcome": "to_outcome",
+        "... then to the HTTP answer": "to_answer",
         "floor: GET /healthz": "healthz",
     }
-    figures = {name: spread(values) for name, values in (*found.items(), ("healthz", floor))}
+    figures = {name: spread(values) for name, values in (*found.items(), ("healthz", floor)) if values}
     for label, name in rows.items():
-        table.add_row(label, *(f"{v:,.1f} ms" for v in figures[name].values()))
+        if name in figures:  # a stage none of the probes could be traced through is left out
+            table.add_row(label, *(f"{v:,.1f} ms" for v in figures[name].values()))
     console.print(table)
     headline = {"bench": "read_latency", "probes": args.probes, **{f"{k}_ms": v for k, v in figures.items()}}
     print(orjson.dumps(headline).decode())  # noqa: T201 - the headline figures, last line
