@@ -24,18 +24,13 @@ import uuid
 import httpx
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-from load import console, create_streams, start_stack
+from load import console, create_streams, percentile, start_stack
 from rich.table import Table
 from sqlalchemy import create_engine, text
 
 from spaktok.api.auth import mint_token
 from spaktok.infra import topics
 from spaktok.settings import Settings
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def probe(
