@@ -164,8 +164,12 @@ class OutcomeListener:
         """`raw`: the outcome's JSON, what is remembered (`outcome` goes to the waiters only)."""
         with self._lock:
             self.received += 1
-            self.recent[outcome.correlation_id] = raw
-            self.recent[outcome.command_id] = raw
+            for key in (outcome.correlation_id, outcome.command_id):
+                # a copy of a command decided long ago is answered `noop` ("duplicate of a command
+                # processed earlier"): that must not hide the first decision, which a client's retry
+                # or its status read is answered from (a hidden one left a retrying client in a loop)
+                if outcome.status != "noop" or key not in self.recent:
+                    self.recent[key] = raw
             while len(self.recent) > self.memory:
                 self.recent.popitem(last=False)
             waiters = self._waiters.pop(outcome.correlation_id, [])

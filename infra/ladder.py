@@ -20,6 +20,10 @@ SOURCE = "source"
 AUDIO_KBPS = 96
 MASTER = "index.m3u8"  # the playback URL names it, as it named nginx's single playlist before
 THUMBNAIL = "thumb.jpg"
+# how much of the live input ffprobe and ffmpeg read before starting: they read it in real time, so
+# FFmpeg's default (5 s each) held the first playlist ~9 s after the encoder began; 1 s finds the video
+# and audio of an RTMP publish (~5 s to the first playlist; docs/media.md "Time to the first playlist")
+INPUT_ANALYSIS = ("-analyzeduration", "1000000")
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,7 @@ def ffmpeg_argv(ffmpeg: str, input_url: str, rungs: tuple[Rung, ...], out: Outpu
         graph.append(f"[in{i}]scale=-2:{rung.height},format=yuv420p[v{i}]")
     graph.append(f"[in{len(encoded)}]fps=1/{out.thumbnail_every_s:g},scale=-2:360[thumb]")
     argv = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "info", "-nostats", "-progress", "pipe:1"]
-    argv += ["-i", input_url, "-filter_complex", ";".join(graph)]
+    argv += [*INPUT_ANALYSIS, "-i", input_url, "-filter_complex", ";".join(graph)]
     maps: list[str] = []
     codecs: list[str] = []
     names: list[str] = []

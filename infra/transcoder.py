@@ -37,7 +37,8 @@ _SEGMENT = re.compile(r"#EXTINF:(?P<d>[\d.]+),\s*\n(?P<file>[^\s#]+)")
 
 def probe(ffprobe: str, url: str, timeout_s: float = 15) -> dict[str, Any]:
     """The first video stream's size and profile, and whether there is audio."""
-    argv = [ffprobe, "-v", "error", "-show_entries", "stream=codec_type,width,height,profile,level"]
+    argv = [ffprobe, "-v", "error", *ladder.INPUT_ANALYSIS]
+    argv += ["-show_entries", "stream=codec_type,width,height,profile,level"]
     argv += ["-of", "json", url]
     done = subprocess.run(argv, capture_output=True, timeout=timeout_s, check=False)
     streams = json.loads(done.stdout or b"{}").get("streams", [])

@@ -22,7 +22,7 @@ import mode
 from spaktok.infra.kafka import EventProducer
 from spaktok.processors.webhook_delivery import Deliverer
 from spaktok.projections import postgres
-from spaktok.projections.runner import ProjectionRunner
+from spaktok.projections.runner import BACKGROUND_LINGER_S, ProjectionRunner
 from spaktok.projections.webhook_outbox import WebhookOutbox
 from spaktok.settings import Settings
 
@@ -47,9 +47,10 @@ class WebhookHost:
         self.deliverer = Deliverer(self.settings, engine)
         self._producer = EventProducer(self.settings)  # for undecodable records (dead letters)
         outbox = WebhookOutbox(engine, on_written=self.deliverer.wake)
-        # nobody reads the outbox waiting: at most five batches a second, each one transaction, in
-        # every worker; a record on a quiet log still goes at once (projections/runner.py)
-        self._runner = ProjectionRunner(self.settings, outbox, self._producer, batch_size=500, linger_s=0.2)
+        # nobody reads the outbox waiting, and it runs in every worker
+        self._runner = ProjectionRunner(
+            self.settings, outbox, self._producer, batch_size=500, linger_s=BACKGROUND_LINGER_S
+        )
         self._runner.start()
         started = threading.Event()
         self._thread = threading.Thread(

@@ -33,7 +33,7 @@ from spaktok.projections.notices import (
     message_for,
     push_recipients,
 )
-from spaktok.projections.runner import ProjectionRunner, Record, highest_offsets
+from spaktok.projections.runner import BACKGROUND_LINGER_S, ProjectionRunner, Record, highest_offsets
 from spaktok.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -198,6 +198,6 @@ def notifier_runner(settings: Settings, engine: Engine, producer: EventProducer)
         Notifier(engine, build_provider(settings), attempts=settings.notify_send_attempts),
         producer,
         batch_size=500,
-        linger_s=0.2,  # a push is not awaited to the millisecond: at most five batches a second
+        linger_s=BACKGROUND_LINGER_S,  # a push is not awaited to the millisecond
         subscribe=[topics.NOTIFICATIONS.name],
     )

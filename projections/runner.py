@@ -25,6 +25,9 @@ from spaktok.settings import Settings
 log = logging.getLogger(__name__)
 
 POLL_S = 0.2  # how long one wait for a record lasts before the stop flag is looked at again
+# the linger of consumers nobody reads waiting (the notifier, the webhook outbox): at most five
+# batches a second, each one transaction; a record on a quiet log still goes at once
+BACKGROUND_LINGER_S = 0.2
 
 
 @dataclass(frozen=True, slots=True)

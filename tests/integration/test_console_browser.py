@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from harness import Api, eventually, start_stack, uid
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 from test_live_feed import wait_for_document
 from test_media import broadcast
 from test_money import buy
@@ -65,9 +65,7 @@ class Person:
 
     def open(self) -> Page:
         page = self.context.new_page()
-        page.on(
-            "console", lambda m: self.errors.append(f"{page.url}: {m.text}") if m.type == "error" else None
-        )
+        page.on("console", lambda m: self.errors.append(_error_of(page, m)) if m.type == "error" else None)
         page.on("pageerror", lambda e: self.errors.append(f"{page.url}: {e}"))
         return page
 
@@ -101,6 +99,12 @@ class Person:
             if not (expected and "Failed to load resource" in e and any(x in e for x in expected))
         ]
         assert not errors, f"console errors at {self.user_id}'s browser: {errors}"
+
+
+def _error_of(page: Page, message: ConsoleMessage) -> str:
+    """The page, the message and where it came from: for "Failed to load resource", the resource."""
+    source = message.location.get("url") or "?"
+    return f"{page.url}: {message.text} (at {source})"
 
 
 @pytest.fixture

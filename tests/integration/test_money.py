@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -328,3 +329,33 @@ def test_one_intent_is_one_transaction_id_and_the_receipts_reconcile(
 def _receipt(tx: str, kind: str, coins: int, status: str, user_id: str) -> str:
     fields = {"transactionId": tx, "kind": kind, "coins": coins, "status": status, "userId": user_id}
     return json.dumps(fields) + "\n"
+
+
+def test_a_late_retry_gets_the_first_answer_after_the_stream_forgot_it(user: Callable[..., Api]) -> None:
+    """A stream keeps the full answers of its newest 32 commands; a copy of an older gift (a late
+    retry, a redelivery after a crash) it answers `noop` ("duplicate"). That noop must not replace
+    the gift's answer: every later retry still says taken, with the first
+    transaction, and the coins moved once. (A client in test_money_faults.py, retrying until it had
+    an answer, looped forever on the "duplicate" answer the noop used to cause.)"""
+    host_id, fan_id, crowd_id = uid("host"), uid("fan"), uid("crowd")
+    host, fan, crowd = user(host_id), user(fan_id), user(crowd_id)
+    admin = user(uid("admin"), roles=["admin"])
+    sid = host.post("/v1/streams", json={"title": "Late retry", "category": "talk"}).json()["streamId"]
+    wait_for_document(host, sid)
+    buy(admin, fan_id, 100)
+    buy(admin, crowd_id, 100)
+    keyed = {"Idempotency-Key": "late-retry"}
+    first = fan.post(f"/v1/streams/{sid}/gifts", json={"giftId": "rose"}, headers=keyed)
+    assert first.status_code == 200, first.text
+    for n in range(40):  # the stream decides more commands than it keeps answers for
+        other = crowd.post(
+            f"/v1/streams/{sid}/gifts", json={"giftId": "rose"}, headers={"Idempotency-Key": f"c{n}"}
+        )
+        assert other.status_code == 200, other.text
+    answers = []
+    for _ in range(6):  # each retry sends a copy, which the stream now answers `noop`
+        retry = fan.post(f"/v1/streams/{sid}/gifts", json={"giftId": "rose"}, headers=keyed)
+        answers.append((retry.status_code, retry.json().get("giftTx")))
+        time.sleep(0.5)
+    assert answers == [(200, first.json()["giftTx"])] * 6, answers
+    balance(fan, 99)

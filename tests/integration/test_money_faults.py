@@ -30,6 +30,7 @@ from spaktok.settings import Settings
 
 SENDERS = 40
 GIFTS_PER_SENDER = 60  # 2,400 sends, most of several gifts
+TRAFFIC_DEADLINE_S = 300  # ~60 s here; a send still undecided after this is a lost command, reported
 CATALOG = load_catalog()
 GIFT_CHOICES = ("rose", "finger-heart", "perfume", "doughnut", "hand-hearts")
 
@@ -121,6 +122,8 @@ def test_gift_saga_survives_kills_duplicates_and_retries(fault_stack: DevStack) 
     told: dict[str, tuple[str, str, int, int, str]] = {}  # key -> (sender, stream, gifts, coins, outcome)
     lock = threading.Lock()
     retries = Counter[str]()
+    undecided: dict[str, str] = {}  # key -> the last answer, for sends the deadline found undecided
+    deadline = time.monotonic() + TRAFFIC_DEADLINE_S
 
     def outcome_of(api: Api, response: httpx.Response) -> str | None:
         """'taken', a problem slug, or None while undecided (202 → ask the status URL)."""
@@ -154,17 +157,22 @@ def test_gift_saga_survives_kills_duplicates_and_retries(fault_stack: DevStack) 
             gift = rng.choice(GIFT_CHOICES)
             count = rng.randint(1, 3)
             key = f"{sender}-{g}"
-            outcome = None
+            outcome, last = None, "no answer yet"
             while outcome is None:  # a client retries with the same key until it has an answer
+                if time.monotonic() > deadline:
+                    with lock:
+                        undecided[key] = last
+                    return
                 try:
                     response = api.post(
                         f"/v1/streams/{sid}/gifts",
                         json={"giftId": gift, "count": count},
                         headers={"Idempotency-Key": key},
                     )
+                    last = f"{response.status_code} {response.text[:200]}"
                     outcome = outcome_of(api, response)
-                except httpx.TransportError:
-                    outcome = None
+                except httpx.TransportError as exc:
+                    last, outcome = repr(exc), None
                 if outcome is None:
                     with lock:
                         retries["undecided"] += 1
@@ -207,6 +215,7 @@ def test_gift_saga_survives_kills_duplicates_and_retries(fault_stack: DevStack) 
             future.result()
     injector.stop.set()
     injector.thread.join(15)
+    assert not undecided, _lost_commands_report(stack, undecided)
 
     outcomes = Counter(outcome for *_, outcome in told.values())
     assert len(told) == SENDERS * GIFTS_PER_SENDER
@@ -263,3 +272,18 @@ def test_gift_saga_survives_kills_duplicates_and_retries(fault_stack: DevStack) 
         assert (doc["gifts"], doc["giftRevenue"]) == (stream_gifts[sid], stream_revenue[sid]), sid
     summary = f"sends {len(told)}: {dict(outcomes)}; injected {injector.injected}; retries {dict(retries)}"
     print(summary)  # noqa: T201 - shown with -s: what the run went through
+
+
+def _lost_commands_report(stack: DevStack, undecided: dict[str, str]) -> str:
+    """What a reader needs when sends stayed undecided: which, their last answer, the processes'
+    state and the end of each worker's log (the data folder is kept with SPAKTOK_KEEP_TEST_DATA=1)."""
+    lines = [f"{len(undecided)} sends undecided after {TRAFFIC_DEADLINE_S} s, e.g.:"]
+    lines += [f"  {key}: {answer}" for key, answer in list(undecided.items())[:5]]
+    for name, proc in stack.processes.items():
+        state = "running" if proc.poll() is None else f"exited {proc.returncode}"
+        lines.append(f"{name}: pid {proc.pid}, {state}")
+    for name in stack.worker_names():
+        log = stack.log_dir / f"{name}.log"
+        if log.exists():
+            lines.append(f"--- end of {log} ---\n{log.read_text(errors='replace')[-4000:]}")
+    return "\n".join(lines)

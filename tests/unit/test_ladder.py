@@ -53,6 +53,7 @@ def test_ffmpeg_makes_one_variant_per_rung_and_a_thumbnail(tmp_path: Path) -> No
     assert (
         argv[argv.index("-var_stream_map") + 1] == "v:0,a:0,name:source v:1,a:1,name:480p v:2,a:2,name:360p"
     )
+    assert argv[argv.index("-i") - 2 : argv.index("-i")] == ["-analyzeduration", "1000000"]  # not 5 s
     graph = argv[argv.index("-filter_complex") + 1]
     assert "showinfo=checksum=0" in graph and "scale=-2:480" in graph and "scale=-2:360" in graph
     assert "fps=1/10" in graph and argv[-1] == str(tmp_path / ladder.THUMBNAIL)

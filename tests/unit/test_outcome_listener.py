@@ -130,3 +130,21 @@ def test_a_command_not_decided_in_time_is_none_and_its_waiter_forgotten() -> Non
 
     asyncio.run(scenario())
     assert bus.actors_of("k1") == frozenset({"ann"})
+
+
+def test_a_duplicates_noop_never_hides_the_first_decision() -> None:
+    """A copy of a gift decided long ago (a redelivery after a crash, a duplicated record) is answered
+    `noop`; a retry with the same Idempotency-Key, or the status URL, must still get the gift as
+    taken. Before, the noop replaced it and a retrying client got "duplicate" forever."""
+    listener = OutcomeListener(Settings())
+    taken = Outcome(
+        command_id="c9", correlation_id="c9", command_type="wallets.SendGift", aggregate_id="a",
+        status="accepted", events=[{"type": "streams.GiftReceived", "sequence": 4, "payload": {}}],
+    )  # fmt: skip
+    copy = Outcome(**{**outcome("c9"), "detail": "duplicate of a command processed earlier"})
+    for decided in (taken, copy):
+        listener._deliver(Record(decided.model_dump_json().encode()))  # type: ignore[arg-type]
+    assert listener.recall("c9") == taken and listener.received == 2
+    first_noop = outcome("c10")  # a noop that is the first answer (joining twice) is remembered
+    listener._deliver(Record(orjson.dumps(first_noop)))  # type: ignore[arg-type]
+    assert listener.recall("c10") is not None and listener.recall("c10").status == "noop"  # type: ignore[union-attr]
