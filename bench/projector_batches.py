@@ -30,6 +30,7 @@ from load import cpu_seconds
 from replay import Log, generate
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import event
 
 from spaktok.events.envelope import decode_projectable
 from spaktok.infra.devstack import DevStack, free_port
@@ -84,10 +85,13 @@ def measure(size: int, batch: list[Record]) -> dict[str, float]:
         projector = PostgresStreamsProjector(engine)
         projector.apply(batch[:WARM_UP], {})
         timed = batch[WARM_UP:]
+        sent = [0]  # statements the projector sent (BEGIN and COMMIT are not among them)
+        event.listen(engine, "before_cursor_execute", lambda *_: sent.__setitem__(0, sent[0] + 1))
         cpu, pg, wall = time.process_time(), postgres_cpu(stack), time.perf_counter()
         rows = sum(projector.apply(timed[i : i + size], {}) for i in range(0, len(timed), size))
         cpu, pg = time.process_time() - cpu, postgres_cpu(stack) - pg
         wall = time.perf_counter() - wall
+        batches = -(-len(timed) // size)
         engine.dispose()
     finally:
         stack.stop()
@@ -99,6 +103,7 @@ def measure(size: int, batch: list[Record]) -> dict[str, float]:
         "projector_us_per_record": cpu / n * 1e6,
         "postgres_us_per_record": pg / n * 1e6,
         "wall_us_per_record": wall / n * 1e6,
+        "statements_per_batch": sent[0] / batches,
     }
 
 
@@ -122,6 +127,7 @@ def main() -> None:
         "projector CPU µs/record",
         "Postgres CPU µs/record",
         "wall µs/record",
+        "statements/batch",
         "rows",
     ):
         table.add_column(column, justify="right")
@@ -131,6 +137,7 @@ def main() -> None:
             f"{r['projector_us_per_record']:,.0f}",
             f"{r['postgres_us_per_record']:,.0f}",
             f"{r['wall_us_per_record']:,.0f}",
+            f"{r['statements_per_batch']:,.1f}",
             f"{r['rows']:,}",
         )
     console.print(table)

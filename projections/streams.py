@@ -374,9 +374,7 @@ class PostgresStreamsProjector:
                     handler = HANDLERS.get(env.type)
                     if handler is not None:
                         rows += handler(conn, env)
-            postgres.save_checkpoints(conn, self.name, records, skipped)
-            if fresh:
-                postgres.add_progress(conn, self.name, len(fresh), rows)
+            postgres.save_checkpoints(conn, self.name, records, skipped, len(fresh), rows)
         return rows
 
 

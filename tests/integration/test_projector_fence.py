@@ -89,3 +89,33 @@ def test_two_owners_applying_at_once_take_turns(pg: Engine) -> None:
     thread.join(10)
     assert claimed_by_second == []
     assert checkpoint(pg, projection) == 9
+
+
+def event(aggregate_id: str, sequence: int) -> Record:
+    envelope = records(0, 0)[0].envelope.model_copy(
+        update={"aggregate_id": aggregate_id, "sequence": sequence}
+    )
+    return Record(TOPIC, 0, sequence, envelope)
+
+
+def test_events_at_or_below_the_stored_position_are_dropped_within_and_across_batches(pg: Engine) -> None:
+    """`fresh_records` reads the stored positions and stores the batch's newest in one statement: what
+    it compares with must be the positions as they were before this batch."""
+    projection = uid("positions")
+
+    def fresh(batch: list[Record]) -> list[tuple[str, int]]:
+        with pg.begin() as conn:
+            kept = postgres.fresh_records(conn, projection, batch)
+        return [(r.envelope.aggregate_id, r.envelope.sequence) for r in kept]
+
+    first = [event("st_a", 1), event("st_a", 2), event("st_a", 2), event("st_b", 1)]
+    assert fresh(first) == [("st_a", 1), ("st_a", 2), ("st_b", 1)]  # the copy of 2 in the batch: dropped
+    again = [event("st_a", 2), event("st_a", 3), event("st_b", 1), event("st_b", 2)]  # re-emitted 2, 1
+    assert fresh(again) == [("st_a", 3), ("st_b", 2)]
+    assert fresh([event("st_a", 1), event("st_b", 2)]) == []
+    with pg.connect() as conn:
+        stored = conn.execute(
+            text("SELECT aggregate_id, sequence FROM projection_positions WHERE projection = :p"),
+            {"p": projection},
+        )
+        assert sorted(stored) == [("stream:st_a", 3), ("stream:st_b", 2)]
