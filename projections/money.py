@@ -257,7 +257,9 @@ BATCH_HANDLERS: dict[str, BatchHandler] = {
 }
 
 
-def _one(batch: BatchHandler) -> Callable[[Connection, Envelope], int]:
+def one_at_a_time(batch: BatchHandler) -> Callable[[Connection, Envelope], int]:
+    """A batch handler as the handler of one event (outside a run, and for the replay)."""
+
     def handle(conn: Connection, env: Envelope) -> int:
         return batch(conn, [env])
 
@@ -265,7 +267,7 @@ def _one(batch: BatchHandler) -> Callable[[Connection, Envelope], int]:
 
 
 HANDLERS: dict[str, Callable[[Connection, Envelope], int]] = {
-    **{kind: _one(batch) for kind, batch in BATCH_HANDLERS.items()},
+    **{kind: one_at_a_time(batch) for kind, batch in BATCH_HANDLERS.items()},
     "earnings.PayoutRequested": _payout_event,
     "earnings.PayoutCompleted": _payout_event,
     "earnings.PayoutFailed": _payout_event,

@@ -156,7 +156,7 @@ def _shard_heartbeats(store: RowStore, env: Envelope) -> int:
 
 
 def _comment(store: RowStore, env: Envelope) -> int:
-    """streams._comment: the comment (if new), the viewer's count, the stream's count."""
+    """streams._comments: the comment (if new), the viewer's count, the stream's count."""
     e: Any = env.event()
     if store.get("stream_comments", (e.comment_id,)) is None:
         store.new(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 
 import orjson
@@ -162,39 +163,50 @@ def _shard_heartbeats(conn: Connection, env: Envelope) -> int:
     return len(e.beats)
 
 
-def _comment(conn: Connection, env: Envelope) -> int:
-    e = env.event()
-    assert isinstance(e, CommentPosted)
-    conn.execute(
-        text(
-            """INSERT INTO stream_comments (comment_id, stream_id, user_id, username, user_profile_image,
-                text, type, "timestamp", sequence)
-            VALUES (:c, :s, :u, :name, :img, :text, :type, :at, :seq) ON CONFLICT (comment_id) DO NOTHING"""
-        ),
-        {
-            "c": e.comment_id,
-            "s": env.aggregate_id,
-            "u": e.user_id,
-            "name": e.username,
-            "img": e.user_profile_image,
-            "text": e.text,
-            "type": e.comment_type,
-            "at": e.posted_at,
-            "seq": env.sequence,
-        },
-    )
-    conn.execute(
-        text(
-            "UPDATE stream_viewers SET comments_posted = comments_posted + 1 "
-            "WHERE stream_id = :s AND user_id = :u"
-        ),
-        {"s": env.aggregate_id, "u": e.user_id},
-    )
-    conn.execute(
-        text("UPDATE live_streams SET comments = :n, last_updated = :at WHERE stream_id = :s"),
-        {"s": env.aggregate_id, "n": e.comments, "at": e.posted_at},
-    )
-    return 3
+_INSERT_COMMENT = text(
+    """INSERT INTO stream_comments (comment_id, stream_id, user_id, username, user_profile_image,
+        text, type, "timestamp", sequence)
+    VALUES (:c, :s, :u, :name, :img, :text, :type, :at, :seq) ON CONFLICT (comment_id) DO NOTHING"""
+)
+_COUNT_COMMENTS_POSTED = text(
+    "UPDATE stream_viewers SET comments_posted = comments_posted + :k WHERE stream_id = :s AND user_id = :u"
+)
+_STREAM_COMMENTS = text("UPDATE live_streams SET comments = :n, last_updated = :at WHERE stream_id = :s")
+
+
+def _comments(conn: Connection, envs: list[Envelope]) -> int:
+    """A run of consecutive comments, one statement per table (psycopg pipelines the rows): the
+    comments in order, each commenter's count once with the run's sum, each stream's total once
+    with its last value (the event carries the running total). A chat storm is mostly such runs."""
+    comments: list[dict[str, object]] = []
+    posted: Counter[tuple[str, str]] = Counter()
+    totals: dict[str, dict[str, object]] = {}
+    for env in envs:
+        e = env.event()
+        assert isinstance(e, CommentPosted)
+        comments.append(
+            {
+                "c": e.comment_id,
+                "s": env.aggregate_id,
+                "u": e.user_id,
+                "name": e.username,
+                "img": e.user_profile_image,
+                "text": e.text,
+                "type": e.comment_type,
+                "at": e.posted_at,
+                "seq": env.sequence,
+            }
+        )
+        posted[(env.aggregate_id, e.user_id)] += 1
+        totals[env.aggregate_id] = {"s": env.aggregate_id, "n": e.comments, "at": e.posted_at}
+    conn.execute(_INSERT_COMMENT, comments)
+    conn.execute(_COUNT_COMMENTS_POSTED, [{"s": s, "u": u, "k": k} for (s, u), k in posted.items()])
+    conn.execute(_STREAM_COMMENTS, list(totals.values()))
+    return 3 * len(envs)
+
+
+# runs of consecutive events of these kinds are written one statement per table (`_runs`)
+BATCH_HANDLERS: dict[str, money.BatchHandler] = {**money.BATCH_HANDLERS, "streams.CommentPosted": _comments}
 
 
 UPDATABLE_COLUMNS = {  # event field -> live_streams column; nothing else can be set this way
@@ -328,7 +340,7 @@ HANDLERS: dict[str, Handler] = chat_history.with_system_messages(
         "streams.ViewerJoined": _joined,
         "streams.ViewerLeft": _left,
         "streams.HeartbeatsRecorded": _heartbeats,
-        "streams.CommentPosted": _comment,
+        "streams.CommentPosted": money.one_at_a_time(_comments),
         "streams.LikesRecorded": _likes,
         "streams.ShardLikesFolded": _shard_likes_folded,
         "stream_shards.ShardLikesRecorded": _shard_likes,
@@ -387,7 +399,7 @@ def _runs(records: list[Record]) -> list[tuple[money.BatchHandler | None, list[E
     runs: list[tuple[money.BatchHandler | None, list[Envelope]]] = []
     for record in records:
         env = record.envelope
-        batch = money.BATCH_HANDLERS.get(env.type)
+        batch = BATCH_HANDLERS.get(env.type)
         if batch is not None and runs and runs[-1][0] is batch:
             runs[-1][1].append(env)
         else:
