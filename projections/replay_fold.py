@@ -69,7 +69,7 @@ def _started(store: RowStore, env: Envelope) -> int:
 
 
 def _joined(store: RowStore, env: Envelope) -> int:
-    """streams._joined: upsert the viewer, then the stream's counters."""
+    """streams._joins: upsert the viewer, then the stream's counters."""
     e: Any = env.event()
     key = (env.aggregate_id, e.user_id)
     row = store.get("stream_viewers", key)

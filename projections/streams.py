@@ -61,40 +61,42 @@ def _started(conn: Connection, env: Envelope) -> int:
     return 1
 
 
-def _joined(conn: Connection, env: Envelope) -> int:
-    e = env.event()
-    assert isinstance(e, ViewerJoined)
-    conn.execute(
-        text(
-            """INSERT INTO stream_viewers (stream_id, user_id, username, user_profile_image, joined_at,
-                is_active, last_heartbeat)
-            VALUES (:s, :u, :name, :img, :at, true, :at)
-            ON CONFLICT (stream_id, user_id) DO UPDATE SET is_active = true, joined_at = :at, left_at = NULL,
-                last_heartbeat = GREATEST(stream_viewers.last_heartbeat, :at), username = :name,
-                user_profile_image = :img"""
-        ),
-        {
-            "s": env.aggregate_id,
-            "u": e.user_id,
-            "name": e.username,
-            "img": e.user_profile_image,
-            "at": e.joined_at,
-        },
-    )
-    conn.execute(
-        text(
-            "UPDATE live_streams SET viewer_count = :v, peak_viewer_count = :p, total_views = :t, "
-            "last_updated = :at WHERE stream_id = :s"
-        ),
-        {
-            "s": env.aggregate_id,
+_UPSERT_VIEWER = text(
+    """INSERT INTO stream_viewers (stream_id, user_id, username, user_profile_image, joined_at,
+        is_active, last_heartbeat)
+    VALUES (:s, :u, :name, :img, :at, true, :at)
+    ON CONFLICT (stream_id, user_id) DO UPDATE SET is_active = true, joined_at = :at, left_at = NULL,
+        last_heartbeat = GREATEST(stream_viewers.last_heartbeat, :at), username = :name,
+        user_profile_image = :img"""
+)
+_STREAM_AUDIENCE = text(
+    "UPDATE live_streams SET viewer_count = :v, peak_viewer_count = :p, total_views = :t, "
+    "last_updated = :at WHERE stream_id = :s"
+)
+
+
+def _joins(conn: Connection, envs: list[Envelope]) -> int:
+    """A run of consecutive joins (a join storm), one statement per table: the viewers in order,
+    each stream's audience once with its last figures (each event carries the running figures)."""
+    viewers: list[dict[str, object]] = []
+    audience: dict[str, dict[str, object]] = {}
+    for env in envs:
+        e = env.event()
+        assert isinstance(e, ViewerJoined)
+        s = env.aggregate_id
+        viewers.append(
+            {"s": s, "u": e.user_id, "name": e.username, "img": e.user_profile_image, "at": e.joined_at}
+        )
+        audience[s] = {
+            "s": s,
             "v": e.viewer_count,
             "p": e.peak_viewer_count,
             "t": e.total_views,
             "at": e.joined_at,
-        },
-    )
-    return 2
+        }
+    conn.execute(_UPSERT_VIEWER, viewers)
+    conn.execute(_STREAM_AUDIENCE, list(audience.values()))
+    return 2 * len(envs)
 
 
 def _left(conn: Connection, env: Envelope) -> int:
@@ -206,7 +208,11 @@ def _comments(conn: Connection, envs: list[Envelope]) -> int:
 
 
 # runs of consecutive events of these kinds are written one statement per table (`_runs`)
-BATCH_HANDLERS: dict[str, money.BatchHandler] = {**money.BATCH_HANDLERS, "streams.CommentPosted": _comments}
+BATCH_HANDLERS: dict[str, money.BatchHandler] = {
+    **money.BATCH_HANDLERS,
+    "streams.ViewerJoined": _joins,
+    "streams.CommentPosted": _comments,
+}
 
 
 UPDATABLE_COLUMNS = {  # event field -> live_streams column; nothing else can be set this way
@@ -337,7 +343,7 @@ def _ended(conn: Connection, env: Envelope) -> int:
 HANDLERS: dict[str, Handler] = chat_history.with_system_messages(
     {
         "streams.StreamStarted": _started,
-        "streams.ViewerJoined": _joined,
+        "streams.ViewerJoined": money.one_at_a_time(_joins),
         "streams.ViewerLeft": _left,
         "streams.HeartbeatsRecorded": _heartbeats,
         "streams.CommentPosted": money.one_at_a_time(_comments),
