@@ -69,7 +69,7 @@ def _started(store: RowStore, env: Envelope) -> int:
 
 
 def _joined(store: RowStore, env: Envelope) -> int:
-    """streams._joins: upsert the viewer, then the stream's counters."""
+    """stream_runs.joins: upsert the viewer, then the stream's counters."""
     e: Any = env.event()
     key = (env.aggregate_id, e.user_id)
     row = store.get("stream_viewers", key)
@@ -156,7 +156,7 @@ def _shard_heartbeats(store: RowStore, env: Envelope) -> int:
 
 
 def _comment(store: RowStore, env: Envelope) -> int:
-    """streams._comments: the comment (if new), the viewer's count, the stream's count."""
+    """stream_runs.comments: the comment (if new), the viewer's count, the stream's count."""
     e: Any = env.event()
     if store.get("stream_comments", (e.comment_id,)) is None:
         store.new(

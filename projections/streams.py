@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 
 import orjson
@@ -13,7 +12,6 @@ from spaktok.events.stream_shards import ShardHeartbeatsRecorded, ShardLikesReco
 from spaktok.events.streams import (
     CommentDeleted,
     CommentPinned,
-    CommentPosted,
     CommentUnpinned,
     HeartbeatsRecorded,
     LikesRecorded,
@@ -21,7 +19,6 @@ from spaktok.events.streams import (
     StreamEnded,
     StreamStarted,
     StreamUpdated,
-    ViewerJoined,
     ViewerLeft,
 )
 from spaktok.projections import (
@@ -34,6 +31,7 @@ from spaktok.projections import (
     money,
     postgres,
     social,
+    stream_runs,
 )
 from spaktok.projections.runner import Record
 
@@ -59,44 +57,6 @@ def _started(conn: Connection, env: Envelope) -> int:
     params["location"] = orjson.dumps(e.location).decode() if e.location is not None else None
     conn.execute(INSERT_STREAM, params)
     return 1
-
-
-_UPSERT_VIEWER = text(
-    """INSERT INTO stream_viewers (stream_id, user_id, username, user_profile_image, joined_at,
-        is_active, last_heartbeat)
-    VALUES (:s, :u, :name, :img, :at, true, :at)
-    ON CONFLICT (stream_id, user_id) DO UPDATE SET is_active = true, joined_at = :at, left_at = NULL,
-        last_heartbeat = GREATEST(stream_viewers.last_heartbeat, :at), username = :name,
-        user_profile_image = :img"""
-)
-_STREAM_AUDIENCE = text(
-    "UPDATE live_streams SET viewer_count = :v, peak_viewer_count = :p, total_views = :t, "
-    "last_updated = :at WHERE stream_id = :s"
-)
-
-
-def _joins(conn: Connection, envs: list[Envelope]) -> int:
-    """A run of consecutive joins (a join storm), one statement per table: the viewers in order,
-    each stream's audience once with its last figures (each event carries the running figures)."""
-    viewers: list[dict[str, object]] = []
-    audience: dict[str, dict[str, object]] = {}
-    for env in envs:
-        e = env.event()
-        assert isinstance(e, ViewerJoined)
-        s = env.aggregate_id
-        viewers.append(
-            {"s": s, "u": e.user_id, "name": e.username, "img": e.user_profile_image, "at": e.joined_at}
-        )
-        audience[s] = {
-            "s": s,
-            "v": e.viewer_count,
-            "p": e.peak_viewer_count,
-            "t": e.total_views,
-            "at": e.joined_at,
-        }
-    conn.execute(_UPSERT_VIEWER, viewers)
-    conn.execute(_STREAM_AUDIENCE, list(audience.values()))
-    return 2 * len(envs)
 
 
 def _left(conn: Connection, env: Envelope) -> int:
@@ -165,54 +125,8 @@ def _shard_heartbeats(conn: Connection, env: Envelope) -> int:
     return len(e.beats)
 
 
-_INSERT_COMMENT = text(
-    """INSERT INTO stream_comments (comment_id, stream_id, user_id, username, user_profile_image,
-        text, type, "timestamp", sequence)
-    VALUES (:c, :s, :u, :name, :img, :text, :type, :at, :seq) ON CONFLICT (comment_id) DO NOTHING"""
-)
-_COUNT_COMMENTS_POSTED = text(
-    "UPDATE stream_viewers SET comments_posted = comments_posted + :k WHERE stream_id = :s AND user_id = :u"
-)
-_STREAM_COMMENTS = text("UPDATE live_streams SET comments = :n, last_updated = :at WHERE stream_id = :s")
-
-
-def _comments(conn: Connection, envs: list[Envelope]) -> int:
-    """A run of consecutive comments, one statement per table (psycopg pipelines the rows): the
-    comments in order, each commenter's count once with the run's sum, each stream's total once
-    with its last value (the event carries the running total). A chat storm is mostly such runs."""
-    comments: list[dict[str, object]] = []
-    posted: Counter[tuple[str, str]] = Counter()
-    totals: dict[str, dict[str, object]] = {}
-    for env in envs:
-        e = env.event()
-        assert isinstance(e, CommentPosted)
-        comments.append(
-            {
-                "c": e.comment_id,
-                "s": env.aggregate_id,
-                "u": e.user_id,
-                "name": e.username,
-                "img": e.user_profile_image,
-                "text": e.text,
-                "type": e.comment_type,
-                "at": e.posted_at,
-                "seq": env.sequence,
-            }
-        )
-        posted[(env.aggregate_id, e.user_id)] += 1
-        totals[env.aggregate_id] = {"s": env.aggregate_id, "n": e.comments, "at": e.posted_at}
-    conn.execute(_INSERT_COMMENT, comments)
-    conn.execute(_COUNT_COMMENTS_POSTED, [{"s": s, "u": u, "k": k} for (s, u), k in posted.items()])
-    conn.execute(_STREAM_COMMENTS, list(totals.values()))
-    return 3 * len(envs)
-
-
 # runs of consecutive events of these kinds are written one statement per table (`_runs`)
-BATCH_HANDLERS: dict[str, money.BatchHandler] = {
-    **money.BATCH_HANDLERS,
-    "streams.ViewerJoined": _joins,
-    "streams.CommentPosted": _comments,
-}
+BATCH_HANDLERS: dict[str, money.BatchHandler] = {**money.BATCH_HANDLERS, **stream_runs.BATCH_HANDLERS}
 
 
 UPDATABLE_COLUMNS = {  # event field -> live_streams column; nothing else can be set this way
@@ -343,10 +257,10 @@ def _ended(conn: Connection, env: Envelope) -> int:
 HANDLERS: dict[str, Handler] = chat_history.with_system_messages(
     {
         "streams.StreamStarted": _started,
-        "streams.ViewerJoined": money.one_at_a_time(_joins),
+        "streams.ViewerJoined": money.one_at_a_time(stream_runs.joins),
         "streams.ViewerLeft": _left,
         "streams.HeartbeatsRecorded": _heartbeats,
-        "streams.CommentPosted": money.one_at_a_time(_comments),
+        "streams.CommentPosted": money.one_at_a_time(stream_runs.comments),
         "streams.LikesRecorded": _likes,
         "streams.ShardLikesFolded": _shard_likes_folded,
         "stream_shards.ShardLikesRecorded": _shard_likes,
