@@ -17,6 +17,7 @@ from spaktok.events.envelope import Envelope
 from spaktok.events.streams import GiftReceived
 from spaktok.events.wallets import CoinsPurchased, GiftDebited, GiftRefunded
 from spaktok.projections import chat_history
+from spaktok.projections.stretches import BatchHandler
 
 _WALLET = text(
     "INSERT INTO wallets (user_id, balance, purchased, spent, refunded, updated_at) "
@@ -243,8 +244,6 @@ def _payout_event(conn: Connection, env: Envelope) -> int:
     conn.execute(_HISTORY, history)
     return 3
 
-
-BatchHandler = Callable[[Connection, list[Envelope]], int]
 
 # the hot path of a gift: a run of consecutive events of one of these kinds is written with one
 # statement per table (psycopg pipelines the rows) instead of one round trip per row

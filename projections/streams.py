@@ -13,13 +13,10 @@ from spaktok.events.streams import (
     CommentDeleted,
     CommentPinned,
     CommentUnpinned,
-    HeartbeatsRecorded,
-    LikesRecorded,
     ShardLikesFolded,
     StreamEnded,
     StreamStarted,
     StreamUpdated,
-    ViewerLeft,
 )
 from spaktok.projections import (
     battles,
@@ -32,6 +29,7 @@ from spaktok.projections import (
     postgres,
     social,
     stream_runs,
+    stretches,
 )
 from spaktok.projections.runner import Record
 
@@ -59,50 +57,6 @@ def _started(conn: Connection, env: Envelope) -> int:
     return 1
 
 
-def _left(conn: Connection, env: Envelope) -> int:
-    e = env.event()
-    assert isinstance(e, ViewerLeft)
-    conn.execute(
-        text(
-            "UPDATE stream_viewers SET is_active = false, left_at = :at, watch_time = :w "
-            "WHERE stream_id = :s AND user_id = :u"
-        ),
-        {"s": env.aggregate_id, "u": e.user_id, "at": e.left_at, "w": e.watch_time},
-    )
-    conn.execute(
-        text("UPDATE live_streams SET viewer_count = :v, last_updated = :at WHERE stream_id = :s"),
-        {"s": env.aggregate_id, "v": e.viewer_count, "at": e.left_at},
-    )
-    return 2
-
-
-UPDATE_HEARTBEATS = text(
-    """UPDATE stream_viewers AS v SET last_heartbeat = GREATEST(v.last_heartbeat, b.at)
-    FROM unnest(CAST(:users AS text[]), CAST(:ats AS timestamptz[])) AS b(user_id, at)
-    WHERE v.stream_id = :s AND v.user_id = b.user_id AND v.is_active"""
-)
-
-# the users of one event are distinct, so one upsert may touch each row only once, as Postgres requires
-UPSERT_LIKES = text(
-    """INSERT INTO stream_likes (stream_id, user_id, like_count, "timestamp")
-    SELECT :s, l.user_id, l.taps, :at
-    FROM unnest(CAST(:users AS text[]), CAST(:counts AS bigint[])) AS l(user_id, taps)
-    ON CONFLICT (stream_id, user_id) DO UPDATE
-    SET like_count = stream_likes.like_count + EXCLUDED.like_count, "timestamp" = EXCLUDED."timestamp" """
-)
-
-
-def _heartbeats(conn: Connection, env: Envelope) -> int:
-    e = env.event()
-    assert isinstance(e, HeartbeatsRecorded)
-    # one statement for the whole batch of beats (a row-per-statement executemany was 30x slower)
-    conn.execute(
-        UPDATE_HEARTBEATS,
-        {"s": env.aggregate_id, "users": list(e.beats), "ats": list(e.beats.values())},
-    )
-    return len(e.beats)
-
-
 # A hot stream's beats come on its shards' topic, so they may be projected before the viewer's join
 # (read from the stream's topic) or after their leave, live under lag and in any order by a replay.
 # Every write of last_heartbeat is a maximum, and a beat ahead of its join leaves a placeholder row
@@ -125,7 +79,7 @@ def _shard_heartbeats(conn: Connection, env: Envelope) -> int:
     return len(e.beats)
 
 
-# runs of consecutive events of these kinds are written one statement per table (`_runs`)
+# each one's events of a stretch of the batch are written one statement per table (projections/stretches.py)
 BATCH_HANDLERS: dict[str, money.BatchHandler] = {**money.BATCH_HANDLERS, **stream_runs.BATCH_HANDLERS}
 
 
@@ -189,31 +143,12 @@ def _comment_unpinned(conn: Connection, env: Envelope) -> int:
     return result.rowcount or 0
 
 
-def _likes(conn: Connection, env: Envelope) -> int:
-    e = env.event()
-    assert isinstance(e, LikesRecorded)
-    conn.execute(
-        UPSERT_LIKES,
-        {
-            "s": env.aggregate_id,
-            "users": list(e.likes),
-            "counts": list(e.likes.values()),
-            "at": e.recorded_at,
-        },
-    )
-    conn.execute(
-        text("UPDATE live_streams SET likes = :n, last_updated = :at WHERE stream_id = :s"),
-        {"s": env.aggregate_id, "n": e.total_likes, "at": e.recorded_at},
-    )
-    return len(e.likes) + 1
-
-
 def _shard_likes(conn: Connection, env: Envelope) -> int:
     """Who liked a hot stream, counted by its shards; the stream's total comes with the fold below."""
     e = env.event()
     assert isinstance(e, ShardLikesRecorded)
     params = {"s": e.stream_id, "users": list(e.likes), "counts": list(e.likes.values()), "at": e.recorded_at}
-    conn.execute(UPSERT_LIKES, params)
+    conn.execute(stream_runs.UPSERT_LIKES, params)
     return len(e.likes)
 
 
@@ -258,10 +193,10 @@ HANDLERS: dict[str, Handler] = chat_history.with_system_messages(
     {
         "streams.StreamStarted": _started,
         "streams.ViewerJoined": money.one_at_a_time(stream_runs.joins),
-        "streams.ViewerLeft": _left,
-        "streams.HeartbeatsRecorded": _heartbeats,
+        "streams.ViewerLeft": money.one_at_a_time(stream_runs.leaves),
+        "streams.HeartbeatsRecorded": money.one_at_a_time(stream_runs.heartbeats),
         "streams.CommentPosted": money.one_at_a_time(stream_runs.comments),
-        "streams.LikesRecorded": _likes,
+        "streams.LikesRecorded": money.one_at_a_time(stream_runs.likes),
         "streams.ShardLikesFolded": _shard_likes_folded,
         "stream_shards.ShardLikesRecorded": _shard_likes,
         "stream_shards.ShardHeartbeatsRecorded": _shard_heartbeats,
@@ -298,7 +233,10 @@ class PostgresStreamsProjector:
             postgres.live_lock(conn)
             claimed = postgres.claim_records(conn, self.name, records)
             fresh = postgres.fresh_records(conn, self.name, claimed)
-            for batch, run in _runs(fresh):
+            runs = stretches.plan(
+                [r.envelope for r in fresh], BATCH_HANDLERS, stream_runs.footprint, stream_runs.stream_figures
+            )
+            for batch, run in runs:
                 if batch is not None:
                     rows += batch(conn, run)
                     continue
@@ -308,20 +246,3 @@ class PostgresStreamsProjector:
                         rows += handler(conn, env)
             postgres.save_checkpoints(conn, self.name, records, skipped, len(fresh), rows)
         return rows
-
-
-def _runs(records: list[Record]) -> list[tuple[money.BatchHandler | None, list[Envelope]]]:
-    """Consecutive records that one batch handler writes, as one run each; the rest one by one.
-
-    A batch handler writes its run one statement per table: each table still receives its writes
-    in the events' order, and no handler reads a table a batch handler writes while the run lasts,
-    so the result is the same as one event at a time."""
-    runs: list[tuple[money.BatchHandler | None, list[Envelope]]] = []
-    for record in records:
-        env = record.envelope
-        batch = BATCH_HANDLERS.get(env.type)
-        if batch is not None and runs and runs[-1][0] is batch:
-            runs[-1][1].append(env)
-        else:
-            runs.append((batch, [env]))
-    return runs
