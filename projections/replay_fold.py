@@ -107,7 +107,7 @@ def _joined(store: RowStore, env: Envelope) -> int:
 
 
 def _left(store: RowStore, env: Envelope) -> int:
-    """streams._left."""
+    """stream_runs.leaves."""
     e: Any = env.event()
     key = (env.aggregate_id, e.user_id)
     row = store.get("stream_viewers", key)
@@ -119,7 +119,7 @@ def _left(store: RowStore, env: Envelope) -> int:
 
 
 def _heartbeats(store: RowStore, env: Envelope) -> int:
-    """streams._heartbeats: last_heartbeat = GREATEST(last_heartbeat, at) of active viewers."""
+    """stream_runs.heartbeats: last_heartbeat = GREATEST(last_heartbeat, at) of active viewers."""
     e: Any = env.event()
     for user, at in e.beats.items():
         key = (env.aggregate_id, user)
@@ -181,7 +181,7 @@ def _comment(store: RowStore, env: Envelope) -> int:
 
 
 def _likes(store: RowStore, env: Envelope) -> int:
-    """streams._likes: per user like_count += taps, timestamp = the batch's time."""
+    """stream_runs.likes: per user like_count += taps, timestamp = the batch's time."""
     e: Any = env.event()
     _likers(store, env.aggregate_id, e.likes, e.recorded_at)
     _stream_update(store, env.aggregate_id, likes=e.total_likes, last_updated=e.recorded_at)

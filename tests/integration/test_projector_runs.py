@@ -1,4 +1,4 @@
-"""A run of consecutive events that one batch handler writes (projections/streams.py `_runs`) must
+"""A run of events that one batch handler writes (projections/stretches.py) must
 leave the tables as the events one at a time would: a join storm and a chat storm over two streams,
 one viewer commenting several times in the run and the other stream's events in between."""
 
