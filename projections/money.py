@@ -245,8 +245,8 @@ def _payout_event(conn: Connection, env: Envelope) -> int:
     return 3
 
 
-# the hot path of a gift: a run of consecutive events of one of these kinds is written with one
-# statement per table (psycopg pipelines the rows) instead of one round trip per row
+# the hot path of a gift: each handler's events of a stretch of the batch (projections/stretches.py)
+# are written with one statement per table (psycopg pipelines the rows) instead of one per row
 BATCH_HANDLERS: dict[str, BatchHandler] = {
     "wallets.CoinsPurchased": _wallet_events,
     "wallets.GiftDebited": _wallet_events,

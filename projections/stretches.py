@@ -28,10 +28,14 @@ BatchHandler = Callable[[Connection, list[Envelope]], int]
 # the rows an event's batch handler shares with other batch handlers: True where it writes the row
 Footprint = Callable[[Envelope], dict[Hashable, bool]]
 Run = tuple[BatchHandler | None, list[Envelope]]
+_NOBODY: frozenset[BatchHandler] = frozenset()
 
 
 @dataclass
 class _Stretch:
+    """The stretch being gathered: each handler's run, all its events in the log's order, which
+    handlers wrote or read each shared row, and which runs must come after which."""
+
     runs: dict[BatchHandler, list[Envelope]] = field(default_factory=dict)
     events: list[Envelope] = field(default_factory=list)
     writer: dict[Hashable, set[BatchHandler]] = field(default_factory=dict)  # a row -> who wrote it
@@ -42,9 +46,9 @@ class _Stretch:
         """The other handlers whose runs must come before `batch`'s for this event."""
         before: set[BatchHandler] = set()
         for row, writes in rows.items():
-            before |= self.writer.get(row, set())
+            before |= self.writer.get(row, _NOBODY)
             if writes:
-                before |= self.reader.get(row, set())
+                before |= self.reader.get(row, _NOBODY)
         before.discard(batch)
         return before
 
@@ -63,6 +67,7 @@ class _Stretch:
     def add(
         self, batch: BatchHandler, env: Envelope, rows: dict[Hashable, bool], before: set[BatchHandler]
     ) -> None:
+        """The event joins its handler's run, after the runs of `before`."""
         for handler in before:
             self.after.setdefault(handler, set()).add(batch)
         for row, writes in rows.items():
