@@ -25,7 +25,7 @@ from spaktok.events.streams import (
     ViewerJoined,
     ViewerLeft,
 )
-from spaktok.projections.money import BatchHandler
+from spaktok.projections.stretches import BatchHandler
 
 _UPSERT_VIEWER = text(
     """INSERT INTO stream_viewers (stream_id, user_id, username, user_profile_image, joined_at,

@@ -80,7 +80,7 @@ def _shard_heartbeats(conn: Connection, env: Envelope) -> int:
 
 
 # each one's events of a stretch of the batch are written one statement per table (projections/stretches.py)
-BATCH_HANDLERS: dict[str, money.BatchHandler] = {**money.BATCH_HANDLERS, **stream_runs.BATCH_HANDLERS}
+BATCH_HANDLERS: dict[str, stretches.BatchHandler] = {**money.BATCH_HANDLERS, **stream_runs.BATCH_HANDLERS}
 
 
 UPDATABLE_COLUMNS = {  # event field -> live_streams column; nothing else can be set this way
