@@ -17,7 +17,7 @@ from spaktok.events.envelope import Envelope
 from spaktok.events.streams import GiftReceived
 from spaktok.events.wallets import CoinsPurchased, GiftDebited, GiftRefunded
 from spaktok.projections import chat_history
-from spaktok.projections.stretches import BatchHandler
+from spaktok.projections.stretches import BatchHandler, one_at_a_time
 
 _WALLET = text(
     "INSERT INTO wallets (user_id, balance, purchased, spent, refunded, updated_at) "
@@ -254,15 +254,6 @@ BATCH_HANDLERS: dict[str, BatchHandler] = {
     "streams.GiftReceived": _gifts_received,
     "earnings.EarningsCredited": _credits,
 }
-
-
-def one_at_a_time(batch: BatchHandler) -> Callable[[Connection, Envelope], int]:
-    """A batch handler as the handler of one event (outside a run, and for the replay)."""
-
-    def handle(conn: Connection, env: Envelope) -> int:
-        return batch(conn, [env])
-
-    return handle
 
 
 HANDLERS: dict[str, Callable[[Connection, Envelope], int]] = {

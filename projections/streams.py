@@ -192,11 +192,7 @@ def _ended(conn: Connection, env: Envelope) -> int:
 HANDLERS: dict[str, Handler] = chat_history.with_system_messages(
     {
         "streams.StreamStarted": _started,
-        "streams.ViewerJoined": money.one_at_a_time(stream_runs.joins),
-        "streams.ViewerLeft": money.one_at_a_time(stream_runs.leaves),
-        "streams.HeartbeatsRecorded": money.one_at_a_time(stream_runs.heartbeats),
-        "streams.CommentPosted": money.one_at_a_time(stream_runs.comments),
-        "streams.LikesRecorded": money.one_at_a_time(stream_runs.likes),
+        **{kind: stretches.one_at_a_time(batch) for kind, batch in stream_runs.BATCH_HANDLERS.items()},
         "streams.ShardLikesFolded": _shard_likes_folded,
         "stream_shards.ShardLikesRecorded": _shard_likes,
         "stream_shards.ShardHeartbeatsRecorded": _shard_heartbeats,

@@ -31,6 +31,15 @@ Run = tuple[BatchHandler | None, list[Envelope]]
 _NOBODY: frozenset[BatchHandler] = frozenset()
 
 
+def one_at_a_time(batch: BatchHandler) -> Callable[[Connection, Envelope], int]:
+    """A batch handler as the handler of one event (outside a stretch, and for the replay)."""
+
+    def handle(conn: Connection, env: Envelope) -> int:
+        return batch(conn, [env])
+
+    return handle
+
+
 @dataclass
 class _Stretch:
     """The stretch being gathered: each handler's run, all its events in the log's order, which
