@@ -101,6 +101,10 @@ class Settings(BaseSettings):
     command_bundle_window_ms: int = Field(20, ge=0, le=1000)
     edge_batch_window_ms: int = 50
     edge_batch_max: int = 500
+    # a stream's joins travel as one `JoinViewers` per this window when busy; a join for a stream
+    # quiet for this long goes at once (api/batching.py). 0: each join travels alone (`JoinStream`),
+    # as joins sent with an Idempotency-Key always do
+    join_batch_window_ms: int = Field(10, ge=0, le=1000)
 
     # realtime feed (api/live.py)
     live_tick_ms: int = Field(250, ge=10, le=5000)  # a client gets at most one message per this

@@ -128,7 +128,12 @@ def create_app(settings: Settings | None = None, *, host_clickhouse_projector: b
             ch_runner.start()
         partitions = await run_in_threadpool(topics.partition_counts, settings)
         bus = CommandBus(settings, producer, listener, partitions)
-        batcher = EdgeBatcher(bus, window_ms=settings.edge_batch_window_ms, max_items=settings.edge_batch_max)
+        batcher = EdgeBatcher(
+            bus,
+            window_ms=settings.edge_batch_window_ms,
+            max_items=settings.edge_batch_max,
+            join_window_ms=settings.join_batch_window_ms,
+        )
         feed = FeedHub(settings)
         await run_in_threadpool(feed.start, asyncio.get_running_loop())
         catalog = load_catalog(settings.gift_catalog_path)

@@ -22,8 +22,8 @@ stream's document ends at exactly the likes sent. The floor is the broker's raw 
 topic holding the counts (the stream's events, or the shards'), read in the same run. The last line
 is one JSON object with the headline figures.
 
-With `--viewers N`, N users join the stream first (`JoinStream` straight into Kafka, as the API
-sends them) and the actions come from them; with `--beats F`, a share F of the actions are
+With `--viewers N`, N users join the stream first (`JoinViewers` batches of 250 straight into Kafka,
+as the API's join batcher sends a busy stream's joins) and the actions come from them; with `--beats F`, a share F of the actions are
 heartbeats (`RecordHeartbeats` to the stream, or `RecordShardHeartbeats` to the viewer's shard).
 The run then also checks that the stream's document counts exactly N viewers after the joins and
 after the load, and that every beat was taken (the beats the log recorded equal the beats sent). The
@@ -54,13 +54,14 @@ from rich.table import Table
 
 from spaktok.api.auth import mint_token
 from spaktok.commands.stream_shards import RecordShardHeartbeats, RecordShardLikes, shard_of, stream_shard_id
-from spaktok.commands.streams import JoinStream, RecordHeartbeats, RecordLikes
+from spaktok.commands.streams import ArrivingViewer, JoinStream, JoinViewers, RecordHeartbeats, RecordLikes
 from spaktok.infra import topics
 from spaktok.infra.devstack import DevStack, free_port
 from spaktok.infra.kafka import producer_config
 from spaktok.settings import Settings
 
 console = Console()
+JOIN_BATCH = 250  # viewers per `JoinViewers`: a busy stream's joins gathered by the API for 10 ms
 
 
 def start(shards: int, workers: int) -> DevStack:
@@ -114,6 +115,16 @@ class Edge:
         )
         self.produce(topics.COMMANDS_STREAMS.name, self.sid, command.to_bytes())
 
+    def join_batch(self, users: list[str]) -> None:
+        command = JoinViewers(
+            command_id=str(uuid.uuid4()),
+            issued_at=datetime.now(UTC),
+            actor_id="edge",
+            stream_id=self.sid,
+            viewers=[ArrivingViewer(user_id=u, username=u) for u in users],
+        )
+        self.produce(topics.COMMANDS_STREAMS.name, self.sid, command.to_bytes())
+
     def produce(self, topic: str, key: str, value: bytes) -> None:
         while True:
             try:
@@ -155,11 +166,12 @@ def produce(
     return taps, beat_count
 
 
-def join_audience(edge: Edge, stack: DevStack, viewers: int) -> float:
-    """`viewers` users join; seconds until the stream's document counts every one of them."""
+def join_audience(edge: Edge, stack: DevStack, viewers: int, batch: int = JOIN_BATCH) -> float:
+    """`viewers` users join in edge batches of `batch` (as the API's join batcher sends a busy
+    stream's joins); seconds until the stream's document counts every one of them."""
     started = time.monotonic()
-    for n in range(viewers):
-        edge.join(f"u{n}")
+    for first in range(0, viewers, batch):
+        edge.join_batch([f"u{n}" for n in range(first, min(viewers, first + batch))])
     edge.producer.flush(120)
     wait_for_document(stack, edge.sid, "viewerCount", viewers, timeout=1800)
     return time.monotonic() - started

@@ -1,16 +1,20 @@
 """How fast one stream takes joins: the cap on a hot stream's audience (issue #20).
 
-    python bench/stream_joins.py                      # 40,000 joins into one stream, 1 worker
-    python bench/stream_joins.py --joins 100000 --profile   # and a py-spy profile of the worker
+    python bench/stream_joins.py                      # 40,000 joins per mode, each into its own stream
+    python bench/stream_joins.py --modes batched --joins 100000 --profile   # and a py-spy profile
 
 Joins stay with the stream aggregate (the access policy decides each; the viewer count is exact), so
-every join of one stream is decided on one partition by one worker. This bench produces `--joins`
-`JoinStream` commands for one stream straight into Kafka (as the API sends them, one message each)
-on a fresh embedded stack, and measures the rate at which the worker decided them (append times of
-the `ViewerJoined` events) and the time until the stream's document counted them all. The floor is
-the broker's raw consume rate of the command topic, read in the same run. With `--profile`, py-spy
-samples the worker for 20 s under the backlog and the heaviest frames are printed. The last line is
-one JSON object with the headline figures.
+every join of one stream is decided on one partition by one worker. On one fresh embedded stack,
+this bench puts `--joins` joins of one stream straight into Kafka per mode, each mode into a stream
+of its own:
+- `lone`: one `JoinStream` per Kafka message (the worst case: a quiet API sends each alone);
+- `bundled`: `JoinStream` commands in bundle records of 500 (the API's command bundler under load);
+- `batched`: `JoinViewers` of `--batch` viewers (the API's join batcher under load).
+It measures the rate at which the worker decided them (append times of the `ViewerJoined` events),
+the time until the stream's document counted them all, and the CPU the worker and the projector
+spent per 1,000 joins. The floor is the broker's raw consume rate of the command topic, read in the
+same run. With `--profile`, py-spy samples the worker for 20 s under a backlog of the last mode and
+the heaviest frames are printed. The last line is one JSON object with the headline figures.
 """
 
 from __future__ import annotations
@@ -24,15 +28,19 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+import psutil
 from like_shards import Edge, start, wait_for_document
 from load import create_streams, read_topic
 from rich.console import Console
 from rich.table import Table
 
-from spaktok.infra import topics
+from spaktok.commands.streams import ArrivingViewer, JoinStream, JoinViewers
+from spaktok.infra import bundles, topics
+from spaktok.infra.devstack import DevStack
 from spaktok.settings import Settings
 
 console = Console()
@@ -70,41 +78,102 @@ def profile(pid: int, seconds: int = 20) -> list[tuple[float, str]]:
     return [(inclusive[name] / max(1, total), name) for name in wanted]
 
 
-def run(joins: int, with_profile: bool) -> dict:
+MODES = {
+    "lone": "one JoinStream per Kafka message",
+    "bundled": "JoinStream commands in bundle records (the API's command bundler under load)",
+    "batched": "JoinViewers edge batches (the API's join batcher under load)",
+}
+
+
+class Joiner:
+    """Puts joins of one stream into Kafka in one of the `MODES`."""
+
+    def __init__(self, edge: Edge, mode: str, batch: int) -> None:
+        self.edge, self.mode, self.batch = edge, mode, batch
+        self.pending: list = []
+
+    def join(self, user: str) -> None:
+        if self.mode == "lone":
+            self.edge.join(user)
+            return
+        self.pending.append(user)
+        if len(self.pending) >= (self.batch if self.mode == "batched" else bundles.MAX_MEMBERS):
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        users, self.pending = self.pending, []
+        ident = {"issued_at": datetime.now(UTC), "stream_id": self.edge.sid}
+        if self.mode == "batched":
+            viewers = [ArrivingViewer(user_id=u, username=u) for u in users]
+            command = JoinViewers(**ident, command_id=str(uuid.uuid4()), actor_id="edge", viewers=viewers)
+            value = command.to_bytes()
+        else:
+            value = bundles.encode(
+                [
+                    JoinStream(**ident, command_id=str(uuid.uuid4()), actor_id=u, username=u).to_bytes()
+                    for u in users
+                ]
+            )
+        self.edge.produce(topics.COMMANDS_STREAMS.name, self.edge.sid, value)
+
+
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """User + system CPU seconds of each role's process so far."""
+    seconds = {}
+    for role, pid in pids.items():
+        times = psutil.Process(pid).cpu_times()
+        seconds[role] = times.user + times.system
+    return seconds
+
+
+def run_mode(stack: DevStack, mode: str, joins: int, batch: int, pids: dict[str, int]) -> dict:
+    [sid] = create_streams(stack.api_url, Settings(), 1, owner=f"joins-{uuid.uuid4().hex[:6]}")
+    joiner = Joiner(Edge(stack, sid, 0), mode, batch)
+    cpu_before = cpu_seconds(pids)
+    produced_at = time.monotonic()
+    with console.status(f"{mode}: {joins:,} joins into Kafka"):
+        for n in range(joins):
+            joiner.join(f"u{n}")
+        joiner.flush()
+        joiner.edge.producer.flush(120)
+    with console.status(f"{mode}: waiting for the document to count every viewer"):
+        wait_for_document(stack, sid, "viewerCount", joins, timeout=3600)
+    counted_s = time.monotonic() - produced_at
+    cpu = {role: spent - cpu_before[role] for role, spent in cpu_seconds(pids).items()}
+    raw, _, _ = read_topic(stack.broker, topics.EVENTS_STREAMS.name)
+    joined = [
+        ts for ts, value in raw if b'"streams.ViewerJoined"' in value and orjson.loads(value)["aggregate_id"] == sid
+    ]
+    span_s = max(1e-3, (max(joined) - min(joined)) / 1000)
+    return {
+        "mode": mode,
+        "decided": len(joined),
+        "joins_per_s": len(joined) / span_s,
+        "counted_s": counted_s,
+        "cpu_ms_per_1000": {role: 1e6 * spent / joins for role, spent in cpu.items()},
+    }
+
+
+def run(joins: int, batch: int, modes: list[str], with_profile: bool) -> dict:
     stack = start(0, 1)
     try:
-        [sid] = create_streams(stack.api_url, Settings(), 1, owner=f"joins-{uuid.uuid4().hex[:6]}")
-        edge = Edge(stack, sid, 0)
-        produced_at = time.monotonic()
-        with console.status(f"{joins:,} joins into Kafka"):
-            for n in range(joins):
-                edge.join(f"u{n}")
-            edge.producer.flush(120)
+        processes = json.loads((stack.data_dir / "processes.json").read_text())
+        pids = {p["role"]: p["pid"] for p in processes if p["role"] in ("worker", "projector", "api")}
+        results = [run_mode(stack, mode, joins, batch, pids) for mode in modes]
         frames: list[tuple[float, str]] = []
         if with_profile and PY_SPY.exists():
-            processes = json.loads((stack.data_dir / "processes.json").read_text())
-            worker = next(p["pid"] for p in processes if p["role"] == "worker")
-            with console.status("profiling the worker for 20 s"):
-                frames = profile(worker)
-        with console.status("waiting for the document to count every viewer"):
-            wait_for_document(stack, sid, "viewerCount", joins, timeout=3600)
-        counted_s = time.monotonic() - produced_at
-        raw, _, _ = read_topic(stack.broker, topics.EVENTS_STREAMS.name)
-        joined = [
-            ts
-            for ts, value in raw
-            if b'"streams.ViewerJoined"' in value and orjson.loads(value)["aggregate_id"] == sid
-        ]
+            [sid] = create_streams(stack.api_url, Settings(), 1, owner=f"joins-{uuid.uuid4().hex[:6]}")
+            joiner = Joiner(Edge(stack, sid, 0), modes[-1], batch)
+            with console.status(f"{modes[-1]}: {joins:,} more joins, then profiling the worker for 20 s"):
+                for n in range(joins):
+                    joiner.join(f"p{n}")
+                joiner.flush()
+                joiner.edge.producer.flush(120)
+                frames = profile(pids["worker"])
         _, floor, _ = read_topic(stack.broker, topics.COMMANDS_STREAMS.name)
-        span_s = max(1e-3, (max(joined) - min(joined)) / 1000)
-        return {
-            "joins": joins,
-            "decided": len(joined),
-            "joins_per_s": len(joined) / span_s,
-            "counted_s": counted_s,
-            "floor": floor,
-            "frames": frames,
-        }
+        return {"joins": joins, "batch": batch, "results": results, "floor": floor, "frames": frames}
     finally:
         with console.status("stopping the stack"):
             stack.stop()
@@ -113,35 +182,52 @@ def run(joins: int, with_profile: bool) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--joins", type=int, default=40_000)
-    parser.add_argument("--profile", action="store_true", help="py-spy the worker for 20 s")
+    parser.add_argument("--joins", type=int, default=40_000, help="joins per mode, each into its own stream")
+    parser.add_argument("--batch", type=int, default=100, help="viewers per JoinViewers (batched mode)")
+    parser.add_argument("--modes", default=",".join(MODES), help=f"some of {', '.join(MODES)}")
+    parser.add_argument("--profile", action="store_true", help="py-spy the worker for 20 s (last mode)")
     args = parser.parse_args()
-    r = run(args.joins, args.profile)
-    table = Table(title=f"{args.joins:,} joins into one stream, one worker")
-    table.add_column("")
-    table.add_column("", justify="right")
-    table.add_row("joins decided (ViewerJoined events)", f"{r['decided']:,}")
-    table.add_row("joins/s decided by the worker", f"{r['joins_per_s']:,.0f}")
-    table.add_row("seconds until the document counted every viewer", f"{r['counted_s']:.1f} s")
-    table.add_row("floor: the broker's consume rate of the command topic", f"{r['floor']:,.0f} records/s")
-    for share, frame in r["frames"]:
-        table.add_row(f"worker samples in {frame}", f"{share:.0%}")
+    modes = args.modes.split(",")
+    if unknown := set(modes) - MODES.keys():
+        raise SystemExit(f"unknown modes {sorted(unknown)}: choose from {', '.join(MODES)}")
+    r = run(args.joins, args.batch, modes, args.profile)
+    table = Table(title=f"{args.joins:,} joins into one stream per mode, one worker (batches of {args.batch})")
+    table.add_column("mode")
+    for column in ("joins decided", "joins/s decided", "document counted all after", "worker CPU / 1,000", "projector CPU / 1,000"):
+        table.add_column(column, justify="right")
+    for m in r["results"]:
+        cpu = m["cpu_ms_per_1000"]
+        table.add_row(
+            m["mode"],
+            f"{m['decided']:,}",
+            f"{m['joins_per_s']:,.0f}",
+            f"{m['counted_s']:.1f} s",
+            f"{cpu['worker']:.0f} ms",
+            f"{cpu['projector']:.0f} ms",
+        )
     console.print(table)
+    for mode in modes:
+        console.print(f"{mode}: {MODES[mode]}")
+    console.print(f"floor: the broker's consume rate of the command topic, {r['floor']:,.0f} records/s")
+    for share, frame in r["frames"]:
+        console.print(f"worker samples in {frame}: {share:.0%}")
     sys.stdout.write(
         json.dumps(
             {
                 "joins": r["joins"],
-                "decided": r["decided"],
-                "joins_per_s": round(r["joins_per_s"]),
-                "counted_s": round(r["counted_s"], 1),
+                "batch": r["batch"],
+                "joins_per_s": {m["mode"]: round(m["joins_per_s"]) for m in r["results"]},
+                "counted_s": {m["mode"]: round(m["counted_s"], 1) for m in r["results"]},
+                "worker_cpu_ms_per_1000": {m["mode"]: round(m["cpu_ms_per_1000"]["worker"]) for m in r["results"]},
                 "floor_records_per_s": round(r["floor"]),
                 "profile": {frame: round(share, 3) for share, frame in r["frames"]},
             }
         )
         + "\n"
     )
-    if r["decided"] != r["joins"]:
-        raise SystemExit(f"{r['decided']:,} of {r['joins']:,} joins decided")
+    short = [m for m in r["results"] if m["decided"] != r["joins"]]
+    if short:
+        raise SystemExit(", ".join(f"{m['mode']}: {m['decided']:,} of {r['joins']:,} joins decided" for m in short))
 
 
 if __name__ == "__main__":

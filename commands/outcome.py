@@ -21,6 +21,9 @@ class Outcome(BaseModel):
     detail: str | None = None
     events: list[dict[str, Any]] = []  # the last events decided (type, sequence, payload)
     stats: dict[str, Any] = {}
+    # an edge batch's answer to each member (user id -> {"status", ...}); a member not named was a
+    # no-op (e.g. a viewer already watching)
+    answers: dict[str, dict[str, Any]] = {}
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from spaktok.commands.access import AllowedUsers
 from spaktok.commands.base import Command, register_command
@@ -12,6 +12,8 @@ from spaktok.commands.gifts import CatalogGift
 from spaktok.commands.stream.state import COMBO_MEMORY_MS, COMMENT_MEMORY_MS
 from spaktok.commands.stream_shards import MAX_LIKE_SHARDS
 from spaktok.events.streams import Privacy, Quality
+
+MAX_JOIN_BATCH = 500  # viewers in one `JoinViewers` (the API's edge batches hold at most this many)
 
 
 class StreamCommand(Command):
@@ -65,15 +67,37 @@ class EndStream(StreamCommand):
     reason: str = "ended_by_broadcaster"
 
 
-@register_command
-class JoinStream(StreamCommand):
-    type: Literal["streams.JoinStream"] = "streams.JoinStream"
+class ViewerFacts(BaseModel):
+    """What the access policy and the demographics need of a joining viewer, filled in by the API."""
+
     username: str
     user_profile_image: str | None = None
     age: int | None = None  # from the token's birth year; None when the user did not give it
     follows_broadcaster: bool = False  # from the follows read model, for followers-only streams
     country: str | None = Field(None, pattern=r"^[A-Z]{2}$")  # from the token, for demographics
     platform_moderator: bool = False  # roles admin/moderation: may join a private stream
+
+
+@register_command
+class JoinStream(ViewerFacts, StreamCommand):
+    type: Literal["streams.JoinStream"] = "streams.JoinStream"
+
+
+class ArrivingViewer(ViewerFacts):
+    """One viewer's join inside an edge batch: a `JoinStream` without the command around it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    user_id: str = Field(min_length=1, max_length=128)
+
+
+@register_command
+class JoinViewers(StreamCommand):
+    """Edge batch: joins of many viewers of one stream in one message (actor = 'edge'). Each is
+    decided as its own `JoinStream` would have been, in order; the outcome answers each by user."""
+
+    type: Literal["streams.JoinViewers"] = "streams.JoinViewers"
+    viewers: list[ArrivingViewer] = Field(min_length=1, max_length=MAX_JOIN_BATCH)
 
 
 @register_command

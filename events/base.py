@@ -19,6 +19,10 @@ class Event(BaseModel):
     # a notice is a decided fact that changes no aggregate state (e.g. "these users were notified"):
     # sealed with sequence 0, so consumers make it idempotent by its own ids, not by sequence
     notice: ClassVar[bool] = False
+    # a refusal of some members of an edge batch (e.g. a batch of joins), decided beside the others'
+    # events: sealed with sequence 0 on the aggregate's own topic, like a whole command's refusal,
+    # and it changes nothing (every consumer drops sequence 0 or keeps it as the audit's record)
+    refusal: ClassVar[bool] = False
 
 
 EVENT_TYPES: dict[str, type[Event]] = {}

@@ -75,6 +75,16 @@ class ViewerJoined(StreamEvent):
 
 
 @register_event
+class ViewersRefused(StreamEvent):
+    """Viewers of an edge batch of joins (`JoinViewers`) that the stream refused, each with the
+    problem slug and detail a lone `JoinStream` would have been refused with. The others joined."""
+
+    type: Literal["streams.ViewersRefused"] = "streams.ViewersRefused"
+    refusal: ClassVar[bool] = True
+    refused: dict[str, tuple[str, str]]  # user id -> (reason, detail)
+
+
+@register_event
 class ViewerLeft(StreamEvent):
     type: Literal["streams.ViewerLeft"] = "streams.ViewerLeft"
     user_id: str
@@ -342,6 +352,7 @@ StreamEventUnion = Annotated[
     StreamStarted
     | StreamEnded
     | ViewerJoined
+    | ViewersRefused
     | ViewerLeft
     | HeartbeatsRecorded
     | CommentPosted

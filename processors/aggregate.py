@@ -83,6 +83,9 @@ class AggregateSpec:
     # notified"); sealed with sequence 0 like refusals and published on `notice_topic`
     is_notice: Callable[[Event], bool] = lambda event: False
     notice_topic: str | None = None
+    # an edge batch's answer to each of its members (e.g. each viewer of a batch of joins), by member,
+    # so each waiting caller finds its own however long the batch; None: the command has no members
+    answers: Callable[[Command, list[Sealed]], dict[str, Any] | None] = lambda command, events: None
     # big states are stored in parts (see processors.storage): `split` gives the main
     # JSON-able dict and named parts, `join` rebuilds the state from both
     split: Callable[[Any], tuple[dict[str, Any], dict[str, Any]]] | None = None

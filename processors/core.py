@@ -151,6 +151,9 @@ def _applied(
         if spec.is_notice(event):
             notices.append(seal(command, event, f"notice-{index}", 0))
             continue
+        if event.refusal:  # some members of an edge batch were refused: no sequence, no change
+            events.append(seal(command, event, f"refusal-{index}", 0))
+            continue
         state = spec.evolve(state, event)
         events.append(seal(command, event, index, state.version))
     if rejection is not None:
@@ -159,15 +162,20 @@ def _applied(
     forwards = spec.follow_ups(command, events, state) if rejection is None else []
     outcome = None
     if rejection is not None or spec.is_final(command, events):
-        outcome = outcome_of(command, events, state.stats(), rejection)
+        outcome = outcome_of(command, events, state.stats(), rejection, spec.answers(command, events))
     remembered = bool(decided) or (rejection is not None and spec.remember_refusals)
     return Decision(state, events, notices, forwards, outcome, remembered)
 
 
 def outcome_of(
-    command: Command, events: list[Sealed], stats: dict[str, Any], rejection: Rejection | None
+    command: Command,
+    events: list[Sealed],
+    stats: dict[str, Any],
+    rejection: Rejection | None,
+    answers: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The answer as `commands.outcome.Outcome` serialises it; payloads embedded, not re-dumped."""
+    """The answer as `commands.outcome.Outcome` serialises it; payloads embedded, not re-dumped.
+    `answers`: an edge batch's answer to each member, by member (see `AggregateSpec.answers`)."""
     return {
         "command_id": command.command_id,
         "correlation_id": command.correlation,
@@ -182,6 +190,7 @@ def outcome_of(
             for e in events[-OUTCOME_EVENTS_KEPT:]
         ],
         "stats": stats,
+        "answers": answers or {},
     }
 
 
@@ -198,4 +207,5 @@ def duplicate_outcome(command: Command, stats: dict[str, Any]) -> dict[str, Any]
         "detail": "duplicate of a command processed earlier",
         "events": [],
         "stats": stats,
+        "answers": {},
     }

@@ -17,6 +17,7 @@ from spaktok.commands.stream_state import StreamState, evolve, join, split, thaw
 from spaktok.commands.streams import (
     DeliverGift,
     FoldShardLikes,
+    JoinViewers,
     LinkBattle,
     RecordAnalyticsSnapshot,
     SweepViewers,
@@ -26,7 +27,13 @@ from spaktok.commands.streams import (
 )
 from spaktok.commands.wallets import RefundGift
 from spaktok.events.envelope import derive_id
-from spaktok.events.streams import GiftReceived, GiftRefused, StreamCommandRejected
+from spaktok.events.streams import (
+    GiftReceived,
+    GiftRefused,
+    StreamCommandRejected,
+    ViewerJoined,
+    ViewersRefused,
+)
 from spaktok.infra import topics
 from spaktok.processors.aggregate import AggregateSpec, Forward, follow_up
 from spaktok.processors.core import Sealed
@@ -42,6 +49,22 @@ def _rejected(command: Command, rejection: Rejection) -> StreamCommandRejected:
         detail=rejection.detail,
         rejected_action_ids=action_ids,
     )
+
+
+def _answers(command: Command, envelopes: list[Sealed]) -> dict[str, Any] | None:
+    """Each viewer's answer to an edge batch of joins: joined, or refused and why. A viewer not named
+    was watching already. (The viewer count they are told is the outcome's, after the batch.)"""
+    if not isinstance(command, JoinViewers):
+        return None
+    answers: dict[str, Any] = {}
+    for sealed in envelopes:
+        event = sealed.event
+        if isinstance(event, ViewerJoined):
+            answers[event.user_id] = {"status": "accepted"}
+        elif isinstance(event, ViewersRefused):
+            for user, (reason, detail) in event.refused.items():
+                answers[user] = {"status": "rejected", "reason": reason, "detail": detail}
+    return answers
 
 
 def _follow_ups(command: Command, envelopes: list[Sealed], state: StreamState) -> list[Forward]:
@@ -271,6 +294,7 @@ STREAMS = AggregateSpec(
     join=join,
     is_notice=lambda event: event.notice,
     notice_topic=topics.NOTIFICATIONS.name,
+    answers=_answers,
     merge_types=frozenset(MERGED_LISTS),
     merge=_merge_lists,
 )

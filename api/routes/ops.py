@@ -9,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import text
 
+from spaktok.api.batching import member_answer
 from spaktok.api.clickhouse_host import on_clickhouse_host
 from spaktok.api.deps import CommandPath, CurrentUser, ServicesDep, StreamPath
 from spaktok.api.problems import Problem
@@ -64,6 +65,8 @@ async def command_status(command_id: CommandPath, services: ServicesDep, user: C
         raise Problem(404, "command-not-found", f"no command {command_id!r} of yours")
     if outcome is None:
         return {"commandId": command_id, "status": "pending"}
+    if outcome.answers and not user.is_admin:
+        outcome = member_answer(outcome, user.user_id)  # an edge batch: the caller's own answer only
     body: dict[str, Any] = {
         "commandId": command_id,
         "status": outcome.status,
@@ -72,6 +75,8 @@ async def command_status(command_id: CommandPath, services: ServicesDep, user: C
     }
     if outcome.status == "rejected":
         body.update(reason=outcome.reason, detail=outcome.detail)
+    if outcome.answers:
+        body["answers"] = outcome.answers
     return body
 
 

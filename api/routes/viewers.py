@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from spaktok import clock
 from spaktok.api.access import STAFF_ROLES, StreamFacts, stream_access
 from spaktok.api.auth import Principal
+from spaktok.api.batching import member_answer
 from spaktok.api.deps import CommandMeta, CurrentUser, IdempotencyKey, Services, ServicesDep, StreamPath
 from spaktok.api.problems import Problem
 from spaktok.api.readable import StreamContent, shared_facts, viewer_of, with_follows, youngest_age
@@ -19,7 +20,7 @@ from spaktok.api.routes import streams
 from spaktok.api.suspension import account_suspended
 from spaktok.commands.outcome import Outcome
 from spaktok.commands.stream_shards import shard_of
-from spaktok.commands.streams import JoinStream, LeaveStream
+from spaktok.commands.streams import ArrivingViewer, JoinStream, LeaveStream, ViewerFacts
 from spaktok.projections import social, streams_views
 
 router = APIRouter(prefix="/v1/streams/{stream_id}", tags=["viewers"])
@@ -42,11 +43,7 @@ async def join_stream(
         follows = await run_in_threadpool(
             social.follows_channel_of_stream, services.engine, user.user_id, stream_id
         )
-    command = JoinStream(
-        command_id=meta.command_id,
-        issued_at=meta.issued_at,
-        actor_id=user.user_id,
-        stream_id=stream_id,
+    arrival = ViewerFacts(
         username=user.name,
         user_profile_image=user.picture,
         age=youngest_age(user.birth_year),
@@ -54,7 +51,20 @@ async def join_stream(
         platform_moderator=bool(user.roles & STAFF_ROLES),
         country=country_code(user.country),
     )
-    outcome = await services.bus.execute(command)
+    if idempotency_key is None and services.settings.join_batch_window_ms > 0:
+        arriving = ArrivingViewer(user_id=user.user_id, **arrival.model_dump())
+        command_id, outcome = await services.batcher.join(stream_id, arriving)
+        outcome = outcome and member_answer(outcome, user.user_id)
+    else:  # a retry with the key must get the first answer: the worker remembers it by command id
+        command_id = meta.command_id
+        command = JoinStream(
+            command_id=command_id,
+            issued_at=meta.issued_at,
+            actor_id=user.user_id,
+            stream_id=stream_id,
+            **arrival.model_dump(),
+        )
+        outcome = await services.bus.execute(command)
 
     def build(outcome: Outcome) -> dict[str, Any]:
         return {
@@ -64,7 +74,7 @@ async def join_stream(
             "alreadyWatching": outcome.status == "noop",
         }
 
-    return answer(outcome, meta.command_id, build)
+    return answer(outcome, command_id, build)
 
 
 @router.delete("/viewers/me")

@@ -10,9 +10,17 @@ from spaktok.commands.base import Rejection
 from spaktok.commands.stream.base import Deciders, require_live, require_stream
 from spaktok.commands.stream.state import Audience, StreamState, copy_with, millis
 from spaktok.commands.stream_analytics import age_bucket
-from spaktok.commands.streams import JoinStream, LeaveStream, RecordHeartbeats, SweepViewers, TimeOutViewers
+from spaktok.commands.streams import (
+    JoinStream,
+    JoinViewers,
+    LeaveStream,
+    RecordHeartbeats,
+    SweepViewers,
+    TimeOutViewers,
+    ViewerFacts,
+)
 from spaktok.events.base import Event
-from spaktok.events.streams import HeartbeatsRecorded, ViewerJoined, ViewerLeft
+from spaktok.events.streams import HeartbeatsRecorded, ViewerJoined, ViewerLeft, ViewersRefused
 
 ADULT_AGE = 18
 
@@ -22,30 +30,63 @@ def _join(command: JoinStream, state: StreamState) -> list[Event]:
     audience = state.audience
     if command.actor_id in audience.viewers:
         return []  # already watching: joining again changes nothing
-    _admit_viewer(command, state)
-    viewer_count = audience.viewer_count + 1
-    new_viewer = command.actor_id not in audience.watch_time
-    return [
-        ViewerJoined(
-            user_id=command.actor_id,
-            username=command.username,
-            user_profile_image=command.user_profile_image,
-            joined_at=command.issued_at,
-            viewer_count=viewer_count,
-            peak_viewer_count=max(audience.peak_viewer_count, viewer_count),
-            total_views=audience.total_views + (1 if new_viewer else 0),
-            country=command.country,
-            age_bucket=age_bucket(command.age),
-        )
-    ]
+    _admit_viewer(command.actor_id, command, state)
+    count = audience.viewer_count + 1
+    return [_joined_event(command.actor_id, command, command.issued_at, state, count, audience.total_views)]
 
 
-def _admit_viewer(command: JoinStream, state: StreamState) -> None:
+def _join_viewers(command: JoinViewers, state: StreamState) -> list[Event]:
+    """An edge batch of joins: each viewer decided in order as their own `JoinStream` would be (so
+    the counts are those of the joins one by one); those refused are named in one `ViewersRefused`."""
+    require_live(state)
+    audience = state.audience
+    count, total = audience.viewer_count, audience.total_views
+    events: list[Event] = []
+    joining: set[str] = set()
+    refused: dict[str, tuple[str, str]] = {}
+    for viewer in command.viewers:
+        user = viewer.user_id
+        if user in audience.viewers or user in joining:
+            continue  # already watching
+        try:
+            _admit_viewer(user, viewer, state)
+        except Rejection as refusal:
+            refused[user] = (refusal.reason, refusal.detail)
+            continue
+        joining.add(user)
+        count += 1
+        joined = _joined_event(user, viewer, command.issued_at, state, count, total)
+        total = joined.total_views
+        events.append(joined)
+    if refused:
+        events.append(ViewersRefused(refused=refused))
+    return events
+
+
+def _joined_event(
+    user: str, facts: ViewerFacts, at: datetime, state: StreamState, count: int, total_views: int
+) -> ViewerJoined:
+    """`user` joins as the `count`th viewer; a first visit counts once more in the total views."""
+    audience = state.audience
+    first_visit = user not in audience.watch_time
+    return ViewerJoined(
+        user_id=user,
+        username=facts.username,
+        user_profile_image=facts.user_profile_image,
+        joined_at=at,
+        viewer_count=count,
+        peak_viewer_count=max(audience.peak_viewer_count, count),
+        total_views=total_views + (1 if first_visit else 0),
+        country=facts.country,
+        age_bucket=age_bucket(facts.age),
+    )
+
+
+def _admit_viewer(actor: str, facts: ViewerFacts, state: StreamState) -> None:
     """The access policy's rules for watching (api/access.py), in its order: the owner and platform
     staff pass; a private stream admits its moderators, guests and allowed users only; moderators and
     guests pass; then bans, followers-only and age apply."""
-    actor = command.actor_id
-    trusted = command.platform_moderator or actor == state.user_id
+    trusted = facts.platform_moderator or actor == state.user_id
     crew = state.moderation.moderates(actor) or actor in state.stage.guests
     if state.privacy == "private" and not (trusted or crew or actor in state.allowed_user_ids):
         raise Rejection("private-stream", "this stream is private")
@@ -53,9 +94,9 @@ def _admit_viewer(command: JoinStream, state: StreamState) -> None:
         return
     if actor in state.moderation.banned:
         raise Rejection("user-banned", "you are banned from this stream")
-    if state.privacy == "followers" and not command.follows_broadcaster:
+    if state.privacy == "followers" and not facts.follows_broadcaster:
         raise Rejection("followers-only", "follow the broadcaster to watch this stream")
-    if state.is_age_restricted and (command.age is None or command.age < ADULT_AGE):
+    if state.is_age_restricted and (facts.age is None or facts.age < ADULT_AGE):
         raise Rejection("age-restricted", f"this stream is for viewers aged {ADULT_AGE} or over")
 
 
@@ -145,6 +186,7 @@ def _timed_out(state: StreamState, at: datetime, silent: list[tuple[int, str]]) 
 
 DECIDERS: Deciders = {
     JoinStream: _join,
+    JoinViewers: _join_viewers,
     LeaveStream: _leave,
     RecordHeartbeats: _heartbeats,
     TimeOutViewers: _time_out,
