@@ -71,9 +71,16 @@ def start(shards: int, workers: int) -> DevStack:
         partitions=8,
         workers=workers,
     )
+    # nobody times out during the run, and the broadcaster (who sends no heartbeats here) is not
+    # taken for gone: with 1 M joins the run outlasts the 5 min grace, and the stream would end
     stack.extra_env.update(
-        {**BENCH_LIMITS, "SPAKTOK_STREAM_LIKE_SHARDS": str(shards), "SPAKTOK_VIEWER_TIMEOUT_S": "86400"}
-    )  # nobody times out during the run
+        {
+            **BENCH_LIMITS,
+            "SPAKTOK_STREAM_LIKE_SHARDS": str(shards),
+            "SPAKTOK_VIEWER_TIMEOUT_S": "86400",
+            "SPAKTOK_BROADCASTER_GRACE_S": "0",
+        }
+    )
     with console.status(f"starting a stack ({workers} workers, like shards: {shards or 'none'})"):
         stack.start()
     return stack

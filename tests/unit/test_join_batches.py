@@ -6,13 +6,14 @@ one, and the worker's core sealing a batch (refusals without a sequence, an answ
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from gwt import Aggregate, at, fold
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spaktok.api.batching import member_answer
+from spaktok.api.batching import EdgeBatcher, member_answer
 from spaktok.commands.base import Rejection
 from spaktok.commands.outcome import Outcome
 from spaktok.commands.stream_decide import decide
@@ -285,3 +286,42 @@ def test_each_member_reads_their_own_answer_and_nobody_elses() -> None:
 def test_a_batch_refused_whole_is_everyones_answer() -> None:
     whole = batch_outcome(status="rejected", reason="stream-not-live", detail="ended", answers={})
     assert member_answer(whole, "fan") == whole
+
+
+# --- the API's join batcher: a quiet stream's join leaves at once, a busy one's wait together -------
+
+
+class RecordingBus:
+    """Stands in for the command bus: keeps what the batcher sent and answers nothing (None)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[float, JoinViewers]] = []
+
+    def remember_actors(self, command_id: str, actors: frozenset[str]) -> None:
+        pass
+
+    async def execute(self, command: JoinViewers) -> None:
+        self.sent.append((asyncio.get_running_loop().time(), command))
+
+
+def test_joins_are_paced_like_nagle() -> None:
+    async def scenario() -> tuple[list[tuple[float, list[str]]], float]:
+        bus = RecordingBus()
+        batcher = EdgeBatcher(bus, window_ms=50, max_items=500, join_window_ms=100)  # type: ignore[arg-type]
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        first = asyncio.ensure_future(batcher.join(STREAM_ID, arriving("ann")))
+        await asyncio.sleep(0.01)
+        rush = [asyncio.ensure_future(batcher.join(STREAM_ID, arriving(u))) for u in ("bob", "cat", "dan")]
+        await asyncio.gather(first, *rush)
+        await asyncio.sleep(0.25)  # quiet for longer than the window
+        eve_came = loop.time() - started
+        await batcher.join(STREAM_ID, arriving("eve"))
+        return [(at - started, [v.user_id for v in c.viewers]) for at, c in bus.sent], eve_came
+
+    sent, eve_came = asyncio.run(scenario())
+    assert [users for _, users in sent] == [["ann"], ["bob", "cat", "dan"], ["eve"]]
+    (ann_at, _), (rush_at, _), (eve_at, _) = sent
+    # the first join of a quiet stream waits for nothing; the rush leaves a window after it
+    assert ann_at < 0.05 and rush_at - ann_at >= 0.08
+    assert eve_at - eve_came < 0.05  # quiet again: eve went at once, not a window after she came
