@@ -131,8 +131,20 @@ class AggregateRunner:
         self.partitions = partitions
         self.store = AggregateStore(spec, states, memory)
 
-    async def handle_batch(self, records: list[Incoming]) -> None:
-        """Decide every record, publish the results, then store the changed aggregates."""
+    async def handle_batch(
+        self, records: list[Incoming], still_owned: Callable[[], bool] | None = None
+    ) -> bool:
+        """Decide every record, publish the results, then store the changed aggregates.
+
+        `still_owned` fences a worker that lost the batch's partitions while it decided (its group
+        session expired while a long batch held its event loop, and a rebalance gave them to
+        another worker, which recovered the table and decides the same commands): asked before the
+        results are published and again before they are stored, it abandons the batch when it
+        answers False, and handle_batch returns False. Two writers on one changelog partition
+        corrupt it: one's deletions of part versions it replaced remove parts the other's main
+        record names (seen with a 1 M-viewer stream: both workers then crashed on "part … is
+        missing from the table"). The check narrows that window to the publish itself; only
+        Kafka transactions would close it."""
         records = bundling.unbundled(records)
         poisoned: dict[int, BaseException] = {}
         while True:
@@ -148,10 +160,19 @@ class AggregateRunner:
                     exc_info=exc.__cause__,
                 )
                 poisoned[exc.index] = exc.__cause__ or exc
+        if still_owned is not None and not still_owned():
+            log.warning(
+                "the partitions of a batch of %d records moved to another worker; abandoned", len(records)
+            )
+            return False
         await self._publish(out)
+        if still_owned is not None and not still_owned():
+            log.warning("the partitions of a batch moved while it was published; not stored")
+            return False
         for aggregate_id, aggregate in held.items():
             if aggregate.changed:
                 self.store.store(aggregate_id, aggregate)
+        return True
 
     def _decide_batch(
         self, records: list[Incoming], poisoned: dict[int, BaseException]

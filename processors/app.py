@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterator
+from functools import partial
 from typing import Any
 
 import faust
@@ -209,6 +210,11 @@ def _recovery_completed(app: faust.App) -> asyncio.Event:
     return tables.recovery.completed
 
 
+def _still_assigned(app: faust.App, partitions: frozenset[Any]) -> bool:
+    """The consumer still holds every one of `partitions` (its group has not given them away)."""
+    return partitions <= app.consumer.assignment()
+
+
 def _register_agent(
     app: faust.App,
     source: Any,
@@ -237,7 +243,10 @@ def _register_agent(
                     )
             if not admitted:
                 continue
-            await runner.handle_batch(admitted)
+            if not await runner.handle_batch(admitted, partial(_still_assigned, app, frozenset(partitions))):
+                for tp in partitions:  # not decided here: read the position again from the table
+                    positions.forget(tp)
+                continue
             for tp in partitions:
                 positions.decided(tp)
 

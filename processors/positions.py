@@ -92,6 +92,12 @@ class CommandPositions:
         await self.consumer().seek(tp, expected)
         return False
 
+    def forget(self, tp: Any) -> None:
+        """The commands admitted on `tp` were not decided (their batch was abandoned): the next one
+        to decide is the table's again, and `admit` seeks back to it if the partition stays here."""
+        self._next.pop(tp, None)
+        self._seeking.pop(tp, None)
+
     def decided(self, tp: Any) -> None:
         """Record that every admitted command of `tp` is decided and its state stored."""
         self.table.put(self._key(tp), str(self._next[tp] - 1).encode(), tp.partition)
