@@ -12,6 +12,7 @@ from typing import Any
 from gwt import Aggregate, at, fold
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_stream_decider import HOST, STREAM_ID, banned, joined, left, started
 
 from spaktok.api.batching import EdgeBatcher, member_answer
 from spaktok.commands.base import Rejection
@@ -22,57 +23,14 @@ from spaktok.commands.streams import ArrivingViewer, JoinStream, JoinViewers
 from spaktok.events.base import Event
 from spaktok.events.streams import (
     ModeratorAdded,
-    StreamStarted,
-    UserBanned,
     ViewerJoined,
-    ViewerLeft,
     ViewersRefused,
 )
 from spaktok.processors.core import execute
 from spaktok.processors.streams import STREAMS
 
 STREAM = Aggregate(StreamState, decide, evolve, thaw)
-STREAM_ID = "s-1"
-HOST = "host"
 USERS = ["ann", "bob", "cat", "dan", "eve", "fay", HOST]
-
-
-def started(**changes: Any) -> StreamStarted:
-    fields: dict[str, Any] = dict(
-        stream_id=STREAM_ID,
-        user_id=HOST,
-        username="Hostess",
-        title="Friday night",
-        category="music",
-        language="en",
-        privacy="public",
-        is_recorded=False,
-        allow_comments=True,
-        allow_gifts=True,
-        is_age_restricted=False,
-        is_premium=False,
-        quality="720p",
-        ingest_url="rtmp://ingest/s-1",
-        playback_url="https://cdn/s-1.m3u8",
-        started_at=at(0),
-    )
-    return StreamStarted(**{**fields, **changes})
-
-
-def joined(user: str, seconds: float) -> ViewerJoined:
-    return ViewerJoined(
-        user_id=user, username=user, joined_at=at(seconds), viewer_count=0, peak_viewer_count=0, total_views=0
-    )
-
-
-def left(user: str, seconds: float) -> ViewerLeft:
-    return ViewerLeft(user_id=user, left_at=at(seconds), watch_time=1, reason="left", viewer_count=0)
-
-
-def banned(user: str, seconds: float) -> UserBanned:
-    return UserBanned(
-        user_id=user, by=HOST, role="broadcaster", banned_at=at(seconds), comments_deleted_since=at(seconds)
-    )
 
 
 def arriving(user: str, **facts: Any) -> ArrivingViewer:
@@ -104,7 +62,7 @@ def joined_now(user: str, seconds: float, count: int, peak: int, views: int) -> 
 
 
 def test_a_batch_of_new_viewers_counts_them_one_after_another() -> None:
-    STREAM.given(started(), joined("ann", 1), left("ann", 2)).when(
+    STREAM.given(started(), joined("ann", 1), left("ann", 2, watch_time=1)).when(
         batch(5, arriving("bob"), arriving("ann"), arriving("cat"))
     ).then(
         joined_now("bob", 5, count=1, peak=1, views=2),
@@ -169,7 +127,7 @@ def scenarios(draw: st.DrawFn) -> tuple[list[Event], list[ArrivingViewer]]:
         else:
             past.append(joined(user, second))
             if kind == "visited":
-                past.append(left(user, second + 0.5))
+                past.append(left(user, second + 0.5, watch_time=1))
     members = draw(st.lists(st.tuples(st.sampled_from(USERS), FACTS), min_size=1, max_size=10))
     return past, [arriving(user, **facts) for user, facts in members]
 
