@@ -230,6 +230,24 @@ class PartedMap(MutableMapping[str, Any]):
             self._log[seqs[-1]] = {**older, **newer}
             del seqs[-2]
 
+    @property
+    def cut(self) -> int:
+        """How many parts the map is cut into (they are numbered from 0)."""
+        return self._count
+
+    def part_of(self, key: str) -> int:
+        """The number of the part `key` lives in (whether or not the map holds it)."""
+        return self._index(key)
+
+    def part_keys(self, index: int) -> list[str]:
+        """The keys part `index` holds now, sorted: the same whatever its overlay and log hold, so a
+        decision that takes a map a part at a time takes the same part when it is decided again on
+        the state loaded after a restart (the map's own order may differ there)."""
+        pending = self._pending[index]
+        keys = [key for key in self._shards[index] if key not in pending]
+        keys += [key for key, value in pending.items() if value is not None]
+        return sorted(keys)
+
     def _index(self, key: str) -> int:
         return 0 if self._count == 1 else user_hash(key) % self._count
 

@@ -126,6 +126,18 @@ class SweepViewers(StreamCommand):
 
 
 @register_command
+class ReleaseViewers(StreamCommand):
+    """Internal: an ended stream lets the next part of its audience go (`ViewerLeft(stream_ended)`).
+
+    A stream of more than `ENDING_AT_ONCE` viewers ends at once and lets its viewers go a part of
+    its viewer map per decision (commands/stream/lifecycle.py); the stream sends itself this command
+    while any are left, and the worker's timer sends it too, in case a forward was lost.
+    """
+
+    type: Literal["streams.ReleaseViewers"] = "streams.ReleaseViewers"
+
+
+@register_command
 class FoldShardLikes(StreamCommand):
     """Internal, from the like shards: each shard's running like total (by shard number). The totals
     only grow, so a fold that arrives twice or late changes nothing (the stream keeps the highest)."""

@@ -20,6 +20,7 @@ from spaktok.commands.streams import (
     JoinViewers,
     LinkBattle,
     RecordAnalyticsSnapshot,
+    ReleaseViewers,
     SweepViewers,
     SyncChannelModerators,
     TimeOutViewers,
@@ -68,7 +69,24 @@ def _answers(command: Command, envelopes: list[Sealed]) -> dict[str, Any] | None
 
 
 def _follow_ups(command: Command, envelopes: list[Sealed], state: StreamState) -> list[Forward]:
-    return _decided_follow_ups(command, envelopes, state) + tell_shards(command, envelopes, state.like_shards)
+    return (
+        _decided_follow_ups(command, envelopes, state)
+        + tell_shards(command, envelopes, state.like_shards)
+        + _release_more(command, envelopes, state)
+    )
+
+
+def _release_more(command: Command, envelopes: list[Sealed], state: StreamState) -> list[Forward]:
+    """An ended stream that let a part of its viewers go and still holds some asks itself for the
+    next part (`ReleaseViewers`, commands/stream/lifecycle.py `ending`)."""
+    if state.status != "ended" or not state.audience.viewers:
+        return []
+    if not any(env.type == "streams.ViewerLeft" for env in envelopes):
+        return []  # a decision that let nobody go (the timer's safety net keeps the chain going)
+    release = ReleaseViewers(
+        **follow_up(command, "release-viewers"), actor_id="system", stream_id=state.stream_id
+    )
+    return [Forward(topics.COMMANDS_STREAMS.name, release)]
 
 
 def _decided_follow_ups(command: Command, envelopes: list[Sealed], state: StreamState) -> list[Forward]:
@@ -270,6 +288,7 @@ def _is_final(command: Command, envelopes: list[Sealed]) -> bool:
         | SyncChannelModerators
         | FoldShardLikes
         | TimeOutViewers
+        | ReleaseViewers
     )
     return not isinstance(command, internal)
 

@@ -19,7 +19,7 @@ from spaktok.commands.battles import EndBattle, ExpireBattle
 from spaktok.commands.media import CheckIngest, ExpireRecordings
 from spaktok.commands.schedules import FireSchedule, RemindSchedule
 from spaktok.commands.stream_shards import FoldShard, SweepShardViewers, shard_address
-from spaktok.commands.streams import RecordAnalyticsSnapshot, SweepViewers
+from spaktok.commands.streams import RecordAnalyticsSnapshot, ReleaseViewers, SweepViewers
 from spaktok.infra import topics
 from spaktok.processors.aggregate import AggregateRunner
 from spaktok.settings import Settings
@@ -94,6 +94,13 @@ def _stream_timers(settings: Settings) -> list[Timer]:
             "stream",
             ingest_lost,
             lambda sid, at: CheckIngest(**_system(at), stream_id=sid, grace_ms=grace_ms),
+        ),
+        Timer(  # an ended stream still letting its viewers go a part at a time (a lost forward)
+            "viewer-release",
+            settings.viewer_sweep_interval_s,
+            "stream",
+            lambda state, now_ms: bool(state.status == "ended" and state.audience.viewers),
+            lambda sid, at: ReleaseViewers(**_system(at), stream_id=sid),
         ),
         Timer(  # recordings past retention are deleted
             "recording-retention",

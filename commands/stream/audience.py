@@ -102,7 +102,8 @@ def _admit_viewer(actor: str, facts: ViewerFacts, state: StreamState) -> None:
 
 def _leave(command: LeaveStream, state: StreamState) -> list[Event]:
     require_stream(state)
-    if command.actor_id not in state.audience.viewers:
+    # an ended stream's viewers all left at its end (a big one's are still being released)
+    if state.status == "ended" or command.actor_id not in state.audience.viewers:
         raise Rejection("not-watching", "you are not watching this stream")
     return [leaving(state, command.actor_id, command.issued_at, "left", state.viewer_count - 1)]
 

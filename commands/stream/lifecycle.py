@@ -4,14 +4,14 @@ context may call for (`ending`: the owner ends it, the broadcaster is lost, a su
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from spaktok.commands.base import Rejection
 from spaktok.commands.stream.audience import leaving, silent_viewers_leave
 from spaktok.commands.stream.base import Deciders, require_live
 from spaktok.commands.stream.state import StreamState, millis
-from spaktok.commands.streams import EndStream, OpenStream, SweepViewers, UpdateStream
+from spaktok.commands.streams import EndStream, OpenStream, ReleaseViewers, SweepViewers, UpdateStream
 from spaktok.events.base import Event
 from spaktok.events.streams import (
     BattleUnlinked,
@@ -19,6 +19,7 @@ from spaktok.events.streams import (
     StreamEnded,
     StreamStarted,
     StreamUpdated,
+    ViewerLeft,
 )
 
 
@@ -36,29 +37,63 @@ def _end(command: EndStream, state: StreamState) -> list[Event]:
     return ending(state, command.issued_at, command.reason)
 
 
+ENDING_AT_ONCE = 4_000  # viewers an end lets go in the decision that ends the stream
+
+
 def ending(state: StreamState, now: datetime, reason: str) -> list[Event]:
-    """Every viewer leaves with their watch time, then the final statistics are frozen."""
-    now_ms = millis(now)
-    events: list[Event] = [
-        leaving(state, user_id, now, "stream_ended", 0) for user_id in sorted(state.audience.viewers)
-    ]
-    battle_id = state.pk.pk_battle_id
-    if battle_id:  # a battle cannot go on without this side: it closes, with the scores so far
-        events.append(BattleUnlinked(battle_id=battle_id, reason="stream_ended", unlinked_at=now))
-    events.append(
-        StreamEnded(
-            ended_at=now,
-            reason=reason,
-            duration=max(0, now_ms - state.started_ms) // 1000,
-            peak_viewer_count=state.audience.peak_viewer_count,
-            total_views=state.total_views,
-            likes=state.chat.likes,
-            comments=state.chat.comments,
-            gifts=state.gifting.gifts,
-            gift_revenue=state.gifting.gift_revenue,
-        )
+    """Every viewer leaves with their watch time, and the final statistics are frozen.
+
+    Up to `ENDING_AT_ONCE` viewers, in one decision: every leave, then the end. A bigger audience
+    would hold the worker for as long as its leaves take (~1 s at 20,000 viewers, a minute at a
+    million: every other stream of that worker waits, and a worker silent past its session loses
+    its partitions mid-way), so the stream ends first and lets its viewers go a part of its viewer
+    map per decision (`ReleaseViewers`), each at the end's time: the same leaves and watch times,
+    after the end instead of before it (docs/decisions.md "Ending a big stream").
+    """
+    battle: list[Event] = []
+    if state.pk.pk_battle_id:  # a battle cannot go on without this side: it closes, with the scores so far
+        battle.append(BattleUnlinked(battle_id=state.pk.pk_battle_id, reason="stream_ended", unlinked_at=now))
+    if state.viewer_count <= ENDING_AT_ONCE:
+        leaves = [
+            leaving(state, user_id, now, "stream_ended", 0) for user_id in sorted(state.audience.viewers)
+        ]
+        return [*leaves, *battle, _ended(state, now, reason)]
+    at = datetime.fromtimestamp(millis(now) / 1000, UTC)  # as later parts read it back from the state
+    return [*battle, _ended(state, at, reason), *_next_part_leaves(state, at, 0)]
+
+
+def _ended(state: StreamState, now: datetime, reason: str) -> StreamEnded:
+    return StreamEnded(
+        ended_at=now,
+        reason=reason,
+        duration=max(0, millis(now) - state.started_ms) // 1000,
+        peak_viewer_count=state.audience.peak_viewer_count,
+        total_views=state.total_views,
+        likes=state.chat.likes,
+        comments=state.chat.comments,
+        gifts=state.gifting.gifts,
+        gift_revenue=state.gifting.gift_revenue,
     )
-    return events
+
+
+def _next_part_leaves(state: StreamState, left_at: datetime, first_part: int) -> list[Event]:
+    """The leaves of the viewers of the first part of the viewer map from `first_part` that holds
+    any, by user id (a part is the same set of users whatever order the map is loaded in)."""
+    viewers = state.audience.viewers
+    for index in range(first_part, viewers.cut):
+        users = viewers.part_keys(index)
+        if users:
+            return [leaving(state, user_id, left_at, "stream_ended", 0) for user_id in users]
+    return []
+
+
+def _release(command: ReleaseViewers, state: StreamState) -> list[Event]:
+    """An ended stream's next part of its audience leaves, at the end's time; nothing once all left
+    (a repeated or late command)."""
+    if state.status != "ended":
+        return []
+    ended_at = datetime.fromtimestamp(state.ended_ms / 1000, UTC)
+    return _next_part_leaves(state, ended_at, state.release_part)
 
 
 def _sweep(command: SweepViewers, state: StreamState) -> list[Event]:
@@ -103,7 +138,13 @@ def _update(command: UpdateStream, state: StreamState) -> list[Event]:
     return [StreamUpdated(changes=changes, updated_at=command.issued_at)]
 
 
-DECIDERS: Deciders = {OpenStream: _open, EndStream: _end, UpdateStream: _update, SweepViewers: _sweep}
+DECIDERS: Deciders = {
+    OpenStream: _open,
+    EndStream: _end,
+    UpdateStream: _update,
+    SweepViewers: _sweep,
+    ReleaseViewers: _release,
+}
 
 
 def _started(state: StreamState, event: StreamStarted) -> dict[str, Any]:
@@ -126,8 +167,15 @@ def _started(state: StreamState, event: StreamStarted) -> dict[str, Any]:
     }
 
 
-def _ended(state: StreamState, event: StreamEnded) -> dict[str, Any]:
+def _stream_ended(state: StreamState, event: StreamEnded) -> dict[str, Any]:
     return {"status": "ended", "ended_ms": millis(event.ended_at)}
+
+
+def _viewer_left(state: StreamState, event: ViewerLeft) -> dict[str, Any]:
+    """After the end, a leave is one of a released part's: the next release starts after it."""
+    if state.status != "ended":
+        return {}
+    return {"release_part": state.audience.viewers.part_of(event.user_id) + 1}
 
 
 def _updated(state: StreamState, event: StreamUpdated) -> dict[str, Any]:
@@ -152,7 +200,8 @@ def _beaten(state: StreamState, event: HeartbeatsRecorded) -> dict[str, Any]:
 # the stream's own fields each lifecycle event changes (the contexts' parts are theirs)
 FOLDS: dict[type[Event], Callable[[StreamState, Any], dict[str, Any]]] = {
     StreamStarted: _started,
-    StreamEnded: _ended,
+    StreamEnded: _stream_ended,
+    ViewerLeft: _viewer_left,
     StreamUpdated: _updated,
     HeartbeatsRecorded: _beaten,
 }

@@ -100,7 +100,8 @@ def _ban(command: BanUser, state: StreamState) -> list[Event]:
         )
     ]
     events.append(notice(command, state, "banned", [target]))
-    if target in state.audience.viewers:  # watching: removed at once, with the watch time of this visit
+    # watching: removed at once, with the watch time of this visit (after the end, the end's leave)
+    if state.status == "live" and target in state.audience.viewers:
         events.append(leaving(state, target, now, "banned", state.viewer_count - 1))
     return events
 

@@ -198,6 +198,7 @@ class StreamState:
     is_premium: bool = False
     is_recorded: bool = False
     like_shards: int = 0  # likes counted by this many shards (commands/stream_shards.py); 0: here
+    release_part: int = 0  # ended: the first part of the viewer map whose viewers may still be held
     audience: Audience = field(default_factory=Audience)
     chat: Chat = field(default_factory=Chat)
     moderation: Moderation = field(default_factory=Moderation)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from gwt import at
+from gwt import Given, at
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 from test_money_deciders import LION, deliver, received
 from test_stream_decider import STREAM, base, commented, ended, joined, left, liked, started
 
+from spaktok.commands.parted_map import PartedMap
+from spaktok.commands.stream.state import copy_with, millis
 from spaktok.commands.stream_analytics import age_bucket
 from spaktok.commands.streams import JoinStream, RecordAnalyticsSnapshot
 from spaktok.events.envelope import Envelope
@@ -113,3 +117,26 @@ def test_a_snapshot_takes_a_sequence_number_and_changes_nothing_else() -> None:
     after = given.when(snapshot(300)).then_state()
     assert after.version == given.state.version + 1
     assert (after.viewers, after.likes, after.watch_time) == (given.state.viewers, 0, {"ann": 0})
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    past=st.dictionaries(st.sampled_from([f"u{i}" for i in range(40)]), st.integers(0, 500), max_size=30),
+    watching=st.dictionaries(st.sampled_from([f"u{i}" for i in range(40)]), st.integers(0, 300), max_size=30),
+)
+def test_a_snapshots_top_viewers_are_the_longest_watch_times_at_its_time(
+    past: dict[str, int], watching: dict[str, int]
+) -> None:
+    """The ten longest watch times (past visits plus the running one, ties by id), against a plain
+    sort of every viewer, for viewers with and without past visits and past-only viewers."""
+    state = STREAM.given(started()).state
+    now_ms = millis(at(300))
+    viewers = {user: [now_ms - seconds * 1000, now_ms] for user, seconds in watching.items()}
+    live = copy_with(
+        state, audience=copy_with(state.audience, viewers=PartedMap(viewers), watch_time=PartedMap(past))
+    )
+    totals = {user: past.get(user, 0) + watching.get(user, 0) for user in {*past, *watching}}
+    expected = sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
+    [event] = Given(STREAM, live).when(snapshot(300)).events()
+    assert isinstance(event, StreamAnalyticsRecorded)
+    assert event.top_viewers == [{"user_id": user, "watch_time": watched} for user, watched in expected]
