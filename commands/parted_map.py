@@ -248,6 +248,22 @@ class PartedMap(MutableMapping[str, Any]):
         keys += [key for key, value in pending.items() if value is not None]
         return sorted(keys)
 
+    def part_views(self) -> Iterator[Mapping[str, Any]]:
+        """Each part as a plain mapping of what it holds now, for a pass over the whole map at C
+        speed: a part without an overlay is its base dict itself (the caller must not change it),
+        one with an overlay a merged copy."""
+        for part, pending in zip(self._shards, self._pending, strict=True):
+            if not pending:
+                yield part
+                continue
+            merged = dict(part)
+            for key, value in pending.items():
+                if value is None:
+                    merged.pop(key, None)
+                else:
+                    merged[key] = value
+            yield merged
+
     def _index(self, key: str) -> int:
         return 0 if self._count == 1 else user_hash(key) % self._count
 

@@ -129,8 +129,8 @@ class SweepViewers(StreamCommand):
 class ReleaseViewers(StreamCommand):
     """Internal: an ended stream lets the next part of its audience go (`ViewerLeft(stream_ended)`).
 
-    A stream of more than `ENDING_AT_ONCE` viewers ends at once and lets its viewers go a part of
-    its viewer map per decision (commands/stream/lifecycle.py); the stream sends itself this command
+    A stream of more than `LEAVES_PER_DECISION` viewers ends at once and lets its viewers go that
+    many per decision (commands/stream/lifecycle.py `ending`); the stream sends itself this command
     while any are left, and the worker's timer sends it too, in case a forward was lost.
     """
 

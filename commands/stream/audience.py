@@ -9,7 +9,7 @@ from typing import Any, Literal
 from spaktok.commands.base import Rejection
 from spaktok.commands.stream.base import Deciders, require_live, require_stream
 from spaktok.commands.stream.state import Audience, StreamState, copy_with, millis
-from spaktok.commands.stream_analytics import age_bucket
+from spaktok.commands.stream_analytics import age_bucket, longest_kept
 from spaktok.commands.streams import (
     JoinStream,
     JoinViewers,
@@ -20,7 +20,13 @@ from spaktok.commands.streams import (
     ViewerFacts,
 )
 from spaktok.events.base import Event
-from spaktok.events.streams import HeartbeatsRecorded, ViewerJoined, ViewerLeft, ViewersRefused
+from spaktok.events.streams import (
+    HeartbeatsRecorded,
+    StreamStarted,
+    ViewerJoined,
+    ViewerLeft,
+    ViewersRefused,
+)
 
 ADULT_AGE = 18
 
@@ -194,17 +200,25 @@ DECIDERS: Deciders = {
 }
 
 
+def _opened(audience: Audience, event: StreamStarted) -> Audience:
+    return copy_with(audience, longest=())  # nobody has watched yet: the longest are kept from now
+
+
 def _joined(audience: Audience, event: ViewerJoined) -> Audience:
     at = millis(event.joined_at)
     audience.viewers[event.user_id] = [at, at]
-    audience.watch_time.setdefault(event.user_id, 0)
-    return copy_with(audience, peak_viewer_count=max(audience.peak_viewer_count, len(audience.viewers)))
+    longest = audience.longest
+    if event.user_id not in audience.watch_time:  # a first visit: a watch time of 0 from now
+        audience.watch_time[event.user_id] = 0
+        longest = longest_kept(longest, event.user_id, 0)
+    peak = max(audience.peak_viewer_count, len(audience.viewers))
+    return copy_with(audience, peak_viewer_count=peak, longest=longest)
 
 
 def _left(audience: Audience, event: ViewerLeft) -> Audience:
     audience.viewers.pop(event.user_id, None)
     audience.watch_time[event.user_id] = event.watch_time
-    return audience
+    return copy_with(audience, longest=longest_kept(audience.longest, event.user_id, event.watch_time))
 
 
 def _beaten(audience: Audience, event: HeartbeatsRecorded) -> Audience:
@@ -218,6 +232,7 @@ def _beaten(audience: Audience, event: HeartbeatsRecorded) -> Audience:
 
 # how each audience event changes a thawed Audience: the maps in place, the rest replaced
 FOLDS: dict[type[Event], Callable[[Audience, Any], Audience]] = {
+    StreamStarted: _opened,
     ViewerJoined: _joined,
     ViewerLeft: _left,
     HeartbeatsRecorded: _beaten,

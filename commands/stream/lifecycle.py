@@ -37,29 +37,32 @@ def _end(command: EndStream, state: StreamState) -> list[Event]:
     return ending(state, command.issued_at, command.reason)
 
 
-ENDING_AT_ONCE = 4_000  # viewers an end lets go in the decision that ends the stream
+LEAVES_PER_DECISION = 2_000  # leaves one decision of an end may hold (~60 µs of the worker's each)
 
 
 def ending(state: StreamState, now: datetime, reason: str) -> list[Event]:
     """Every viewer leaves with their watch time, and the final statistics are frozen.
 
-    Up to `ENDING_AT_ONCE` viewers, in one decision: every leave, then the end. A bigger audience
-    would hold the worker for as long as its leaves take (~1 s at 20,000 viewers, a minute at a
-    million: every other stream of that worker waits, and a worker silent past its session loses
-    its partitions mid-way), so the stream ends first and lets its viewers go a part of its viewer
-    map per decision (`ReleaseViewers`), each at the end's time: the same leaves and watch times,
-    after the end instead of before it (docs/decisions.md "Ending a big stream").
+    Up to `LEAVES_PER_DECISION` viewers, in one decision: every leave, then the end. A bigger
+    audience would hold the worker for as long as its leaves take (4.2 s at 100,000 viewers, a
+    minute at a million: every other aggregate of that worker waits, and a worker silent past its
+    session loses its partitions mid-way), so the stream ends first and lets its viewers go
+    `LEAVES_PER_DECISION` at a time, a part of its viewer map after another (`ReleaseViewers`),
+    each at the end's time: the same leaves and watch times, after the end instead of before it
+    (docs/decisions.md "Ending a big stream").
     """
     battle: list[Event] = []
     if state.pk.pk_battle_id:  # a battle cannot go on without this side: it closes, with the scores so far
         battle.append(BattleUnlinked(battle_id=state.pk.pk_battle_id, reason="stream_ended", unlinked_at=now))
-    if state.viewer_count <= ENDING_AT_ONCE:
-        leaves = [
-            leaving(state, user_id, now, "stream_ended", 0) for user_id in sorted(state.audience.viewers)
+    if state.viewer_count <= LEAVES_PER_DECISION:
+        viewers = sorted(state.audience.viewers)
+        return [
+            *(leaving(state, user_id, now, "stream_ended", 0) for user_id in viewers),
+            *battle,
+            _ended(state, now, reason),
         ]
-        return [*leaves, *battle, _ended(state, now, reason)]
-    at = datetime.fromtimestamp(millis(now) / 1000, UTC)  # as later parts read it back from the state
-    return [*battle, _ended(state, at, reason), *_next_part_leaves(state, at, 0)]
+    at = datetime.fromtimestamp(millis(now) / 1000, UTC)  # as later releases read it back from the state
+    return [*battle, _ended(state, at, reason), *_next_leaves(state, at, 0)]
 
 
 def _ended(state: StreamState, now: datetime, reason: str) -> StreamEnded:
@@ -76,14 +79,17 @@ def _ended(state: StreamState, now: datetime, reason: str) -> StreamEnded:
     )
 
 
-def _next_part_leaves(state: StreamState, left_at: datetime, first_part: int) -> list[Event]:
-    """The leaves of the viewers of the first part of the viewer map from `first_part` that holds
-    any, by user id (a part is the same set of users whatever order the map is loaded in)."""
+def _next_leaves(state: StreamState, left_at: datetime, first_part: int) -> list[Event]:
+    """The leaves of the first `LEAVES_PER_DECISION` viewers, by user id, of the first part of the
+    viewer map from `first_part` that holds any: the same viewers whatever order the map is loaded
+    in (a worker deciding a release again after a crash takes the ones it published)."""
     viewers = state.audience.viewers
     for index in range(first_part, viewers.cut):
         users = viewers.part_keys(index)
         if users:
-            return [leaving(state, user_id, left_at, "stream_ended", 0) for user_id in users]
+            return [
+                leaving(state, user_id, left_at, "stream_ended", 0) for user_id in users[:LEAVES_PER_DECISION]
+            ]
     return []
 
 
@@ -93,7 +99,7 @@ def _release(command: ReleaseViewers, state: StreamState) -> list[Event]:
     if state.status != "ended":
         return []
     ended_at = datetime.fromtimestamp(state.ended_ms / 1000, UTC)
-    return _next_part_leaves(state, ended_at, state.release_part)
+    return _next_leaves(state, ended_at, state.release_part)
 
 
 def _sweep(command: SweepViewers, state: StreamState) -> list[Event]:
@@ -172,10 +178,11 @@ def _stream_ended(state: StreamState, event: StreamEnded) -> dict[str, Any]:
 
 
 def _viewer_left(state: StreamState, event: ViewerLeft) -> dict[str, Any]:
-    """After the end, a leave is one of a released part's: the next release starts after it."""
+    """After the end, a leave is a released one: the next release starts from its part (the parts
+    before it are empty)."""
     if state.status != "ended":
         return {}
-    return {"release_part": state.audience.viewers.part_of(event.user_id) + 1}
+    return {"release_part": state.audience.viewers.part_of(event.user_id)}
 
 
 def _updated(state: StreamState, event: StreamUpdated) -> dict[str, Any]:

@@ -51,6 +51,10 @@ class Audience:
     viewers: PartedMap = field(default_factory=PartedMap)  # user -> [joined_ms, last_seen_ms]
     watch_time: PartedMap = field(default_factory=PartedMap)  # user -> seconds of past visits
     peak_viewer_count: int = 0
+    # the users with the longest past watch times, (user, seconds), longest first, ties by id: the
+    # snapshot's ranking of watch times starts from them (`stream_analytics.longest_kept`); None
+    # for a stream started before they were kept
+    longest: tuple[tuple[str, int], ...] | None = None
 
     @property
     def viewer_count(self) -> int:
@@ -292,6 +296,8 @@ class StreamState:
             "pk_left",
         ):
             data[name] = tuple(data.get(name, ()))
+        if data.get("longest") is not None:
+            data["longest"] = tuple((user, seconds) for user, seconds in data["longest"])
         for name in PARTED.intersection(data):
             if not isinstance(data[name], PartedMap):
                 data[name] = PartedMap(data[name])

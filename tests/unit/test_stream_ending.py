@@ -33,7 +33,7 @@ from spaktok.commands.streams import BanUser, ReleaseViewers
 from spaktok.events.base import Event
 from spaktok.events.streams import HeartbeatsRecorded, StreamEnded, ViewerLeft
 
-VIEWERS = 5_000  # over ENDING_AT_ONCE, and over one part of the viewer map (2,000 users)
+VIEWERS = 5_000  # over LEAVES_PER_DECISION; 4 parts of the viewer map (~1,250 users each)
 
 
 def release(seconds: float) -> ReleaseViewers:
@@ -88,12 +88,23 @@ def test_a_big_stream_ends_first_and_lets_each_part_of_its_audience_go_in_a_deci
     assert (after.status, len(after.audience.viewers)) == ("ended", 0)
 
 
+def test_a_part_bigger_than_a_decision_holds_is_let_go_in_turns(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lifecycle, "LEAVES_PER_DECISION", 500)
+    given = audience(VIEWERS)
+    decisions, after = end_in_parts(given)
+    viewers = given.state.audience.viewers
+    sizes = [len(viewers.part_keys(index)) for index in range(viewers.cut)]
+    assert max(sizes) > 500 and len(decisions) == sum(-(-size // 500) for size in sizes)
+    assert all(sum(isinstance(e, ViewerLeft) for e in events) <= 500 for events in decisions)
+    assert len(leaves_of(decisions)) == VIEWERS and len(after.audience.viewers) == 0
+
+
 def test_the_parts_leaves_and_watch_times_are_those_of_an_end_in_one_decision(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     given = audience(VIEWERS)
     in_parts = leaves_of(end_in_parts(given)[0])
-    monkeypatch.setattr(lifecycle, "ENDING_AT_ONCE", VIEWERS + 1)
+    monkeypatch.setattr(lifecycle, "LEAVES_PER_DECISION", VIEWERS + 1)
     at_once = given.when(end(100)).events()
     assert isinstance(at_once[-1], StreamEnded)  # every leave first, then the end
     assert in_parts == leaves_of([at_once])
@@ -101,8 +112,8 @@ def test_the_parts_leaves_and_watch_times_are_those_of_an_end_in_one_decision(
 
 
 def test_a_small_stream_still_ends_in_one_decision_every_leave_first() -> None:
-    events = audience(lifecycle.ENDING_AT_ONCE).when(end(100)).events()
-    assert [type(e) for e in events] == [ViewerLeft] * lifecycle.ENDING_AT_ONCE + [StreamEnded]
+    events = audience(lifecycle.LEAVES_PER_DECISION).when(end(100)).events()
+    assert [type(e) for e in events] == [ViewerLeft] * lifecycle.LEAVES_PER_DECISION + [StreamEnded]
 
 
 def test_a_release_decided_again_on_the_state_as_stored_lets_the_same_part_go() -> None:
