@@ -223,15 +223,20 @@ def fold_delays(shard_records: list[tuple[int, dict]], stream_records: list[tupl
     return delays
 
 
+HELD_SIGNS = (b"keepalive is not responding", b"woke up too late", b"held the event loop")
+
+
 def loop_stalls(stack: Any) -> dict[str, int]:
     """Per worker log: the lines where Faust says its event loop was held (its keepalive thread
-    not answered, a timer woken too late): what a long batch does to everything else on it."""
+    not answered, a timer woken too late) or the worker logged a batch or a timer's scan that held
+    it (`processors/aggregate.py` LONG_BATCH_S): what a long batch does to everything else on the
+    worker. The lines are printed, with their times, to be set against the load's window."""
     stalls = {}
     for log in sorted(stack.log_dir.glob("worker*.log")):
-        lines = log.read_bytes().splitlines()
-        stalls[log.stem] = sum(
-            1 for line in lines if b"keepalive is not responding" in line or b"woke up too late" in line
-        )
+        held = [line for line in log.read_bytes().splitlines() if any(sign in line for sign in HELD_SIGNS)]
+        stalls[log.stem] = len(held)
+        for line in held:
+            console.print(f"{log.stem}: {line.decode(errors='replace')[:220]}", highlight=False)
     return stalls
 
 
@@ -252,7 +257,9 @@ def run(shards: int, args: argparse.Namespace) -> dict:
         audience = args.viewers or args.audience
         before = cpu_seconds(stack)
         with console.status(f"{args.likes:,} actions from {audience:,} users into Kafka"):
+            load_started = datetime.now(UTC)
             taps, beats = produce(edge, audience, args.likes, args.batch, args.rate, args.beats)
+        console.print(f"the load: {load_started:%H:%M:%S} to {datetime.now(UTC):%H:%M:%S} UTC", highlight=False)
         with console.status("waiting for the document to hold every like"):
             wait_for_document(stack, sid, "likes", taps, timeout=600)
         after = cpu_seconds(stack)

@@ -65,8 +65,8 @@ def top_viewers(state: StreamState, now_ms: int) -> list[Ranked]:
     watched before for at most the shortest of them (`floor`), so they may rank only if their
     running visit plus `floor` reaches the `SNAPSHOT_TOP`-th total of some known users (the bar:
     the longest kept and the earliest joins among a sample of viewers). One pass over the viewers,
-    by join time alone, finds those; only their totals are looked up. (At 1 M viewers: one pass,
-    against a copy of the watch-time map, a lookup per viewer and a sort of all: 6 s.)
+    by join time alone, finds those; only their totals are looked up. (Before: a copy of the
+    watch-time map, a lookup per viewer and a sort of them all, 6 s at 1 M viewers.)
     """
     audience = state.audience
     longest, viewers, watch = audience.longest, audience.viewers, audience.watch_time

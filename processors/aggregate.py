@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -147,6 +148,7 @@ class AggregateRunner:
         Kafka transactions would close it."""
         records = bundling.unbundled(records)
         poisoned: dict[int, BaseException] = {}
+        started = time.perf_counter()
         while True:
             try:
                 held, out = self._decide_batch(records, poisoned)
@@ -160,6 +162,7 @@ class AggregateRunner:
                     exc_info=exc.__cause__,
                 )
                 poisoned[exc.index] = exc.__cause__ or exc
+        decided = time.perf_counter()
         if still_owned is not None and not still_owned():
             log.warning(
                 "the partitions of a batch of %d records moved to another worker; abandoned", len(records)
@@ -169,9 +172,11 @@ class AggregateRunner:
         if still_owned is not None and not still_owned():
             log.warning("the partitions of a batch moved while it was published; not stored")
             return False
+        published = time.perf_counter()
         for aggregate_id, aggregate in held.items():
             if aggregate.changed:
                 self.store.store(aggregate_id, aggregate)
+        _tell_if_long(len(records), held, decided - started, time.perf_counter() - published)
         return True
 
     def _decide_batch(
@@ -358,3 +363,24 @@ def follow_up(command: Command, purpose: str) -> dict[str, Any]:
         "correlation_id": command.correlation,
         "issued_at": command.issued_at,
     }
+
+
+LONG_BATCH_S = 0.5  # a batch holding the event loop this long is logged
+
+
+def _tell_if_long(records: int, held: Mapping[str, Held], deciding_s: float, storing_s: float) -> None:
+    """A warning for a batch whose synchronous work (loading and deciding, then storing) held the
+    worker's event loop for `LONG_BATCH_S` or more: nothing else on the worker moved meanwhile, and
+    past the group's session the worker loses its partitions. It names the aggregates (the first
+    three), so an operator can tell a hot stream's moment from an overloaded worker."""
+    if deciding_s + storing_s < LONG_BATCH_S:
+        return
+    names = ", ".join(sorted(held)[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
+    log.warning(
+        "a batch of %d records held the event loop %.2f s (loading and deciding %.2f s, storing %.2f s): %s",
+        records,
+        deciding_s + storing_s,
+        deciding_s,
+        storing_s,
+        names,
+    )

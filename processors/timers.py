@@ -4,6 +4,8 @@ says it is time, and sends each a command through its own partition."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,10 +23,11 @@ from spaktok.commands.schedules import FireSchedule, RemindSchedule
 from spaktok.commands.stream_shards import FoldShard, SweepShardViewers, shard_address
 from spaktok.commands.streams import RecordAnalyticsSnapshot, ReleaseViewers, SweepViewers
 from spaktok.infra import topics
-from spaktok.processors.aggregate import AggregateRunner
+from spaktok.processors.aggregate import LONG_BATCH_S, AggregateRunner
 from spaktok.settings import Settings
 
 SYSTEM_ACTOR = "system"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -198,7 +201,12 @@ def register_timer(
             return  # a half-restored table would pick wrongly
         issued_at = clock.now(settings)
         now_ms = int(issued_at.timestamp() * 1000)
-        for aggregate_id in runner.select(lambda state: timer.wanted(state, now_ms)):
+        started = time.perf_counter()
+        picked = runner.select(lambda state: timer.wanted(state, now_ms))
+        scan_s = time.perf_counter() - started
+        if scan_s >= LONG_BATCH_S:  # the scan decodes what a recovery restored, once
+            log.warning("the %s timer's scan held the event loop %.2f s", timer.name, scan_s)
+        for aggregate_id in picked:
             await _send_command(send, timer.build(aggregate_id, issued_at))
 
     tick.__name__ = tick.__qualname__ = timer.name.replace("-", "_")

@@ -41,28 +41,27 @@ LEAVES_PER_DECISION = 2_000  # leaves one decision of an end may hold (~60 µs o
 
 
 def ending(state: StreamState, now: datetime, reason: str) -> list[Event]:
-    """Every viewer leaves with their watch time, and the final statistics are frozen.
+    """Viewers leave with their watch time, then the final statistics are frozen.
 
-    Up to `LEAVES_PER_DECISION` viewers, in one decision: every leave, then the end. A bigger
-    audience would hold the worker for as long as its leaves take (4.2 s at 100,000 viewers, a
-    minute at a million: every other aggregate of that worker waits, and a worker silent past its
-    session loses its partitions mid-way), so the stream ends first and lets its viewers go
-    `LEAVES_PER_DECISION` at a time, a part of its viewer map after another (`ReleaseViewers`),
-    each at the end's time: the same leaves and watch times, after the end instead of before it
-    (docs/decisions.md "Ending a big stream").
+    Up to `LEAVES_PER_DECISION` viewers, all of them in this decision. A bigger audience would hold
+    the worker for as long as its leaves take (4.2 s at 100,000 viewers, a minute at a million:
+    every other aggregate of that worker waits, and a worker silent past its session loses its
+    partitions mid-way), so the stream lets `LEAVES_PER_DECISION` go, ends, and lets the others go
+    as many at a time after the end, a part of its viewer map after another (`ReleaseViewers`),
+    each at the end's time: the same leaves and watch times (docs/decisions.md "A big stream's rare
+    moments"). The end is last either way, so it is in the tail of the decision its caller is told.
     """
+    if state.viewer_count <= LEAVES_PER_DECISION:
+        leaves = [
+            leaving(state, user_id, now, "stream_ended", 0) for user_id in sorted(state.audience.viewers)
+        ]
+    else:
+        now = datetime.fromtimestamp(millis(now) / 1000, UTC)  # as later releases read it back
+        leaves = _next_leaves(state, now, 0)
     battle: list[Event] = []
     if state.pk.pk_battle_id:  # a battle cannot go on without this side: it closes, with the scores so far
         battle.append(BattleUnlinked(battle_id=state.pk.pk_battle_id, reason="stream_ended", unlinked_at=now))
-    if state.viewer_count <= LEAVES_PER_DECISION:
-        viewers = sorted(state.audience.viewers)
-        return [
-            *(leaving(state, user_id, now, "stream_ended", 0) for user_id in viewers),
-            *battle,
-            _ended(state, now, reason),
-        ]
-    at = datetime.fromtimestamp(millis(now) / 1000, UTC)  # as later releases read it back from the state
-    return [*battle, _ended(state, at, reason), *_next_leaves(state, at, 0)]
+    return [*leaves, *battle, _ended(state, now, reason)]
 
 
 def _ended(state: StreamState, now: datetime, reason: str) -> StreamEnded:

@@ -4,21 +4,15 @@ viewer gets their own answer, and a batch's refusals are answered by viewer."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import pytest
-from confluent_kafka import Producer
 from harness import Api, eventually, uid
 from sqlalchemy import Engine, text
 
 from spaktok import clock
 from spaktok.commands.streams import ArrivingViewer, JoinViewers
-from spaktok.infra import topics
-from spaktok.infra.devstack import DevStack
-from spaktok.infra.kafka import producer_config
-from spaktok.settings import Settings
 
 VIEWERS = 40
 
@@ -78,15 +72,8 @@ def test_concurrent_joins_travel_in_batches_and_each_viewer_gets_their_answer(
     assert [e["sequence"] for e in joins] == sorted(e["sequence"] for e in joins)
 
 
-@pytest.fixture
-def producer(stack: DevStack) -> Iterator[Producer]:
-    producer = Producer(producer_config(Settings(broker=stack.broker)))
-    yield producer
-    producer.flush(10)
-
-
 def test_a_batch_answers_each_viewer_and_refuses_the_banned_one_alone(
-    user: Callable[..., Api], producer: Producer
+    user: Callable[..., Api], edge: Callable[..., None]
 ) -> None:
     owner, admin = user(uid("owner")), user(uid("admin"), roles=["admin"])
     troll, fan, watcher = uid("troll"), uid("fan"), user(uid("watcher"))
@@ -101,13 +88,7 @@ def test_a_batch_answers_each_viewer_and_refuses_the_banned_one_alone(
         stream_id=sid,
         viewers=[ArrivingViewer(user_id=u, username=u) for u in (troll, fan, fan)],
     )
-    producer.produce(
-        topics.COMMANDS_STREAMS.name,
-        key=sid.encode(),
-        value=command.model_dump_json().encode(),
-        headers=[("command-type", command.type.encode())],
-    )
-    producer.flush(10)
+    edge(command)
 
     def decided() -> dict[str, Any]:
         status = admin.get(f"/v1/commands/{command.command_id}").json()

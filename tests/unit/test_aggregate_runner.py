@@ -20,6 +20,7 @@ from spaktok.commands.base import Command
 from spaktok.events.base import Event
 from spaktok.events.streams import ViewerJoined
 from spaktok.infra import bundles
+from spaktok.processors import aggregate
 from spaktok.processors.aggregate import AggregateRunner, Incoming, part_key
 from spaktok.processors.streams import STREAMS
 
@@ -593,3 +594,17 @@ def test_a_gift_on_a_stream_of_hundreds_of_senders_writes_the_gift_not_its_sende
     assert len(restarted.gifters) == len(restarted.combos) == 300
     # the second rose within the combo window continued the first one's combo
     assert restarted.gifters["fan-007"][1:] == [2, 2] and restarted.combos["fan-007"][2] == 2
+
+
+def test_a_batch_that_held_the_event_loop_long_is_logged_with_its_aggregates(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    table, broker = Table(), Broker()
+    worker = runner(table, broker)
+    with caplog.at_level("WARNING", logger="spaktok.processors.aggregate"):
+        asyncio.run(worker.handle_batch(records(open_stream(), join("ann", 1))))
+        assert "held the event loop" not in caplog.text  # a small batch, far below LONG_BATCH_S
+        monkeypatch.setattr(aggregate, "LONG_BATCH_S", 0.0)
+        asyncio.run(worker.handle_batch(records(comment("ann", 2))))
+    [line] = [r.getMessage() for r in caplog.records if "held the event loop" in r.getMessage()]
+    assert line.startswith("a batch of 1 records held the event loop") and line.endswith(": s-1")

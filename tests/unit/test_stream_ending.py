@@ -1,6 +1,6 @@
-"""The end of a big stream: it ends at once and lets its viewers go a part of its viewer map per
-decision, with the leaves and watch times an end in one decision gives (commands/stream/lifecycle.py
-`ending`, docs/decisions.md "Ending a big stream")."""
+"""The end of a big stream: it lets a part of its viewers go, ends, and lets the rest go a part of
+its viewer map per decision, with the leaves and watch times an end in one decision gives
+(commands/stream/lifecycle.py `ending`, docs/decisions.md "A big stream's rare moments")."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from test_aggregate_runner import EVENTS, Broker, Table, records, runner, stored
 from test_stream_decider import (
     HOST,
     STREAM,
+    STREAM_ID,
     base,
     end,
     ended,
@@ -32,6 +33,8 @@ from spaktok.commands.stream_state import StreamState
 from spaktok.commands.streams import BanUser, ReleaseViewers
 from spaktok.events.base import Event
 from spaktok.events.streams import HeartbeatsRecorded, StreamEnded, ViewerLeft
+from spaktok.processors.timers import timers
+from spaktok.settings import Settings
 
 VIEWERS = 5_000  # over LEAVES_PER_DECISION; 4 parts of the viewer map (~1,250 users each)
 
@@ -75,13 +78,14 @@ def leaves_of(decisions: list[list[Event]]) -> dict[str, tuple[int, Any]]:
     return result
 
 
-def test_a_big_stream_ends_first_and_lets_each_part_of_its_audience_go_in_a_decision() -> None:
+def test_a_big_stream_lets_a_part_go_ends_and_lets_each_next_part_go_in_a_decision() -> None:
     given = audience(VIEWERS)
     decisions, after = end_in_parts(given)
-    first = decisions[0]
-    assert isinstance(first[0], StreamEnded) and first[0].ended_at == at(100)
+    first = decisions[0]  # a turn's leaves, then the end: the end is in the tail its caller is told
+    assert isinstance(first[-1], StreamEnded) and first[-1].ended_at == at(100)
     parts = given.state.audience.viewers.cut
     assert parts > 1 and len(decisions) == parts  # one part per decision: the end's, then releases
+    assert all(isinstance(e, ViewerLeft) and e.reason == "stream_ended" for e in first[:-1])
     for events in decisions[1:]:
         assert events and all(isinstance(e, ViewerLeft) and e.reason == "stream_ended" for e in events)
         assert len(events) <= 2 * VIEWERS // parts  # a part, not the audience
@@ -184,3 +188,13 @@ def test_the_stream_alone_asks_for_no_release() -> None:
     worker = runner(table, broker)
     asyncio.run(worker.handle_batch(records(open_stream(), join("ann", 1), end(100), leave("ann", 101))))
     assert not forwarded_releases(broker)
+
+
+def test_the_workers_timer_asks_an_ended_stream_that_still_holds_viewers() -> None:
+    """The safety net for a lost forward: it picks the ended stream whose viewers are not all gone."""
+    [timer] = [t for t in timers(Settings()) if t.name == "viewer-release"]
+    given = audience(VIEWERS)
+    holding = fold(STREAM.evolve, STREAM.thaw(given.state), given.when(end(100)).events())
+    emptied = end_in_parts(given)[1]
+    assert [timer.wanted(s, 0) for s in (given.state, holding, emptied)] == [False, True, False]
+    assert isinstance(timer.build(STREAM_ID, at(200)), ReleaseViewers)
