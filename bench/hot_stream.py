@@ -47,6 +47,7 @@ import argparse
 import asyncio
 import gc
 import json
+import logging
 import random
 import statistics
 import sys
@@ -646,6 +647,9 @@ def main() -> int:
     if args.shards < 1:
         parser.error("--shards must be at least 1 (the unsharded stream is always measured too)")
     tune_collector()  # the garbage collector as the worker runs it
+    # the audiences are built by batches of thousands of joins: the worker's long-batch warning
+    # would name each of them (it is for a live worker)
+    logging.getLogger("spaktok.processors.aggregate").setLevel(logging.ERROR)
     started = time.perf_counter()
     audiences = asyncio.run(run(sizes, args.shards, args.seconds))
     result = report(audiences, args.shards, args.seconds)

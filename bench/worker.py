@@ -41,6 +41,7 @@ import cProfile
 import gc
 import io
 import json
+import logging
 import pstats
 import random
 import statistics
@@ -881,6 +882,9 @@ def main() -> None:
     batches = args.batches or (8 if args.quick else 30)
     audience_batches = 5 if args.quick else 9
     tune_collector()  # the garbage collector as the worker runs it (processors/app.py run_worker)
+    # the audiences are built by batches of thousands of joins: the worker's long-batch warning
+    # would name each of them (it is for a live worker)
+    logging.getLogger("spaktok.processors.aggregate").setLevel(logging.ERROR)
     results = asyncio.run(run(sizes, batches, audience_batches, args.profile, args.setup_batch))
     figures = report(results)
     print(json.dumps(figures))  # noqa: T201 - the last line is the machine-readable result

@@ -52,7 +52,7 @@ def ending(state: StreamState, now: datetime, reason: str) -> list[Event]:
     moments"). The end is last either way, so it is in the tail of the decision its caller is told.
     """
     if state.viewer_count <= LEAVES_PER_DECISION:
-        leaves = [
+        leaves: list[Event] = [
             leaving(state, user_id, now, "stream_ended", 0) for user_id in sorted(state.audience.viewers)
         ]
     else:
