@@ -173,16 +173,22 @@ class PartedMap(MutableMapping[str, Any]):
 
     def _fold(self, index: int) -> None:
         """The part as it is now, a new object: its base with its overlay applied."""
-        pending = self._pending[index]
+        if self._pending[index]:
+            self._shards[index], self._pending[index] = self._part_now(index), {}
+
+    def _part_now(self, index: int) -> dict[str, Any]:
+        """What part `index` holds now: its base itself when it has no overlay (the caller must not
+        change it), else a new dict, the base with the overlay applied."""
+        part, pending = self._shards[index], self._pending[index]
         if not pending:
-            return
-        part = dict(self._shards[index])
+            return part
+        merged = dict(part)
         for key, value in pending.items():
             if value is None:
-                part.pop(key, None)
+                merged.pop(key, None)
             else:
-                part[key] = value
-        self._shards[index], self._pending[index] = part, {}
+                merged[key] = value
+        return merged
 
     def _fold_all(self) -> None:
         for index in range(self._count):
@@ -243,26 +249,12 @@ class PartedMap(MutableMapping[str, Any]):
         """The keys part `index` holds now, sorted: the same whatever its overlay and log hold, so a
         decision that takes a map a part at a time takes the same part when it is decided again on
         the state loaded after a restart (the map's own order may differ there)."""
-        pending = self._pending[index]
-        keys = [key for key in self._shards[index] if key not in pending]
-        keys += [key for key, value in pending.items() if value is not None]
-        return sorted(keys)
+        return sorted(self._part_now(index))
 
     def part_views(self) -> Iterator[Mapping[str, Any]]:
         """Each part as a plain mapping of what it holds now, for a pass over the whole map at C
-        speed: a part without an overlay is its base dict itself (the caller must not change it),
-        one with an overlay a merged copy."""
-        for part, pending in zip(self._shards, self._pending, strict=True):
-            if not pending:
-                yield part
-                continue
-            merged = dict(part)
-            for key, value in pending.items():
-                if value is None:
-                    merged.pop(key, None)
-                else:
-                    merged[key] = value
-            yield merged
+        speed (the caller must not change them)."""
+        return (self._part_now(index) for index in range(self._count))
 
     def _index(self, key: str) -> int:
         return 0 if self._count == 1 else user_hash(key) % self._count

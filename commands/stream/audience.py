@@ -106,10 +106,15 @@ def _admit_viewer(actor: str, facts: ViewerFacts, state: StreamState) -> None:
         raise Rejection("age-restricted", f"this stream is for viewers aged {ADULT_AGE} or over")
 
 
+def watching(state: StreamState, user_id: str) -> bool:
+    """Whether `user_id` watches the stream now. An ended stream's viewers all left at its end,
+    even those a big end has not let go yet (`lifecycle.ending`): their leave is the end's."""
+    return state.status == "live" and user_id in state.audience.viewers
+
+
 def _leave(command: LeaveStream, state: StreamState) -> list[Event]:
     require_stream(state)
-    # an ended stream's viewers all left at its end (a big one's are still being released)
-    if state.status == "ended" or command.actor_id not in state.audience.viewers:
+    if not watching(state, command.actor_id):
         raise Rejection("not-watching", "you are not watching this stream")
     return [leaving(state, command.actor_id, command.issued_at, "left", state.viewer_count - 1)]
 
@@ -218,7 +223,8 @@ def _joined(audience: Audience, event: ViewerJoined) -> Audience:
 def _left(audience: Audience, event: ViewerLeft) -> Audience:
     audience.viewers.pop(event.user_id, None)
     audience.watch_time[event.user_id] = event.watch_time
-    return copy_with(audience, longest=longest_kept(audience.longest, event.user_id, event.watch_time))
+    longest = longest_kept(audience.longest, event.user_id, event.watch_time)
+    return audience if longest is audience.longest else copy_with(audience, longest=longest)
 
 
 def _beaten(audience: Audience, event: HeartbeatsRecorded) -> Audience:

@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from spaktok.commands.base import Command, Rejection
-from spaktok.commands.stream.audience import leaving
+from spaktok.commands.stream.audience import leaving, watching
 from spaktok.commands.stream.base import Deciders, require_live, require_stream
 from spaktok.commands.stream.lifecycle import ending
 from spaktok.commands.stream.state import Moderation, StreamState, copy_with, millis
@@ -100,8 +100,7 @@ def _ban(command: BanUser, state: StreamState) -> list[Event]:
         )
     ]
     events.append(notice(command, state, "banned", [target]))
-    # watching: removed at once, with the watch time of this visit (after the end, the end's leave)
-    if state.status == "live" and target in state.audience.viewers:
+    if watching(state, target):  # removed at once, with the watch time of this visit
         events.append(leaving(state, target, now, "banned", state.viewer_count - 1))
     return events
 
