@@ -19,7 +19,7 @@ from spaktok.infra.collector import tune_collector
 from spaktok.processors import faust_fixes
 from spaktok.processors.aggregate import AggregateRunner, AggregateSpec, Incoming
 from spaktok.processors.audiences import AUDIENCES
-from spaktok.processors.batches import take_batches
+from spaktok.processors.batches import slices, take_batches
 from spaktok.processors.battles import BATTLES
 from spaktok.processors.broadcasters import BROADCASTERS
 from spaktok.processors.earnings import EARNINGS
@@ -215,6 +215,24 @@ def _still_assigned(app: faust.App, partitions: frozenset[Any]) -> bool:
     return partitions <= app.consumer.assignment()
 
 
+async def _decide_slice(
+    app: faust.App,
+    runner: AggregateRunner,
+    positions: CommandPositions,
+    piece: list[Incoming],
+    tps: dict[tuple[str, int], Any],
+) -> bool:
+    """Decide, publish and store one slice of a batch, then record how far each of its partitions
+    is decided; False when its partitions moved to another worker meanwhile (nothing of it kept)."""
+    last = {(record.topic, record.partition): record.offset for record in piece}
+    partitions = frozenset(tps[key] for key in last)
+    if not await runner.handle_batch(piece, partial(_still_assigned, app, partitions)):
+        return False
+    for key, offset in last.items():
+        positions.decided(tps[key], offset)
+    return True
+
+
 def _register_agent(
     app: faust.App,
     source: Any,
@@ -233,22 +251,20 @@ def _register_agent(
                 # deciding on a half-restored table would refuse commands for aggregates that exist
                 await recovered.wait()
             admitted: list[Incoming] = []
-            partitions = set()
+            tps: dict[tuple[str, int], Any] = {}
             for event in events:
                 message = event.message
                 if await positions.admit(message.tp, message.offset):
-                    partitions.add(message.tp)
+                    tps[message.topic, message.partition] = message.tp
                     admitted.append(
                         Incoming(event.key, event.value, message.topic, message.partition, message.offset)
                     )
-            if not admitted:
-                continue
-            if not await runner.handle_batch(admitted, partial(_still_assigned, app, frozenset(partitions))):
-                for tp in partitions:  # not decided here: read the position again from the table
-                    positions.forget(tp)
-                continue
-            for tp in partitions:
-                positions.decided(tp)
+            for piece in slices(admitted):
+                if not await _decide_slice(app, runner, positions, piece, tps):
+                    for tp in tps.values():  # not decided here: read the positions again from the table
+                        positions.forget(tp)
+                    break
+                await asyncio.sleep(0)  # the loop is free between slices (timers, keepalive, fetches)
 
     decide_commands.__name__ = f"{runner.spec.aggregate_type}_decider"
     app.agent(source, name=f"{runner.spec.aggregate_type}-decider", concurrency=1)(decide_commands)

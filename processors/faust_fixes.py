@@ -85,8 +85,8 @@ def _resume_from_own_positions() -> None:
         resume_offsets = getattr(self.app, "spaktok_resume_offsets", None)
         if resume_offsets is not None:
             offsets = await resume_offsets(self.assignment())
-            for tp, offset in offsets.items():
-                await self.seek(tp, offset)
+            # in the consumer's thread, as Faust's own seeks here are (see positions.py `admit`)
+            await self.seek_wait(offsets)
             self.log.info("Resumed command partitions at the worker's own positions: %s", offsets)
 
     # A deliberate patch (mypy still checks that the signature matches: [assignment])

@@ -15,7 +15,7 @@ states are stored. The broker's commits remain only a hint for where fetching st
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ class Table(Protocol):
 
 
 class Consumer(Protocol):
-    async def seek(self, partition: Any, offset: int) -> None: ...
+    async def seek_wait(self, partitions: Mapping[Any, int]) -> None: ...
     async def earliest_offsets(self, *partitions: Any) -> Any: ...
 
 
@@ -89,7 +89,11 @@ class CommandPositions:
         # offset to it, so the records fetched again from `expected` would be dropped below that
         # offset, and the partition would never be decided again (bench/scale.py found it after a
         # rebalance). The stale records are finite; the last one's seek is the one that holds.
-        await self.consumer().seek(tp, expected)
+        # `seek_wait`, not `seek`: Faust's `seek` moves aiokafka's fetcher from this thread while the
+        # consumer's own thread may be reading the fetcher's records, and that race crashed a worker's
+        # fetcher with a KeyError (docs/decisions.md "A seek from the wrong thread"); `seek_wait`
+        # runs the seek in the consumer's thread.
+        await self.consumer().seek_wait({tp: expected})
         return False
 
     def forget(self, tp: Any) -> None:
@@ -98,6 +102,8 @@ class CommandPositions:
         self._next.pop(tp, None)
         self._seeking.pop(tp, None)
 
-    def decided(self, tp: Any) -> None:
-        """Record that every admitted command of `tp` is decided and its state stored."""
-        self.table.put(self._key(tp), str(self._next[tp] - 1).encode(), tp.partition)
+    def decided(self, tp: Any, offset: int | None = None) -> None:
+        """Record that the commands of `tp` up to `offset` (every admitted one, by default) are
+        decided and their states stored."""
+        last = self._next[tp] - 1 if offset is None else offset
+        self.table.put(self._key(tp), str(last).encode(), tp.partition)

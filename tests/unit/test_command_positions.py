@@ -25,7 +25,7 @@ class Tp:
 
 @dataclass
 class FaustLikeConsumer:
-    """Faust's consumer as far as positions go: `seek` resets its read offset and where the next
+    """Faust's consumer as far as positions go: `seek_wait` resets its read offset and where the next
     fetch starts; a record reaches the agent only if its offset is at or above the read offset,
     which then moves to it (faust/transport/consumer.py, `_drain_messages`)."""
 
@@ -35,7 +35,8 @@ class FaustLikeConsumer:
     fetch_from: int = 0
     seeks: list[int] = field(default_factory=list)
 
-    async def seek(self, partition: Any, offset: int) -> None:
+    async def seek_wait(self, partitions: dict[Any, int]) -> None:
+        (offset,) = partitions.values()
         self.seeks.append(offset)
         self.read_offset = offset
         self.fetch_from = offset
