@@ -10,6 +10,11 @@ from spaktok.commands.parts import MAX_PARTS, USERS_PER_PART, PartGroup, part_co
 
 FOLD_PER_CHANGE = 10  # entries a store may fold into base parts per entry it logs (see PartedMap)
 LOG_SHARE = 4  # the log holds at most 1/LOG_SHARE of the map's entries; beyond, a store folds all
+# entries a log segment holds at most (a store's change is cut, merges stop there): a segment is one
+# record of the worker's changelog, and the log may hold a quarter of a 1 M-viewer map, 10 MB in one
+# merged segment, over what a producer request may carry (a 1 M-viewer run crashed both its workers
+# on a 4.6 MB segment). 8,192 viewer entries are ~330 KB, ~570 KB with uuid user ids.
+SEGMENT_ENTRIES = 8_192
 
 
 class PartedMap(MutableMapping[str, Any]):
@@ -30,8 +35,9 @@ class PartedMap(MutableMapping[str, Any]):
     A map stores:
     - base parts `<name>-<count>-<i>`: the part as it was last folded (maybe older than now);
     - log segments `<name>-log-<n>`: the entries stores changed (None: removed), each store's
-      written once as a segment and merged with the newest older ones while those are no bigger
-      (`_merge_newest`: ~log2 segments, not one per store);
+      written once as a segment (or several: at most SEGMENT_ENTRIES entries to a segment, a
+      record the broker must take) and merged with the newest older ones while those are no
+      bigger (`_merge_newest`: ~log2 segments, not one per store);
     and folds parts' overlays, round-robin over the parts that have one: a folded part is stored as
     it is now. A segment every part has been folded after is deleted. How much a store folds is paid
     for by what it logs: each logged entry earns FOLD_PER_CHANGE entries of folding, and a fold
@@ -198,11 +204,12 @@ class PartedMap(MutableMapping[str, Any]):
 
     def _log_and_fold(self) -> None:
         if self._changed:
-            self._seq += 1
-            self._log[self._seq] = self._changed
             self._credit += FOLD_PER_CHANGE * len(self._changed)
+            for segment in _cut(self._changed):
+                self._seq += 1
+                self._log[self._seq] = segment
+                self._merge_newest()
             self._changed = {}
-            self._merge_newest()
         if sum(map(len, self._log.values())) > self._len // LOG_SHARE:
             # batches big against the map (a backlog of 10,000 joins a batch): fold every part
             # rather than let the log a load replays grow towards the map's own size
@@ -229,9 +236,10 @@ class PartedMap(MutableMapping[str, Any]):
         so a store names and checks ~log2(log / change) segments, and an entry is rewritten about
         as many times. A merged segment holds the newest value per key of the stores it covers and
         takes the newest one's sequence: applied in order, segments still end at the newest values,
-        and it is deleted once every part has been folded after the newest store it covers."""
+        and it is deleted once every part has been folded after the newest store it covers. Two
+        segments that together hold more than SEGMENT_ENTRIES stay apart."""
         seqs = list(self._log)
-        while len(seqs) >= 2 and len(self._log[seqs[-2]]) <= len(self._log[seqs[-1]]):
+        while len(seqs) >= 2 and _mergeable(len(self._log[seqs[-2]]), len(self._log[seqs[-1]])):
             newer, older = self._log.pop(seqs[-1]), self._log.pop(seqs[-2])
             self._log[seqs[-1]] = {**older, **newer}
             del seqs[-2]
@@ -373,3 +381,16 @@ class _PartedItems(ItemsView[str, Any]):
 
 
 _MISSING = object()
+
+
+def _mergeable(older: int, newer: int) -> bool:
+    return older <= newer and older + newer <= SEGMENT_ENTRIES
+
+
+def _cut(changed: dict[str, Any]) -> list[dict[str, Any]]:
+    """A store's change as log segments of at most SEGMENT_ENTRIES entries (the dict itself when it
+    fits). The keys of one store are distinct, so its segments may be applied in any order."""
+    if len(changed) <= SEGMENT_ENTRIES:
+        return [changed]
+    items = list(changed.items())
+    return [dict(items[i : i + SEGMENT_ENTRIES]) for i in range(0, len(items), SEGMENT_ENTRIES)]

@@ -216,6 +216,35 @@ def test_the_log_is_a_few_merged_segments_not_one_per_store() -> None:
     assert 1 < most <= 12
 
 
+def test_no_log_segment_outgrows_a_record_whatever_the_stores() -> None:
+    """A map grown by stores of 1,500 joins (a worker's slices of a join backlog) and then changed
+    by one store of 25,000 entries (under its share of the map, so logged, not folded whole): every
+    segment holds at most SEGMENT_ENTRIES entries, and the map loads back equal. Before the bound,
+    merged segments grew with the log (a 1 M-viewer run wrote a 4.6 MB one and both its workers
+    crashed on the producer's request limit): this fails with the bound lifted."""
+    from spaktok.commands.parted_map import SEGMENT_ENTRIES, PartedMap
+
+    model: dict[str, Any] = {}
+    current = PartedMap()
+    biggest = 0
+    for first in range(0, 300_000, 1_500):
+        current = current.thawed()
+        for i in range(first, first + 1_500):
+            current[f"u{i}"] = model[f"u{i}"] = [i, i]
+        stored = current.parts("v")
+        biggest = max([biggest, *(len(orjson.dumps(p)) for name, p in stored.items() if "-log-" in name)])
+    current = current.thawed()
+    for i in range(0, 50_000, 2):
+        current[f"u{i}"] = model[f"u{i}"] = [i, i + 1]
+    stored = current.parts("v")
+    segments = [p for name, p in stored.items() if "-log-" in name]
+    assert sum(map(len, segments)) >= 25_000  # the big store was logged (in pieces), not folded whole
+    assert max(map(len, segments)) <= SEGMENT_ENTRIES
+    # in bytes, what the broker takes: these ~30-byte entries make 1 MB segments only past 33,000
+    assert max([biggest, *(len(orjson.dumps(p)) for p in segments)]) < 1_000_000
+    assert dict(PartedMap.from_parts(stored, "v").items()) == model
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     st.lists(
