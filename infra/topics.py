@@ -194,9 +194,21 @@ def partitions_of(spec: TopicSpec, settings: Settings) -> int:
     return spec.partitions or settings.partitions
 
 
+# The biggest record batch a producer of ours sends (the worker's aiokafka `max_request_size`), and
+# so what every topic must take (`max.message.bytes`; Kafka's default is 1 MB). By design a record
+# stays far below it (parted-map segments and parts, bundles of at most 512 KiB, time-outs in events
+# of 1,000 visits); the topic's limit only has to match the producer's, so that what the worker may
+# send is never refused by a production broker after the dev broker took it.
+MAX_RECORD_BYTES = 4 * 1024 * 1024
+
+
 def topic_config(spec: TopicSpec, settings: Settings) -> dict[str, str]:
     """The topic-level configs we own; anything else stays the broker's default."""
-    config = {"retention.ms": str(spec.retention_ms), "cleanup.policy": spec.cleanup}
+    config = {
+        "retention.ms": str(spec.retention_ms),
+        "cleanup.policy": spec.cleanup,
+        "max.message.bytes": str(MAX_RECORD_BYTES),
+    }
     if settings.min_insync_replicas is not None:
         config["min.insync.replicas"] = str(settings.min_insync_replicas)
     return config

@@ -118,7 +118,7 @@ def _faust_app(settings: Settings) -> faust.App:
         # aiokafka's default 16 KiB batch holds one like or heartbeat batch event, and it keeps one
         # request in flight per partition: every record would cost a full broker round trip
         producer_max_batch_size=1024 * 1024,
-        producer_max_request_size=4 * 1024 * 1024,
+        producer_max_request_size=topics.MAX_RECORD_BYTES,  # what every topic takes (infra/topics.py)
         producer_linger=settings.worker_linger_ms / 1000,
         key_serializer="raw",
         value_serializer="raw",

@@ -91,6 +91,7 @@ def test_apply_creates_every_topic_and_a_second_run_has_nothing_to_do(broker: Br
         config = described(admin, spec.name)
         assert config["retention.ms"] == str(spec.retention_ms), spec.name
         assert config["cleanup.policy"] == spec.cleanup, spec.name
+        assert config["max.message.bytes"] == str(topics.MAX_RECORD_BYTES), spec.name
         assert config["min.insync.replicas"] == "1", spec.name
     code, second = apply(settings)
     assert code == EXIT_OK, second

@@ -41,7 +41,12 @@ def test_desired_topics_take_partitions_replication_and_min_insync_from_settings
     desired = {d.name: d for d in desired_topics(settings)}
     events = desired[topics.EVENTS_STREAMS.name]
     assert (events.partitions, events.replication) == (12, 3)
-    assert events.config == {"retention.ms": "-1", "cleanup.policy": "delete", "min.insync.replicas": "2"}
+    assert events.config == {
+        "retention.ms": "-1",
+        "cleanup.policy": "delete",
+        "max.message.bytes": str(topics.MAX_RECORD_BYTES),
+        "min.insync.replicas": "2",
+    }
     assert desired[topics.FAUST_LEADER.name].partitions == 1
     assert "min.insync.replicas" not in desired_topics(Settings())[0].config  # unset: the broker's
 
