@@ -223,11 +223,14 @@ def _sweep(command: SweepShardViewers, state: StreamShardState) -> list[Event]:
     what a Kafka record may hold (found by bench/hot_stream.py)."""
     if state.status != "live":
         return []
-    now_ms = millis(command.issued_at)
+    silent_before = millis(command.issued_at) - command.silent_ms
     silent = [
-        (user_id, (joined_ms, last_seen))
-        for user_id, (joined_ms, last_seen) in state.viewers.items()
-        if now_ms - last_seen > command.silent_ms
+        (user_id, (seen[0], seen[1]))
+        # a pass over the parts as plain dicts: 42-46 ms for 125,000 viewers against 90-94 through the
+        # map's items() (the minute sweep of a 1 M-viewer stream's shard holds its worker that long)
+        for part in state.viewers.part_views()
+        for user_id, seen in part.items()
+        if seen[1] < silent_before
     ]
     return [
         ShardViewersTimedOut(
