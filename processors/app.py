@@ -19,7 +19,7 @@ from spaktok.infra.collector import tune_collector
 from spaktok.processors import faust_fixes
 from spaktok.processors.aggregate import AggregateRunner, AggregateSpec, Incoming
 from spaktok.processors.audiences import AUDIENCES
-from spaktok.processors.batches import slices, take_batches
+from spaktok.processors.batches import decided_alone, slices, take_batches
 from spaktok.processors.battles import BATTLES
 from spaktok.processors.broadcasters import BROADCASTERS
 from spaktok.processors.earnings import EARNINGS
@@ -257,7 +257,14 @@ def _register_agent(
                 if await positions.admit(message.tp, message.offset):
                     tps[message.topic, message.partition] = message.tp
                     admitted.append(
-                        Incoming(event.key, event.value, message.topic, message.partition, message.offset)
+                        Incoming(
+                            event.key,
+                            event.value,
+                            message.topic,
+                            message.partition,
+                            message.offset,
+                            alone=decided_alone(message.headers),
+                        )
                     )
             for piece in slices(admitted):
                 if not await _decide_slice(app, runner, positions, piece, tps):

@@ -29,6 +29,7 @@ class Incoming:
     offset: int
     member: int | None = None  # its index in the bundle record at `offset`; None: a record of its own
     parsed: dict[str, Any] | None = None  # a bundle member's JSON, decoded with its bundle (once)
+    alone: bool = False  # decided in a slice of its own (processors/batches.py `slices`)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spaktok.processors.batches import slices
+from spaktok.processors.batches import decided_alone, slices
 from spaktok.processors.bundling import Incoming
 
 
@@ -28,3 +28,17 @@ def test_a_batch_is_cut_in_order_into_runs_within_the_bound(sizes: list[int], bo
 def test_a_thousand_join_batches_are_decided_a_few_at_a_time() -> None:
     cut = slices(records([37_000] * 1_000))  # ~250 viewers each, as bench/like_shards.py sends them
     assert len(cut) > 100 and max(map(len, cut)) <= 8
+
+
+def test_a_command_that_reads_a_whole_aggregate_is_a_slice_of_its_own() -> None:
+    """Four shards' sweeps in one batch among likes: each sweep alone (fails if `alone` is not
+    weighed: the small sweeps would share one slice), the likes around them together."""
+    sweep = [("command-type", b"stream_shards.SweepShardViewers")]
+    like = [("command-type", b"stream_shards.RecordShardLikes")]
+    kinds = [like, sweep, sweep, like, like, sweep, sweep]
+    batch = [
+        Incoming(b"s-1:0", b"x" * 300, "commands", 0, n, alone=decided_alone(headers))
+        for n, headers in enumerate(kinds)
+    ]
+    assert [[r.offset for r in piece] for piece in slices(batch)] == [[0], [1], [2], [3, 4], [5], [6]]
+    assert not decided_alone(None) and not decided_alone([("other", b"streams.SweepViewers")])
