@@ -22,6 +22,8 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from spaktok.commands.stream_shards import SweepShardViewers
+from spaktok.commands.streams import RecordAnalyticsSnapshot, SweepViewers
 from spaktok.processors.bundling import Incoming
 
 
@@ -72,7 +74,8 @@ SLICE_BYTES = 256 * 1024  # command bytes a decider decides, publishes and store
 # minute sweep (~35 ms per 125,000 viewers in process, 4 shards of a 1 M stream swept in one batch
 # held a worker 0.5-0.9 s on the dev stack), a stream's sweep and its analytics snapshot.
 WHOLE_SCANS = frozenset(
-    {b"stream_shards.SweepShardViewers", b"streams.SweepViewers", b"streams.RecordAnalyticsSnapshot"}
+    kind.model_fields["type"].default.encode()
+    for kind in (SweepShardViewers, SweepViewers, RecordAnalyticsSnapshot)
 )
 
 
