@@ -102,8 +102,6 @@ class CommandPositions:
         self._next.pop(tp, None)
         self._seeking.pop(tp, None)
 
-    def decided(self, tp: Any, offset: int | None = None) -> None:
-        """Record that the commands of `tp` up to `offset` (every admitted one, by default) are
-        decided and their states stored."""
-        last = self._next[tp] - 1 if offset is None else offset
-        self.table.put(self._key(tp), str(last).encode(), tp.partition)
+    def decided(self, tp: Any, offset: int) -> None:
+        """Record that the commands of `tp` up to `offset` are decided and their states stored."""
+        self.table.put(self._key(tp), str(offset).encode(), tp.partition)

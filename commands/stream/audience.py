@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from spaktok.commands.base import Rejection
+from spaktok.commands.parted_map import PartedMap
 from spaktok.commands.stream.base import Deciders, require_live, require_stream
 from spaktok.commands.stream.state import Audience, StreamState, copy_with, millis
 from spaktok.commands.stream_analytics import age_bucket, longest_kept
@@ -162,13 +163,20 @@ def silent_viewers_leave(command: SweepViewers, state: StreamState) -> list[Even
     if state.like_shards:
         return []
     silent_before = millis(command.issued_at) - command.silent_ms
-    silent = [
-        (seen[1], user_id)
-        for part in state.audience.viewers.part_views()  # a pass over plain dicts, 2x the map's items()
-        for user_id, seen in part.items()
-        if seen[1] < silent_before
-    ]
+    silent = [(seen[1], user_id) for user_id, seen in last_seen_before(state.audience.viewers, silent_before)]
     return _timed_out(state, command.issued_at, silent)
+
+
+def last_seen_before(viewers: PartedMap, before_ms: int) -> list[tuple[str, list[int]]]:
+    """The viewers (user, [joined ms, last seen ms]) last seen before `before_ms`: the sweep's pass,
+    the stream's and its shards' (`stream_shard_decide._sweep`). It reads the map's parts as plain
+    dicts, half the time of a pass through its `items()` (bench/shard_sweep.py)."""
+    return [
+        (user_id, seen)
+        for part in viewers.part_views()
+        for user_id, seen in part.items()
+        if seen[1] < before_ms
+    ]
 
 
 def _time_out(command: TimeOutViewers, state: StreamState) -> list[Event]:

@@ -74,7 +74,7 @@ def decide_all(consumer: FaustLikeConsumer, decided_up_to: int) -> list[int]:
         while (offset := consumer.next_record()) is not None:
             if await positions.admit(tp, offset):
                 admitted.append(offset)
-                positions.decided(tp)
+                positions.decided(tp, offset)
         return admitted
 
     return asyncio.run(run())
